@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL 15 cluster for tests, demos and benchmarks.
+#
+#   test/pgserver.sh start    initdb (if needed) + start; prints the env to use
+#   test/pgserver.sh stop     stop and delete the cluster
+#   test/pgserver.sh restart [fast|immediate]
+#   test/pgserver.sh env      print PGHOST/PGPORT/PGUSER/PGDATABASE exports
+#
+# PostgreSQL refuses to run as root, so as root the server runs as the
+# `postgres` system user (created by the postgresql-common package).
+# Settings: SL_PGPORT (default 54329), SL_PGDIR (default /tmp/singleton_lock_pg.$SL_PGPORT),
+# SL_PG_FSYNC (on|off, default on).
+set -euo pipefail
+
+PORT="${SL_PGPORT:-54329}"
+DIR="${SL_PGDIR:-/tmp/singleton_lock_pg.$PORT}"
+BINDIR="$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)"
+[ -x "$BINDIR/initdb" ] || BINDIR=/usr/lib/postgresql/15/bin
+SOCKDIR=/tmp
+
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+owner_name() {
+  if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi
+}
+
+print_env() {
+  echo "export PGHOST=$SOCKDIR PGPORT=$PORT PGUSER=$(owner_name) PGDATABASE=postgres"
+}
+
+start() {
+  if [ ! -f "$DIR/data/PG_VERSION" ]; then
+    mkdir -p "$DIR"
+    [ "$(id -u)" = 0 ] && chown postgres: "$DIR"
+    as_owner "$BINDIR/initdb" -D "$DIR/data" -A trust -U "$(owner_name)" -E UTF8 \
+      --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 || { cat "$DIR/initdb.log"; exit 1; }
+    cat >>"$DIR/data/postgresql.conf" <<EOF
+port = $PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$SOCKDIR'
+fsync = ${SL_PG_FSYNC:-on}
+max_connections = 200
+shared_buffers = 256MB
+max_locks_per_transaction = 256
+log_min_messages = warning
+tcp_keepalives_idle = 10
+tcp_keepalives_interval = 5
+tcp_keepalives_count = 3
+EOF
+  fi
+  if ! as_owner "$BINDIR/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
+    as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
+  fi
+  print_env
+}
+
+stop() {
+  if [ -f "$DIR/data/PG_VERSION" ]; then
+    as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$DIR"
+}
+
+restart() {
+  local mode="${1:-fast}"
+  as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -m "$mode" -w stop >/dev/null 2>&1 || true
+  as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  restart) restart "${2:-fast}" ;;
+  env) print_env ;;
+  *) echo "usage: $0 start|stop|restart [fast|immediate]|env" >&2; exit 2 ;;
+esac
