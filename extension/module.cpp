@@ -1,0 +1,45 @@
+// Module registration: magic block, GUCs, and the C++ -> ereport boundary.
+extern "C" {
+#include "postgres.h"
+#include "fmgr.h"
+#include "utils/guc.h"
+}
+
+#include <climits>
+
+#include "guard.hpp"
+#include "settings.hpp"
+#include "waiting.hpp"
+
+extern "C" {
+PG_MODULE_MAGIC;
+void _PG_init(void);
+}
+
+namespace singleton_lock {
+
+int max_ttl_seconds = 86400;
+bool bind_session = true;
+
+void raise_cpp_failure(const char* what) {
+    ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                    errmsg("singleton_lock: internal error: %s", what)));
+    pg_unreachable();
+}
+
+}  // namespace singleton_lock
+
+void _PG_init(void) {
+    using namespace singleton_lock;
+    DefineCustomIntVariable(
+        "singleton_lock.max_ttl", "Longest lease ttl singleton_acquire and heartbeat accept.",
+        "A lease whose holder hangs stays taken for up to its ttl.", &max_ttl_seconds, 86400, 1,
+        INT_MAX, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "singleton_lock.bind_session",
+        "Ties new leases to the calling session: they are free as soon as it ends.",
+        "Turn off for transaction-pooled connections; leases then end by ttl alone.",
+        &bind_session, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    MarkGUCPrefixReserved("singleton_lock");
+    install_commit_wakeups();
+}

@@ -1,0 +1,15 @@
+// GUCs of the extension (defined in module.cpp's _PG_init).
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace singleton_lock {
+
+// singleton_lock.max_ttl, in seconds (GUC_UNIT_S); default one day.
+extern int max_ttl_seconds;
+// singleton_lock.bind_session: tie new leases to the calling session.
+extern bool bind_session;
+
+}  // namespace singleton_lock

@@ -1,0 +1,99 @@
+#include "waiting.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/sinvaladt.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+}
+
+#include "lock_tags.hpp"
+
+namespace singleton_lock {
+
+namespace {
+
+constexpr uint64 kNameHashSeed = 0x73696e676c65746fULL;
+
+// Names released by the current transaction, woken when it commits.
+uint64* pending_wakes = nullptr;
+int pending_count = 0;
+int pending_capacity = 0;
+
+void wake_pending_at_commit(XactEvent event, void*) {
+    switch (event) {
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_PARALLEL_COMMIT:
+            for (int i = 0; i < pending_count; i++) wake_waiters_now(pending_wakes[i]);
+            pending_count = 0;
+            break;
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PARALLEL_ABORT:
+        case XACT_EVENT_PREPARE:
+            // A prepared release is committed later by another session: its
+            // waiters then wake at the lease's expiry at the latest.
+            pending_count = 0;
+            break;
+        default:
+            break;
+    }
+}
+
+}  // namespace
+
+uint64 lease_name_hash(const char* name, int len) {
+    return hash_bytes_extended(reinterpret_cast<const unsigned char*>(name), len, kNameHashSeed);
+}
+
+void register_waiter(uint64 name_hash) {
+    LOCKTAG tag = waiter_tag(name_hash);
+    LockAcquire(&tag, ShareLock, false, false);
+}
+
+void unregister_waiter(uint64 name_hash) {
+    LOCKTAG tag = waiter_tag(name_hash);
+    LockRelease(&tag, ShareLock, false);
+}
+
+void sleep_until(TimestampTz until) {
+    TimestampTz now = GetCurrentTimestamp();
+    if (until > now) {
+        int64 remaining_ms = (until - now + 999) / 1000;
+        long timeout_ms = remaining_ms > INT_MAX ? INT_MAX : static_cast<long>(remaining_ms);
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
+                         PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+    }
+    CHECK_FOR_INTERRUPTS();
+}
+
+void wake_waiters_now(uint64 name_hash) {
+    LOCKTAG tag = waiter_tag(name_hash);
+    VirtualTransactionId* waiters = GetLockConflicts(&tag, ExclusiveLock, nullptr);
+    for (; VirtualTransactionIdIsValid(*waiters); waiters++) {
+        PGPROC* proc = BackendIdGetProc(waiters->backendId);
+        if (proc != nullptr) SetLatch(&proc->procLatch);
+    }
+}
+
+void wake_waiters_at_commit(uint64 name_hash) {
+    if (pending_count == pending_capacity) {
+        int capacity = pending_capacity == 0 ? 8 : pending_capacity * 2;
+        pending_wakes = static_cast<uint64*>(
+            pending_wakes == nullptr
+                ? MemoryContextAlloc(TopMemoryContext, capacity * sizeof(uint64))
+                : repalloc(pending_wakes, capacity * sizeof(uint64)));
+        pending_capacity = capacity;
+    }
+    pending_wakes[pending_count++] = name_hash;
+}
+
+void install_commit_wakeups() { RegisterXactCallback(wake_pending_at_commit, nullptr); }
+
+}  // namespace singleton_lock

@@ -1,0 +1,160 @@
+-- singleton_lock: every function, bad input, privileges, the view.
+-- Timestamps vary from run to run: the tests compare them instead of printing them.
+CREATE FUNCTION try(query text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE query;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+-- A free lease is taken; the token carries the timeline (1) in its high bits.
+SELECT acquired, token, token >> 40 AS timeline, token & ((1::bigint << 40) - 1) AS seq,
+       holder, expires_at > now() + '9s' AND expires_at <= clock_timestamp() + '10s' AS ttl_ok
+FROM singleton_acquire('job', '10s', 'alpha');
+
+-- Another holder is refused: it sees who holds the lease, never the token.
+SELECT acquired, token, holder, expires_at IS NOT NULL AS sees_expiry
+FROM singleton_acquire('job', '10 min', 'beta');
+
+-- The same holder gets its own token back (idempotent retry) and a new expiry.
+SELECT acquired, token, holder FROM singleton_acquire('job', '1 min', 'alpha');
+SELECT ttl, transitions, state, holder_pid = pg_backend_pid() AS bound_here
+FROM singleton_leases WHERE name = 'job';
+
+-- Heartbeat: renews with the current token, keeps or replaces the ttl.
+SELECT singleton_heartbeat('job', 1099511627777) > clock_timestamp() + '50s' AS renewed;
+SELECT singleton_heartbeat('job', 1099511627777, '20s') <= clock_timestamp() + '20s' AS new_ttl;
+SELECT ttl FROM singleton_leases WHERE name = 'job';
+SELECT singleton_heartbeat('job', 42) IS NULL AS wrong_token_is_lost;
+SELECT singleton_heartbeat('nosuch', 1099511627777) IS NULL AS unknown_lease_is_lost;
+
+-- Assert passes with the token, fails with any other, naming the lease.
+SELECT singleton_assert('job', 1099511627777);
+SELECT try($$SELECT singleton_assert('job', 7)$$);
+SELECT try($$SELECT singleton_assert('nosuch', 7)$$);
+
+-- Release: only with the current token; then the lease is free.
+SELECT singleton_release('job', 7) AS released_with_wrong_token;
+SELECT singleton_release('job', 1099511627777) AS released;
+SELECT singleton_release('job', 1099511627777) AS released_twice;
+SELECT state, last_transition, holder_pid FROM singleton_leases WHERE name = 'job';
+SELECT singleton_heartbeat('job', 1099511627777) IS NULL AS heartbeat_after_release_is_lost;
+SELECT try($$SELECT singleton_assert('job', 1099511627777)$$);
+
+-- A new tenure gets a strictly greater token.
+SELECT acquired, token FROM singleton_acquire('job', '10 min', 'beta');
+SELECT transitions, last_transition FROM singleton_leases WHERE name = 'job';
+
+-- An expired lease is taken over with a new token; its old token is dead.
+SELECT acquired, token FROM singleton_acquire('short', '10ms', 'alpha');
+SELECT pg_sleep(0.05);
+SELECT state FROM singleton_leases WHERE name = 'short';
+SELECT singleton_heartbeat('short', 1099511627777) IS NULL AS lapsed_heartbeat_is_lost;
+SELECT acquired, token, holder FROM singleton_acquire('short', '10 min', 'beta');
+SELECT transitions, last_transition FROM singleton_leases WHERE name = 'short';
+-- Even the same holder starts a new tenure after expiry.
+SELECT acquired, token FROM singleton_acquire('short2', '10ms', 'alpha');
+SELECT pg_sleep(0.05);
+SELECT acquired, token FROM singleton_acquire('short2', '10 min', 'alpha');
+
+-- Force release frees whoever holds it; the holder's heartbeat then fails.
+SELECT singleton_force_release('short') AS forced;
+SELECT singleton_force_release('short') AS forced_again;
+SELECT singleton_force_release('nosuch') AS forced_unknown;
+SELECT state, last_transition FROM singleton_leases WHERE name = 'short';
+SELECT singleton_heartbeat('short', 1099511627778) IS NULL AS heartbeat_after_force_is_lost;
+
+-- The default holder is derived from the session and stable within it.
+SELECT acquired, holder LIKE 'pg_regress%@local:' || pg_backend_pid() || ':%' AS session_holder
+FROM singleton_acquire('defaulted', '10 min');
+SELECT acquired, token = 1099511627777 AS same_token FROM singleton_acquire('defaulted', '10 min');
+
+-- Waiting: gives up after the wait when the lease stays held.
+SELECT acquired, holder LIKE 'pg_regress%' AS sees_holder
+FROM singleton_acquire('defaulted', '10s', 'other', '50ms');
+
+-- Multibyte names and holders count characters, not bytes.
+SELECT acquired FROM singleton_acquire(repeat('é', 255), '1s', repeat('ü', 255));
+SELECT try($$SELECT singleton_acquire(repeat('é', 256), '1s', 'x')$$);
+
+-- Bad input: a clear error naming the argument, SQLSTATE 22004 or 22023.
+SELECT try($$SELECT singleton_acquire(NULL, '1s')$$);
+SELECT try($$SELECT singleton_acquire('', '1s')$$);
+SELECT try($$SELECT singleton_acquire(repeat('n', 256), '1s')$$);
+SELECT try($$SELECT singleton_acquire('x', NULL)$$);
+SELECT try($$SELECT singleton_acquire('x', '0s')$$);
+SELECT try($$SELECT singleton_acquire('x', '-1s')$$);
+SELECT try($$SELECT singleton_acquire('x', '2 days')$$);
+SELECT try($$SELECT singleton_acquire('x', '1s', '')$$);
+SELECT try($$SELECT singleton_acquire('x', '1s', repeat('h', 256))$$);
+SELECT try($$SELECT singleton_acquire('x', '1s', 'h', NULL)$$);
+SELECT try($$SELECT singleton_acquire('x', '1s', 'h', '-1s')$$);
+SELECT try($$SELECT singleton_acquire('x', '1s', 'h', '100000000 years')$$);
+SELECT try($$SELECT singleton_heartbeat(NULL, 1)$$);
+SELECT try($$SELECT singleton_heartbeat('x', NULL)$$);
+SELECT try($$SELECT singleton_heartbeat('x', 1, '0s')$$);
+SELECT try($$SELECT singleton_heartbeat('x', 1, '3 days')$$);
+SELECT try($$SELECT singleton_release(NULL, 1)$$);
+SELECT try($$SELECT singleton_release('x', NULL)$$);
+SELECT try($$SELECT singleton_release('', 1)$$);
+SELECT try($$SELECT singleton_force_release(NULL)$$);
+SELECT try($$SELECT singleton_assert(NULL, 1)$$);
+SELECT try($$SELECT singleton_assert('x', NULL)$$);
+-- Nothing was created by the failed calls.
+SELECT count(*) FROM singleton_leases WHERE name = 'x';
+
+-- max_ttl is configurable by superusers.
+SET singleton_lock.max_ttl = '1h';
+SHOW singleton_lock.max_ttl;
+SELECT try($$SELECT singleton_acquire('x', '61 min', 'h')$$);
+RESET singleton_lock.max_ttl;
+
+-- Unbound leases (for transaction poolers) need an explicit holder.
+SET singleton_lock.bind_session = off;
+SELECT try($$SELECT singleton_acquire('pooled', '10s')$$);
+SELECT acquired FROM singleton_acquire('pooled', '10 min', 'pooled-client');
+SELECT state, holder_pid FROM singleton_leases WHERE name = 'pooled';
+RESET singleton_lock.bind_session;
+
+-- A waiting acquire needs READ COMMITTED (a fixed snapshot never sees a release).
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT try($$SELECT singleton_acquire('job', '1s', 'gamma', '10ms')$$);
+ROLLBACK;
+
+-- Inside a transaction block the lease is taken as the transaction commits.
+BEGIN;
+SELECT acquired FROM singleton_acquire('txn', '10s', 'alpha');
+ROLLBACK;
+SELECT count(*) AS rolled_back FROM singleton_leases WHERE name = 'txn' AND state = 'held';
+
+-- Privileges: nothing for PUBLIC; one GRANT gives an application the API.
+CREATE ROLE regress_sl_app;
+SET ROLE regress_sl_app;
+SELECT try($$SELECT singleton_acquire('app', '10s', 'app')$$);
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION
+    singleton_acquire(text, interval, text, interval), singleton_heartbeat(text, bigint, interval),
+    singleton_release(text, bigint), singleton_assert(text, bigint)
+TO regress_sl_app;
+SET ROLE regress_sl_app;
+SELECT acquired, token FROM singleton_acquire('app', '10s', 'app');
+SELECT singleton_heartbeat('app', 1099511627777) IS NOT NULL AS renewed;
+SELECT singleton_assert('app', 1099511627777);
+SELECT try($$SELECT singleton_force_release('app')$$);
+SELECT try($$SELECT * FROM singleton_leases$$);
+SELECT try($$SELECT * FROM singleton_lock_leases$$);
+SELECT try($$UPDATE singleton_lock_leases SET token = 0$$);
+SELECT try($$DELETE FROM singleton_lock_leases$$);
+SELECT try($$SET singleton_lock.max_ttl = '2 days'$$);
+SELECT singleton_release('app', 1099511627777) AS released;
+RESET ROLE;
+DROP OWNED BY regress_sl_app;
+DROP ROLE regress_sl_app;
+
+-- Functions pin their search_path and are not STRICT.
+SELECT proname, proconfig, proisstrict, prosecdef FROM pg_proc
+WHERE proname LIKE 'singleton%' ORDER BY proname;
+
+SELECT name, CASE WHEN holder LIKE 'pg_regress%' THEN '(session default)' ELSE holder END AS holder, state, transitions, last_transition FROM singleton_leases
+WHERE name NOT LIKE 'é%' ORDER BY name;
