@@ -89,12 +89,4 @@ const char* tenure_end_name(TenureEnd end) {
     return nullptr;
 }
 
-std::optional<TenureEnd> tenure_end_from_name(std::string_view name) {
-    for (TenureEnd end : {TenureEnd::Released, TenureEnd::Expired, TenureEnd::Orphaned,
-                          TenureEnd::Forced}) {
-        if (name == tenure_end_name(end)) return end;
-    }
-    return std::nullopt;
-}
-
 }  // namespace singleton_lock

@@ -68,6 +68,5 @@ std::optional<Micros> interval_micros(std::int64_t time_us, std::int32_t days, s
 
 const char* state_name(LeaseState state);
 const char* tenure_end_name(TenureEnd end);  // nullptr for None
-std::optional<TenureEnd> tenure_end_from_name(std::string_view name);
 
 }  // namespace singleton_lock
