@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building and testing singleton_lock needs on Debian 12
+# (idempotent: does nothing when everything is there). Needs root for apt-get.
+set -euo pipefail
+PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev g++ make
+          meson ninja-build pkg-config libgtest-dev libcli11-dev libcpp-httplib-dev curl
+          pgbouncer gnuplot-nox)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+# Debian would otherwise create and start a default cluster on port 5432.
+$SUDO mkdir -p /etc/postgresql-common/createcluster.d
+echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/singleton-lock.conf >/dev/null
+echo "installing: ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

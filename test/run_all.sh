@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# `make test`: every test, against a real throwaway PostgreSQL 15.
+#
+#   extension   pg_regress (sql/, expected/) and isolation specs (test/specs/)
+#   unit        lease rules (no server), client policy (fake clock)
+#   client      integration tests of the library and `singleton-lock` (real server, processes)
+#   asan        the client's unit tests under AddressSanitizer + UBSan
+#   scenarios   restart/promotion tokens, the rolling-deploy incident, a short chaos run
+#
+# Prints one line per suite and "N passed, M failed" at the end; exits non-zero on any failure.
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+LOGDIR="${SL_TEST_LOGS:-$ROOT/build/test-logs}"
+mkdir -p "$LOGDIR"
+
+"$ROOT/test/install_deps.sh" || { echo "could not install dependencies" >&2; exit 1; }
+
+export SL_PGPORT="${SL_PGPORT:-54329}"
+passed=0
+failed=0
+failed_names=()
+
+run_suite() {
+  local name="$1"; shift
+  local log="$LOGDIR/$name.log" start=$SECONDS
+  if "$@" >"$log" 2>&1; then
+    passed=$((passed + 1)); echo "ok      $name ($((SECONDS - start)) s)"
+  else
+    failed=$((failed + 1)); failed_names+=("$name")
+    echo "FAILED  $name ($((SECONDS - start)) s) — last lines of $log:"
+    tail -n 40 "$log" | sed 's/^/    /'
+  fi
+}
+
+make -s >"$LOGDIR/build.log" 2>&1 && make -s install >>"$LOGDIR/build.log" 2>&1 \
+  || { cat "$LOGDIR/build.log"; echo "0 passed, 1 failed"; exit 1; }
+"$ROOT/test/build_client.sh" >"$LOGDIR/build-client.log" 2>&1 \
+  || { tail -n 60 "$LOGDIR/build-client.log"; echo "0 passed, 1 failed"; exit 1; }
+
+"$ROOT/test/pgserver.sh" stop >/dev/null 2>&1
+eval "$("$ROOT/test/pgserver.sh" start)" || { echo "0 passed, 1 failed"; exit 1; }
+trap '"$ROOT/test/pgserver.sh" stop >/dev/null 2>&1' EXIT
+
+extension_checks() {
+  make -s installcheck || { cat regression.diffs output_iso/regression.diffs 2>/dev/null; return 1; }
+}
+run_suite extension-regress-isolation extension_checks
+run_suite unit-lease-rules make -s unit-extension
+run_suite client-unit-integration meson test -C build/client --print-errorlogs --num-processes 1
+run_suite client-asan-ubsan meson test -C build/asan --suite unit --print-errorlogs
+run_suite restart-and-promotion-tokens test/scenarios/restart_tokens.sh
+for scenario in test/scenarios/rolling_deploy.sh test/scenarios/pgbouncer.sh; do
+  [ -x "$scenario" ] && run_suite "$(basename "$scenario" .sh)" "$scenario"
+done
+[ -x test/scenarios/chaos.sh ] && run_suite chaos-short test/scenarios/chaos.sh "${SL_CHAOS_SECONDS:-45}"
+
+echo
+[ "$failed" -eq 0 ] || echo "failed suites: ${failed_names[*]} (logs in $LOGDIR)"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
