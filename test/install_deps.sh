@@ -4,7 +4,7 @@
 set -euo pipefail
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev g++ make
           meson ninja-build pkg-config libgtest-dev libcli11-dev libcpp-httplib-dev curl
-          pgbouncer gnuplot-nox)
+          pgbouncer gnuplot-nox gawk)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
