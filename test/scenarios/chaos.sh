@@ -12,9 +12,12 @@
 #
 # The checker works from the downstream table's commit order (a single
 # sequence assigned under the fence's row lock), not from processes' clocks:
-#   - leadership intervals (first..last accepted write of a token) never interleave;
-#   - a token belongs to one instance, and tokens strictly increase;
-#   - every write with a token below the highest seen was rejected;
+#   - leadership intervals (first..last write of a token that passed
+#     singleton_assert) never interleave, a token belongs to one instance, and
+#     tokens strictly increase: the extension's own guarantees, checked against
+#     the commit order;
+#   - singleton_assert never let through a token below the highest one the
+#     downstream fence had already seen; stale leaders' writes are counted;
 #   - after each fault a leader was writing again within the limit.
 # It runs its own throwaway server (port 54370) so it may restart it freely.
 set -euo pipefail
@@ -46,18 +49,27 @@ q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 q "CREATE EXTENSION singleton_lock"
 q "CREATE TABLE chaos_fence (id int PRIMARY KEY, max_token bigint NOT NULL, next_ord bigint NOT NULL)"
 q "INSERT INTO chaos_fence VALUES (1, 0, 1)"
-q "CREATE TABLE chaos_writes (ord bigint PRIMARY KEY, token bigint, instance text, accepted boolean,
-                              at timestamptz DEFAULT clock_timestamp())"
-# The downstream system's fencing check: writes are serialized by the fence
-# row lock, which also assigns the commit order.
+q "CREATE TABLE chaos_writes (ord bigint PRIMARY KEY, token bigint, instance text,
+                              lease_ok boolean, fence_ok boolean, at timestamptz DEFAULT clock_timestamp())"
+# A write is checked twice, independently: singleton_assert (the lease, inside
+# this transaction, held until commit) and the downstream system's own fence
+# (the highest token seen). The fence row lock serializes writes and assigns
+# the commit order the checker reads.
 q "CREATE FUNCTION chaos_write(p_token bigint, p_instance text) RETURNS boolean LANGUAGE plpgsql AS \$\$
-DECLARE f chaos_fence; ok boolean;
+DECLARE f chaos_fence; lease_ok boolean := true; fence_ok boolean;
 BEGIN
+  BEGIN
+    PERFORM singleton_assert('chaos', p_token);
+  EXCEPTION WHEN object_not_in_prerequisite_state THEN
+    lease_ok := false;
+  END;
   SELECT * INTO f FROM chaos_fence WHERE id = 1 FOR UPDATE;
-  ok := p_token >= f.max_token;
-  UPDATE chaos_fence SET next_ord = f.next_ord + 1, max_token = greatest(f.max_token, p_token) WHERE id = 1;
-  INSERT INTO chaos_writes (ord, token, instance, accepted) VALUES (f.next_ord, p_token, p_instance, ok);
-  RETURN ok;
+  fence_ok := p_token >= f.max_token;
+  UPDATE chaos_fence SET next_ord = f.next_ord + 1,
+         max_token = CASE WHEN lease_ok AND fence_ok THEN p_token ELSE f.max_token END WHERE id = 1;
+  INSERT INTO chaos_writes (ord, token, instance, lease_ok, fence_ok)
+  VALUES (f.next_ord, p_token, p_instance, lease_ok, fence_ok);
+  RETURN lease_ok AND fence_ok;
 END \$\$"
 
 cat >"$WORK/worker.sh" <<EOF
@@ -130,7 +142,7 @@ pkill -TERM -f "$WORK/slot.sh" 2>/dev/null || true
 for f in "$WORK"/slot-*.pid; do kill -TERM "$(cat "$f")" 2>/dev/null || true; done
 sleep 1
 
-q "SELECT ord, token, instance, accepted::int, (extract(epoch FROM at) * 1e9)::bigint
+q "SELECT ord, token, instance, lease_ok::int, fence_ok::int, (extract(epoch FROM at) * 1e9)::bigint
    FROM chaos_writes ORDER BY ord" | tr '|' ' ' >"$WORK/writes"
 [ -s "$WORK/writes" ] || fail "no downstream writes at all"
 
@@ -140,11 +152,11 @@ gawk -v faults="$WORK/faults" -v limit_ns=$((RECOVERY_LIMIT_S * 1000000000)) '
     while ((getline line < faults) > 0) { split(line, f, " "); nf++; fkind[nf] = f[1]; fat[nf] = f[2] }
   }
   {
-    ord = $1; tok = $2; inst = $3; acc = $4; at = $5
-    if (tok < maxtok && acc) bad_accept++
-    if (tok < maxtok && !acc) stale++
+    ord = $1; tok = $2; inst = $3; lease_ok = $4; fence_ok = $5; at = $6
+    # The lease check must never pass for a token below one the fence has seen.
+    if (lease_ok && tok < maxtok) lease_passed_stale++
+    if (!(lease_ok && fence_ok)) { stale++; next }
     if (tok > maxtok) maxtok = tok
-    if (!acc) next
     if ((tok in owner) && owner[tok] != inst) shared++
     owner[tok] = inst
     if (!(tok in first)) { first[tok] = ord; ntok++; order[ntok] = tok }
@@ -169,7 +181,7 @@ gawk -v faults="$WORK/faults" -v limit_ns=$((RECOVERY_LIMIT_S * 1000000000)) '
     }
     n = asort(gaps)
     p99 = n ? gaps[int(n * 0.99) > 0 ? int(n * 0.99) : 1] : 0
-    printf "writes accepted: %d, stale writes rejected: %d, accepted stale writes: %d\n", nacc, stale, bad_accept
+    printf "writes accepted: %d, stale writes rejected: %d, stale tokens the lease check let through: %d\n", nacc, stale, lease_passed_stale
     printf "leadership tenures (tokens): %d, takeovers: %d\n", ntok, ntok - 1
     printf "overlapping leaders: %d, non-increasing tokens: %d, tokens shared by two instances: %d\n", overlaps, nonincreasing, shared
     printf "time without a writing leader: max %.0f ms, p99 of gaps between writes %.0f ms\n", maxgap / 1e6, p99 / 1e6
@@ -177,7 +189,7 @@ gawk -v faults="$WORK/faults" -v limit_ns=$((RECOVERY_LIMIT_S * 1000000000)) '
     for (kind in rec) {
       m = split(rec[kind], xs, " "); asort(xs); printf "  after %-18s n=%-3d median %6.0f ms  max %6.0f ms\n", kind, m, xs[int((m + 1) / 2)] / 1e6, xs[m] / 1e6
     }
-    ok = (bad_accept == 0 && overlaps == 0 && nonincreasing == 0 && shared == 0 && unrecovered == 0 && ntok >= 2)
+    ok = (lease_passed_stale == 0 && overlaps == 0 && nonincreasing == 0 && shared == 0 && unrecovered == 0 && ntok >= 2)
     printf "verdict: %s\n", ok ? "PASS" : "FAIL"
     exit ok ? 0 : 1
   }' "$WORK/writes" | tee "$WORK/summary" || { SL_CHAOS_KEEP=1; fail "checker failed (see above; kept $WORK)"; }
