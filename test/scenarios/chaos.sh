@@ -155,12 +155,15 @@ gawk -v faults="$WORK/faults" -v limit_ns=$((RECOVERY_LIMIT_S * 1000000000)) '
     ord = $1; tok = $2; inst = $3; lease_ok = $4; fence_ok = $5; at = $6
     # The lease check must never pass for a token below one the fence has seen.
     if (lease_ok && tok < maxtok) lease_passed_stale++
+    if (lease_ok) {
+      # Tenures as the lease check saw them, independent of the fence.
+      if ((tok in owner) && owner[tok] != inst) shared++
+      owner[tok] = inst
+      if (!(tok in first)) { first[tok] = ord; ntok++; order[ntok] = tok }
+      last[tok] = ord
+    }
     if (!(lease_ok && fence_ok)) { stale++; next }
     if (tok > maxtok) maxtok = tok
-    if ((tok in owner) && owner[tok] != inst) shared++
-    owner[tok] = inst
-    if (!(tok in first)) { first[tok] = ord; ntok++; order[ntok] = tok }
-    last[tok] = ord
     if (prev_at) { gap = at - prev_at; gaps[++ngaps] = gap; if (gap > maxgap) maxgap = gap }
     prev_at = at
     acc_at[++nacc] = at
