@@ -1,0 +1,39 @@
+#include "singleton_lock/admin.hpp"
+
+#include "connection.hpp"
+#include "sql.hpp"
+
+namespace singleton_lock {
+
+namespace {
+
+pq::Connection connect_admin(const std::string& dsn) {
+    // Admin commands are one-shot: libpq defaults plus a bounded connect.
+    return pq::Connection::open(pq::ConnectParams(dsn, {{"connect_timeout", "10"}}));
+}
+
+}  // namespace
+
+std::vector<LeaseRow> list_leases(const std::string& dsn, const std::string& schema,
+                                  const std::optional<std::string>& name) {
+    auto conn = connect_admin(dsn);
+    const Sql sql(schema);
+    const auto r = conn.exec(sql.leases, {name});
+    std::vector<LeaseRow> rows;
+    rows.reserve(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) {
+        rows.push_back(LeaseRow{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4),
+                                r.text(i, 5), r.text(i, 6), r.text(i, 7), r.text(i, 8), r.text(i, 9),
+                                r.text(i, 10), r.text(i, 11)});
+    }
+    return rows;
+}
+
+bool force_release(const std::string& dsn, const std::string& schema, const std::string& name) {
+    auto conn = connect_admin(dsn);
+    const Sql sql(schema);
+    const auto r = conn.exec(sql.force_release, {name});
+    return r.rows() == 1 && r.text(0, 0) == "t";
+}
+
+}  // namespace singleton_lock

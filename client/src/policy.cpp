@@ -1,0 +1,108 @@
+#include "policy.hpp"
+
+#include <algorithm>
+
+#include "singleton_lock/errors.hpp"
+
+namespace singleton_lock::policy {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+Timing make_timing(Duration ttl, std::optional<Duration> grace) {
+    if (ttl < kMinTtl)
+        throw UsageError("--ttl must be at least " + format_duration(kMinTtl) + " (got " +
+                         format_duration(ttl) + ")");
+    Timing t{};
+    t.ttl = ttl;
+    t.grace = grace.value_or(ttl / 4);
+    if (t.grace < Duration::zero()) throw UsageError("--grace must not be negative");
+    // 2 * grace < ttl, i.e. grace < ttl/2 without rounding down ttl/2.
+    if (2 * t.grace >= ttl)
+        throw UsageError("--grace (" + format_duration(t.grace) + ") must be less than ttl/2 (ttl " +
+                         format_duration(ttl) + ")");
+    t.heartbeat_interval = ttl / 3;
+    t.safety_margin = std::min<Duration>(ttl / 10, seconds(1));
+    t.heartbeat_retry = std::clamp<Duration>(ttl / 20, milliseconds(20), seconds(1));
+    t.wait_slice_max = seconds(1);
+    t.reply_slack = std::clamp<Duration>(ttl / 2, seconds(1), seconds(10));
+    t.connect_timeout = std::clamp<Duration>(ttl / 2, seconds(2), seconds(30));
+    t.release_timeout = std::clamp<Duration>(ttl / 2, milliseconds(500), seconds(5));
+    return t;
+}
+
+void LeaseTimer::confirmed(TimePoint sent) {
+    if (!has_ || sent > sent_) sent_ = sent;
+    has_ = true;
+}
+
+Duration LeaseTimer::time_left(TimePoint now) const {
+    if (!has_) return Duration::zero();
+    return std::chrono::duration_cast<Duration>(deadline() - now);
+}
+
+Backoff::Backoff(Duration initial, Duration max, Random random)
+    : initial_(std::max<Duration>(initial, milliseconds(1))),
+      max_(std::max(max, initial_)),
+      random_(std::move(random)) {}
+
+Duration Backoff::next() {
+    Duration base = initial_;
+    for (int i = 0; i < attempt_ && base < max_; ++i) base *= 2;
+    base = std::min(base, max_);
+    if (attempt_ < 64) ++attempt_;
+    double r = random_ ? random_() : 0.0;
+    r = std::clamp(r, 0.0, 1.0);
+    const auto half = base.count() / 2;
+    return Duration(half + static_cast<Duration::rep>(r * static_cast<double>(base.count() - half)));
+}
+
+Duration wait_slice(const Timing& timing, TimePoint now, std::optional<TimePoint> wait_until) {
+    if (!wait_until) return timing.wait_slice_max;
+    if (now >= *wait_until) return Duration::zero();
+    const auto left = std::chrono::duration_cast<Duration>(*wait_until - now);
+    return std::min(left, timing.wait_slice_max);
+}
+
+bool wait_ran_out(TimePoint now, std::optional<TimePoint> wait_until) {
+    return wait_until && now >= *wait_until;
+}
+
+TimePoint reply_deadline(const Timing& timing, TimePoint sent, Duration server_wait) {
+    return sent + server_wait + timing.reply_slack;
+}
+
+std::vector<std::pair<std::string, std::string>> connection_defaults(const Timing& timing) {
+    using std::chrono::duration_cast;
+    const auto secs = [](Duration d) {
+        return std::to_string(std::max<long long>(1, duration_cast<seconds>(d).count()));
+    };
+    return {
+        {"connect_timeout", secs(timing.connect_timeout)},
+        // Unacknowledged data for longer than this breaks the connection: a
+        // standby notices a dead path and reconnects. The leader's deadline rule
+        // does not depend on it.
+        {"tcp_user_timeout", std::to_string(std::max<Duration>(timing.ttl / 2, seconds(1)).count())},
+        {"keepalives", "1"},
+        {"keepalives_idle", secs(timing.ttl / 3)},
+        {"keepalives_interval", secs(timing.ttl / 10)},
+        {"keepalives_count", "3"},
+    };
+}
+
+Recovery recovery_for(const std::exception& error) {
+    if (dynamic_cast<const ConnectionError*>(&error)) return Recovery::retry;
+    if (dynamic_cast<const InvalidArgumentError*>(&error) ||
+        dynamic_cast<const PermissionDeniedError*>(&error) ||
+        dynamic_cast<const ExtensionMissingError*>(&error) ||
+        dynamic_cast<const UsageError*>(&error))
+        return Recovery::fatal;
+    if (const auto* server = dynamic_cast<const ServerError*>(&error);
+        server && server->sqlstate().rfind("42", 0) == 0)
+        return Recovery::fatal;  // syntax error or access rule violation: a bug or a setup problem
+    // Other server errors (shutdown in progress, too many connections,
+    // serialization failures, statement_timeout, ...) are transient.
+    return Recovery::retry;
+}
+
+}  // namespace singleton_lock::policy

@@ -1,0 +1,97 @@
+// Every timing decision of the client, in one place and pure: no I/O, no
+// clock reads, no global RNG. Callers pass the current time (and a source of
+// randomness), so the rules are unit-tested with a fake clock.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "singleton_lock/duration.hpp"
+
+namespace singleton_lock::policy {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+constexpr Duration kMinTtl{100};
+
+struct Timing {
+    Duration ttl;
+    Duration grace;               // SIGTERM -> SIGKILL
+    Duration heartbeat_interval;  // ttl/3
+    Duration safety_margin;       // min(ttl/10, 1s): scheduling, signal delivery, clock rates
+    Duration heartbeat_retry;     // after a failed (but not refused) heartbeat
+    Duration wait_slice_max;      // longest server-side wait of one acquire call
+    Duration reply_slack;         // a request is given up when no reply came this long after it could have
+    Duration connect_timeout;     // local bound on establishing a connection
+    Duration release_timeout;     // how long a release may take before we exit anyway
+};
+
+// Validates and derives. Throws UsageError: ttl < 100ms, grace < 0, grace >= ttl/2.
+Timing make_timing(Duration ttl, std::optional<Duration> grace);
+
+// The leader's view of its lease: counted from when the last successful
+// acquire/heartbeat request was SENT (the server extended the lease after
+// that, so sent + ttl is never later than the server's expiry).
+class LeaseTimer {
+public:
+    explicit LeaseTimer(const Timing& timing) : timing_(timing) {}
+    void confirmed(TimePoint sent);  // keeps the latest
+    bool valid() const { return has_; }
+    TimePoint last_sent() const { return sent_; }
+    TimePoint deadline() const { return sent_ + timing_.ttl; }
+    // Step down when the time left falls to grace + safety margin, so that a
+    // SIGKILL at the end of the grace still lands before the deadline.
+    TimePoint step_down_at() const { return deadline() - timing_.grace - timing_.safety_margin; }
+    bool must_step_down(TimePoint now) const { return !has_ || now >= step_down_at(); }
+    Duration time_left(TimePoint now) const;
+    TimePoint next_heartbeat_at() const { return sent_ + timing_.heartbeat_interval; }
+
+private:
+    Timing timing_;
+    TimePoint sent_{};
+    bool has_ = false;
+};
+
+// Capped exponential backoff with "equal jitter": the n-th delay is uniform in
+// [base/2, base], base = min(max, initial * 2^n). random() returns [0, 1).
+class Backoff {
+public:
+    using Random = std::function<double()>;
+    Backoff(Duration initial, Duration max, Random random);
+    Duration next();
+    void reset() { attempt_ = 0; }
+    int attempts() const { return attempt_; }
+
+private:
+    Duration initial_, max_;
+    Random random_;
+    int attempt_ = 0;
+};
+
+// Standby waiting: how long the next acquire may wait inside the server.
+// wait_until nullopt = wait forever. 0 means "try once, don't wait".
+Duration wait_slice(const Timing& timing, TimePoint now, std::optional<TimePoint> wait_until);
+bool wait_ran_out(TimePoint now, std::optional<TimePoint> wait_until);
+
+// When an in-flight request that may wait `server_wait` in the server is
+// considered dead (the connection is then closed).
+TimePoint reply_deadline(const Timing& timing, TimePoint sent, Duration server_wait);
+
+// When to SIGKILL after SIGTERM was sent.
+inline TimePoint kill_at(const Timing& timing, TimePoint term_sent) { return term_sent + timing.grace; }
+
+// libpq connection parameters derived from the TTL (connect_timeout,
+// tcp_user_timeout, keepalives*), applied unless the DSN or environment sets them.
+std::vector<std::pair<std::string, std::string>> connection_defaults(const Timing& timing);
+
+// What to do after a failed database call.
+enum class Recovery { retry, fatal };
+Recovery recovery_for(const std::exception& error);
+
+}  // namespace singleton_lock::policy

@@ -1,0 +1,207 @@
+// Pure timing policy, driven by a fake clock and a fake RNG.
+#include "policy.hpp"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "singleton_lock/errors.hpp"
+
+namespace singleton_lock::policy {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct FakeClock {
+    TimePoint now{std::chrono::hours(1000)};
+    void advance(Duration d) { now += d; }
+};
+
+TEST(Timing, DefaultsDeriveFromTtl) {
+    const Timing t = make_timing(10s, std::nullopt);
+    EXPECT_EQ(t.ttl, 10s);
+    EXPECT_EQ(t.grace, 2500ms);
+    EXPECT_EQ(t.heartbeat_interval, 3333ms);
+    EXPECT_EQ(t.safety_margin, 1s);
+    EXPECT_LE(t.wait_slice_max, 1s);
+}
+
+TEST(Timing, GraceMustStayBelowHalfTheTtl) {
+    EXPECT_THROW(make_timing(10s, Duration(5s)), UsageError);
+    EXPECT_THROW(make_timing(10s, Duration(6s)), UsageError);
+    EXPECT_THROW(make_timing(1001ms, Duration(501ms)), UsageError);
+    EXPECT_NO_THROW(make_timing(1001ms, Duration(500ms)));
+    EXPECT_NO_THROW(make_timing(10s, Duration(4999ms)));
+    EXPECT_NO_THROW(make_timing(10s, Duration(0ms)));
+    EXPECT_THROW(make_timing(10s, Duration(-1ms)), UsageError);
+}
+
+TEST(Timing, TtlHasAFloor) {
+    EXPECT_THROW(make_timing(99ms, std::nullopt), UsageError);
+    EXPECT_THROW(make_timing(0ms, std::nullopt), UsageError);
+    EXPECT_NO_THROW(make_timing(100ms, std::nullopt));
+}
+
+TEST(LeaseTimer, CountsFromTheSendTimeNotTheReply) {
+    FakeClock clock;
+    const Timing t = make_timing(10s, std::nullopt);
+    LeaseTimer timer(t);
+    const TimePoint sent = clock.now;
+    clock.advance(300ms);  // the reply arrives 300 ms later
+    timer.confirmed(sent);
+    EXPECT_EQ(timer.deadline(), sent + 10s);
+    EXPECT_EQ(timer.next_heartbeat_at(), sent + 3333ms);
+    EXPECT_EQ(timer.time_left(clock.now), 9700ms);
+}
+
+TEST(LeaseTimer, StepsDownWhenTimeLeftReachesGracePlusMargin) {
+    FakeClock clock;
+    const Timing t = make_timing(10s, Duration(2s));  // margin 1s
+    LeaseTimer timer(t);
+    timer.confirmed(clock.now);
+    EXPECT_EQ(timer.step_down_at(), clock.now + 7s);
+    clock.advance(6999ms);
+    EXPECT_FALSE(timer.must_step_down(clock.now));
+    clock.advance(1ms);
+    EXPECT_TRUE(timer.must_step_down(clock.now));  // 3 s left = grace + margin
+    // SIGKILL at the end of the grace still lands before the server's expiry.
+    EXPECT_LT(kill_at(t, clock.now), timer.deadline());
+}
+
+TEST(LeaseTimer, WithoutConfirmationItMustStepDown) {
+    LeaseTimer timer(make_timing(10s, std::nullopt));
+    EXPECT_TRUE(timer.must_step_down(TimePoint{}));
+}
+
+TEST(LeaseTimer, NeverMovesBackwards) {
+    FakeClock clock;
+    LeaseTimer timer(make_timing(10s, std::nullopt));
+    const TimePoint early = clock.now;
+    clock.advance(3s);
+    timer.confirmed(clock.now);
+    timer.confirmed(early);  // a late reply to an older request
+    EXPECT_EQ(timer.last_sent(), clock.now);
+}
+
+TEST(LeaseTimer, HungHeartbeatStepsDownBeforeExpiry) {
+    // Heartbeat at t=0 confirmed; the next one (t=ttl/3) hangs forever.
+    FakeClock clock;
+    const Timing t = make_timing(3s, std::nullopt);
+    LeaseTimer timer(t);
+    timer.confirmed(clock.now);
+    clock.advance(t.heartbeat_interval);  // heartbeat sent, no reply ever
+    EXPECT_FALSE(timer.must_step_down(clock.now));
+    while (!timer.must_step_down(clock.now)) clock.advance(1ms);
+    const TimePoint step_down = clock.now;
+    EXPECT_LE(step_down + t.grace + t.safety_margin, timer.deadline());
+}
+
+TEST(LeaseTimer, AtLeastOneHeartbeatFitsBeforeTheStepDown) {
+    for (auto ttl : {100ms, 250ms, 1000ms, 3000ms, 10000ms, 60000ms, 3600000ms}) {
+        for (double g : {0.0, 0.1, 0.25, 0.49}) {
+            const auto grace = Duration(static_cast<Duration::rep>(static_cast<double>(ttl.count()) * g));
+            const Timing t = make_timing(ttl, grace);
+            LeaseTimer timer(t);
+            timer.confirmed(TimePoint{});
+            EXPECT_LT(timer.next_heartbeat_at(), timer.step_down_at()) << ttl.count() << " " << g;
+            EXPECT_LT(kill_at(t, timer.step_down_at()), timer.deadline()) << ttl.count() << " " << g;
+        }
+    }
+}
+
+TEST(Backoff, DoublesUpToTheCap) {
+    Backoff b(100ms, 1s, [] { return 0.999999; });
+    EXPECT_EQ(b.next(), 99ms);  // upper end of [50, 100]
+    EXPECT_EQ(b.next(), 199ms);
+    EXPECT_EQ(b.next(), 399ms);
+    EXPECT_EQ(b.next(), 799ms);
+    EXPECT_EQ(b.next(), 999ms);
+    for (int i = 0; i < 100; ++i) EXPECT_LE(b.next(), 1s);
+}
+
+TEST(Backoff, JitterStaysWithinHalfToFullBase) {
+    double r = 0.0;
+    Backoff b(100ms, 5s, [&r] { return r; });
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        const Duration base = std::min<Duration>(Duration(100 << std::min(attempt, 10)), 5s);
+        for (double v : {0.0, 0.3, 0.7, 0.999}) {
+            r = v;
+            Backoff probe(100ms, 5s, [&r] { return r; });
+            for (int i = 0; i < attempt; ++i) probe.next();
+            const Duration d = probe.next();
+            EXPECT_GE(d, base / 2) << attempt << " " << v;
+            EXPECT_LE(d, base) << attempt << " " << v;
+        }
+    }
+    r = 0.0;
+    EXPECT_EQ(b.next(), 50ms);
+}
+
+TEST(Backoff, ResetStartsOver) {
+    Backoff b(100ms, 5s, [] { return 0.0; });
+    b.next();
+    b.next();
+    EXPECT_EQ(b.next(), 200ms);
+    b.reset();
+    EXPECT_EQ(b.next(), 50ms);
+}
+
+TEST(Backoff, RandomOutOfRangeIsClamped) {
+    Backoff b(100ms, 5s, [] { return 7.0; });
+    EXPECT_EQ(b.next(), 100ms);
+}
+
+TEST(WaitSlices, ForeverUsesFullSlices) {
+    const Timing t = make_timing(10s, std::nullopt);
+    FakeClock clock;
+    EXPECT_EQ(wait_slice(t, clock.now, std::nullopt), t.wait_slice_max);
+    EXPECT_FALSE(wait_ran_out(clock.now, std::nullopt));
+}
+
+TEST(WaitSlices, LastSliceEndsExactlyAtTheWaitLimit) {
+    const Timing t = make_timing(10s, std::nullopt);
+    FakeClock clock;
+    const TimePoint until = clock.now + 2300ms;
+    EXPECT_EQ(wait_slice(t, clock.now, until), 1s);
+    clock.advance(2s);
+    EXPECT_EQ(wait_slice(t, clock.now, until), 300ms);
+    EXPECT_FALSE(wait_ran_out(clock.now, until));
+    clock.advance(300ms);
+    EXPECT_EQ(wait_slice(t, clock.now, until), 0ms);
+    EXPECT_TRUE(wait_ran_out(clock.now, until));
+}
+
+TEST(Requests, ReplyDeadlineCoversTheServerSideWait) {
+    const Timing t = make_timing(10s, std::nullopt);
+    const TimePoint sent{};
+    EXPECT_EQ(reply_deadline(t, sent, 1s), sent + 1s + t.reply_slack);
+}
+
+TEST(Connection, DefaultsDeriveFromTtl) {
+    const auto d = connection_defaults(make_timing(10s, std::nullopt));
+    auto value = [&](const std::string& k) {
+        for (const auto& [key, v] : d)
+            if (key == k) return v;
+        return std::string("<missing>");
+    };
+    EXPECT_EQ(value("connect_timeout"), "5");
+    EXPECT_EQ(value("tcp_user_timeout"), "5000");
+    EXPECT_EQ(value("keepalives"), "1");
+    EXPECT_EQ(value("keepalives_idle"), "3");
+    EXPECT_EQ(value("keepalives_interval"), "1");
+    EXPECT_EQ(value("keepalives_count"), "3");
+}
+
+TEST(Recovery, TransientErrorsAreRetriedSetupErrorsAreFatal) {
+    EXPECT_EQ(recovery_for(ConnectionError("down")), Recovery::retry);
+    EXPECT_EQ(recovery_for(ServerError("serialization", "40001")), Recovery::retry);
+    EXPECT_EQ(recovery_for(QueryCanceledError("timeout", "57014")), Recovery::retry);
+    EXPECT_EQ(recovery_for(PermissionDeniedError("no", "42501")), Recovery::fatal);
+    EXPECT_EQ(recovery_for(ExtensionMissingError("no", "42883")), Recovery::fatal);
+    EXPECT_EQ(recovery_for(InvalidArgumentError("bad", "22023")), Recovery::fatal);
+    EXPECT_EQ(recovery_for(ServerError("syntax", "42601")), Recovery::fatal);
+    EXPECT_EQ(recovery_for(std::runtime_error("other")), Recovery::retry);
+}
+
+}  // namespace
+}  // namespace singleton_lock::policy
