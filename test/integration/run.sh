@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Multi-process integration tests of `singleton-lock run` against a REAL
+# PostgreSQL server with the real singleton_lock extension (no mocks).
+#
+#   test/integration/run.sh /path/to/singleton-lock CASE
+#
+# The server comes from the PG* environment (e.g. eval "$(test/pgserver.sh env)");
+# the extension is created if missing. Exit 77 (skipped) when no server answers.
+# Assertions are about correctness only; latencies are printed, never asserted.
+set -uo pipefail
+
+SL="$1"
+CASE="$2"
+PSQL=(psql -XAtq -v ON_ERROR_STOP=1)
+TMP="$(mktemp -d /tmp/sl-it.XXXXXX)"
+NAME="it_${CASE}_$$_${RANDOM}"
+PIDS=()
+
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL [$CASE]: $*"
+    for f in "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done
+    exit 1
+}
+info() { echo "[$CASE] $*"; }
+now_ns() { date +%s%N; }
+ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
+
+# wait_for SECONDS COMMAND...: poll every 10 ms until COMMAND succeeds.
+wait_for() {
+    local limit=$(( $(now_ns) + $1 * 1000000000 )); shift
+    until "$@"; do
+        [ "$(now_ns)" -gt "$limit" ] && return 1
+        sleep 0.01
+    done
+}
+
+if ! "${PSQL[@]}" -c 'SELECT 1' >/dev/null 2>&1; then
+    echo "SKIP: no PostgreSQL server answers with the PG* environment (PGHOST=${PGHOST:-} PGPORT=${PGPORT:-})"
+    exit 77
+fi
+for _ in 1 2 3; do
+    "${PSQL[@]}" -c 'CREATE EXTENSION IF NOT EXISTS singleton_lock' >/dev/null 2>&1 && break
+    sleep 0.2
+done
+"${PSQL[@]}" -c "SELECT 'singleton_acquire'::regproc" >/dev/null 2>&1 ||
+    fail "extension singleton_lock is not available (make install; CREATE EXTENSION singleton_lock)"
+
+# The COMMAND used by the tests: records its pid, a grandchild's pid, its
+# environment and when it started; exits 0 on SIGTERM unless told to ignore it.
+cat >"$TMP/worker.sh" <<'WORKER'
+#!/bin/sh
+dir="$1"; label="$2"; mode="${3:-normal}"
+sleep 1000 &
+echo $! >"$dir/$label.grandchild"
+echo $$ >"$dir/$label.child"
+echo "$SINGLETON_LOCK_NAME $SINGLETON_LOCK_TOKEN $SINGLETON_LOCK_HOLDER" >"$dir/$label.env"
+if [ "$mode" = ignore_term ]; then trap '' TERM; else trap 'kill $! 2>/dev/null; exit 0' TERM; fi
+date +%s%N >"$dir/$label.started"
+while :; do wait; done
+WORKER
+chmod +x "$TMP/worker.sh"
+
+# start LABEL [singleton-lock run options...] -- runs the worker as COMMAND.
+start() {
+    local label="$1"; shift
+    "$SL" run --name "$NAME" "$@" -- "$TMP/worker.sh" "$TMP" "$label" "${WORKER_MODE:-normal}" \
+        2>"$TMP/$label.log" &
+    local pid=$!
+    PIDS+=("$pid")
+    eval "PID_$label=$pid"
+}
+started() { [ -s "$TMP/$1.started" ]; }
+logged() { grep -q "$2" "$TMP/$1.log" 2>/dev/null; }
+alive() { kill -0 "$1" 2>/dev/null; }
+# Dead, or a zombie waiting for init to reap it (its group was SIGKILLed with its parent).
+dead() { ! kill -0 "$1" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+reap() { wait "$1"; RC=$?; }  # in this shell: $(...) could not wait
+lease_state() { "${PSQL[@]}" -c "SELECT state FROM singleton_leases WHERE name = '$NAME'"; }
+token_of() { cut -d' ' -f2 <"$TMP/$1.env"; }
+
+leader_and_standby() {
+    start a "$@"
+    wait_for 20 started a || fail "first instance never started COMMAND"
+    start b "$@"
+    wait_for 20 logged b "standby, held by" || fail "second instance never reported standby"
+    sleep 0.3
+    started b && fail "the standby's COMMAND started while the leader holds the lease"
+    info "standby's COMMAND is not running while the leader holds the lease: ok"
+}
+
+case "$CASE" in
+handover)
+    leader_and_standby --ttl 5s
+    t0=$(now_ns)
+    kill -TERM "$PID_a"
+    wait_for 20 started b || fail "standby did not take over after SIGTERM to the leader"
+    info "handover after SIGTERM (signal -> new COMMAND started): $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms"
+    reap "$PID_a"; rc=$RC
+    [ "$rc" = 0 ] || fail "old leader exited $rc, expected COMMAND's status 0"
+    logged a "released" || fail "old leader did not log the release"
+    [ "$(token_of b)" -gt "$(token_of a)" ] || fail "fencing token did not increase: $(token_of a) -> $(token_of b)"
+    info "tokens $(token_of a) -> $(token_of b): ok"
+    kill -TERM "$PID_b"
+    reap "$PID_b"; rc=$RC
+    [ "$rc" = 0 ] || fail "second leader exited $rc"
+    [ "$(lease_state)" = free ] || fail "lease not free at the end: $(lease_state)"
+    ;;
+sigkill_takeover)
+    leader_and_standby --ttl 10s
+    child=$(cat "$TMP/a.child"); grandchild=$(cat "$TMP/a.grandchild")
+    t0=$(now_ns)
+    kill -KILL "$PID_a"
+    wait_for 20 started b || fail "standby did not take over after SIGKILL of the leader's singleton-lock"
+    info "takeover after SIGKILL (TTL 10s): $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms"
+    wait_for 10 dead "$child" || fail "the killed leader's COMMAND ($child) is still alive"
+    wait_for 10 dead "$grandchild" || fail "the killed leader's COMMAND's child ($grandchild) is still alive"
+    info "COMMAND and its child died with singleton-lock: ok"
+    kill -TERM "$PID_b"; reap "$PID_b"
+    ;;
+force_release)
+    start a --ttl 10s
+    wait_for 20 started a || fail "COMMAND never started"
+    child=$(cat "$TMP/a.child")
+    t0=$(now_ns)
+    out=$("$SL" release --name "$NAME" --force) || fail "release --force failed: $out"
+    wait_for 20 dead "$child" || fail "COMMAND still running after the force release"
+    info "force release -> COMMAND stopped: $(ms_since "$t0") ms"
+    reap "$PID_a"; rc=$RC
+    [ "$rc" = 3 ] || fail "exit code $rc after losing the lease, expected 3"
+    logged a "LOST" || fail "no LOST log line"
+    "$SL" release --name "$NAME" --force >/dev/null; rc=$?
+    [ "$rc" = 4 ] || fail "release --force of a free lease exited $rc, expected 4"
+    ;;
+lost_kills_stubborn_command)
+    WORKER_MODE=ignore_term start a --ttl 2s --grace 300ms
+    wait_for 20 started a || fail "COMMAND never started"
+    child=$(cat "$TMP/a.child")
+    t0=$(now_ns)
+    "$SL" release --name "$NAME" --force >/dev/null || fail "release --force failed"
+    wait_for 20 dead "$child" || fail "a COMMAND ignoring SIGTERM survived the grace"
+    info "force release -> SIGTERM-ignoring COMMAND killed: $(ms_since "$t0") ms (grace 300ms)"
+    reap "$PID_a"; rc=$RC
+    [ "$rc" = 3 ] || fail "exit code $rc, expected 3"
+    logged a "SIGKILL" || fail "no SIGKILL log line"
+    ;;
+health)
+    start a --ttl 5s --health-addr 127.0.0.1:0
+    wait_for 20 started a || fail "COMMAND never started"
+    start b --ttl 5s --health-addr 127.0.0.1:0
+    wait_for 20 logged b "standby, held by" || fail "no standby"
+    pa=$(sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/a.log")
+    pb=$(sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/b.log")
+    [ -n "$pa" ] && [ -n "$pb" ] || fail "no health endpoint port in the logs"
+    get() { curl -s -o "$TMP/body" -w '%{http_code}' "http://127.0.0.1:$1$2"; }
+    [ "$(get "$pb" /healthz)" = 200 ] && grep -qx standby "$TMP/body" || fail "standby /healthz: $(cat "$TMP/body")"
+    [ "$(get "$pb" /leader)" = 503 ] || fail "standby /leader is not 503"
+    [ "$(get "$pa" /healthz)" = 200 ] && grep -qx leader "$TMP/body" || fail "leader /healthz: $(cat "$TMP/body")"
+    [ "$(get "$pa" /leader)" = 200 ] || fail "leader /leader is not 200"
+    info "/healthz and /leader answer on both instances: ok"
+    kill -TERM "$PID_a"
+    wait_for 20 started b || fail "no takeover"
+    wait_for 5 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$pb/leader)\" = 200 ]" ||
+        fail "new leader's /leader is not 200"
+    info "after the handover the new leader's /leader is 200: ok"
+    kill -TERM "$PID_b"; reap "$PID_b"
+    ;;
+wait_timeout)
+    start a --ttl 5s
+    wait_for 20 started a || fail "COMMAND never started"
+    t0=$(now_ns)
+    "$SL" run --name "$NAME" --wait 1s -- "$TMP/worker.sh" "$TMP" b 2>"$TMP/b.log"; rc=$?
+    info "--wait 1s on a held lease returned after $(ms_since "$t0") ms"
+    [ "$rc" = 75 ] || fail "exit code $rc, expected 75"
+    started b && fail "COMMAND ran although the wait ran out"
+    kill -TERM "$PID_a"; reap "$PID_a"
+    ;;
+standby_signal)
+    leader_and_standby --ttl 5s
+    t0=$(now_ns)
+    kill -TERM "$PID_b"
+    reap "$PID_b"; rc=$RC
+    info "standby stopped by SIGTERM after $(ms_since "$t0") ms"
+    [ "$rc" = 143 ] || fail "standby exit code $rc after SIGTERM, expected 143"
+    started b && fail "the standby ran COMMAND"
+    alive "$PID_a" || fail "the leader died"
+    start c --ttl 5s
+    wait_for 20 logged c "standby, held by" || fail "no standby"
+    kill -INT "$PID_c"
+    reap "$PID_c"; rc=$RC
+    [ "$rc" = 130 ] || fail "standby exit code $rc after SIGINT, expected 130"
+    kill -TERM "$PID_a"; reap "$PID_a"
+    ;;
+exit_status)
+    "$SL" run --name "$NAME" -- sh -c 'test -n "$SINGLETON_LOCK_TOKEN" && exit 7' 2>"$TMP/a.log"; rc=$?
+    [ "$rc" = 7 ] || fail "exit code $rc, expected COMMAND's 7"
+    [ "$(lease_state)" = free ] || fail "lease not released after COMMAND exited: $(lease_state)"
+    "$SL" run --name "$NAME" -- sh -c 'kill -USR1 $$' 2>"$TMP/b.log"; rc=$?
+    [ "$rc" = 138 ] || fail "exit code $rc, expected 128+SIGUSR1=138"
+    "$SL" run --name "$NAME" -- /nonexistent/command 2>"$TMP/c.log"; rc=$?
+    [ "$rc" = 127 ] || fail "exit code $rc for a missing COMMAND, expected 127"
+    info "exit statuses 7, 138, 127 passed through; lease released: ok"
+    ;;
+admin)
+    start a --ttl 5s --holder "admin-test-holder"
+    wait_for 20 started a || fail "COMMAND never started"
+    out=$("$SL" status --name "$NAME") || fail "status failed"
+    echo "$out"
+    echo "$out" | grep -q "admin-test-holder" || fail "status does not show the holder"
+    echo "$out" | grep -q "held" || fail "status does not show the state"
+    "$SL" status >/dev/null || fail "status (all leases) failed"
+    "$SL" run --name "$NAME" --ttl 1s --grace 500ms -- true 2>/dev/null; rc=$?
+    [ "$rc" = 2 ] || fail "grace = ttl/2 gave $rc, expected usage error 2"
+    "$SL" status --dsn "host=/nonexistent port=1" >/dev/null 2>&1; rc=$?
+    [ "$rc" = 1 ] || fail "status against no server gave $rc, expected 1"
+    kill -TERM "$PID_a"; reap "$PID_a"
+    ;;
+*)
+    echo "unknown case $CASE"; exit 2 ;;
+esac
+echo "PASS [$CASE]"
