@@ -12,6 +12,10 @@ namespace singleton_lock::pq {
 
 namespace {
 
+// Server notices (e.g. "terminating connection due to administrator command")
+// must not reach stderr raw: the error paths report what matters, once.
+void drop_notice(void*, const char*) {}
+
 std::string trimmed(const char* text) {
     std::string s = text ? text : "";
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -82,6 +86,7 @@ Connection Connection::open(const ConnectParams& params) {
     ConnPtr c(PQconnectdbParams(params.keywords(), params.values(), 1));
     if (!c) throw ConnectionError("out of memory");
     if (PQstatus(c.get()) != CONNECTION_OK) throw ConnectionError(trimmed(PQerrorMessage(c.get())));
+    PQsetNoticeProcessor(c.get(), drop_notice, nullptr);
     return Connection(std::move(c));
 }
 
@@ -89,6 +94,7 @@ Connection Connection::start(const ConnectParams& params) {
     ConnPtr c(PQconnectStartParams(params.keywords(), params.values(), 1));
     if (!c) throw ConnectionError("out of memory");
     if (PQstatus(c.get()) == CONNECTION_BAD) throw ConnectionError(trimmed(PQerrorMessage(c.get())));
+    PQsetNoticeProcessor(c.get(), drop_notice, nullptr);
     return Connection(std::move(c));
 }
 

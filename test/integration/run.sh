@@ -82,6 +82,10 @@ alive() { kill -0 "$1" 2>/dev/null; }
 dead() { ! kill -0 "$1" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
 reap() { wait "$1"; RC=$?; }  # in this shell: $(...) could not wait
 lease_state() { "${PSQL[@]}" -c "SELECT state FROM singleton_leases WHERE name = '$NAME'"; }
+log_ms() {  # epoch ms of the first log line of LABEL matching PATTERN
+    local line; line=$(grep -m1 "$2" "$TMP/$1.log") || return 1
+    echo $(( $(date -d "$(echo "$line" | cut -c1-23)Z" +%s%N) / 1000000 ))
+}
 token_of() { cut -d' ' -f2 <"$TMP/$1.env"; }
 
 leader_and_standby() {
@@ -219,6 +223,49 @@ admin)
     "$SL" status --dsn "host=/nonexistent port=1" >/dev/null 2>&1; rc=$?
     [ "$rc" = 1 ] || fail "status against no server gave $rc, expected 1"
     kill -TERM "$PID_a"; reap "$PID_a"
+    ;;
+hung_backend)
+    # The leader's database session hangs (its backend is SIGSTOPped): the
+    # heartbeat never returns. The wrapper must stop (SIGKILL, since COMMAND
+    # ignores SIGTERM) its COMMAND before the lease expires, without waiting for
+    # the database; the standby takes over after the TTL.
+    WORKER_MODE=ignore_term leader_and_standby --ttl 2s --grace 300ms
+    backend=$("${PSQL[@]}" -c "SELECT holder_pid FROM singleton_leases WHERE name = '$NAME'")
+    [ -n "$backend" ] || fail "no holder_pid"
+    trap 'kill -CONT $backend 2>/dev/null; cleanup' EXIT
+    grep -q postgres "/proc/$backend/cmdline" 2>/dev/null ||
+        { echo "SKIP: the server's backend $backend is not a local process"; exit 77; }
+    t0=$(now_ns)
+    kill -STOP "$backend" 2>/dev/null || { echo "SKIP: cannot signal the server's backend $backend"; exit 77; }
+    reap "$PID_a"; rc=$RC
+    info "leader exited $(ms_since "$t0") ms after its backend hung (ttl 2s, grace 300ms)"
+    [ "$rc" = 3 ] || fail "leader exit code $rc, expected 3 (lease lost)"
+    logged a "no heartbeat confirmed in time\|heartbeat not confirmed in time" || fail "no deadline log line"
+    wait_for 20 started b || { kill -CONT "$backend"; fail "the standby never took over"; }
+    info "standby took over $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms after the hang (ttl 2s)"
+    killed_at=$(log_ms a "COMMAND was killed") || fail "no kill log line"
+    b_started=$(( $(cat "$TMP/b.started") / 1000000 ))
+    [ "$killed_at" -le "$b_started" ] || fail "overlap: old COMMAND killed at $killed_at, new started at $b_started"
+    info "old COMMAND gone $(( b_started - killed_at )) ms before the new one started: ok"
+    kill -CONT "$backend"
+    kill -TERM "$PID_b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
+    ;;
+db_restart)
+    # Needs a server this test may restart: SL_IT_RESTART="test/pgserver.sh restart fast"
+    # (with SL_PGPORT of a private server). The leader loses its lease (its session
+    # ends), the standby retries through the outage and takes over.
+    [ -n "${SL_IT_RESTART:-}" ] || { echo "SKIP: set SL_IT_RESTART to a command restarting the server"; exit 77; }
+    leader_and_standby --ttl 3s
+    child=$(cat "$TMP/a.child")
+    t0=$(now_ns)
+    $SL_IT_RESTART >/dev/null 2>&1 || fail "restart command failed"
+    info "server restarted in $(ms_since "$t0") ms"
+    reap "$PID_a"; rc=$RC
+    [ "$rc" = 3 ] || fail "leader exit code $rc after the restart, expected 3"
+    wait_for 10 dead "$child" || fail "old COMMAND still alive"
+    wait_for 30 started b || fail "the standby did not take over after the restart"
+    info "standby took over $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms after the restart began"
+    kill -TERM "$PID_b"; reap "$PID_b"
     ;;
 *)
     echo "unknown case $CASE"; exit 2 ;;
