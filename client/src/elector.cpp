@@ -246,12 +246,19 @@ struct Elector::Impl {
         const bool acquired = r.text(0, 0) == "t";
         if (acquired) {
             token = std::stoll(r.text(0, 1));
-            if (waited) {
-                // A wait can outlast the TTL: confirm, and count from the confirmation.
-                send_heartbeat(Phase::confirm);
-            } else {
+            timer = policy::LeaseTimer(timing);
+            if (!waited) {
                 timer.confirmed(sent_at);
                 become_leader(r.text(0, 3));
+            } else if (policy::lead_before_confirmation(timing, sent_at, Clock::now())) {
+                // Count from the acquire's send time; the confirming heartbeat
+                // goes out at once and the count continues from it.
+                timer.confirmed(sent_at);
+                heartbeat_now = true;
+                become_leader(r.text(0, 3));
+            } else {
+                // A wait can outlast the TTL: confirm first, count from the confirmation.
+                send_heartbeat(Phase::confirm);
             }
             return;
         }

@@ -41,6 +41,12 @@ Duration LeaseTimer::time_left(TimePoint now) const {
     return std::chrono::duration_cast<Duration>(deadline() - now);
 }
 
+bool lead_before_confirmation(const Timing& timing, TimePoint acquire_sent, TimePoint now) {
+    LeaseTimer from_send(timing);
+    from_send.confirmed(acquire_sent);
+    return now + timing.heartbeat_interval < from_send.step_down_at();
+}
+
 Backoff::Backoff(Duration initial, Duration max, Random random)
     : initial_(std::max<Duration>(initial, milliseconds(1))),
       max_(std::max(max, initial_)),

@@ -58,6 +58,13 @@ private:
     bool has_ = false;
 };
 
+// After an acquire that waited in the server, the lease is confirmed with an
+// immediate heartbeat (a wait can outlast the TTL). COMMAND may start before
+// that reply if the lease, counted from the acquire's send time (never later
+// than the server's grant), leaves the confirming heartbeat a full heartbeat
+// interval before the step-down point; otherwise wait for the confirmation.
+bool lead_before_confirmation(const Timing& timing, TimePoint acquire_sent, TimePoint now);
+
 // Capped exponential backoff with "equal jitter": the n-th delay is uniform in
 // [base/2, base], base = min(max, initial * 2^n). random() returns [0, 1).
 class Backoff {

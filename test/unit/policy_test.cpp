@@ -109,6 +109,19 @@ TEST(LeaseTimer, AtLeastOneHeartbeatFitsBeforeTheStepDown) {
     }
 }
 
+TEST(Confirmation, LeadsAtOnceOnlyWithRoomForTheConfirmingHeartbeat) {
+    const Timing t = make_timing(10s, std::nullopt);  // step-down 6.5 s after the send
+    const TimePoint sent{};
+    EXPECT_TRUE(lead_before_confirmation(t, sent, sent + 5ms));
+    EXPECT_TRUE(lead_before_confirmation(t, sent, sent + 1s));  // a full wait slice
+    EXPECT_TRUE(lead_before_confirmation(t, sent, sent + 3166ms));
+    EXPECT_FALSE(lead_before_confirmation(t, sent, sent + 3167ms));
+    EXPECT_FALSE(lead_before_confirmation(t, sent, sent + 1h));  // a wait longer than the TTL
+    const Timing short_ttl = make_timing(1s, std::nullopt);  // step-down 650 ms after the send
+    EXPECT_TRUE(lead_before_confirmation(short_ttl, sent, sent + 100ms));
+    EXPECT_FALSE(lead_before_confirmation(short_ttl, sent, sent + 400ms));
+}
+
 TEST(Backoff, DoublesUpToTheCap) {
     Backoff b(100ms, 1s, [] { return 0.999999; });
     EXPECT_EQ(b.next(), 99ms);  // upper end of [50, 100]
