@@ -15,7 +15,7 @@ test/install_deps.sh
 say "building the extension and the client"
 make -s && make -s install >/dev/null
 SL_SKIP_ASAN=1 test/build_client.sh >/dev/null
-CLI="$ROOT/build/client/singleton-lock"
+CLI="$ROOT/build/client/client/singleton-lock"
 
 say "starting a throwaway PostgreSQL on port $SL_PGPORT"
 eval "$(test/pgserver.sh start)"

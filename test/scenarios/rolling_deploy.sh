@@ -14,7 +14,7 @@
 # Needs a running server (PG* environment) and the built client (build/client).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-CLI="${SL_CLI:-$ROOT/build/client/singleton-lock}"
+CLI="${SL_CLI:-$ROOT/build/client/client/singleton-lock}"
 WORK=$(mktemp -d /tmp/singleton_lock_deploy.XXXXXX)
 EVENTS="$WORK/events"
 checks=0
@@ -87,31 +87,33 @@ kill -TERM "${pids[1]}"; wait "${pids[1]}" || true
 
 # --- The incident's policy, emulated: advisory lock + heartbeat row (TTL 30 s,
 # heartbeat every 10 s); the new instance tries 3 times, 2 s apart, then stays passive.
-psql -X -qc "CREATE TABLE IF NOT EXISTS incident_heartbeat (name text PRIMARY KEY, beat_at timestamptz)"
+psql -X -qc "DROP TABLE IF EXISTS incident_heartbeat; CREATE TABLE incident_heartbeat (name text PRIMARY KEY, beat_at timestamptz)"
 psql -X -qc "INSERT INTO incident_heartbeat VALUES ('bot', now()) ON CONFLICT (name) DO UPDATE SET beat_at = now()"
-# Old instance A: holds the advisory lock, heartbeats every 10 s, until SIGTERM.
+# Old instance A: holds the advisory lock and has just heartbeaten; the
+# platform stops it about a second after B started (it shuts down cleanly).
 psql -X -q -c "SELECT pg_advisory_lock(4242)" \
      -c "UPDATE incident_heartbeat SET beat_at = now() WHERE name = 'bot'" \
-     -c "SELECT pg_sleep(10)" >/dev/null 2>&1 &
+     -c "SELECT pg_sleep(1.5)" >/dev/null 2>&1 &
 old_a=$!; pids+=($old_a)
 sleep 0.5
 new_b_policy() {
   for try in 1 2 3; do
     got=$(psql -X -qAt -c "SELECT pg_try_advisory_lock(4242)")
     stale=$(psql -X -qAt -c "SELECT now() - beat_at > interval '30 s' FROM incident_heartbeat WHERE name = 'bot'")
-    if [ "$got" = t ] || [ "$stale" = t ]; then echo active; return; fi
-    echo "try $try: lock held, heartbeat fresh" >&2
+    # Active only with the lock and a stale heartbeat (the old instance may still be alive).
+    if [ "$got" = t ] && [ "$stale" = t ]; then echo active; return; fi
+    echo "try $try: lock free: $got, old heartbeat stale: $stale" >&2
     [ $try -lt 3 ] && sleep 2
   done
   echo passive
 }
-( sleep 1; kill -TERM $old_a 2>/dev/null ) &   # the platform stops A once B is "healthy"
 outcome=$(new_b_policy 2>"$WORK/incident.log")
-sleep 0.5
+wait $old_a || true
 free_now=$(psql -X -qAt -c "SELECT pg_try_advisory_lock(4242)")
 [ "$outcome" = passive ] || fail "the emulated incident policy was expected to give up"
 [ "$free_now" = t ] || fail "the old instance should be gone"
 ok "incident policy: B gave up after 3 tries x 2 s and stayed passive; A is gone: no active instance"
+sed 's/^/    incident policy /' "$WORK/incident.log"
 psql -X -qc "DROP TABLE incident_heartbeat"
 
 echo "$checks passed, 0 failed"
