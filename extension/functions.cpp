@@ -35,10 +35,10 @@ LeaseKey name_arg(FunctionCallInfo fcinfo, int argno, const char* fn) {
     key.name_len = VARSIZE_ANY_EXHDR(key.name);
     int chars = pg_mbstrlen_with_len(VARDATA_ANY(key.name), key.name_len);
     if (chars < 1 || chars > kMaxNameChars)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("%s: argument \"name\" must be 1 to %d characters long", fn,
-                               kMaxNameChars),
-                        errdetail("It has %d characters.", chars)));
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                 errmsg("%s: argument \"name\" must be 1 to %d characters long", fn, kMaxNameChars),
+                 errdetail("It has %d characters.", chars)));
     key.name_str = text_to_cstring(key.name);
     key.name_hash = lease_name_hash(VARDATA_ANY(key.name), key.name_len);
     return key;
@@ -182,12 +182,12 @@ Datum singleton_acquire(PG_FUNCTION_ARGS) {
     SPI_finish();
 
     Datum values[4] = {BoolGetDatum(result.acquired), Int64GetDatum(result.token),
-                       result.holder != nullptr ? CStringGetTextDatum(result.holder) : (Datum) 0,
+                       result.holder != nullptr ? CStringGetTextDatum(result.holder) : (Datum)0,
                        TimestampTzGetDatum(result.expires_at)};
     // A token is a capability: never shown to a caller who does not hold the lease.
     bool nulls[4] = {false, !result.acquired, result.holder == nullptr, !result.has_expiry};
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-    return (Datum) 0;
+    return (Datum)0;
 }
 
 PG_FUNCTION_INFO_V1(singleton_heartbeat);
@@ -254,8 +254,7 @@ Datum singleton_lock_state(PG_FUNCTION_ARGS) {
     row.expires_at = PG_ARGISNULL(3) ? DT_NOBEGIN : PG_GETARG_TIMESTAMPTZ(3);
     TimestampTz now = PG_GETARG_TIMESTAMPTZ(4);
     bool check = cpp_call([&] { return needs_liveness_check(row); });
-    row.bound_session_alive =
-        check && session_alive(PG_GETARG_INT32(1), PG_GETARG_TIMESTAMPTZ(2));
+    row.bound_session_alive = check && session_alive(PG_GETARG_INT32(1), PG_GETARG_TIMESTAMPTZ(2));
     const char* state = cpp_call([&] { return state_name(classify(row, now)); });
     PG_RETURN_TEXT_P(cstring_to_text(state));
 }

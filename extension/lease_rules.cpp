@@ -58,7 +58,8 @@ std::optional<Micros> expiry_after(Micros now, Micros ttl) {
     return result;
 }
 
-std::optional<Micros> interval_micros(std::int64_t time_us, std::int32_t days, std::int32_t months) {
+std::optional<Micros> interval_micros(std::int64_t time_us, std::int32_t days,
+                                      std::int32_t months) {
     constexpr std::int64_t kDayUs = 86400LL * 1000000LL;
     std::int64_t total_days = static_cast<std::int64_t>(months) * 30 + days;
     std::int64_t day_part;
@@ -70,21 +71,30 @@ std::optional<Micros> interval_micros(std::int64_t time_us, std::int32_t days, s
 
 const char* state_name(LeaseState state) {
     switch (state) {
-        case LeaseState::Free: return "free";
-        case LeaseState::Orphaned: return "orphaned";
-        case LeaseState::Expired: return "expired";
-        case LeaseState::Held: return "held";
+        case LeaseState::Free:
+            return "free";
+        case LeaseState::Orphaned:
+            return "orphaned";
+        case LeaseState::Expired:
+            return "expired";
+        case LeaseState::Held:
+            return "held";
     }
     return "free";
 }
 
 const char* tenure_end_name(TenureEnd end) {
     switch (end) {
-        case TenureEnd::None: return nullptr;
-        case TenureEnd::Released: return "released";
-        case TenureEnd::Expired: return "expired";
-        case TenureEnd::Orphaned: return "orphaned";
-        case TenureEnd::Forced: return "forced";
+        case TenureEnd::None:
+            return nullptr;
+        case TenureEnd::Released:
+            return "released";
+        case TenureEnd::Expired:
+            return "expired";
+        case TenureEnd::Orphaned:
+            return "orphaned";
+        case TenureEnd::Forced:
+            return "forced";
     }
     return nullptr;
 }

@@ -25,11 +25,11 @@ enum class TenureEnd { None, Released, Expired, Orphaned, Forced };
 
 struct LeaseRow {
     bool exists = false;
-    bool released = true;          // released, force-released or never held
-    std::string_view holder;       // last holder
-    std::int64_t token = 0;        // last issued token, 0 if none
+    bool released = true;     // released, force-released or never held
+    std::string_view holder;  // last holder
+    std::int64_t token = 0;   // last issued token, 0 if none
     Micros expires_at = 0;
-    bool session_bound = false;    // holder_pid is set
+    bool session_bound = false;  // holder_pid is set
     bool bound_session_alive = false;
 };
 

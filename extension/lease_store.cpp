@@ -75,10 +75,11 @@ const PlanSpec kPlans[kPlanCount] = {
      {TEXTOID, INT8OID, TIMESTAMPTZOID, INTERVALOID}},
     // FOR UPDATE, unlike the UPDATE alone, waits for fenced transactions.
     {"WITH cur AS (SELECT name FROM %1$s.singleton_lock_leases WHERE name = $1 AND token = $2"
-     " AND " STATE_OF("$3") " = 'held' FOR UPDATE)"
-     " UPDATE %1$s.singleton_lock_leases l SET released = true, expires_at = $3,"
-     " holder_pid = NULL, holder_started = NULL, last_transition = 'released'"
-     " FROM cur WHERE l.name = cur.name RETURNING l.name",
+     " AND " STATE_OF(
+         "$3") " = 'held' FOR UPDATE)"
+               " UPDATE %1$s.singleton_lock_leases l SET released = true, expires_at = $3,"
+               " holder_pid = NULL, holder_started = NULL, last_transition = 'released'"
+               " FROM cur WHERE l.name = cur.name RETURNING l.name",
      3,
      {TEXTOID, INT8OID, TIMESTAMPTZOID}},
     {"WITH cur AS (SELECT name FROM %1$s.singleton_lock_leases WHERE name = $1"
@@ -89,7 +90,7 @@ const PlanSpec kPlans[kPlanCount] = {
      2,
      {TEXTOID, TIMESTAMPTZOID}},
     {"SELECT token, " STATE_OF("$2") " FROM %1$s.singleton_lock_leases WHERE name = $1"
-     " FOR KEY SHARE",
+                                     " FOR KEY SHARE",
      2,
      {TEXTOID, TIMESTAMPTZOID}},
 };
@@ -102,8 +103,8 @@ SPIPlanPtr plan(PlanId id) {
     if (!OidIsValid(schema_oid)) elog(ERROR, "singleton_lock: extension schema unknown");
     const char* schema = quote_identifier(get_namespace_name(schema_oid));
     const PlanSpec& spec = kPlans[id];
-    SPIPlanPtr fresh = SPI_prepare(psprintf(spec.sql, schema), spec.nargs,
-                                   const_cast<Oid*>(spec.argtypes));
+    SPIPlanPtr fresh =
+        SPI_prepare(psprintf(spec.sql, schema), spec.nargs, const_cast<Oid*>(spec.argtypes));
     if (fresh == nullptr)
         elog(ERROR, "singleton_lock: could not prepare query %d: %s", static_cast<int>(id),
              SPI_result_code_string(SPI_result));
@@ -121,7 +122,7 @@ void run(PlanId id, Datum* values, const char* nulls, int expected) {
 
 bool column_is_null(int column) {
     bool isnull;
-    (void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column, &isnull);
+    (void)SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column, &isnull);
     return isnull;
 }
 
@@ -247,9 +248,9 @@ AcquireResult acquire_once(const AcquireRequest& original) {
     if (decision.outcome == AcquireOutcome::TakeNew) {
         auto token = cpp_call([&] { return next_token(row.token, GetWALInsertionTimeLine()); });
         if (!token)
-            ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-                            errmsg("fencing tokens of lease \"%s\" are exhausted",
-                                   request.key.name_str)));
+            ereport(ERROR,
+                    (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                     errmsg("fencing tokens of lease \"%s\" are exhausted", request.key.name_str)));
         const char* ended = cpp_call([&] { return tenure_end_name(decision.previous_end); });
         Datum args[9] = {PointerGetDatum(request.key.name),
                          CStringGetTextDatum(request.holder),
@@ -259,9 +260,11 @@ AcquireResult acquire_once(const AcquireRequest& original) {
                          PointerGetDatum(micros_to_interval(request.ttl_us)),
                          Int32GetDatum(session.pid),
                          TimestampTzGetDatum(session.started),
-                         ended != nullptr ? CStringGetTextDatum(ended) : (Datum) 0};
-        const char nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', binding_nulls, binding_nulls,
-                                ended != nullptr ? ' ' : 'n', '\0'};
+                         ended != nullptr ? CStringGetTextDatum(ended) : (Datum)0};
+        const char nulls[10] = {' ',           ' ',           ' ',
+                                ' ',           ' ',           ' ',
+                                binding_nulls, binding_nulls, ended != nullptr ? ' ' : 'n',
+                                '\0'};
         run(kTake, args, nulls, SPI_OK_UPDATE);
         // A token must never be handed out twice, whatever synchronous_commit says.
         ForceSyncCommit();
@@ -271,12 +274,10 @@ AcquireResult acquire_once(const AcquireRequest& original) {
         result.holder = static_cast<char*>(SPI_palloc(holder_len + 1));
         memcpy(result.holder, request.holder, holder_len + 1);
     } else {
-        Datum args[6] = {PointerGetDatum(request.key.name),
-                         TimestampTzGetDatum(request.now),
-                         TimestampTzGetDatum(expires_at),
-                         PointerGetDatum(micros_to_interval(request.ttl_us)),
-                         Int32GetDatum(session.pid),
-                         TimestampTzGetDatum(session.started)};
+        Datum args[6] = {
+            PointerGetDatum(request.key.name), TimestampTzGetDatum(request.now),
+            TimestampTzGetDatum(expires_at),   PointerGetDatum(micros_to_interval(request.ttl_us)),
+            Int32GetDatum(session.pid),        TimestampTzGetDatum(session.started)};
         const char nulls[7] = {' ', ' ', ' ', ' ', binding_nulls, binding_nulls, '\0'};
         run(kRenew, args, nulls, SPI_OK_UPDATE);
         result.token = row.token;
@@ -325,11 +326,11 @@ void assert_holds(const LeaseKey& key, int64 token, TimestampTz now) {
         detail = !ours ? "Another tenure has begun since this token was issued."
                        : psprintf("The lease is %s.", state);
     }
-    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                    errmsg("lease \"%s\" is not held with token " INT64_FORMAT, key.name_str,
-                           token),
-                    errdetail_internal("%s", detail),
-                    errhint("A stale leader must not write: acquire the lease again.")));
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             errmsg("lease \"%s\" is not held with token " INT64_FORMAT, key.name_str, token),
+             errdetail_internal("%s", detail),
+             errhint("A stale leader must not write: acquire the lease again.")));
 }
 
 }  // namespace singleton_lock

@@ -13,15 +13,15 @@ extern "C" {
 namespace singleton_lock {
 
 struct LeaseKey {
-    text* name;             // as passed to SQL
-    const char* name_str;   // NUL-terminated copy
-    int name_len;           // bytes
+    text* name;            // as passed to SQL
+    const char* name_str;  // NUL-terminated copy
+    int name_len;          // bytes
     uint64 name_hash;
 };
 
 struct AcquireRequest {
     LeaseKey key;
-    const char* holder;     // already defaulted
+    const char* holder;  // already defaulted
     int64 ttl_us;
     TimestampTz now;
     bool bind_session;
@@ -29,8 +29,8 @@ struct AcquireRequest {
 
 struct AcquireResult {
     bool acquired;
-    int64 token;            // valid when acquired
-    char* holder;           // current holder (ours or theirs); palloc'd in the caller's context
+    int64 token;   // valid when acquired
+    char* holder;  // current holder (ours or theirs); palloc'd in the caller's context
     TimestampTz expires_at;
     bool has_expiry;
     // Refused after the row was locked (another caller won a race): the lock

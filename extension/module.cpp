@@ -22,8 +22,8 @@ int max_ttl_seconds = 86400;
 bool bind_session = true;
 
 void raise_cpp_failure(const char* what) {
-    ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-                    errmsg("singleton_lock: internal error: %s", what)));
+    ereport(ERROR,
+            (errcode(ERRCODE_INTERNAL_ERROR), errmsg("singleton_lock: internal error: %s", what)));
     pg_unreachable();
 }
 
@@ -38,8 +38,8 @@ void _PG_init(void) {
     DefineCustomBoolVariable(
         "singleton_lock.bind_session",
         "Ties new leases to the calling session: they are free as soon as it ends.",
-        "Turn off for transaction-pooled connections; leases then end by ttl alone.",
-        &bind_session, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+        "Turn off for transaction-pooled connections; leases then end by ttl alone.", &bind_session,
+        true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("singleton_lock");
     install_commit_wakeups();
 }

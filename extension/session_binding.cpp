@@ -37,9 +37,8 @@ void remember(uint64 name_hash) {
     if (bound_count == bound_capacity) {
         int capacity = bound_capacity == 0 ? 8 : bound_capacity * 2;
         bound_names = static_cast<uint64*>(
-            bound_names == nullptr
-                ? MemoryContextAlloc(TopMemoryContext, capacity * sizeof(uint64))
-                : repalloc(bound_names, capacity * sizeof(uint64)));
+            bound_names == nullptr ? MemoryContextAlloc(TopMemoryContext, capacity * sizeof(uint64))
+                                   : repalloc(bound_names, capacity * sizeof(uint64)));
         bound_capacity = capacity;
     }
     bound_names[bound_count++] = name_hash;
@@ -99,15 +98,14 @@ const char* default_holder() {
     if (holder != nullptr) return holder;
     uint32 nonce = 0;
     if (!pg_strong_random(&nonce, sizeof nonce))
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-                        errmsg("could not generate a random holder id")));
-    const char* app = application_name != nullptr && application_name[0] != '\0'
-                          ? application_name
-                          : "session";
+        ereport(ERROR,
+                (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not generate a random holder id")));
+    const char* app =
+        application_name != nullptr && application_name[0] != '\0' ? application_name : "session";
     const char* host = client_host();
     // Bytes bound the length in characters too: at most 64 + 64 + 24 < 255.
-    holder = MemoryContextStrdup(
-        TopMemoryContext, psprintf("%.64s@%.64s:%d:%08x", app, host, MyProcPid, nonce));
+    holder = MemoryContextStrdup(TopMemoryContext,
+                                 psprintf("%.64s@%.64s:%d:%08x", app, host, MyProcPid, nonce));
     return holder;
 }
 

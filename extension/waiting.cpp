@@ -66,8 +66,8 @@ void sleep_until(TimestampTz until) {
     if (until > now) {
         int64 remaining_ms = (until - now + 999) / 1000;
         long timeout_ms = remaining_ms > INT_MAX ? INT_MAX : static_cast<long>(remaining_ms);
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
-                         PG_WAIT_EXTENSION);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
+                        PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
     }
     CHECK_FOR_INTERRUPTS();

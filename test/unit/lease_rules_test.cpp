@@ -73,8 +73,7 @@ TEST(DecideAcquire, LiveLeaseIsRenewedForItsHolderAndRefusedToOthers) {
     EXPECT_EQ(decide_acquire(held_by("other", kNow + 1), "me", kNow).outcome,
               AcquireOutcome::Refuse);
     // Holder ids compare exactly.
-    EXPECT_EQ(decide_acquire(held_by("me ", kNow + 1), "me", kNow).outcome,
-              AcquireOutcome::Refuse);
+    EXPECT_EQ(decide_acquire(held_by("me ", kNow + 1), "me", kNow).outcome, AcquireOutcome::Refuse);
 }
 
 TEST(DecideAcquire, SameHolderAfterExpiryStartsANewTenure) {
@@ -109,8 +108,8 @@ TEST(Tokens, NeverGoBackwardsEvenFromALaterTimelineRow) {
 }
 
 TEST(Tokens, ExhaustionIsReportedNotWrapped) {
-    std::int64_t last = (std::int64_t{1} << kTokenSequenceBits) |
-                        ((std::int64_t{1} << kTokenSequenceBits) - 1);
+    std::int64_t last =
+        (std::int64_t{1} << kTokenSequenceBits) | ((std::int64_t{1} << kTokenSequenceBits) - 1);
     EXPECT_FALSE(next_token(last, 1));
     EXPECT_FALSE(next_token(0, 0));
     EXPECT_FALSE(next_token(-1, 1));
