@@ -6,7 +6,8 @@
 #
 #   test/bench/run.sh          writes Markdown to $BENCH_OUT (default test/bench/out/sql.md)
 #
-# Settings (environment): BENCH_DURATION (s per pgbench run, default 8),
+# Settings (environment): BENCH_DURATION (s per pgbench run, default 3),
+# BENCH_ROUNDS (interleaved repetitions of every run, default 3),
 # BENCH_CLIENTS (default "1 8"), BENCH_WAKE_ITERATIONS (default 150),
 # BENCH_SKIP_INSTALL=1 (do not run `make install` first), SL_PGPORT (default 54350).
 # Runs its own throwaway PostgreSQL (test/pgserver.sh), fsync on, and removes it.
@@ -14,7 +15,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-DUR="${BENCH_DURATION:-8}"
+DUR="${BENCH_DURATION:-3}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 CLIENTS="${BENCH_CLIENTS:-1 8}"
 WAKE_N="${BENCH_WAKE_ITERATIONS:-150}"
 OUT="${BENCH_OUT:-$HERE/out/sql.md}"
@@ -92,6 +94,11 @@ cat >"$S/update.sql" <<'EOF'
 UPDATE bench_kv SET v = v + 1 WHERE id = :client_id;
 EOF
 # Two one-row UPDATEs, two transactions: the baseline of the acquire+release pair.
+# The same write plus a NOTIFY in its transaction: the contract NOTIFYs on every
+# change of holder, and a NOTIFY serializes commits (PostgreSQL's notify queue lock).
+cat >"$S/update_notify.sql" <<'EOF'
+WITH u AS (UPDATE bench_kv SET v = v + 1 WHERE id = :client_id RETURNING id) SELECT pg_notify('bench', 'x') FROM u;
+EOF
 cat >"$S/update2.sql" <<'EOF'
 UPDATE bench_kv SET v = v + 1 WHERE id = :client_id;
 UPDATE bench_kv SET v = v + 1 WHERE id = :client_id + 32;
@@ -129,12 +136,12 @@ cat >"$S/pl_renew.sql" <<'EOF'
 SELECT * FROM plpgsql_lease.acquire('rn-' || :client_id, '1 day', 'bench-rn-' || :client_id);
 EOF
 
-# pgbench SCRIPT CLIENTS [extra options...]: records tps, per-statement latencies
-# (ms) and failures under the key SCRIPT.cCLIENTS.
+# pgbench SCRIPT CLIENTS ROUND: records tps, per-statement latencies (ms) and
+# failures under the key SCRIPT.cCLIENTS.rROUND.
 bench() {
-  local script="$1" c="$2"; shift 2
-  local j=$((c < 2 ? c : 2)) key="$script.c$c" outf="$WORK/$script.c$c.out"
-  if ! pgbench -n -M prepared -r -T "$DUR" -c "$c" -j "$j" "$@" -f "$S/$script.sql" \
+  local script="$1" c="$2" r="$3"
+  local j=$((c < 2 ? c : 2)) key="$script.c$c.r$r" outf="$WORK/$script.c$c.r$r.out"
+  if ! pgbench -n -M prepared -r -T "$DUR" -c "$c" -j "$j" -f "$S/$script.sql" \
       >"$outf" 2>"$outf.err"; then
     log "pgbench $script -c $c failed:"; tail -n 20 "$outf.err" >&2; exit 1
   fi
@@ -143,71 +150,75 @@ bench() {
   failed=$(awk '/^number of failed transactions:/ {print $5; exit}' "$outf")
   lat=$(awk '/^statement latencies/ {on=1; next} on && NF >= 3 && $1 ~ /^[0-9.]+$/ {printf "%s%s", sep, $1; sep=" "}' "$outf")
   put "$key.tps" "$tps"; put "$key.lat" "$lat"; put "$key.failed" "${failed:-0}"
-  log "$(printf '%-14s c=%-2s %10s tps  stmt ms: %s' "$script" "$c" "$tps" "$lat")"
+  log "$(printf '%-14s c=%-2s r=%s %10s tps  stmt ms: %s' "$script" "$c" "$r" "$tps" "$lat")"
 }
 
+reversed() { echo "$@" | tr ' ' '\n' | tac | tr '\n' ' '; }
+
 # --- 1. throughput ------------------------------------------------------------
-SCRIPTS="select1 update ext_acquire pl_acquire ext_heartbeat pl_heartbeat update2 ext_pair pl_pair ext_renew pl_renew"
+# The machine is noisy (the cost of an fsync varies several-fold within
+# minutes), so every script runs ROUNDS times, interleaved (odd rounds in one
+# order, even rounds in reverse); ratios are computed within a round and the
+# report gives their median.
+SCRIPTS="select1 update update_notify ext_acquire pl_acquire ext_heartbeat pl_heartbeat update2 ext_pair pl_pair ext_renew pl_renew"
 put scripts "$SCRIPTS"
 put clients "$CLIENTS"
+put rounds "$ROUNDS"
 for c in $CLIENTS; do
   q -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null
-  for s in $SCRIPTS; do bench "$s" "$c"; done
+  for ((r = 1; r <= ROUNDS; r++)); do
+    order="$SCRIPTS"
+    [ $((r % 2)) = 0 ] && order="$(reversed $SCRIPTS)"
+    for s in $order; do bench "$s" "$c" "$r"; done
+  done
 done
-# Sanity: the heartbeat leases were renewed, never lost, and tokens kept growing.
+# Sanity: the heartbeat leases were renewed, never lost.
 put check.hb_lost "$(q -c "SELECT count(*) FROM singleton_leases WHERE name LIKE 'hb-%' AND state <> 'held'")"
 put check.aq_transitions "$(q -c "SELECT COALESCE(sum(transitions), 0) FROM singleton_leases WHERE name LIKE 'aq-%'")"
 
 # --- 2. acquire latency: 1 name vs 1,000,000 names ----------------------------
-# One client, new tenure every call (ttl 1 us), per-transaction latencies from
-# pgbench -l. "fixed": always the same name; "random": a random one of the 1M.
-cat >"$S/scale_fixed.sql" <<'EOF'
-SELECT * FROM singleton_acquire('bulk-1', '1 microsecond', 'bench-scale');
-EOF
-cat >"$S/scale_random.sql" <<'EOF'
-\set id random(1, 1000000)
-SELECT * FROM singleton_acquire('bulk-' || :id, '1 microsecond', 'bench-scale');
-EOF
-latency_run() {  # NAME SCRIPT
-  local name="$1" script="$2" dir="$WORK/lat-$1"
+# Two databases of the same server, one whose lease table holds 1 row and one
+# with 1,000,000 rows, measured in alternation (ROUNDS rounds). One client, new
+# tenure every call (ttl 1 us), per-transaction latencies from pgbench -l.
+# "fixed": always the same name; "random": a random one of the 1M names.
+echo "SELECT * FROM singleton_acquire('bulk-1', '1 microsecond', 'bench-scale');" >"$S/scale_fixed.sql"
+printf '%s\n' '\set id random(1, 1000000)' \
+  "SELECT * FROM singleton_acquire('bulk-' || :id, '1 microsecond', 'bench-scale');" >"$S/scale_random.sql"
+log "acquire latency: populating a database with 1,000,000 lease names"
+for db in bench_one bench_million; do
+  q -c "CREATE DATABASE $db" >/dev/null
+  q -d "$db" -c "CREATE EXTENSION singleton_lock" >/dev/null
+done
+q -d bench_one -c "INSERT INTO singleton_lock_leases (name) VALUES ('bulk-1')" \
+  -c "VACUUM ANALYZE singleton_lock_leases" >/dev/null
+q -d bench_million \
+  -c "INSERT INTO singleton_lock_leases (name) SELECT 'bulk-' || g FROM generate_series(1, 1000000) g" \
+  -c "VACUUM ANALYZE singleton_lock_leases" >/dev/null
+put scale.rows1 "$(q -d bench_one -c 'SELECT count(*) FROM singleton_lock_leases')"
+put scale.rowsM "$(q -d bench_million -c 'SELECT count(*) FROM singleton_lock_leases')"
+put scale.size "$(q -d bench_million -c "SELECT pg_size_pretty(pg_table_size('singleton_lock_leases')) || ' heap, ' || pg_size_pretty(pg_indexes_size('singleton_lock_leases')) || ' index'")"
+put scale.plan "$(q -d bench_million -c "EXPLAIN (COSTS OFF) SELECT * FROM singleton_lock_leases WHERE name = 'bulk-77' FOR UPDATE" | tr '\n' ' ' | tr -s ' ')"
+
+latency_run() {  # NAME DATABASE SCRIPT ROUND
+  local name="$1" db="$2" script="$3" r="$4" dir="$WORK/lat-$1.r$4"
   mkdir -p "$dir"
   q -c "CHECKPOINT" >/dev/null
-  (cd "$dir" && pgbench -n -M prepared -T "$DUR" -c 1 -j 1 -l --log-prefix=lat \
-      -f "$S/$script.sql" >"$dir/out" 2>"$dir/err") || { log "pgbench $name failed"; cat "$dir/err" >&2; exit 1; }
-  local stats
-  stats=$(cat "$dir"/lat* | awk '{print $3}' | sort -n | awk '
-    {v[NR] = $1; s += $1}
-    END {i = int(NR * 0.99 + 0.999999); if (i > NR) i = NR; i50 = int(NR * 0.5 + 0.999999);
-         printf "%d %.1f %d %d", NR, s / NR, v[i50], v[i]}')
-  put "scale.$name" "$stats"
-  log "scale $name: n avg_us p50_us p99_us = $stats"
+  (cd "$dir" && PGDATABASE="$db" pgbench -n -M prepared -T "$DUR" -c 1 -j 1 -l --log-prefix=lat \
+      -f "$S/$script.sql" >"$dir/out" 2>"$dir/err") \
+    || { log "pgbench $name failed"; cat "$dir/err" >&2; exit 1; }
+  awk '{print $3}' "$dir"/lat.* >"$dir/us"
+  put "scale.$name.r$r" "$dir/us"
+  log "scale $name r=$r: $(wc -l <"$dir/us") calls, avg $(awk '{s += $1} END {printf "%.0f", s / NR}' "$dir/us") us"
 }
-log "acquire latency, 1 name"
-q >/dev/null <<'SQL'
-TRUNCATE singleton_lock_leases;
-INSERT INTO singleton_lock_leases (name) VALUES ('bulk-1');
-VACUUM ANALYZE singleton_lock_leases;
-SQL
-put scale.rows1 "$(q -c 'SELECT count(*) FROM singleton_lock_leases')"
-latency_run one scale_fixed
-log "populating 1,000,000 lease names"
-q >/dev/null <<'SQL'
-INSERT INTO singleton_lock_leases (name) SELECT 'bulk-' || g FROM generate_series(2, 1000000) g;
-VACUUM ANALYZE singleton_lock_leases;
-SQL
-put scale.rowsM "$(q -c 'SELECT count(*) FROM singleton_lock_leases')"
-put scale.size "$(q -c "SELECT pg_size_pretty(pg_table_size('singleton_lock_leases')) || ' heap+toast, ' || pg_size_pretty(pg_indexes_size('singleton_lock_leases')) || ' index'")"
-latency_run million_fixed scale_fixed
-latency_run million_random scale_random
-q -c "SELECT pg_prewarm('singleton_lock_leases')" >/dev/null 2>&1 || true
-put scale.plan "$(q -c "EXPLAIN (COSTS OFF) SELECT * FROM singleton_lock_leases WHERE name = 'bulk-77' FOR UPDATE" | tr '\n' ';')"
-# Back to 1 name, to see whether the difference is the table size or drift.
-q >/dev/null <<'SQL'
-TRUNCATE singleton_lock_leases;
-INSERT INTO singleton_lock_leases (name) VALUES ('bulk-1');
-VACUUM ANALYZE singleton_lock_leases;
-SQL
-latency_run one_again scale_fixed
+SCALE_RUNS="one:bench_one:scale_fixed million_fixed:bench_million:scale_fixed million_random:bench_million:scale_random"
+for ((r = 1; r <= ROUNDS; r++)); do
+  order="$SCALE_RUNS"
+  [ $((r % 2)) = 0 ] && order="$(reversed $SCALE_RUNS)"
+  for run in $order; do
+    IFS=: read -r name db script <<<"$run"
+    latency_run "$name" "$db" "$script" "$r"
+  done
+done
 
 # --- 3. release committed -> waiting acquire returns ---------------------------
 log "wake-up latency ($WAKE_N iterations; restarting with track_commit_timestamp = on)"
