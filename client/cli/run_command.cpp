@@ -149,6 +149,7 @@ int run_command(const RunArgs& a) {
     int stop_signal = 0;
     bool term_sent = false;
     bool release_started = false;
+    bool exited_before_loss = false;
     TimePoint kill_deadline = TimePoint::max();
 
     for (;;) {
@@ -178,13 +179,15 @@ int run_command(const RunArgs& a) {
             }
         } else if (child.status()) {
             const int code = exit_code_of(*child.status());
-            if (lost) return exit_code::lease_lost;
+            // Lost while COMMAND ran: 3. Lost only afterwards (say, the release
+            // could not be sent): COMMAND had already finished under the lease.
+            if (lost && !exited_before_loss) return exit_code::lease_lost;
             if (!release_started && st == State::leader) {
                 release_started = true;
                 elector->release();
                 continue;
             }
-            if (st != State::leader && st != State::releasing) return code;
+            if (st != State::leader && st != State::releasing) return code;  // released (or lost after)
         } else if (lost && !term_sent) {
             child.signal_group(SIGTERM);
             term_sent = true;
@@ -220,6 +223,7 @@ int run_command(const RunArgs& a) {
         }
         if (child.running() && fds[2].revents != 0) {
             const int status = child.collect();
+            exited_before_loss = !lost;
             log(lease + "COMMAND " + describe_status(status));
         }
         if (child.running() && Clock::now() >= kill_deadline) {

@@ -1,0 +1,178 @@
+// The library's blocking API (Elector::run / request_stop) against the real
+// server from the PG* environment. Skipped when no server answers.
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "singleton_lock/admin.hpp"
+#include "singleton_lock/elector.hpp"
+
+namespace singleton_lock {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool server_ready() {
+    static const bool ready = [] {
+        PGconn* c = PQconnectdb("");
+        bool ok = PQstatus(c) == CONNECTION_OK;
+        if (ok) {
+            PGresult* r = PQexec(c, "CREATE EXTENSION IF NOT EXISTS singleton_lock");
+            PQclear(r);
+            r = PQexec(c, "SELECT 'singleton_acquire'::regproc");
+            ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+            PQclear(r);
+        }
+        PQfinish(c);
+        return ok;
+    }();
+    return ready;
+}
+
+std::string unique_name(const char* what) {
+    return std::string("it_lib_") + what + "_" + std::to_string(getpid()) + "_" +
+           std::to_string(std::random_device{}() % 100000);
+}
+
+template <typename F>
+bool eventually(F&& f, std::chrono::milliseconds limit = 20s) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (f()) return true;
+        std::this_thread::sleep_for(5ms);
+    }
+    return f();
+}
+
+#define REQUIRE_SERVER() \
+    if (!server_ready()) GTEST_SKIP() << "no PostgreSQL server with singleton_lock (PG* environment)"
+
+TEST(ElectorIntegration, HandoverOnRequestStop) {
+    REQUIRE_SERVER();
+    ElectorOptions o;
+    o.name = unique_name("handover");
+    o.ttl = 3s;
+    std::atomic<std::int64_t> token_a{0}, token_b{0};
+    std::atomic<bool> b_standby{false};
+    ElectorEvents ea, eb;
+    ea.on_leader = [&](const LeaseInfo& l) { token_a = l.token; };
+    eb.on_leader = [&](const LeaseInfo& l) { token_b = l.token; };
+    eb.on_standby = [&](const LeaseInfo&) { b_standby = true; };
+    Elector a(o, ea), b(o, eb);
+    State sa{}, sb{};
+    std::thread ta([&] { sa = a.run(); });
+    ASSERT_TRUE(eventually([&] { return token_a != 0; }));
+    std::thread tb([&] { sb = b.run(); });
+    ASSERT_TRUE(eventually([&] { return b_standby.load(); }));
+    std::this_thread::sleep_for(200ms);
+    EXPECT_EQ(token_b.load(), 0) << "two leaders";
+    const auto t0 = std::chrono::steady_clock::now();
+    a.request_stop();
+    ta.join();
+    EXPECT_EQ(sa, State::released);
+    ASSERT_TRUE(eventually([&] { return token_b != 0; }));
+    std::printf("library handover after request_stop: %lld ms\n",
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::steady_clock::now() - t0)
+                                           .count()));
+    EXPECT_GT(token_b.load(), token_a.load());
+    b.request_stop();
+    tb.join();
+    EXPECT_EQ(sb, State::released);
+}
+
+TEST(ElectorIntegration, WaitRunsOut) {
+    REQUIRE_SERVER();
+    ElectorOptions o;
+    o.name = unique_name("wait");
+    std::atomic<bool> leader{false};
+    ElectorEvents ea;
+    ea.on_leader = [&](const LeaseInfo&) { leader = true; };
+    Elector a(o, ea);
+    std::thread ta([&] { a.run(); });
+    ASSERT_TRUE(eventually([&] { return leader.load(); }));
+    ElectorOptions w = o;
+    w.wait = 300ms;
+    bool expired = false;
+    ElectorEvents ew;
+    ew.on_wait_expired = [&] { expired = true; };
+    Elector waiter(w, ew);
+    EXPECT_EQ(waiter.run(), State::wait_expired);
+    EXPECT_TRUE(expired);
+    a.request_stop();
+    ta.join();
+}
+
+TEST(ElectorIntegration, StopWhileStandby) {
+    REQUIRE_SERVER();
+    ElectorOptions o;
+    o.name = unique_name("stop");
+    std::atomic<bool> leader{false}, standby{false};
+    ElectorEvents ea, eb;
+    ea.on_leader = [&](const LeaseInfo&) { leader = true; };
+    eb.on_standby = [&](const LeaseInfo&) { standby = true; };
+    Elector a(o, ea), b(o, eb);
+    std::thread ta([&] { a.run(); });
+    ASSERT_TRUE(eventually([&] { return leader.load(); }));
+    State sb{};
+    std::thread tb([&] { sb = b.run(); });
+    ASSERT_TRUE(eventually([&] { return standby.load(); }));
+    b.request_stop();
+    tb.join();
+    EXPECT_EQ(sb, State::stopped);
+    a.request_stop();
+    ta.join();
+}
+
+TEST(ElectorIntegration, ForceReleaseIsALoss) {
+    REQUIRE_SERVER();
+    ElectorOptions o;
+    o.name = unique_name("force");
+    std::atomic<bool> leader{false};
+    LossReason reason{};
+    ElectorEvents ea;
+    ea.on_leader = [&](const LeaseInfo&) { leader = true; };
+    ea.on_lost = [&](LossReason r, const std::string&) { reason = r; };
+    Elector a(o, ea);
+    State sa{};
+    std::thread ta([&] { sa = a.run(); });
+    ASSERT_TRUE(eventually([&] { return leader.load(); }));
+    EXPECT_TRUE(force_release("", "", o.name));
+    ta.join();
+    EXPECT_EQ(sa, State::lost);
+    EXPECT_EQ(reason, LossReason::refused);
+}
+
+TEST(ElectorIntegration, MissingSchemaIsFatal) {
+    REQUIRE_SERVER();
+    ElectorOptions o;
+    o.name = unique_name("fatal");
+    o.schema = "no_such_schema";
+    std::string error;
+    ElectorEvents e;
+    e.on_failed = [&](const std::string& m) { error = m; };
+    Elector a(o, e);
+    EXPECT_EQ(a.run(), State::failed);
+    EXPECT_FALSE(error.empty());
+}
+
+TEST(ElectorIntegration, UnreachableServerIsRetriedUntilTheWaitRunsOut) {
+    ElectorOptions o;
+    o.name = unique_name("unreachable");
+    o.dsn = "host=/nonexistent port=1";
+    o.wait = 500ms;
+    int retries = 0;
+    ElectorEvents e;
+    e.on_retry = [&](const std::string&, Duration) { ++retries; };
+    Elector a(o, e);
+    EXPECT_EQ(a.run(), State::wait_expired);
+    EXPECT_GE(retries, 2);
+}
+
+}  // namespace
+}  // namespace singleton_lock
