@@ -20,16 +20,18 @@ int status_command(const StatusArgs& args) {
         return exit_code::error;
     }
     if (rows.empty()) {
-        std::printf(args.name ? "no lease named \"%s\"\n" : "no leases%s\n", args.name ? args.name->c_str() : "");
+        std::printf(args.name ? "no lease named \"%s\"\n" : "no leases%s\n",
+                    args.name ? args.name->c_str() : "");
         return args.name ? exit_code::error : exit_code::ok;
     }
-    const std::vector<std::string> head = {"NAME",       "STATE",       "HOLDER",      "TOKEN",
-                                           "EXPIRES IN", "EXPIRES AT",  "TTL",         "PID",
-                                           "TENURES",    "LAST ENDED",  "ACQUIRED AT", "RENEWED AT"};
+    const std::vector<std::string> head = {"NAME",       "STATE",      "HOLDER",      "TOKEN",
+                                           "EXPIRES IN", "EXPIRES AT", "TTL",         "PID",
+                                           "TENURES",    "LAST ENDED", "ACQUIRED AT", "RENEWED AT"};
     std::vector<std::vector<std::string>> table;
     for (const auto& r : rows)
-        table.push_back({r.name, r.state, r.holder, r.token, r.expires_in, r.expires_at, r.ttl, r.holder_pid,
-                         r.transitions, r.last_transition, r.acquired_at, r.renewed_at});
+        table.push_back({r.name, r.state, r.holder, r.token, r.expires_in, r.expires_at, r.ttl,
+                         r.holder_pid, r.transitions, r.last_transition, r.acquired_at,
+                         r.renewed_at});
     std::vector<std::size_t> width(head.size());
     for (std::size_t c = 0; c < head.size(); ++c) {
         width[c] = head[c].size();

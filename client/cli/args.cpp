@@ -27,7 +27,8 @@ HealthAddr parse_health_addr(const std::string& text) {
 }
 
 Parsed parse_args(int argc, const char* const* argv) {
-    CLI::App app{"singleton-lock: run COMMAND only while holding a PostgreSQL singleton_lock lease"};
+    CLI::App app{
+        "singleton-lock: run COMMAND only while holding a PostgreSQL singleton_lock lease"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "singleton-lock 1.0");
     app.footer(
@@ -40,16 +41,21 @@ Parsed parse_args(int argc, const char* const* argv) {
 
     auto* run = app.add_subcommand("run", "wait for the lease, then run COMMAND while holding it");
     run->add_option("--name,-n", p.run.name, "lease name")->required();
-    run->add_option("--dsn,-d", p.run.dsn, "libpq connection string or URI (default: PG* environment)");
+    run->add_option("--dsn,-d", p.run.dsn,
+                    "libpq connection string or URI (default: PG* environment)");
     run->add_option("--ttl", ttl, "lease time to live (250ms, 10s, 2m, 1h)")->capture_default_str();
-    run->add_option("--holder", p.run.holder, "holder id (default: hostname:pid:random; a credential)");
-    run->add_option("--wait", wait, "how long to wait as standby: DURATION or forever")->capture_default_str();
-    run->add_option("--grace", grace, "SIGTERM->SIGKILL grace for COMMAND (default ttl/4, < ttl/2)");
+    run->add_option("--holder", p.run.holder,
+                    "holder id (default: hostname:pid:random; a credential)");
+    run->add_option("--wait", wait, "how long to wait as standby: DURATION or forever")
+        ->capture_default_str();
+    run->add_option("--grace", grace,
+                    "SIGTERM->SIGKILL grace for COMMAND (default ttl/4, < ttl/2)");
     run->add_option("--health-addr", health, "serve GET /healthz and /leader on HOST:PORT");
     run->add_option("--schema", p.run.schema, "schema of the extension (default: search_path)");
     run->add_option("command", p.run.command, "COMMAND [ARGS...] (after --)")->required();
 
-    auto* status = app.add_subcommand("status", "show leases (view singleton_leases; administrators)");
+    auto* status =
+        app.add_subcommand("status", "show leases (view singleton_leases; administrators)");
     status->add_option("--name,-n", p.status.name, "only this lease");
     status->add_option("--dsn,-d", p.status.dsn, "libpq connection string or URI");
     status->add_option("--schema", p.status.schema, "schema of the extension");
@@ -57,7 +63,8 @@ Parsed parse_args(int argc, const char* const* argv) {
     bool force = false;
     auto* release = app.add_subcommand("release", "free a lease whoever holds it (administrators)");
     release->add_option("--name,-n", p.release.name, "lease name")->required();
-    release->add_flag("--force", force, "required: this ends the current holder's tenure")->required();
+    release->add_flag("--force", force, "required: this ends the current holder's tenure")
+        ->required();
     release->add_option("--dsn,-d", p.release.dsn, "libpq connection string or URI");
     release->add_option("--schema", p.release.schema, "schema of the extension");
 
@@ -79,7 +86,8 @@ Parsed parse_args(int argc, const char* const* argv) {
             p.run.ttl = parse_duration(ttl);
             if (!grace.empty()) p.run.grace = parse_duration(grace);
             p.run.wait = parse_wait(wait);
-            const auto timing = policy::make_timing(p.run.ttl, p.run.grace);  // validates grace < ttl/2
+            const auto timing =
+                policy::make_timing(p.run.ttl, p.run.grace);  // validates grace < ttl/2
             p.run.grace = timing.grace;
             if (!health.empty()) p.run.health = parse_health_addr(health);
             if (p.run.name.empty()) throw UsageError("--name must not be empty");
@@ -92,7 +100,8 @@ Parsed parse_args(int argc, const char* const* argv) {
     } catch (const UsageError& e) {
         p.kind = Parsed::Kind::exit;
         p.exit_code = exit_code::usage;
-        p.err = std::string("singleton-lock: ") + e.what() + "\nRun with --help for more information.\n";
+        p.err = std::string("singleton-lock: ") + e.what() +
+                "\nRun with --help for more information.\n";
     }
     return p;
 }

@@ -39,9 +39,9 @@ struct Parsed {
     RunArgs run;
     StatusArgs status;
     ReleaseArgs release;
-    int exit_code = 0;   // Kind::exit: 0 after --help/--version, 2 on usage errors
-    std::string out;     // Kind::exit: text for stdout (help)
-    std::string err;     // Kind::exit: text for stderr (errors)
+    int exit_code = 0;  // Kind::exit: 0 after --help/--version, 2 on usage errors
+    std::string out;    // Kind::exit: text for stdout (help)
+    std::string err;    // Kind::exit: text for stderr (errors)
 };
 
 Parsed parse_args(int argc, const char* const* argv);

@@ -14,7 +14,7 @@ class Server;
 namespace singleton_lock::cli {
 
 class HealthServer {
-public:
+  public:
     // Binds at once (port 0: any free port); throws std::runtime_error when it cannot.
     HealthServer(const std::string& host, int port, const std::atomic<bool>& leader);
     ~HealthServer();
@@ -22,7 +22,7 @@ public:
     HealthServer& operator=(const HealthServer&) = delete;
     int port() const { return port_; }
 
-private:
+  private:
     std::unique_ptr<httplib::Server> server_;
     std::thread thread_;
     int port_ = 0;

@@ -24,8 +24,8 @@ void log(const std::string& message) {
     gmtime_r(&tv.tv_sec, &utc);
     char stamp[32];
     std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
-    std::fprintf(stderr, "%s.%03ldZ singleton-lock[%d]: %s\n", stamp, static_cast<long>(tv.tv_usec / 1000),
-                 static_cast<int>(getpid()), line.c_str());
+    std::fprintf(stderr, "%s.%03ldZ singleton-lock[%d]: %s\n", stamp,
+                 static_cast<long>(tv.tv_usec / 1000), static_cast<int>(getpid()), line.c_str());
     std::fflush(stderr);
 }
 

@@ -8,10 +8,14 @@ int main(int argc, char** argv) {
     using namespace singleton_lock::cli;
     const Parsed p = parse_args(argc, argv);
     switch (p.kind) {
-        case Parsed::Kind::run: return run_command(p.run);
-        case Parsed::Kind::status: return status_command(p.status);
-        case Parsed::Kind::release: return release_command(p.release);
-        case Parsed::Kind::exit: break;
+        case Parsed::Kind::run:
+            return run_command(p.run);
+        case Parsed::Kind::status:
+            return status_command(p.status);
+        case Parsed::Kind::release:
+            return release_command(p.release);
+        case Parsed::Kind::exit:
+            break;
     }
     std::fputs(p.out.c_str(), stdout);
     std::fputs(p.err.c_str(), stderr);

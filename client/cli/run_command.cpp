@@ -50,8 +50,9 @@ std::vector<std::string> command_environment(const std::string& name, std::int64
 }
 
 std::string describe_status(int st) {
-    if (WIFSIGNALED(st)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(st)) + " (" +
-                                strsignal(WTERMSIG(st)) + ")";
+    if (WIFSIGNALED(st))
+        return std::string("was killed by signal ") + std::to_string(WTERMSIG(st)) + " (" +
+               strsignal(WTERMSIG(st)) + ")";
     return "exited with status " + std::to_string(exit_code_of(st));
 }
 
@@ -100,7 +101,8 @@ int run_command(const RunArgs& a) {
     ElectorEvents ev;
     ev.on_standby = [&](const LeaseInfo& l) {
         last_retry.clear();
-        log(lease + "standby, held by " + (l.holder.empty() ? "?" : l.holder) + " until " + l.expires_at);
+        log(lease + "standby, held by " + (l.holder.empty() ? "?" : l.holder) + " until " +
+            l.expires_at);
     };
     ev.on_leader = [&](const LeaseInfo& l) {
         last_retry.clear();
@@ -112,11 +114,13 @@ int run_command(const RunArgs& a) {
         log(lease + "LOST (" + to_string(r) + ": " + detail + ")");
     };
     ev.on_released = [&](bool ok) {
-        log(lease + (ok ? "released" : "release not confirmed (the lease ends with the session or its TTL)"));
+        log(lease + (ok ? "released"
+                        : "release not confirmed (the lease ends with the session or its TTL)"));
     };
     ev.on_wait_expired = [&] { log(lease + "--wait ran out; COMMAND not started"); };
     ev.on_retry = [&](const std::string& err, Duration in) {
-        if (err != last_retry) log(lease + "database unavailable (" + err + "); retrying in " + format_duration(in));
+        if (err != last_retry)
+            log(lease + "database unavailable (" + err + "); retrying in " + format_duration(in));
         last_retry = err;
     };
     ev.on_failed = [&](const std::string& err) { log(lease + "giving up: " + err); };
@@ -134,15 +138,17 @@ int run_command(const RunArgs& a) {
     if (a.health) {
         try {
             health = std::make_unique<HealthServer>(a.health->host, a.health->port, leader_flag);
-            log("health endpoint on http://" + a.health->host + ":" + std::to_string(health->port()));
+            log("health endpoint on http://" + a.health->host + ":" +
+                std::to_string(health->port()));
         } catch (const std::exception& e) {
             log(std::string("health endpoint: ") + e.what());
             return exit_code::error;
         }
     }
 
-    log(lease + "waiting as " + elector->options().holder + " (ttl " + format_duration(a.ttl) + ", grace " +
-        format_duration(timing.grace) + ", wait " + (a.wait ? format_duration(*a.wait) : "forever") + ")");
+    log(lease + "waiting as " + elector->options().holder + " (ttl " + format_duration(a.ttl) +
+        ", grace " + format_duration(timing.grace) + ", wait " +
+        (a.wait ? format_duration(*a.wait) : "forever") + ")");
     elector->start();
 
     Supervisor child;
@@ -159,8 +165,9 @@ int run_command(const RunArgs& a) {
         if (!child.spawned()) {
             if (st == State::leader && stop_signal == 0) {
                 try {
-                    child.spawn(*path, a.command,
-                                command_environment(a.name, elector->token(), elector->options().holder));
+                    child.spawn(
+                        *path, a.command,
+                        command_environment(a.name, elector->token(), elector->options().holder));
                     log(lease + "started COMMAND in process group " + std::to_string(child.pgid()));
                 } catch (const std::exception& e) {
                     log(std::string("cannot start COMMAND: ") + e.what());
@@ -169,9 +176,12 @@ int run_command(const RunArgs& a) {
                 }
             } else if (is_terminal(st)) {
                 switch (st) {
-                    case State::wait_expired: return exit_code::wait_expired;
-                    case State::failed: return exit_code::error;
-                    case State::lost: return exit_code::lease_lost;
+                    case State::wait_expired:
+                        return exit_code::wait_expired;
+                    case State::failed:
+                        return exit_code::error;
+                    case State::lost:
+                        return exit_code::lease_lost;
                     default:
                         if (stop_signal > 0) return exit_code::signal_base + stop_signal;
                         return exit_code::error;
@@ -187,15 +197,18 @@ int run_command(const RunArgs& a) {
                 elector->release();
                 continue;
             }
-            if (st != State::leader && st != State::releasing) return code;  // released (or lost after)
+            if (st != State::leader && st != State::releasing)
+                return code;  // released (or lost after)
         } else if (lost && !term_sent) {
             child.signal_group(SIGTERM);
             term_sent = true;
             kill_deadline = policy::kill_at(timing, Clock::now());
-            log(lease + "stopping COMMAND: SIGTERM now, SIGKILL in " + format_duration(timing.grace));
+            log(lease + "stopping COMMAND: SIGTERM now, SIGKILL in " +
+                format_duration(timing.grace));
         }
 
-        pollfd fds[3] = {{sfd, POLLIN, 0}, {elector->fd(), elector->events(), 0}, {child.fd(), POLLIN, 0}};
+        pollfd fds[3] = {
+            {sfd, POLLIN, 0}, {elector->fd(), elector->events(), 0}, {child.fd(), POLLIN, 0}};
         const int n = ::poll(fds, 3, poll_timeout(std::min(elector->next_wakeup(), kill_deadline)));
         if (n < 0 && errno != EINTR) {
             log(std::string("poll: ") + std::strerror(errno));

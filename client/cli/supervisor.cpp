@@ -20,7 +20,8 @@ namespace {
 
 bool executable_file(const std::string& path) {
     struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+           ::access(path.c_str(), X_OK) == 0;
 }
 
 // Everything below runs in the forked supervisor: async-signal-safe calls only
@@ -93,7 +94,8 @@ std::optional<std::string> Supervisor::resolve(const std::string& command) {
     std::size_t start = 0;
     while (start <= path.size()) {
         const auto end = path.find(':', start);
-        std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        std::string dir =
+            path.substr(start, end == std::string::npos ? std::string::npos : end - start);
         if (dir.empty()) dir = ".";
         const std::string candidate = dir + "/" + command;
         if (executable_file(candidate)) return candidate;

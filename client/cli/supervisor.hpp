@@ -18,7 +18,7 @@
 namespace singleton_lock::cli {
 
 class Supervisor {
-public:
+  public:
     Supervisor() = default;
     ~Supervisor();
     Supervisor(const Supervisor&) = delete;
@@ -35,12 +35,12 @@ public:
     pid_t pgid() const { return pid_; }
     bool running() const { return pid_ > 0 && !status_; }
     int fd() const { return running() ? link_ : -1; }  // readable: COMMAND ended or supervisor died
-    void signal_group(int sig) const;                   // kill(-pgid, sig) while running
+    void signal_group(int sig) const;                  // kill(-pgid, sig) while running
     // Call when fd() is readable: COMMAND's wait status (SIGKILL if the supervisor died first).
     int collect();
     std::optional<int> status() const { return status_; }
 
-private:
+  private:
     pid_t pid_ = -1;  // supervisor = process group id
     int link_ = -1;
     std::optional<int> status_;

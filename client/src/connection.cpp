@@ -56,8 +56,8 @@ void check(PGconn* conn, const PGresult* result) {
     if (starts_with(code, "22")) throw InvalidArgumentError(message, code);
     if (code == "42501") throw PermissionDeniedError(message, code);
     if (code == "42883" || code == "42P01" || code == "3F000")
-        throw ExtensionMissingError(message + " (is the extension installed? CREATE EXTENSION singleton_lock)",
-                                    code);
+        throw ExtensionMissingError(
+            message + " (is the extension installed? CREATE EXTENSION singleton_lock)", code);
     if (code == "57014") throw QueryCanceledError(message, code);
     throw ServerError(message, code);
 }
@@ -93,7 +93,8 @@ Connection Connection::open(const ConnectParams& params) {
 Connection Connection::start(const ConnectParams& params) {
     ConnPtr c(PQconnectStartParams(params.keywords(), params.values(), 1));
     if (!c) throw ConnectionError("out of memory");
-    if (PQstatus(c.get()) == CONNECTION_BAD) throw ConnectionError(trimmed(PQerrorMessage(c.get())));
+    if (PQstatus(c.get()) == CONNECTION_BAD)
+        throw ConnectionError(trimmed(PQerrorMessage(c.get())));
     PQsetNoticeProcessor(c.get(), drop_notice, nullptr);
     return Connection(std::move(c));
 }
@@ -169,14 +170,16 @@ std::optional<Result> Connection::poll_result() {
         }
         const ExecStatusType st = PQresultStatus(r);
         const bool failed = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK;
-        if (!pending_ || (failed && !pending_error_)) {  // keep the first error, else the last result
+        if (!pending_ ||
+            (failed && !pending_error_)) {  // keep the first error, else the last result
             pending_.reset(r);
             pending_error_ = failed;
         } else {
             PQclear(r);
         }
     }
-    if (PQstatus(conn_.get()) == CONNECTION_BAD) throw ConnectionError(trimmed(PQerrorMessage(conn_.get())));
+    if (PQstatus(conn_.get()) == CONNECTION_BAD)
+        throw ConnectionError(trimmed(PQerrorMessage(conn_.get())));
     return std::nullopt;
 }
 

@@ -24,7 +24,7 @@ using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
 
 // A successful result (errors are thrown, never returned).
 class Result {
-public:
+  public:
     Result() = default;
     explicit Result(ResultPtr r) : r_(std::move(r)) {}
     int rows() const { return r_ ? PQntuples(r_.get()) : 0; }
@@ -32,7 +32,7 @@ public:
     std::string text(int row, int col) const;  // "" for NULL
     std::optional<std::string> get(int row, int col) const;
 
-private:
+  private:
     ResultPtr r_;
 };
 
@@ -46,18 +46,19 @@ void check(PGconn* conn, const PGresult* result);
 // so anything the DSN says wins. A default is also skipped when its PG*
 // environment variable is set.
 class ConnectParams {
-public:
-    ConnectParams(const std::string& dsn, const std::vector<std::pair<std::string, std::string>>& defaults);
+  public:
+    ConnectParams(const std::string& dsn,
+                  const std::vector<std::pair<std::string, std::string>>& defaults);
     const char* const* keywords() const { return kw_ptrs_.data(); }
     const char* const* values() const { return val_ptrs_.data(); }
 
-private:
+  private:
     std::vector<std::string> kw_, val_;
     std::vector<const char*> kw_ptrs_, val_ptrs_;
 };
 
 class Connection {
-public:
+  public:
     enum class Progress { want_read, want_write, ready };
 
     Connection() = default;
@@ -71,7 +72,11 @@ public:
     bool is_open() const { return conn_ != nullptr; }
     int fd() const { return conn_ ? PQsocket(conn_.get()) : -1; }
     int backend_pid() const { return conn_ ? PQbackendPID(conn_.get()) : 0; }
-    void close() { conn_.reset(); in_flight_ = false; pending_.reset(); }
+    void close() {
+        conn_.reset();
+        in_flight_ = false;
+        pending_.reset();
+    }
 
     // Blocking query (admin commands).
     Result exec(const std::string& sql, const Params& params);
@@ -94,7 +99,7 @@ public:
     // cancel request itself: it runs on a short-lived helper thread.
     void cancel(std::chrono::milliseconds limit);
 
-private:
+  private:
     explicit Connection(ConnPtr c) : conn_(std::move(c)) {}
     ConnPtr conn_;
     bool in_flight_ = false;

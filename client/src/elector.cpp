@@ -25,30 +25,43 @@ using policy::TimePoint;
 
 const char* to_string(State s) {
     switch (s) {
-        case State::idle: return "idle";
-        case State::connecting: return "connecting";
-        case State::standby: return "standby";
-        case State::leader: return "leader";
-        case State::releasing: return "releasing";
-        case State::released: return "released";
-        case State::lost: return "lost";
-        case State::wait_expired: return "wait_expired";
-        case State::failed: return "failed";
-        case State::stopped: return "stopped";
+        case State::idle:
+            return "idle";
+        case State::connecting:
+            return "connecting";
+        case State::standby:
+            return "standby";
+        case State::leader:
+            return "leader";
+        case State::releasing:
+            return "releasing";
+        case State::released:
+            return "released";
+        case State::lost:
+            return "lost";
+        case State::wait_expired:
+            return "wait_expired";
+        case State::failed:
+            return "failed";
+        case State::stopped:
+            return "stopped";
     }
     return "?";
 }
 
 bool is_terminal(State s) {
-    return s == State::released || s == State::lost || s == State::wait_expired || s == State::failed ||
-           s == State::stopped;
+    return s == State::released || s == State::lost || s == State::wait_expired ||
+           s == State::failed || s == State::stopped;
 }
 
 const char* to_string(LossReason r) {
     switch (r) {
-        case LossReason::refused: return "heartbeat refused";
-        case LossReason::deadline: return "no confirmed heartbeat before the deadline";
-        case LossReason::connection_lost: return "connection lost";
+        case LossReason::refused:
+            return "heartbeat refused";
+        case LossReason::deadline:
+            return "no confirmed heartbeat before the deadline";
+        case LossReason::connection_lost:
+            return "connection lost";
     }
     return "?";
 }
@@ -62,7 +75,8 @@ std::string default_holder_id() {
         for (auto& b : random) b = static_cast<unsigned char>(rd());
     }
     char suffix[2 * sizeof random + 1] = {};
-    for (std::size_t i = 0; i < sizeof random; ++i) std::snprintf(suffix + 2 * i, 3, "%02x", random[i]);
+    for (std::size_t i = 0; i < sizeof random; ++i)
+        std::snprintf(suffix + 2 * i, 3, "%02x", random[i]);
     return std::string(host) + ":" + std::to_string(getpid()) + ":" + suffix;
 }
 
@@ -78,7 +92,18 @@ ElectorOptions resolved(ElectorOptions o, const policy::Timing& t) {
 }  // namespace
 
 struct Elector::Impl {
-    enum class Phase { idle, backoff, connecting, listen, acquire, confirm, lead, heartbeat, release, done };
+    enum class Phase {
+        idle,
+        backoff,
+        connecting,
+        listen,
+        acquire,
+        confirm,
+        lead,
+        heartbeat,
+        release,
+        done
+    };
 
     Impl(ElectorOptions o, ElectorEvents e)
         : timing(policy::make_timing(o.ttl, o.grace)),
@@ -164,7 +189,8 @@ struct Elector::Impl {
 
     void send_acquire() {
         const auto now = Clock::now();
-        const Duration slice = first_attempt ? Duration::zero() : policy::wait_slice(timing, now, wait_until);
+        const Duration slice =
+            first_attempt ? Duration::zero() : policy::wait_slice(timing, now, wait_until);
         waited = slice > Duration::zero();
         send(Phase::acquire, sql.acquire,
              {opt.name, interval_literal(opt.ttl), opt.holder, interval_literal(slice)}, slice);
@@ -172,7 +198,8 @@ struct Elector::Impl {
 
     void send_heartbeat(Phase p) {
         heartbeat_now = false;
-        send(p, sql.heartbeat, {opt.name, std::to_string(token), interval_literal(opt.ttl)}, Duration::zero());
+        send(p, sql.heartbeat, {opt.name, std::to_string(token), interval_literal(opt.ttl)},
+             Duration::zero());
     }
 
     void send_release() {
@@ -208,7 +235,9 @@ struct Elector::Impl {
             case Phase::listen:
                 send_acquire();
                 break;
-            case Phase::acquire: on_acquire_reply(r); break;
+            case Phase::acquire:
+                on_acquire_reply(r);
+                break;
             case Phase::confirm:
                 if (r.rows() != 1 || r.is_null(0, 0)) {
                     // Lost between the waited acquire and its confirmation:
@@ -351,7 +380,8 @@ struct Elector::Impl {
     void notifications() {
         const int own = conn.backend_pid();
         for (const auto& [pid, payload] : conn.take_notifications()) {
-            if (pid != own && payload == opt.name && (phase == Phase::lead || phase == Phase::heartbeat))
+            if (pid != own && payload == opt.name &&
+                (phase == Phase::lead || phase == Phase::heartbeat))
                 heartbeat_now = true;  // someone else changed our lease: check at once
         }
     }
@@ -368,7 +398,9 @@ struct Elector::Impl {
                 }
                 return;
             case Phase::connecting:
-                if (now >= due) throw ConnectionError("could not connect within " + format_duration(timing.connect_timeout));
+                if (now >= due)
+                    throw ConnectionError("could not connect within " +
+                                          format_duration(timing.connect_timeout));
                 return;
             case Phase::listen:
             case Phase::acquire:
@@ -389,7 +421,8 @@ struct Elector::Impl {
                 }
                 return;
             case Phase::heartbeat:
-                if (timer.must_step_down(now)) lose(LossReason::deadline, "heartbeat not confirmed in time");
+                if (timer.must_step_down(now))
+                    lose(LossReason::deadline, "heartbeat not confirmed in time");
                 return;
             default:
                 return;
@@ -446,7 +479,8 @@ struct Elector::Impl {
             case Phase::release:
                 return due;
             case Phase::lead:
-                return heartbeat_now ? Clock::now() : std::min(next_heartbeat, timer.step_down_at());
+                return heartbeat_now ? Clock::now()
+                                     : std::min(next_heartbeat, timer.step_down_at());
             case Phase::heartbeat:
                 return timer.step_down_at();
             default:
@@ -484,7 +518,8 @@ struct Elector::Impl {
             const auto wake = next_wakeup();
             int timeout = -1;
             if (wake != TimePoint::max()) {
-                const auto left = std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count();
+                const auto left =
+                    std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count();
                 timeout = static_cast<int>(std::clamp<long long>(left, 0, INT_MAX));
             }
             if (::poll(fds, 2, timeout) < 0 && errno != EINTR) throw Error("poll failed");

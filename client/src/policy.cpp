@@ -19,8 +19,8 @@ Timing make_timing(Duration ttl, std::optional<Duration> grace) {
     if (t.grace < Duration::zero()) throw UsageError("--grace must not be negative");
     // 2 * grace < ttl, i.e. grace < ttl/2 without rounding down ttl/2.
     if (2 * t.grace >= ttl)
-        throw UsageError("--grace (" + format_duration(t.grace) + ") must be less than ttl/2 (ttl " +
-                         format_duration(ttl) + ")");
+        throw UsageError("--grace (" + format_duration(t.grace) +
+                         ") must be less than ttl/2 (ttl " + format_duration(ttl) + ")");
     t.heartbeat_interval = ttl / 3;
     t.safety_margin = std::min<Duration>(ttl / 10, seconds(1));
     t.heartbeat_retry = std::clamp<Duration>(ttl / 20, milliseconds(20), seconds(1));
@@ -60,7 +60,8 @@ Duration Backoff::next() {
     double r = random_ ? random_() : 0.0;
     r = std::clamp(r, 0.0, 1.0);
     const auto half = base.count() / 2;
-    return Duration(half + static_cast<Duration::rep>(r * static_cast<double>(base.count() - half)));
+    return Duration(half +
+                    static_cast<Duration::rep>(r * static_cast<double>(base.count() - half)));
 }
 
 Duration wait_slice(const Timing& timing, TimePoint now, std::optional<TimePoint> wait_until) {
@@ -88,7 +89,8 @@ std::vector<std::pair<std::string, std::string>> connection_defaults(const Timin
         // Unacknowledged data for longer than this breaks the connection: a
         // standby notices a dead path and reconnects. The leader's deadline rule
         // does not depend on it.
-        {"tcp_user_timeout", std::to_string(std::max<Duration>(timing.ttl / 2, seconds(1)).count())},
+        {"tcp_user_timeout",
+         std::to_string(std::max<Duration>(timing.ttl / 2, seconds(1)).count())},
         {"keepalives", "1"},
         {"keepalives_idle", secs(timing.ttl / 3)},
         {"keepalives_interval", secs(timing.ttl / 10)},

@@ -27,9 +27,9 @@ struct Timing {
     Duration safety_margin;       // min(ttl/10, 1s): scheduling, signal delivery, clock rates
     Duration heartbeat_retry;     // after a failed (but not refused) heartbeat
     Duration wait_slice_max;      // longest server-side wait of one acquire call
-    Duration reply_slack;         // a request is given up when no reply came this long after it could have
-    Duration connect_timeout;     // local bound on establishing a connection
-    Duration release_timeout;     // how long a release may take before we exit anyway
+    Duration reply_slack;  // a request is given up when no reply came this long after it could have
+    Duration connect_timeout;  // local bound on establishing a connection
+    Duration release_timeout;  // how long a release may take before we exit anyway
 };
 
 // Validates and derives. Throws UsageError: ttl < 100ms, grace < 0, grace >= ttl/2.
@@ -39,7 +39,7 @@ Timing make_timing(Duration ttl, std::optional<Duration> grace);
 // acquire/heartbeat request was SENT (the server extended the lease after
 // that, so sent + ttl is never later than the server's expiry).
 class LeaseTimer {
-public:
+  public:
     explicit LeaseTimer(const Timing& timing) : timing_(timing) {}
     void confirmed(TimePoint sent);  // keeps the latest
     bool valid() const { return has_; }
@@ -52,7 +52,7 @@ public:
     Duration time_left(TimePoint now) const;
     TimePoint next_heartbeat_at() const { return sent_ + timing_.heartbeat_interval; }
 
-private:
+  private:
     Timing timing_;
     TimePoint sent_{};
     bool has_ = false;
@@ -68,14 +68,14 @@ bool lead_before_confirmation(const Timing& timing, TimePoint acquire_sent, Time
 // Capped exponential backoff with "equal jitter": the n-th delay is uniform in
 // [base/2, base], base = min(max, initial * 2^n). random() returns [0, 1).
 class Backoff {
-public:
+  public:
     using Random = std::function<double()>;
     Backoff(Duration initial, Duration max, Random random);
     Duration next();
     void reset() { attempt_ = 0; }
     int attempts() const { return attempt_; }
 
-private:
+  private:
     Duration initial_, max_;
     Random random_;
     int attempt_ = 0;
@@ -91,7 +91,9 @@ bool wait_ran_out(TimePoint now, std::optional<TimePoint> wait_until);
 TimePoint reply_deadline(const Timing& timing, TimePoint sent, Duration server_wait);
 
 // When to SIGKILL after SIGTERM was sent.
-inline TimePoint kill_at(const Timing& timing, TimePoint term_sent) { return term_sent + timing.grace; }
+inline TimePoint kill_at(const Timing& timing, TimePoint term_sent) {
+    return term_sent + timing.grace;
+}
 
 // libpq connection parameters derived from the TTL (connect_timeout,
 // tcp_user_timeout, keepalives*), applied unless the DSN or environment sets them.

@@ -25,8 +25,10 @@ struct Sql {
             "to_char(renewed_at, 'YYYY-MM-DD HH24:MI:SS.MS TZ'), "
             "to_char(expires_at, 'YYYY-MM-DD HH24:MI:SS.MS TZ'), ttl::text, holder_pid::text, "
             "transitions::text, last_transition, "
-            "CASE WHEN state = 'held' THEN date_trunc('milliseconds', expires_at - clock_timestamp())::text END "
-            "FROM " + s + "singleton_leases WHERE $1::text IS NULL OR name = $1 ORDER BY name";
+            "CASE WHEN state = 'held' THEN date_trunc('milliseconds', expires_at - "
+            "clock_timestamp())::text END "
+            "FROM " +
+            s + "singleton_leases WHERE $1::text IS NULL OR name = $1 ORDER BY name";
     }
     std::string acquire, heartbeat, release, force_release, leases;
     static constexpr const char* listen = "LISTEN singleton_lock";

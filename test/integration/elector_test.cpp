@@ -50,7 +50,8 @@ bool eventually(F&& f, std::chrono::milliseconds limit = 20s) {
 }
 
 #define REQUIRE_SERVER() \
-    if (!server_ready()) GTEST_SKIP() << "no PostgreSQL server with singleton_lock (PG* environment)"
+    if (!server_ready()) \
+    GTEST_SKIP() << "no PostgreSQL server with singleton_lock (PG* environment)"
 
 TEST(ElectorIntegration, HandoverOnRequestStop) {
     REQUIRE_SERVER();

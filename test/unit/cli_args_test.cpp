@@ -20,9 +20,9 @@ Parsed parse(std::initializer_list<const char*> args) {
 }
 
 TEST(CliArgs, RunWithEveryFlag) {
-    const Parsed p = parse({"run", "--name", "bot", "--dsn", "dbname=x", "--ttl", "3s", "--holder", "h1",
-                            "--wait", "1m", "--grace", "500ms", "--health-addr", "127.0.0.1:8080", "--", "sleep",
-                            "--flag", "10"});
+    const Parsed p = parse({"run", "--name", "bot", "--dsn", "dbname=x", "--ttl", "3s", "--holder",
+                            "h1", "--wait", "1m", "--grace", "500ms", "--health-addr",
+                            "127.0.0.1:8080", "--", "sleep", "--flag", "10"});
     ASSERT_EQ(p.kind, Parsed::Kind::run) << p.err;
     EXPECT_EQ(p.run.name, "bot");
     EXPECT_EQ(p.run.dsn, "dbname=x");
@@ -67,8 +67,8 @@ TEST(CliArgs, UsageErrorsExitWith2) {
         {"run", "--name", "bot", "--health-addr", "8080", "--", "true"},
         {"run", "--name", "bot", "--health-addr", "localhost:99999", "--", "true"},
         {"run", "--name", "bot", "--bogus", "--", "true"},
-        {"release", "--name", "bot"},                              // --force is required
-        {"release", "--force"},                                    // --name is required
+        {"release", "--name", "bot"},  // --force is required
+        {"release", "--force"},        // --name is required
     };
     for (const auto& c : cases) {
         std::vector<const char*> argv = {"singleton-lock"};
@@ -83,7 +83,9 @@ TEST(CliArgs, UsageErrorsExitWith2) {
 }
 
 TEST(CliArgs, HelpEverywhere) {
-    for (auto args : {std::vector<const char*>{"--help"}, {"run", "--help"}, {"status", "--help"},
+    for (auto args : {std::vector<const char*>{"--help"},
+                      {"run", "--help"},
+                      {"status", "--help"},
                       {"release", "--help"}}) {
         std::vector<const char*> argv = {"singleton-lock"};
         argv.insert(argv.end(), args.begin(), args.end());

@@ -99,12 +99,14 @@ TEST(LeaseTimer, HungHeartbeatStepsDownBeforeExpiry) {
 TEST(LeaseTimer, AtLeastOneHeartbeatFitsBeforeTheStepDown) {
     for (auto ttl : {100ms, 250ms, 1000ms, 3000ms, 10000ms, 60000ms, 3600000ms}) {
         for (double g : {0.0, 0.1, 0.25, 0.49}) {
-            const auto grace = Duration(static_cast<Duration::rep>(static_cast<double>(ttl.count()) * g));
+            const auto grace =
+                Duration(static_cast<Duration::rep>(static_cast<double>(ttl.count()) * g));
             const Timing t = make_timing(ttl, grace);
             LeaseTimer timer(t);
             timer.confirmed(TimePoint{});
             EXPECT_LT(timer.next_heartbeat_at(), timer.step_down_at()) << ttl.count() << " " << g;
-            EXPECT_LT(kill_at(t, timer.step_down_at()), timer.deadline()) << ttl.count() << " " << g;
+            EXPECT_LT(kill_at(t, timer.step_down_at()), timer.deadline())
+                << ttl.count() << " " << g;
         }
     }
 }
@@ -117,7 +119,7 @@ TEST(Confirmation, LeadsAtOnceOnlyWithRoomForTheConfirmingHeartbeat) {
     EXPECT_TRUE(lead_before_confirmation(t, sent, sent + 3166ms));
     EXPECT_FALSE(lead_before_confirmation(t, sent, sent + 3167ms));
     EXPECT_FALSE(lead_before_confirmation(t, sent, sent + 1h));  // a wait longer than the TTL
-    const Timing short_ttl = make_timing(1s, std::nullopt);  // step-down 650 ms after the send
+    const Timing short_ttl = make_timing(1s, std::nullopt);      // step-down 650 ms after the send
     EXPECT_TRUE(lead_before_confirmation(short_ttl, sent, sent + 100ms));
     EXPECT_FALSE(lead_before_confirmation(short_ttl, sent, sent + 400ms));
 }

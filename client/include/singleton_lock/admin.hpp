@@ -9,8 +9,8 @@ namespace singleton_lock {
 
 // One row of the view singleton_leases, every column as text ("" for NULL).
 struct LeaseRow {
-    std::string name, holder, token, state, acquired_at, renewed_at, expires_at, ttl,
-        holder_pid, transitions, last_transition, expires_in;
+    std::string name, holder, token, state, acquired_at, renewed_at, expires_at, ttl, holder_pid,
+        transitions, last_transition, expires_in;
 };
 
 // Throws ConnectionError / ServerError subclasses.

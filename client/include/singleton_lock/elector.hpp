@@ -23,24 +23,24 @@
 namespace singleton_lock {
 
 struct ElectorOptions {
-    std::string name;                  // lease name, 1..255 characters
-    std::string dsn;                   // libpq conninfo or URI; empty: PG* environment
+    std::string name;  // lease name, 1..255 characters
+    std::string dsn;   // libpq conninfo or URI; empty: PG* environment
     Duration ttl{std::chrono::seconds(10)};
-    std::optional<Duration> grace;     // default ttl/4; must be < ttl/2
-    std::string holder;                // empty: default_holder_id()
-    std::optional<Duration> wait;      // how long to wait as standby; nullopt: forever
-    std::string schema;                // schema of the extension; empty: search_path
-    bool listen = true;                // LISTEN singleton_lock: notice a force release at once
-    Duration backoff_initial{100};     // reconnect backoff (capped exponential, jittered)
+    std::optional<Duration> grace;  // default ttl/4; must be < ttl/2
+    std::string holder;             // empty: default_holder_id()
+    std::optional<Duration> wait;   // how long to wait as standby; nullopt: forever
+    std::string schema;             // schema of the extension; empty: search_path
+    bool listen = true;             // LISTEN singleton_lock: notice a force release at once
+    Duration backoff_initial{100};  // reconnect backoff (capped exponential, jittered)
     Duration backoff_max{5000};
 };
 
 enum class State {
-    idle,          // not started
-    connecting,    // no usable connection yet (or backing off after an error)
-    standby,       // connected, someone else holds the lease, waiting for it
-    leader,        // we hold the lease
-    releasing,     // release() in progress
+    idle,        // not started
+    connecting,  // no usable connection yet (or backing off after an error)
+    standby,     // connected, someone else holds the lease, waiting for it
+    leader,      // we hold the lease
+    releasing,   // release() in progress
     // terminal states:
     released,      // released (or release attempted) after leading
     lost,          // the lease was lost while leading
@@ -60,9 +60,9 @@ const char* to_string(LossReason r);
 
 struct LeaseInfo {
     std::string name;
-    std::string holder;       // for a standby: the current holder (may be empty)
-    std::int64_t token = 0;   // only for our own lease (a token is a capability)
-    std::string expires_at;   // server time, as text
+    std::string holder;      // for a standby: the current holder (may be empty)
+    std::int64_t token = 0;  // only for our own lease (a token is a capability)
+    std::string expires_at;  // server time, as text
 };
 
 // All callbacks run on the thread that calls step()/run().
@@ -80,7 +80,7 @@ struct ElectorEvents {
 std::string default_holder_id();
 
 class Elector {
-public:
+  public:
     // Throws UsageError for invalid options (empty name, ttl < 100ms, grace >= ttl/2).
     explicit Elector(ElectorOptions options, ElectorEvents events = {});
     ~Elector();
@@ -93,8 +93,8 @@ public:
 
     // --- poll()-loop interface ---------------------------------------------
     void start();
-    int fd() const;        // socket to poll, -1 when none
-    short events() const;  // POLLIN/POLLOUT wanted on fd()
+    int fd() const;                                             // socket to poll, -1 when none
+    short events() const;                                       // POLLIN/POLLOUT wanted on fd()
     std::chrono::steady_clock::time_point next_wakeup() const;  // call step() by then
     void step(short revents);  // revents of fd() (0 on a timeout); never blocks
 
@@ -111,7 +111,7 @@ public:
     State run();
     void request_stop() noexcept;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
