@@ -158,8 +158,14 @@ int run_command(const RunArgs& a) {
     bool exited_before_loss = false;
     TimePoint kill_deadline = TimePoint::max();
 
+    const auto watchdog_deadline = [&] {
+        const auto t = elector->step_down_at();
+        return t == TimePoint::max() ? t : t + policy::watchdog_slack(timing);
+    };
+
     for (;;) {
         const State st = elector->state();
+        if (st == State::leader && child.running()) child.extend(watchdog_deadline());
         leader_flag = (st == State::leader) && !lost;
 
         if (!child.spawned()) {
@@ -167,7 +173,8 @@ int run_command(const RunArgs& a) {
                 try {
                     child.spawn(
                         *path, a.command,
-                        command_environment(a.name, elector->token(), elector->options().holder));
+                        command_environment(a.name, elector->token(), elector->options().holder),
+                        {watchdog_deadline(), timing.grace});
                     log(lease + "started COMMAND in process group " + std::to_string(child.pgid()));
                 } catch (const std::exception& e) {
                     log(std::string("cannot start COMMAND: ") + e.what());
@@ -236,7 +243,8 @@ int run_command(const RunArgs& a) {
         }
         if (child.running() && fds[2].revents != 0) {
             const int status = child.collect();
-            exited_before_loss = !lost;
+            // (the supervisor's watchdog may have acted while we were stopped)
+            exited_before_loss = !lost && Clock::now() < elector->step_down_at();
             log(lease + "COMMAND " + describe_status(status));
         }
         if (child.running() && Clock::now() >= kill_deadline) {

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <ctime>
 #include <climits>
 #include <cstdlib>
 #include <system_error>
@@ -26,7 +28,19 @@ bool executable_file(const std::string& path) {
 
 // Everything below runs in the forked supervisor: async-signal-safe calls only
 // (the parent may have other threads, e.g. the health endpoint).
-[[noreturn]] void supervise(int link, const char* path, char* const* argv, char* const* envp) {
+std::int64_t monotonic_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);  // the clock of std::chrono::steady_clock
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+std::int64_t to_ns(std::chrono::steady_clock::time_point t) {
+    if (t == std::chrono::steady_clock::time_point::max()) return INT64_MAX;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+[[noreturn]] void supervise(int link, const char* path, char* const* argv, char* const* envp,
+                            std::int64_t deadline_ns, std::int64_t grace_ns) {
     ::setpgid(0, 0);
     // Keep only stdio and the link: the database socket must not outlive singleton-lock.
     ::close_range(3, static_cast<unsigned>(link) - 1, 0);
@@ -52,15 +66,32 @@ bool executable_file(const std::string& path) {
         (void)!::write(link, &st, sizeof st);
         ::_exit(1);
     }
+    bool terminated = false;
+    std::int64_t kill_ns = INT64_MAX;
     for (;;) {
+        const std::int64_t now = monotonic_ns();
+        if (!terminated && now >= deadline_ns) {  // singleton-lock missed its own deadline
+            ::kill(0, SIGTERM);                   // (our SIGTERM is blocked: read, ignored)
+            terminated = true;
+            kill_ns = grace_ns > INT64_MAX - now ? INT64_MAX : now + grace_ns;
+        }
+        if (terminated && now >= kill_ns) ::kill(0, SIGKILL);
+        const std::int64_t next = terminated ? kill_ns : deadline_ns;
+        int timeout = -1;
+        if (next != INT64_MAX) {
+            const std::int64_t ms = (next - now + 999999) / 1000000;
+            timeout = ms > INT_MAX ? INT_MAX : static_cast<int>(ms < 0 ? 0 : ms);
+        }
         pollfd fds[2] = {{link, POLLIN, 0}, {sfd, POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) continue;
+        if (::poll(fds, 2, timeout) < 0) continue;
         if (fds[0].revents != 0) {
-            char b;
-            if (::read(link, &b, 1) <= 0) {  // singleton-lock is gone: take the group down
-                ::kill(0, SIGKILL);
+            std::int64_t v = 0;
+            const ssize_t n = ::read(link, &v, sizeof v);
+            if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+                ::kill(0, SIGKILL);  // singleton-lock is gone: take the group down
                 ::_exit(1);
             }
+            if (n == static_cast<ssize_t>(sizeof v) && !terminated) deadline_ns = v;
         }
         if (fds[1].revents != 0) {
             signalfd_siginfo si;
@@ -106,7 +137,10 @@ std::optional<std::string> Supervisor::resolve(const std::string& command) {
 }
 
 void Supervisor::spawn(const std::string& path, const std::vector<std::string>& argv,
-                       const std::vector<std::string>& env) {
+                       const std::vector<std::string>& env, Watchdog watchdog) {
+    const std::int64_t deadline_ns = to_ns(watchdog.deadline);
+    const std::int64_t grace_ns = watchdog.grace.count();
+    sent_deadline_ = watchdog.deadline;
     // Everything the child needs is prepared before fork.
     std::vector<char*> cargv, cenv;
     for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
@@ -115,7 +149,7 @@ void Supervisor::spawn(const std::string& path, const std::vector<std::string>& 
     cenv.push_back(nullptr);
 
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         throw std::system_error(errno, std::generic_category(), "socketpair");
     const pid_t pid = ::fork();
     if (pid < 0) {
@@ -124,11 +158,18 @@ void Supervisor::spawn(const std::string& path, const std::vector<std::string>& 
         ::close(sv[1]);
         throw std::system_error(e, std::generic_category(), "fork");
     }
-    if (pid == 0) supervise(sv[1], path.c_str(), cargv.data(), cenv.data());
+    if (pid == 0) supervise(sv[1], path.c_str(), cargv.data(), cenv.data(), deadline_ns, grace_ns);
     ::close(sv[1]);
     ::setpgid(pid, pid);  // also done by the child; whoever runs first wins
     pid_ = pid;
     link_ = sv[0];
+}
+
+void Supervisor::extend(std::chrono::steady_clock::time_point deadline) {
+    if (!running() || deadline == sent_deadline_) return;
+    const std::int64_t v = to_ns(deadline);
+    if (::send(link_, &v, sizeof v, MSG_DONTWAIT | MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof v))
+        sent_deadline_ = deadline;
 }
 
 void Supervisor::signal_group(int sig) const {

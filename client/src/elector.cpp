@@ -545,6 +545,10 @@ Elector::~Elector() = default;
 const ElectorOptions& Elector::options() const { return impl_->opt; }
 State Elector::state() const { return impl_->state; }
 std::int64_t Elector::token() const { return impl_->state == State::leader ? impl_->token : 0; }
+std::chrono::steady_clock::time_point Elector::step_down_at() const {
+    return impl_->state == State::leader && impl_->timer.valid() ? impl_->timer.step_down_at()
+                                                                 : TimePoint::max();
+}
 void Elector::start() { impl_->start(); }
 int Elector::fd() const { return impl_->fd(); }
 short Elector::events() const { return impl_->events(); }

@@ -90,6 +90,12 @@ bool wait_ran_out(TimePoint now, std::optional<TimePoint> wait_until);
 // considered dead (the connection is then closed).
 TimePoint reply_deadline(const Timing& timing, TimePoint sent, Duration server_wait);
 
+// The supervising process's own deadline for COMMAND, in case singleton-lock
+// itself hangs (SIGSTOP, swapping): a little after the leader's step-down point
+// (so it never fires first in normal operation), and early enough that its
+// SIGKILL at the end of the grace still lands before the lease's deadline.
+inline Duration watchdog_slack(const Timing& timing) { return timing.safety_margin / 2; }
+
 // When to SIGKILL after SIGTERM was sent.
 inline TimePoint kill_at(const Timing& timing, TimePoint term_sent) {
     return term_sent + timing.grace;

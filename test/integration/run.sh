@@ -250,6 +250,26 @@ hung_backend)
     kill -CONT "$backend"
     kill -TERM "$PID_b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
     ;;
+wrapper_stopped)
+    # singleton-lock itself hangs (SIGSTOP) while its COMMAND (ignoring SIGTERM)
+    # keeps running: the supervising process's watchdog kills the COMMAND before
+    # the lease expires; the standby takes over after the TTL.
+    WORKER_MODE=ignore_term leader_and_standby --ttl 2s --grace 300ms
+    child=$(cat "$TMP/a.child")
+    trap 'kill -CONT $PID_a 2>/dev/null; cleanup' EXIT
+    t0=$(now_ns)
+    kill -STOP "$PID_a"
+    wait_for 20 dead "$child" || fail "COMMAND survived its hung singleton-lock"
+    killed=$(now_ns)
+    info "COMMAND killed by the watchdog $(( (killed - t0) / 1000000 )) ms after singleton-lock hung (ttl 2s, grace 300ms)"
+    wait_for 20 started b || fail "the standby never took over"
+    [ "$killed" -le "$(cat "$TMP/b.started")" ] || fail "overlap: new COMMAND started before the old one died"
+    info "standby took over $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms after the hang; no overlap: ok"
+    kill -CONT "$PID_a"
+    reap "$PID_a"; rc=$RC
+    [ "$rc" = 3 ] || fail "the resumed ex-leader exited $rc, expected 3"
+    kill -TERM "$PID_b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
+    ;;
 db_restart)
     # Needs a server this test may restart: SL_IT_RESTART="test/pgserver.sh restart fast"
     # (with SL_PGPORT of a private server). The leader loses its lease (its session

@@ -107,6 +107,11 @@ TEST(LeaseTimer, AtLeastOneHeartbeatFitsBeforeTheStepDown) {
             EXPECT_LT(timer.next_heartbeat_at(), timer.step_down_at()) << ttl.count() << " " << g;
             EXPECT_LT(kill_at(t, timer.step_down_at()), timer.deadline())
                 << ttl.count() << " " << g;
+            // The supervisor's watchdog fires after the leader's own rule, and
+            // its SIGKILL still lands before the deadline.
+            EXPECT_GT(watchdog_slack(t), Duration::zero()) << ttl.count() << " " << g;
+            EXPECT_LT(kill_at(t, timer.step_down_at() + watchdog_slack(t)), timer.deadline())
+                << ttl.count() << " " << g;
         }
     }
 }

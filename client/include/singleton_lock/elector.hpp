@@ -90,6 +90,9 @@ class Elector {
     const ElectorOptions& options() const;  // holder and grace resolved
     State state() const;
     std::int64_t token() const;  // 0 unless leader
+    // Leader: when the deadline rule fires (lease lost) unless a heartbeat is
+    // confirmed before; time_point::max() when not leading. Stop acting by then.
+    std::chrono::steady_clock::time_point step_down_at() const;
 
     // --- poll()-loop interface ---------------------------------------------
     void start();
