@@ -133,6 +133,7 @@ AcquireResult acquire_waiting(AcquireRequest request, int64 wait_us) {
     TimestampTz deadline = GetCurrentTimestamp() + wait_us;
     if (deadline < 0 || !IS_VALID_TIMESTAMP(deadline)) deadline = END_TIMESTAMP - 1;
     bool isolate = wait_us > 0 || IsTransactionBlock();
+    request.lock_first = !isolate;
     bool registered = false;
     AcquireResult result;
     for (;;) {

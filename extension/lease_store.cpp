@@ -14,6 +14,7 @@ extern "C" {
 #include "guard.hpp"
 #include "lease_rules.hpp"
 #include "session_binding.hpp"
+#include "settings.hpp"
 #include "waiting.hpp"
 
 namespace singleton_lock {
@@ -204,7 +205,9 @@ TimestampTz expiry_or_error(TimestampTz now, int64 ttl_us) {
     return *expiry;
 }
 
-void notify_change(const LeaseKey& key) { Async_Notify(kNotifyChannel, key.name_str); }
+void notify_change(const LeaseKey& key) {
+    if (notify_changes) Async_Notify(kNotifyChannel, key.name_str);
+}
 
 }  // namespace
 
@@ -220,15 +223,17 @@ Interval* micros_to_interval(int64 micros) {
 
 AcquireResult acquire_once(const AcquireRequest& original) {
     AcquireRequest request = original;
-    StoredLease row = load(request.key, false);
+    // Without a lock first when the lock would outlive a refusal; see AcquireRequest.
+    StoredLease row = load(request.key, request.lock_first);
+    bool locked = request.lock_first;
     if (!row.exists) {
         Datum args[1] = {PointerGetDatum(request.key.name)};
         run(kInsertIfMissing, args, nullptr, SPI_OK_INSERT);
-    } else if (decide(row, request).outcome == AcquireOutcome::Refuse) {
+        locked = false;
+    } else if (!locked && decide(row, request).outcome == AcquireOutcome::Refuse) {
         return refused(row, false);
     }
-    // Looked takeable (or is new): lock the newest version and decide again.
-    row = load(request.key, true);
+    if (!locked) row = load(request.key, true);  // lock the newest version, decide again
     if (!row.exists)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("lease \"%s\" was deleted concurrently", request.key.name_str)));

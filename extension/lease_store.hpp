@@ -25,6 +25,10 @@ struct AcquireRequest {
     int64 ttl_us;
     TimestampTz now;
     bool bind_session;
+    // Read the row FOR UPDATE at once. Only when the call's transaction ends
+    // right after it: a row lock kept after a refusal would block the
+    // holder's heartbeats, so otherwise a plain read decides first.
+    bool lock_first;
 };
 
 struct AcquireResult {

@@ -20,6 +20,7 @@ namespace singleton_lock {
 
 int max_ttl_seconds = 86400;
 bool bind_session = true;
+bool notify_changes = true;
 
 void raise_cpp_failure(const char* what) {
     ereport(ERROR,
@@ -40,6 +41,12 @@ void _PG_init(void) {
         "Ties new leases to the calling session: they are free as soon as it ends.",
         "Turn off for transaction-pooled connections; leases then end by ttl alone.", &bind_session,
         true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "singleton_lock.notify",
+        "Sends NOTIFY singleton_lock, '<name>' on every change of holder and every release.",
+        "PostgreSQL serializes the commits of notifying transactions; turn off when nobody "
+        "LISTENs and many leases change per second.",
+        &notify_changes, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("singleton_lock");
     install_commit_wakeups();
 }

@@ -11,5 +11,10 @@ namespace singleton_lock {
 extern int max_ttl_seconds;
 // singleton_lock.bind_session: tie new leases to the calling session.
 extern bool bind_session;
+// singleton_lock.notify: NOTIFY singleton_lock on every change of holder and
+// release. PostgreSQL serializes the commits of notifying transactions (a
+// database-wide lock held through the WAL flush), so this caps throughput at
+// high concurrency; LISTEN-based clients need it on.
+extern bool notify_changes;
 
 }  // namespace singleton_lock

@@ -51,14 +51,14 @@ LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 
 -- Internal: the lease state machine's verdict on a stored row at `now`
--- (used by the view and inside the functions' own queries).
+-- (used by the view and inside the functions' own queries). It runs no SQL,
+-- so it needs no pinned search_path (which would cost a GUC save/restore per row).
 CREATE FUNCTION @extschema@.singleton_lock_state(
     released boolean, holder_pid integer, holder_started timestamptz,
     expires_at timestamptz, now timestamptz)
 RETURNS text
 AS 'MODULE_PATHNAME', 'singleton_lock_state'
-LANGUAGE C VOLATILE CALLED ON NULL INPUT
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
 
 CREATE VIEW @extschema@.singleton_leases AS
 SELECT l.name, l.holder, l.token,
