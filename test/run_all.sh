@@ -47,7 +47,7 @@ extension_checks() {
 }
 run_suite extension-regress-isolation extension_checks
 run_suite unit-lease-rules make -s unit-extension
-run_suite client-unit-integration meson test -C build/client --print-errorlogs --num-processes 1
+SL_IT_RESTART="$ROOT/test/pgserver.sh restart fast" run_suite client-unit-integration meson test -C build/client --print-errorlogs --num-processes 1
 run_suite client-asan-ubsan meson test -C build/asan --suite unit --print-errorlogs
 run_suite restart-and-promotion-tokens test/scenarios/restart_tokens.sh
 for scenario in test/scenarios/rolling_deploy.sh test/scenarios/pgbouncer.sh; do
