@@ -33,6 +33,7 @@ psql -X -qc "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS s
 cat >"$WORK/service.sh" <<'EOF'
 #!/usr/bin/env bash
 me=$1
+exec 2>/dev/null
 echo "[$me] service running as leader, fencing token $SINGLETON_LOCK_TOKEN"
 trap 'echo "[$me] SIGTERM: finishing the current job (0.5 s)"; sleep 0.5; echo "[$me] done, exiting"; exit 0' TERM
 while :; do sleep 0.05; done
@@ -42,7 +43,7 @@ chmod +x "$WORK/service.sh"
 start_instance() {
   local me=$1 port=$2
   "$CLI" run --name chat-bot --ttl 3s --health-addr "127.0.0.1:$port" \
-    -- "$WORK/service.sh" "$me" 2> >(sed "s/^/[$me wrapper] /" >&2) &
+    -- "$WORK/service.sh" "$me" 2> >(sed -u "s/^/[$me wrapper] /" >&2) &
   pids+=($!)
 }
 health() { printf '%s /healthz: %s   ' "$1" "$(curl -s "http://127.0.0.1:$2/healthz" || echo down)"; }
@@ -58,7 +59,7 @@ psql -X -c "SELECT name, holder, state, transitions FROM singleton_leases"
 
 say "the platform sends SIGTERM to A"
 kill -TERM "${pids[0]}"
-wait "${pids[0]}" || true
+wait "${pids[0]}" 2>/dev/null || true
 sleep 0.3
 health B 18182; echo
 psql -X -c "SELECT name, holder, state, transitions, last_transition FROM singleton_leases"
@@ -67,12 +68,13 @@ say "instance C starts as standby; then B's wrapper is killed with SIGKILL (a cr
 start_instance C 18183
 sleep 1
 kill -KILL "${pids[1]}"
+wait "${pids[1]}" 2>/dev/null || true
 sleep 0.5
 health C 18183; echo
 psql -X -c "SELECT name, holder, state, transitions, last_transition FROM singleton_leases"
 
 say "stopping C"
 kill -TERM "${pids[2]}"
-wait "${pids[2]}" || true
+wait "${pids[2]}" 2>/dev/null || true
 psql -X -c "SELECT name, state, transitions, last_transition FROM singleton_leases"
 say "demo finished: every handover went to exactly one leader, each with a higher token"
