@@ -74,6 +74,20 @@ SELECT acquired, token = 1099511627777 AS same_token FROM singleton_acquire('def
 SELECT acquired, holder LIKE 'pg_regress%' AS sees_holder
 FROM singleton_acquire('defaulted', '10s', 'other', '50ms');
 
+-- A waiter wakes at the holder's expiry (no release needed).
+SELECT acquired FROM singleton_acquire('expiring', '100ms', 'alpha');
+SELECT acquired, holder, clock_timestamp() - statement_timestamp() < '5s' AS woke_before_wait_ran_out
+FROM singleton_acquire('expiring', '10 min', 'beta', '5s');
+
+-- statement_timeout and cancel end a wait with their usual error, and leave
+-- no waiter registration behind.
+SET statement_timeout = '100ms';
+SELECT * FROM singleton_acquire('expiring', '10s', 'gamma', '1 min');
+RESET statement_timeout;
+SELECT count(*) AS waiter_locks_left FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 21325;
+SELECT count(*) AS binding_locks_held FROM pg_locks
+WHERE locktype = 'advisory' AND objsubid = 21324 AND pid = pg_backend_pid();
+
 -- Multibyte names and holders count characters, not bytes.
 SELECT acquired FROM singleton_acquire(repeat('é', 255), '1s', repeat('ü', 255));
 SELECT try($$SELECT singleton_acquire(repeat('é', 256), '1s', 'x')$$);
