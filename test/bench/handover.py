@@ -120,6 +120,18 @@ class Instance:
             return "timeout"
 
 
+def log_time(inst, pattern):
+    """Monotonic ns of the first log line of inst matching pattern (the log's
+    timestamps are realtime with 1 ms resolution)."""
+    from datetime import datetime, timezone
+    off = time.time_ns() - mono()
+    for line in open(inst.log):
+        if pattern in line:
+            ts = datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+            return int(ts.timestamp() * 1e9) - off
+    return None
+
+
 def alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -140,6 +152,7 @@ def pcts(v):
 def chain(kind, rounds, ttl):
     name = f"ho-{kind}"
     from_fault, from_exit, rcs, overlaps, old_alive, tokens_ok = [], [], [], 0, 0, True
+    pairs = []
     leader = Instance(name, ttl)
     wait_until("the first leader", 20, lambda: started(leader.tag))
     standby = Instance(name, ttl)
@@ -162,11 +175,23 @@ def chain(kind, rounds, ttl):
                 from_exit.append((new["ns"] - ex) / 1e6)
         if int(new["token"]) <= int(old["token"]):
             tokens_ok = False
+        pairs.append((leader, standby, t0, new["ns"]))
         leader, standby = standby, Instance(name, ttl)
         standby.wait_standby()
     for inst in (leader, standby):
         os.kill(inst.pid, signal.SIGTERM)
         inst.rc()
+    # where the time goes, from the wrappers' logs (1 ms resolution): the old wrapper's
+    # "released" (graceful) and the new one's "leader" line
+    rel, lead, start = [], [], []
+    for old_i, new_i, t0, ns in pairs:
+        r = log_time(old_i, '": released') if kind == "graceful" else t0
+        l = log_time(new_i, '": leader, token')
+        if r is not None and l is not None:
+            rel.append((r - t0) / 1e6)
+            lead.append((l - r) / 1e6)
+            start.append((ns - l) / 1e6)
+    put(f"ho.{kind}.breakdown", " ".join(f"{pcts(v)[0]:.1f}" for v in (rel, lead, start)))
     save(f"{kind}.from_fault", from_fault)
     if from_exit:
         save(f"{kind}.from_exit", from_exit)
@@ -293,8 +318,10 @@ class Psql:
         return self.p.stdout.readline().strip()
 
 
+TTL, BEAT, TRIES, GAP = 10.0, 3.0, 5, 3.0
+
+
 def incident_round(kind, key, out):
-    TTL, BEAT, TRIES, GAP = 10.0, 3.0, 5, 3.0
     row = f"bot-{kind}-{key}"
     old = Psql()
     old.q(f"SELECT pg_advisory_lock({key})")

@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# `make bench`, SQL API part: throughput of singleton_acquire / heartbeat / release
-# against the round-trip floor, the cheapest durable write and a PL/pgSQL version
-# of the same contract; acquire latency with 1,000,000 names vs 1; release ->
-# waiting-acquire wake-up latency on the server clock.
+# `make bench`: every benchmark, then BENCHMARKS.md at the repository root.
 #
-#   test/bench/run.sh          writes Markdown to $BENCH_OUT (default test/bench/out/sql.md)
+# 1. SQL API: throughput of singleton_acquire / heartbeat / release against the
+#    round-trip floor, the cheapest durable write and a PL/pgSQL version of the
+#    same contract (acquire and release also with singleton_lock.notify = off);
+#    acquire latency with 1,000,000 names vs 1; release -> waiting-acquire
+#    wake-up latency on the server clock.
+# 2. Handover (test/bench/handover.sh): real `singleton-lock run` processes,
+#    SIGTERM / kill -9 / SIGSTOP of the leader, the incident's policy emulated,
+#    standby memory.
+#
+#   test/bench/run.sh    writes the SQL part to $BENCH_OUT (default test/bench/out/sql.md),
+#                        everything to $BENCH_MD (default BENCHMARKS.md at the root),
+#                        the handover plot to test/bench/out/handover.png and docs/handover.png
 #
 # Settings (environment): BENCH_DURATION (s per pgbench run, default 3),
 # BENCH_ROUNDS (interleaved repetitions of every run, default 3),
@@ -20,9 +28,14 @@ ROUNDS="${BENCH_ROUNDS:-3}"
 CLIENTS="${BENCH_CLIENTS:-1 8}"
 WAKE_N="${BENCH_WAKE_ITERATIONS:-150}"
 OUT="${BENCH_OUT:-$HERE/out/sql.md}"
+MD="${BENCH_MD:-$ROOT/BENCHMARKS.md}"
+T_START=$SECONDS
 export SL_PGPORT="${SL_PGPORT:-54350}"
 export SL_PG_FSYNC=on
-WORK="$(mktemp -d /tmp/sl_bench.XXXXXX)"
+# raw results stay in test/bench/out/work (gitignored) until the next run, so the
+# report can be re-rendered: python3 test/bench/report.py out/work/results.txt out/sql.md BENCHMARKS.md out
+WORK="$HERE/out/work"
+rm -rf "$WORK"; mkdir -p "$WORK"
 chmod 755 "$WORK"
 RES="$WORK/results.txt"   # key=value lines, read by report.py
 : >"$RES"
@@ -33,7 +46,6 @@ put() { printf '%s=%s\n' "$1" "$2" >>"$RES"; }
 
 cleanup() {
   "$ROOT/test/pgserver.sh" stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
 }
 trap cleanup EXIT
 
@@ -132,6 +144,11 @@ EOF
 cat >"$S/ext_renew.sql" <<'EOF'
 SELECT * FROM singleton_acquire('rn-' || :client_id, '1 day', 'bench-rn-' || :client_id);
 EOF
+# The same acquire and acquire+release with singleton_lock.notify = off (set with
+# PGOPTIONS for these scripts only): PostgreSQL serializes the commits of
+# NOTIFYing transactions (a database-wide lock held through the WAL flush).
+cp "$S/ext_acquire.sql" "$S/ext_acquire_nonotify.sql"
+cp "$S/ext_pair.sql" "$S/ext_pair_nonotify.sql"
 cat >"$S/pl_renew.sql" <<'EOF'
 SELECT * FROM plpgsql_lease.acquire('rn-' || :client_id, '1 day', 'bench-rn-' || :client_id);
 EOF
@@ -141,7 +158,9 @@ EOF
 bench() {
   local script="$1" c="$2" r="$3"
   local j=$((c < 2 ? c : 2)) key="$script.c$c.r$r" outf="$WORK/$script.c$c.r$r.out"
-  if ! pgbench -n -M prepared -r -T "$DUR" -c "$c" -j "$j" -f "$S/$script.sql" \
+  local opts="${PGOPTIONS:-}"
+  case "$script" in *_nonotify) opts="$opts -c singleton_lock.notify=off" ;; esac
+  if ! PGOPTIONS="$opts" pgbench -n -M prepared -r -T "$DUR" -c "$c" -j "$j" -f "$S/$script.sql" \
       >"$outf" 2>"$outf.err"; then
     log "pgbench $script -c $c failed:"; tail -n 20 "$outf.err" >&2; exit 1
   fi
@@ -161,6 +180,15 @@ reversed() { echo "$@" | tr ' ' '\n' | tac | tr '\n' ' '; }
 # order, even rounds in reverse); ratios are computed within a round and the
 # report gives their median.
 SCRIPTS="select1 update update_notify ext_acquire pl_acquire ext_heartbeat pl_heartbeat update2 ext_pair pl_pair ext_renew pl_renew"
+# (the GUC exists once the library is loaded: no shared_preload_libraries here)
+if q -c "LOAD 'singleton_lock'" -c "SHOW singleton_lock.notify" >/dev/null 2>&1 \
+   && [ "$(PGOPTIONS='-c singleton_lock.notify=off' q -c "LOAD 'singleton_lock'" -c 'SHOW singleton_lock.notify')" = off ]; then
+  SCRIPTS="$SCRIPTS ext_acquire_nonotify ext_pair_nonotify"
+  put notify_guc on
+else
+  log "singleton_lock.notify is not installed: no notify=off rows"
+  put notify_guc missing
+fi
 put scripts "$SCRIPTS"
 put clients "$CLIENTS"
 put rounds "$ROUNDS"
@@ -229,7 +257,23 @@ q -c "ALTER SYSTEM SET track_commit_timestamp = on" >/dev/null
 "$WORK/wake_latency" "$WAKE_N" >"$WORK/wake.csv"
 put wake.csv "$WORK/wake.csv"
 
+"$ROOT/test/pgserver.sh" stop >/dev/null
+put time.sql "$((SECONDS - T_START))"
+
+# --- 4. handover with real processes (its own fresh server, same port) -----------
+log "handover benchmark (test/bench/handover.sh)"
+T_HO=$SECONDS
+"$HERE/handover.sh" "$RES"
+put time.handover "$((SECONDS - T_HO))"
+put time.total "$((SECONDS - T_START))"
+
 # --- report --------------------------------------------------------------------
-python3 "$HERE/report.py" "$RES" "$OUT"
-log "written: $OUT"
-cat "$OUT"
+python3 "$HERE/report.py" "$RES" "$OUT" "$MD" "$HERE/out"
+if command -v gnuplot >/dev/null && [ -f "$HERE/out/handover.gp" ]; then
+  if (cd "$HERE/out" && gnuplot handover.gp); then
+    mkdir -p "$ROOT/docs" && cp "$HERE/out/handover.png" "$ROOT/docs/handover.png"
+  else
+    log "gnuplot failed; no plot"
+  fi
+fi
+log "written: $OUT, $MD ($((SECONDS - T_START)) s in all)"
