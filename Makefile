@@ -10,7 +10,8 @@
 EXTENSION = singleton_lock
 MODULE_big = singleton_lock
 OBJS = extension/module.o extension/functions.o extension/lease_store.o \
-       extension/lease_rules.o extension/session_binding.o extension/waiting.o
+       extension/lease_rules.o extension/session_binding.o extension/waiting.o \
+       extension/heartbeat_flush.o
 DATA = extension/singleton_lock--1.0.sql
 PGFILEDESC = "singleton_lock - leader election and singleton leases"
 

@@ -12,6 +12,7 @@ extern "C" {
 }
 
 #include "guard.hpp"
+#include "heartbeat_flush.hpp"
 #include "lease_rules.hpp"
 #include "session_binding.hpp"
 #include "settings.hpp"
@@ -71,7 +72,9 @@ const PlanSpec kPlans[kPlanCount] = {
     // delay the leader's own heartbeats.
     {"UPDATE %1$s.singleton_lock_leases SET renewed_at = $3,"
      " expires_at = $3 + COALESCE($4, ttl), ttl = COALESCE($4, ttl)"
-     " WHERE name = $1 AND token = $2 AND " STATE_OF("$3") " = 'held' RETURNING expires_at",
+     " WHERE name = $1 AND token = $2 AND " STATE_OF(
+         "$3") " = 'held'"
+               " RETURNING expires_at, holder_pid IS NOT NULL",
      4,
      {TEXTOID, INT8OID, TIMESTAMPTZOID, INTERVALOID}},
     // FOR UPDATE, unlike the UPDATE alone, waits for fenced transactions.
@@ -296,9 +299,12 @@ bool heartbeat(const LeaseKey& key, int64 token, const Interval* ttl_or_null, Ti
     Datum args[4] = {PointerGetDatum(key.name), Int64GetDatum(token), TimestampTzGetDatum(now),
                      PointerGetDatum(ttl_or_null)};
     const char nulls[5] = {' ', ' ', ' ', ttl_or_null != nullptr ? ' ' : 'n', '\0'};
+    bool wrote_before = TransactionIdIsValid(GetTopTransactionIdIfAny());
     run(kHeartbeat, args, nulls, SPI_OK_UPDATE_RETURNING);
     if (SPI_processed == 0) return false;
     *new_expiry = DatumGetTimestampTz(column(1));
+    bool session_bound = DatumGetBool(column(2));
+    if (session_bound) skip_flush_if_sole_write(wrote_before);
     return true;
 }
 

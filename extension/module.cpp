@@ -8,6 +8,7 @@ extern "C" {
 #include <climits>
 
 #include "guard.hpp"
+#include "heartbeat_flush.hpp"
 #include "settings.hpp"
 #include "waiting.hpp"
 
@@ -49,4 +50,5 @@ void _PG_init(void) {
         &notify_changes, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("singleton_lock");
     install_commit_wakeups();
+    install_heartbeat_flush_policy();
 }

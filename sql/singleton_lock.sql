@@ -131,6 +131,58 @@ SELECT acquired FROM singleton_acquire('pooled', '10 min', 'pooled-client');
 SELECT state, holder_pid FROM singleton_leases WHERE name = 'pooled';
 RESET singleton_lock.bind_session;
 
+-- Heartbeats of session-bound leases commit without waiting for the WAL
+-- flush (a crash ends the bound session anyway); unbound ones stay durable.
+-- pg_stat_wal.wal_sync counts WAL fsyncs (the server runs with fsync on).
+SELECT token AS quick_token FROM singleton_acquire('quick', '10 min', 'alpha') \gset
+SELECT token AS pooled_token FROM singleton_leases WHERE name = 'pooled' \gset
+SELECT pg_stat_force_next_flush();
+SELECT wal_sync AS syncs_before FROM pg_stat_wal \gset
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+SELECT pg_stat_force_next_flush();
+SELECT wal_sync - :syncs_before < 10 AS bound_heartbeats_skip_the_flush FROM pg_stat_wal;
+SELECT wal_sync AS syncs_before FROM pg_stat_wal \gset
+SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
+SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
+SELECT pg_stat_force_next_flush();
+SELECT wal_sync - :syncs_before >= 10 AS unbound_heartbeats_are_flushed FROM pg_stat_wal;
+-- With another write in the same transaction, the application's write stays durable.
+SELECT wal_sync AS syncs_before FROM pg_stat_wal \gset
+BEGIN;
+SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+CREATE TEMP TABLE app_write AS SELECT 1 AS x;
+COMMIT;
+SELECT pg_stat_force_next_flush();
+SELECT wal_sync - :syncs_before >= 1 AS mixed_transaction_is_flushed FROM pg_stat_wal;
+SHOW synchronous_commit;
+
 -- A waiting acquire needs READ COMMITTED (a fixed snapshot never sees a release).
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT try($$SELECT singleton_acquire('job', '1s', 'gamma', '10ms')$$);
