@@ -14,7 +14,7 @@ the standby is waiting inside the server (its backend has wait_event_type
 'Extension'), then a random delay of 0..BENCH_HO_JITTER_MS puts the fault at a
 random phase of the leader's heartbeats and the standby's 1 s wait slices.
 
-Settings (environment): BENCH_HO_ROUNDS (graceful and kill rounds, default 25),
+Settings (environment): BENCH_HO_ROUNDS (graceful and kill rounds, default 30),
 BENCH_HO_STOP_ROUNDS (SIGSTOP rounds, default 5), BENCH_HO_BASELINE_ROUNDS
 (incident-policy emulation rounds per fault kind, default 2),
 BENCH_HO_JITTER_MS (default 400).
@@ -29,7 +29,7 @@ import threading
 import time
 
 CLI, SERVICE, DSN, WORK, RESULTS = sys.argv[1:6]
-ROUNDS = int(os.environ.get("BENCH_HO_ROUNDS", "25"))
+ROUNDS = int(os.environ.get("BENCH_HO_ROUNDS", "30"))
 STOP_ROUNDS = int(os.environ.get("BENCH_HO_STOP_ROUNDS", "5"))
 BASE_ROUNDS = int(os.environ.get("BENCH_HO_BASELINE_ROUNDS", "2"))
 JITTER = int(os.environ.get("BENCH_HO_JITTER_MS", "400")) / 1000.0

@@ -13,6 +13,9 @@ TARGET_UPDATE = 0.9
 TARGET_PLPGSQL = 2.0
 TARGET_SCALE = 1.2
 TARGET_WAKE_P99_MS = 2.0
+SCALE_RATIOS = []  # for the summary of BENCHMARKS.md
+THROUGHPUT = []
+WAKE = []
 
 
 def load(path):
@@ -92,6 +95,7 @@ def main():
             if rc < TARGET_PLPGSQL:
                 bad.append("< 2x PL/pgSQL")
             verdict = "ok" if not bad else "**MISS** " + ", ".join(bad)
+            THROUGHPUT.append((label, c, rb, rc, ratios[3][0], cols[0], not bad))
             if bad:
                 misses.append(f"{label} at {c} client(s): {', '.join(bad)} "
                               f"({rb:.2f}x UPDATE, {rc:.2f}x PL/pgSQL, {ratios[3][0]:.2f}x UPDATE+NOTIFY)")
@@ -205,6 +209,8 @@ def main():
             per_round.append(f"{(sum(x) / len(x)) / (sum(y) / len(y)):.2f}")
         w(f"| {table} | {names} | {len(v)} | {avg:.0f} | {pct(v, 50):.0f} | {pct(v, 99):.0f} "
           f"| {avg / bavg:.2f}x | {pct(v, 99) / bp99:.2f}x | {', '.join(per_round)} |")
+        if name != "one":
+            SCALE_RATIOS.append(f"{names}: avg {avg / bavg:.2f}x, p99 {pct(v, 99) / bp99:.2f}x")
         if name != "one" and avg / bavg > TARGET_SCALE:
             misses.append(f"acquire latency with 1M names ({names}): avg {avg / bavg:.2f}x the 1-name "
                           f"table, p99 {pct(v, 99) / bp99:.2f}x (target <= 1.2x)")
@@ -242,6 +248,7 @@ def main():
     w("The commit record's timestamp is taken before the release's WAL flush, so the first two rows "
       "include the releaser's own flush; the second also includes the waiter's durable commit of its "
       "new tenure and one extra round trip. The target (p99 <= 2 ms) applies to the second row.")
+    WAKE.append(f"p50 {pct(ret, 50):.3f} ms, p99 {pct(ret, 99):.3f} ms")
     if pct(ret, 99) > TARGET_WAKE_P99_MS:
         misses.append(f"release -> waiting acquire returns: p99 {pct(ret, 99):.3f} ms (target <= 2 ms)")
     w("")
@@ -322,7 +329,7 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
       "same clock just before it signals the leader. Before every fault the standby is blocked "
       "inside the server's wait (its backend shows wait_event_type `Extension`) and a random "
       "0-400 ms delay puts the fault at a random phase of heartbeats and wait slices. Percentiles "
-      "are nearest-rank; with 30 rounds p99 is the maximum.")
+      "are nearest-rank; with fewer than 100 rounds p99 is the maximum.")
     h("")
     h("| fault | ttl | rounds | measured from | p50 (ms) | p99 (ms) | max (ms) | target | checks |")
     h("| --- | --- | ---: | --- | ---: | ---: | ---: | --- | --- |")
@@ -463,19 +470,19 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
 
     for m in sql_misses:
         if m.startswith("acquire latency with 1M"):
-            summary.append(("acquire latency, 1M names vs 1", "<= 1.2x", m.split(": ", 1)[1], "**missed**"))
+            summary.append(("acquire latency, 1M names vs 1", "<= 1.2x (avg)", m.split(": ", 1)[1], "**missed**"))
         elif m.startswith("release -> waiting"):
-            summary.append(("release committed -> waiting acquire returns", "p99 <= 2 ms", m.split(": ", 1)[1],
+            summary.append(("release committed -> waiting acquire returns", "p99 <= 2 ms", "; ".join(WAKE),
                             "**missed**"))
     if not any(m.startswith("acquire latency with 1M") for m in sql_misses):
-        summary.append(("acquire latency, 1M names vs 1", "<= 1.2x", "see the table", "met"))
+        summary.append(("acquire latency, 1M names vs 1", "<= 1.2x (avg)", "; ".join(SCALE_RATIOS), "met"))
     if not any(m.startswith("release -> waiting") for m in sql_misses):
-        summary.append(("release committed -> waiting acquire returns", "p99 <= 2 ms", "see the table", "met"))
-    tp = [m for m in sql_misses if " client(s): " in m]
-    summary.append(("acquire / heartbeat / release calls/s at 1 and 8 clients",
-                    ">= 0.9x UPDATE and >= 2x PL/pgSQL",
-                    (f"{len(tp)} of the targeted rows miss: " + "; ".join(tp)) if tp else "all rows met",
-                    "**missed**" if tp else "met"))
+        summary.append(("release committed -> waiting acquire returns", "p99 <= 2 ms", "; ".join(WAKE), "met"))
+    for label, c, rb, rc, rbn, calls, ok in THROUGHPUT:
+        summary.append((f"{label.replace(' [from -r]', '')}, {c} client{'s' if c != '1' else ''}",
+                        ">= 0.9x UPDATE, >= 2x PL/pgSQL",
+                        f"{calls:,.0f}/s = {rb:.2f}x UPDATE, {rc:.2f}x PL/pgSQL ({rbn:.2f}x UPDATE+NOTIFY)",
+                        "met" if ok else "**missed**"))
     ov = sum(int(res.get(f"ho.{k}.overlaps", 0)) for k in ("graceful", "stop_wrapper"))
     summary.append(("overlapping leaders", "0", f"{ov} in the handover rounds above (the chaos runs are "
                     "`make chaos`, not part of this report)", "met" if ov == 0 else "**missed**"))
@@ -487,8 +494,10 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
     for fig, tgt, meas, verdict in summary:
         w(f"| {fig} | {tgt} | {meas} | {verdict} |")
     w("")
-    w("<!-- why: written by hand below each run's numbers would go stale; see the notes -->")
-    w(NOTES)
+    w("### Why (read with the tables below)")
+    w("")
+    for n in notes(res, sql_misses):
+        w(f"- {n}")
     w("")
     md = "\n".join(L + H + S) + "\n"
     with open(md_path, "w") as f:
@@ -526,10 +535,74 @@ plot for [i=0:{len(series) - 1}] "handover.dat" index i using 2:($1 + (rand(0) -
 """)
 
 
-NOTES = """### Why
-
-- (notes are filled in from the run; see below)
-"""
+def notes(res, sql_misses):
+    out = []
+    f = lambda k: floats(res[f"ho.{k}"]) if f"ho.{k}" in res else []
+    ge, gk = f("graceful.from_exit"), f("kill.from_fault")
+    if ge and "ho.graceful.breakdown" in res:
+        b = [float(x) for x in res["ho.graceful.breakdown"].split()]
+        verdict = "meets" if pct(ge, 99) <= TARGET_GRACEFUL_P99 else "misses"
+        out.append(
+            f"Graceful handover {verdict} p99 <= 10 ms here (p50 {pct(ge, 50):.1f} ms, p99 {pct(ge, 99):.1f} ms "
+            f"from the old COMMAND's exit). The path holds two durable commits in series (the release, "
+            f"then the standby's new tenure; an fdatasync costs 0.3 ms to several ms on this VM) and, in "
+            f"the new wrapper, two forks and an exec (singleton-lock forks its supervising process, which "
+            f"forks COMMAND): by the medians in the handover section, SIGTERM -> `released` {b[0]:.0f} ms, -> new `leader` "
+            f"{b[1]:.0f} ms, -> COMMAND runs {b[2]:.0f} ms. The tail follows fsync and scheduler noise on 2 "
+            f"shared cores. Forking the supervising process while still standby (so only its fork+exec of "
+            f"COMMAND is on the path) would shorten the last step; that is a client change, not done here.")
+    if gk:
+        out.append(
+            f"kill -9 takeover does not depend on the TTL (10 s here): the old backend sees EOF at once, "
+            f"session binding frees the lease and wakes the waiting standby (p99 {pct(gk, 99):.1f} ms).")
+    a = f("stop_all.after_expiry")
+    if a:
+        out.append(
+            f"SIGSTOP: the standby takes over at the lease's expiry (at most {max(a):.0f} ms after it, frozen "
+            f"host); the lease runs out 2/3 TTL to TTL after the freeze because the last heartbeat was up to "
+            f"ttl/3 earlier. With only singleton-lock stopped, its supervising process killed COMMAND before "
+            f"the expiry in every round (the watchdog), so there was never a second leader.")
+    rss = res.get("ho.rss.plain")
+    if rss:
+        r, p, u = (int(x) / 1024 for x in rss.split()[:3])
+        out.append(
+            f"Standby memory misses 8 MiB as RSS ({r:.1f} MiB) but almost all of it is shared, read-only "
+            f"library text (PSS {p:.1f} MiB, private {u:.1f} MiB): Debian's libpq links libssl/libcrypto, "
+            f"libldap (gnutls), libgssapi_krb5, which a process maps in full. Reaching 8 MiB RSS needs a "
+            f"smaller libpq build or static linking (an experiment in client/README.md measured ~8.2 MiB with "
+            f"static libstdc++ and no health endpoint); a per-host budget should count PSS.")
+    tp = [m for m in sql_misses if " client(s): " in m]
+    if tp:
+        out.append(
+            "Throughput at 1 client: every acquire, heartbeat and release is one durable commit, and so is "
+            "each call of the PL/pgSQL version; with fsync on, the commit's WAL flush dominates both, so "
+            "'>= 2x PL/pgSQL' cannot be met by making the function body cheaper: the extension and the "
+            "PL/pgSQL version land within noise of each other and of the plain UPDATE. Only skipping or "
+            "batching the flush (e.g. heartbeats without a synchronous flush, if proven safe, see SPEC) "
+            "would move it.")
+        if res.get("notify_guc") == "on":
+            out.append(
+                "Throughput at 8 clients: acquire and release (the calls that NOTIFY) are capped by "
+                "PostgreSQL's serialization of NOTIFYing commits (compare (b') UPDATE+NOTIFY, far below "
+                "(b) UPDATE); the `notify = off` rows show what the same calls reach without it. The "
+                "PL/pgSQL version NOTIFYs too, so its rate is capped the same way.")
+    for m in sql_misses:
+        if m.startswith("release -> waiting"):
+            out.append(
+                "Release -> waiting acquire p99 (server clock) misses 2 ms: that interval includes the "
+                "releaser's own WAL flush (the commit record's timestamp is taken before it) and the "
+                "waiter's durable commit of its new tenure, i.e. two fdatasyncs whose tail on this VM is "
+                "several ms; the median is the figure to compare across machines.")
+        if m.startswith("acquire latency with 1M"):
+            out.append(
+                "1M-name acquire latency: the lookup is a primary-key index scan (plan below), so the "
+                "1M table costs only a deeper B-tree and a colder cache; each call is still dominated by its "
+                "durable commit, whose noise between alternating rounds is of the same order as the "
+                "difference (compare the per-round ratios) - this run does not separate the two.")
+    out.append(
+        f"Noise: this is a shared 2-core VM with other engineers' builds and tests running; figures "
+        f"moved by 2x between rounds (see the per-round columns). Run time {res.get('time.total', '?')} s.")
+    return out
 
 
 if __name__ == "__main__":

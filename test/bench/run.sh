@@ -183,7 +183,9 @@ SCRIPTS="select1 update update_notify ext_acquire pl_acquire ext_heartbeat pl_he
 # (the GUC exists once the library is loaded: no shared_preload_libraries here)
 if q -c "LOAD 'singleton_lock'" -c "SHOW singleton_lock.notify" >/dev/null 2>&1 \
    && [ "$(PGOPTIONS='-c singleton_lock.notify=off' q -c "LOAD 'singleton_lock'" -c 'SHOW singleton_lock.notify')" = off ]; then
-  SCRIPTS="$SCRIPTS ext_acquire_nonotify ext_pair_nonotify"
+  # each next to its default-on twin, so that the within-round ratios share the same fsync weather
+  SCRIPTS="${SCRIPTS/ext_acquire /ext_acquire ext_acquire_nonotify }"
+  SCRIPTS="${SCRIPTS/ext_pair /ext_pair ext_pair_nonotify }"
   put notify_guc on
 else
   log "singleton_lock.notify is not installed: no notify=off rows"
