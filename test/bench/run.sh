@@ -127,6 +127,19 @@ cat >"$S/ext_heartbeat.sql" <<EOF
 \\set tok $ext_case
 SELECT singleton_heartbeat('hb-' || :client_id, :tok);
 EOF
+# Heartbeat of a session-bound lease (bind_session on, the client's default: the
+# extension may commit such a heartbeat without waiting for its WAL flush). Each
+# pgbench connection acquires its lease once (tok starts as 0: pgbench -D), then
+# every transaction renews it; a NULL (lost lease) aborts the run.
+cat >"$S/ext_heartbeat_bound.sql" <<'EOF'
+\if :tok = 0
+SELECT token AS tok FROM singleton_acquire('hbb-' || :client_id, '1 day', 'bench-hbb-' || :client_id) \gset
+\endif
+SELECT singleton_heartbeat('hbb-' || :client_id, :tok) IS NOT NULL AS ok \gset
+\if NOT :ok
+SELECT 1 / 0;
+\endif
+EOF
 cat >"$S/pl_heartbeat.sql" <<EOF
 \\set tok $pl_case
 SELECT plpgsql_lease.heartbeat('hb-' || :client_id, :tok);
@@ -159,8 +172,10 @@ bench() {
   local script="$1" c="$2" r="$3"
   local j=$((c < 2 ? c : 2)) key="$script.c$c.r$r" outf="$WORK/$script.c$c.r$r.out"
   local opts="${PGOPTIONS:-}"
+  local defs=()
   case "$script" in *_nonotify) opts="$opts -c singleton_lock.notify=off" ;; esac
-  if ! PGOPTIONS="$opts" pgbench -n -M prepared -r -T "$DUR" -c "$c" -j "$j" -f "$S/$script.sql" \
+  case "$script" in *_bound) defs=(-D tok=0) ;; esac
+  if ! PGOPTIONS="$opts" pgbench -n -M prepared -r -T "$DUR" -c "$c" -j "$j" "${defs[@]}" -f "$S/$script.sql" \
       >"$outf" 2>"$outf.err"; then
     log "pgbench $script -c $c failed:"; tail -n 20 "$outf.err" >&2; exit 1
   fi
@@ -179,7 +194,7 @@ reversed() { echo "$@" | tr ' ' '\n' | tac | tr '\n' ' '; }
 # minutes), so every script runs ROUNDS times, interleaved (odd rounds in one
 # order, even rounds in reverse); ratios are computed within a round and the
 # report gives their median.
-SCRIPTS="select1 update update_notify ext_acquire pl_acquire ext_heartbeat pl_heartbeat update2 ext_pair pl_pair ext_renew pl_renew"
+SCRIPTS="select1 update update_notify ext_acquire pl_acquire ext_heartbeat ext_heartbeat_bound pl_heartbeat update2 ext_pair pl_pair ext_renew pl_renew"
 # (the GUC exists once the library is loaded: no shared_preload_libraries here)
 if q -c "LOAD 'singleton_lock'" -c "SHOW singleton_lock.notify" >/dev/null 2>&1 \
    && [ "$(PGOPTIONS='-c singleton_lock.notify=off' q -c "LOAD 'singleton_lock'" -c 'SHOW singleton_lock.notify')" = off ]; then
