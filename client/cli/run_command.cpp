@@ -12,7 +12,9 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -33,8 +35,8 @@ namespace {
 using policy::Clock;
 using policy::TimePoint;
 
-std::vector<std::string> command_environment(const std::string& name, std::int64_t token,
-                                             const std::string& holder) {
+// COMMAND's environment but SINGLETON_LOCK_TOKEN (the supervisor adds it at start).
+std::vector<std::string> command_environment(const std::string& name, const std::string& holder) {
     std::vector<std::string> env;
     for (char** e = environ; e && *e; ++e) {
         const std::string s(*e);
@@ -44,7 +46,6 @@ std::vector<std::string> command_environment(const std::string& name, std::int64
         env.push_back(s);
     }
     env.push_back("SINGLETON_LOCK_NAME=" + name);
-    env.push_back("SINGLETON_LOCK_TOKEN=" + std::to_string(token));
     env.push_back("SINGLETON_LOCK_HOLDER=" + holder);
     return env;
 }
@@ -98,6 +99,10 @@ int run_command(const RunArgs& a) {
     o.schema = a.schema;
     const std::string lease = "lease \"" + a.name + "\": ";
 
+    // Starts the prepared COMMAND right from the leader event, before the elector
+    // sends its confirming heartbeat (set below; the main loop covers the rest).
+    std::function<void()> start_prepared;
+
     ElectorEvents ev;
     ev.on_standby = [&](const LeaseInfo& l) {
         last_retry.clear();
@@ -107,6 +112,7 @@ int run_command(const RunArgs& a) {
     ev.on_leader = [&](const LeaseInfo& l) {
         last_retry.clear();
         log(lease + "leader, token " + std::to_string(l.token) + ", expires " + l.expires_at);
+        if (start_prepared) start_prepared();
     };
     ev.on_lost = [&](LossReason r, const std::string& detail) {
         lost = true;
@@ -134,6 +140,20 @@ int run_command(const RunArgs& a) {
     }
     const policy::Timing timing = policy::make_timing(a.ttl, a.grace);
 
+    // The supervising process and COMMAND's child are forked now, while this
+    // process is small and single-threaded, so that becoming leader costs no
+    // fork here (handover latency). They hold no database socket and run
+    // COMMAND only on start(); if that fails, they are forked at leadership.
+    const std::vector<std::string> command_env =
+        command_environment(a.name, elector->options().holder);
+    Supervisor child;
+    try {
+        child.prepare(*path, a.command, command_env, timing.grace);
+    } catch (const std::exception& e) {
+        log(std::string("cannot fork the supervising process now (retried at leadership): ") +
+            e.what());
+    }
+
     std::unique_ptr<HealthServer> health;
     if (a.health) {
         try {
@@ -151,7 +171,6 @@ int run_command(const RunArgs& a) {
         (a.wait ? format_duration(*a.wait) : "forever") + ")");
     elector->start();
 
-    Supervisor child;
     int stop_signal = 0;
     bool term_sent = false;
     bool release_started = false;
@@ -162,6 +181,14 @@ int run_command(const RunArgs& a) {
         const auto t = elector->step_down_at();
         return t == TimePoint::max() ? t : t + policy::watchdog_slack(timing);
     };
+    const auto log_started = [&] {
+        log(lease + "started COMMAND in process group " + std::to_string(child.pgid()));
+    };
+    start_prepared = [&] {
+        if (stop_signal == 0 && child.prepared() && elector->state() == State::leader &&
+            child.start(elector->token(), watchdog_deadline()))
+            log_started();
+    };
 
     for (;;) {
         const State st = elector->state();
@@ -171,11 +198,14 @@ int run_command(const RunArgs& a) {
         if (!child.spawned()) {
             if (st == State::leader && stop_signal == 0) {
                 try {
-                    child.spawn(
-                        *path, a.command,
-                        command_environment(a.name, elector->token(), elector->options().holder),
-                        {watchdog_deadline(), timing.grace});
-                    log(lease + "started COMMAND in process group " + std::to_string(child.pgid()));
+                    const std::int64_t token = elector->token();
+                    if (!child.start(token, watchdog_deadline())) {
+                        child.discard();  // (it died meanwhile, or was never forked)
+                        child.prepare(*path, a.command, command_env, timing.grace);
+                        if (!child.start(token, watchdog_deadline()))
+                            throw std::runtime_error("the supervising process did not start");
+                    }
+                    log_started();
                 } catch (const std::exception& e) {
                     log(std::string("cannot start COMMAND: ") + e.what());
                     elector->release();
@@ -240,6 +270,10 @@ int run_command(const RunArgs& a) {
                         format_duration(timing.grace) + " if it is still running");
                 }
             }
+        }
+        if (child.prepared() && fds[2].revents != 0) {
+            child.discard();
+            log(lease + "the pre-forked supervising process ended; forking it at leadership");
         }
         if (child.running() && fds[2].revents != 0) {
             const int status = child.collect();

@@ -14,6 +14,7 @@
 #include <ctime>
 #include <climits>
 #include <cstdlib>
+#include <stdexcept>
 #include <system_error>
 
 namespace singleton_lock::cli {
@@ -39,12 +40,58 @@ std::int64_t to_ns(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-[[noreturn]] void supervise(int link, const char* path, char* const* argv, char* const* envp,
-                            std::int64_t deadline_ns, std::int64_t grace_ns) {
+constexpr std::size_t token_digits = 20;  // room for any int64
+
+// The COMMAND child: SINGLETON_LOCK_TOKEN goes into its own copy of the
+// environment (token_slot points into it), then exec.
+[[noreturn]] void exec_command(const char* path, char* const* argv, char* const* envp,
+                               char* token_slot, std::int64_t token) {
+    char digits[token_digits];
+    std::size_t n = 0;
+    std::uint64_t v = token < 0 ? 0 : static_cast<std::uint64_t>(token);
+    do {
+        digits[n++] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0 && n < token_digits);
+    for (std::size_t i = 0; i < n; ++i) token_slot[i] = digits[n - 1 - i];
+    token_slot[n] = '\0';
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execve(path, argv, envp);
+    ::_exit(errno == ENOENT ? 127 : 126);
+}
+
+// Closes every descriptor >= 3 but the three given ones.
+void close_all_but(int a, int b, int c) {
+    int keep[3] = {a, b, c};
+    for (int i = 1; i < 3; ++i)
+        for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) {
+            const int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
+    unsigned from = 3;
+    for (int k : keep) {
+        if (k < 3 || static_cast<unsigned>(k) < from) continue;
+        if (static_cast<unsigned>(k) > from) ::close_range(from, static_cast<unsigned>(k) - 1, 0);
+        from = static_cast<unsigned>(k) + 1;
+    }
+    ::close_range(from, ~0U, 0);
+}
+
+// gate: a socketpair; singleton-lock keeps its write end and writes the token into
+// it right after it sent "start" on the link, so the COMMAND child is woken
+// directly (one process switch on the way to COMMAND, not two). The link
+// message is therefore always queued before COMMAND can run: a child that dies
+// with no "start" sent or queued never ran COMMAND, and only then is a new one
+// forked at start.
+[[noreturn]] void supervise(int link, int gate_r, int gate_w, const char* path, char* const* argv,
+                            char* const* envp, char* token_slot, std::int64_t grace_ns) {
     ::setpgid(0, 0);
-    // Keep only stdio and the link: the database socket must not outlive singleton-lock.
-    ::close_range(3, static_cast<unsigned>(link) - 1, 0);
-    ::close_range(static_cast<unsigned>(link) + 1, ~0U, 0);
+    // Keep only stdio, the link and the gate: the database socket must not outlive singleton-lock.
+    close_all_but(link, gate_r, gate_w);
 
     sigset_t set;
     sigemptyset(&set);
@@ -52,20 +99,34 @@ std::int64_t to_ns(std::chrono::steady_clock::time_point t) {
     ::sigprocmask(SIG_BLOCK, &set, nullptr);
     const int sfd = ::signalfd(-1, &set, SFD_CLOEXEC);
 
-    const pid_t child = ::fork();
-    if (child == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::signal(SIGPIPE, SIG_DFL);
-        ::execve(path, argv, envp);
-        ::_exit(errno == ENOENT ? 127 : 126);
+    // The COMMAND child is forked now and waits on the gate for the token; EOF on
+    // the gate (singleton-lock gone, or it gave up) makes it exit without running COMMAND.
+    pid_t child = -1;  // -1 while standby: none waits (start forks one)
+    if (gate_r >= 0) {
+        child = ::fork();
+        if (child == 0) {
+            ::close(gate_w);
+            ::close(link);
+            if (sfd >= 0) ::close(sfd);
+            std::int64_t token = 0;
+            ssize_t n;
+            do {
+                n = ::read(gate_r, &token, sizeof token);
+            } while (n < 0 && errno == EINTR);
+            if (n != static_cast<ssize_t>(sizeof token)) ::_exit(0);
+            ::close(gate_r);
+            exec_command(path, argv, envp, token_slot, token);
+        }
+        ::close(gate_r);
     }
-    if (child < 0 || sfd < 0) {
-        const int st = 126 << 8;  // as if exited 126
-        (void)!::write(link, &st, sizeof st);
-        ::_exit(1);
+    if (gate_w >= 0) ::close(gate_w);
+    if (sfd < 0) {
+        if (child > 0) ::kill(child, SIGKILL);
+        ::_exit(1);  // singleton-lock sees EOF: start() fails or collect() reports SIGKILL
     }
+
+    bool started = false;  // the token arrived: COMMAND runs
+    std::int64_t deadline_ns = INT64_MAX;
     bool terminated = false;
     std::int64_t kill_ns = INT64_MAX;
     for (;;) {
@@ -85,13 +146,28 @@ std::int64_t to_ns(std::chrono::steady_clock::time_point t) {
         pollfd fds[2] = {{link, POLLIN, 0}, {sfd, POLLIN, 0}};
         if (::poll(fds, 2, timeout) < 0) continue;
         if (fds[0].revents != 0) {
-            std::int64_t v = 0;
-            const ssize_t n = ::read(link, &v, sizeof v);
+            std::int64_t msg[2] = {0, 0};
+            const ssize_t n = ::read(link, msg, sizeof msg);
             if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
                 ::kill(0, SIGKILL);  // singleton-lock is gone: take the group down
                 ::_exit(1);
             }
-            if (n == static_cast<ssize_t>(sizeof v) && !terminated) deadline_ns = v;
+            if (!started && n == static_cast<ssize_t>(sizeof msg)) {  // start: token, deadline
+                started = true;
+                deadline_ns = msg[1];
+                if (child < 0) {  // no child waits (it died, or none could be forked): fork now
+                    child = ::fork();
+                    if (child == 0) exec_command(path, argv, envp, token_slot, msg[0]);
+                    if (child < 0) {
+                        const int st = 126 << 8;  // as if exited 126
+                        (void)!::write(link, &st, sizeof st);
+                        ::kill(0, SIGKILL);
+                        ::_exit(1);
+                    }
+                }  // else singleton-lock has written the token into the child's gate
+            } else if (started && n == static_cast<ssize_t>(sizeof msg[0]) && !terminated) {
+                deadline_ns = msg[0];
+            }
         }
         if (fds[1].revents != 0) {
             signalfd_siginfo si;
@@ -99,11 +175,16 @@ std::int64_t to_ns(std::chrono::steady_clock::time_point t) {
             int st = 0;
             pid_t w;
             while ((w = ::waitpid(-1, &st, WNOHANG)) > 0) {
-                if (w == child) {
-                    (void)!::write(link, &st, sizeof st);
-                    ::kill(0, SIGKILL);  // COMMAND's leftovers must not run without the lease
-                    ::_exit(0);
+                if (w != child) continue;
+                std::int64_t peek[2];
+                if (!started && ::recv(link, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT) !=
+                                    static_cast<ssize_t>(sizeof peek)) {
+                    child = -1;  // died while waiting, before any token: start forks a new one
+                    continue;
                 }
+                (void)!::write(link, &st, sizeof st);
+                ::kill(0, SIGKILL);  // COMMAND's leftovers must not run without the lease
+                ::_exit(0);
             }
         }
     }
@@ -136,33 +217,76 @@ std::optional<std::string> Supervisor::resolve(const std::string& command) {
     return std::nullopt;
 }
 
-void Supervisor::spawn(const std::string& path, const std::vector<std::string>& argv,
-                       const std::vector<std::string>& env, Watchdog watchdog) {
-    const std::int64_t deadline_ns = to_ns(watchdog.deadline);
-    const std::int64_t grace_ns = watchdog.grace.count();
-    sent_deadline_ = watchdog.deadline;
-    // Everything the child needs is prepared before fork.
+void Supervisor::prepare(const std::string& path, const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env, std::chrono::nanoseconds grace) {
+    if (pid_ > 0) throw std::logic_error("Supervisor::prepare: already prepared");
+    const std::int64_t grace_ns = grace.count();
+    // Everything the children need is prepared before fork; the token's digits
+    // are written into the children's copy of token_var.
+    std::string token_var = "SINGLETON_LOCK_TOKEN=" + std::string(token_digits, '0');
     std::vector<char*> cargv, cenv;
     for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
     cargv.push_back(nullptr);
     for (const auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
+    cenv.push_back(token_var.data());
     cenv.push_back(nullptr);
+    char* const token_slot = token_var.data() + (token_var.size() - token_digits);
 
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         throw std::system_error(errno, std::generic_category(), "socketpair");
+    int gate[2] = {-1, -1};  // without it the supervisor forks COMMAND's child at start
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gate) != 0) gate[0] = gate[1] = -1;
     const pid_t pid = ::fork();
     if (pid < 0) {
         const int e = errno;
-        ::close(sv[0]);
-        ::close(sv[1]);
+        for (int fd : {sv[0], sv[1], gate[0], gate[1]})
+            if (fd >= 0) ::close(fd);
         throw std::system_error(e, std::generic_category(), "fork");
     }
-    if (pid == 0) supervise(sv[1], path.c_str(), cargv.data(), cenv.data(), deadline_ns, grace_ns);
+    if (pid == 0)
+        supervise(sv[1], gate[0], gate[1], path.c_str(), cargv.data(), cenv.data(), token_slot,
+                  grace_ns);
     ::close(sv[1]);
+    if (gate[0] >= 0) ::close(gate[0]);
     ::setpgid(pid, pid);  // also done by the child; whoever runs first wins
     pid_ = pid;
     link_ = sv[0];
+    gate_ = gate[1];
+    started_ = false;
+    status_.reset();
+}
+
+bool Supervisor::start(std::int64_t token, std::chrono::steady_clock::time_point deadline) {
+    if (!prepared()) return false;
+    const std::int64_t msg[2] = {token, to_ns(deadline)};
+    if (::send(link_, msg, sizeof msg, MSG_DONTWAIT | MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(sizeof msg))
+        return false;
+    started_ = true;
+    sent_deadline_ = deadline;
+    // "start" is queued on the link now (see supervise(): a child that dies from
+    // here on counts as COMMAND), so COMMAND's child may go: wake it directly.
+    close_gate(&token);
+    return true;
+}
+
+void Supervisor::close_gate(const std::int64_t* token) {
+    if (gate_ < 0) return;
+    if (token) (void)!::send(gate_, token, sizeof *token, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::close(gate_);
+    gate_ = -1;
+}
+
+void Supervisor::discard() {
+    if (!prepared()) return;
+    ::kill(-pid_, SIGKILL);  // the supervisor and its waiting child (never COMMAND)
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    ::close(link_);
+    link_ = -1;
+    close_gate(nullptr);
+    pid_ = -1;
 }
 
 void Supervisor::extend(std::chrono::steady_clock::time_point deadline) {
@@ -198,11 +322,13 @@ int Supervisor::collect() {
 }
 
 Supervisor::~Supervisor() {
+    discard();
     if (running()) {
         ::kill(-pid_, SIGKILL);
         (void)collect();
     }
     if (link_ >= 0) ::close(link_);
+    close_gate(nullptr);
 }
 
 }  // namespace singleton_lock::cli

@@ -287,6 +287,78 @@ db_restart)
     info "standby took over $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms after the restart began"
     kill -TERM "$PID_b"; reap "$PID_b"
     ;;
+prefork)
+    # A standby forks COMMAND's supervising process and the child that will exec
+    # COMMAND in advance; they never run COMMAND while standby, go away with the
+    # standby (SIGTERM, --wait ran out, SIGKILL), and a dead one is forked anew.
+    helpers() {  # PID: its supervising process and that one's children
+        local s; s=$(pgrep -P "$1") || return 1
+        echo "$s $(pgrep -P "$s" | tr '\n' ' ')"
+    }
+    check_helpers() {  # LABEL PID: two helpers, their own process group, no db socket
+        local h; h=$(helpers "$2") || fail "$1: no pre-forked supervising process"
+        set -- "$1" $h
+        [ $# = 3 ] || fail "$1: expected a supervisor and one waiting child, got: ${*:2}"
+        [ "$(ps -o pgid= -p "$3" | tr -d ' ')" = "$2" ] || fail "$1: waiting child not in the supervisor's group"
+        [ "$(ps -o pgid= -p "$2" | tr -d ' ')" = "$2" ] || fail "$1: supervisor does not lead its group"
+        for p in "$2" "$3"; do
+            n=$(ls "/proc/$p/fd" | wc -l)
+            [ "$n" -le 6 ] || fail "$1: helper $p holds $n descriptors: $(ls -l "/proc/$p/fd")"
+            [ "$(readlink "/proc/$p/exe")" = "$(readlink -f "$SL")" ] || fail "$1: helper $p exec'd"
+        done
+        HELPERS="$2 $3"
+    }
+    leader_and_standby --ttl 5s
+    check_helpers b "$PID_b"; hb=$HELPERS
+    kill -TERM "$PID_b"; reap "$PID_b"
+    [ "$RC" = 143 ] || fail "standby exit code $RC after SIGTERM, expected 143"
+    for p in $hb; do wait_for 2 dead "$p" || fail "helper $p of the SIGTERMed standby is still alive"; done
+    started b && fail "the standby ran COMMAND"
+    info "SIGTERM as standby: helpers $hb gone, COMMAND never ran: ok"
+
+    "$SL" run --name "$NAME" --wait 1s -- "$TMP/worker.sh" "$TMP" w 2>"$TMP/w.log" & pw=$!
+    wait_for 5 helpers "$pw" >/dev/null || fail "--wait standby: no helpers"
+    hw=$(helpers "$pw")
+    wait "$pw"; rc=$?
+    [ "$rc" = 75 ] || fail "exit code $rc after --wait 1s, expected 75"
+    for p in $hw; do wait_for 2 dead "$p" || fail "helper $p after --wait ran out is still alive"; done
+    started w && fail "COMMAND ran although the wait ran out"
+    info "--wait ran out: helpers $hw gone: ok"
+
+    start k --ttl 5s
+    wait_for 20 logged k "standby, held by" || fail "no standby k"
+    check_helpers k "$PID_k"; hk=$HELPERS
+    kill -KILL "$PID_k"
+    for p in $hk; do wait_for 2 dead "$p" || fail "helper $p of the SIGKILLed standby is still alive"; done
+    info "SIGKILL of the standby: helpers $hk gone: ok"
+
+    # A standby whose supervising process was killed forks one when it leads,
+    # and COMMAND still gets its environment.
+    start c --ttl 5s --holder "it-holder-$$"
+    wait_for 20 logged c "standby, held by" || fail "no standby c"
+    check_helpers c "$PID_c"; hc=$HELPERS
+    kill -KILL ${hc%% *}
+    wait_for 5 logged c "pre-forked supervising process ended" || fail "c did not notice its helper died"
+    for p in $hc; do wait_for 2 dead "$p" || fail "helper $p still alive"; done
+    kill -TERM "$PID_a"; reap "$PID_a"
+    wait_for 20 started c || fail "c did not take over"
+    read -r n t h <"$TMP/c.env"
+    [ "$n" = "$NAME" ] && [ "$h" = "it-holder-$$" ] && [ "$t" -gt "$(token_of a)" ] ||
+        fail "COMMAND's environment: '$n $t $h'"
+    alive "$PID_c" || fail "c died"
+    kill -TERM "$PID_c"; reap "$PID_c"
+    [ "$RC" = 0 ] || fail "c exited $RC"
+    # ... and so does one with its pre-forked helpers in place.
+    start d --ttl 5s --holder "it-holder-d-$$"
+    wait_for 20 started d || fail "d never started COMMAND"
+    read -r n t h <"$TMP/d.env"
+    [ "$n" = "$NAME" ] && [ "$h" = "it-holder-d-$$" ] && [ "$t" -gt "$(token_of c)" ] ||
+        fail "COMMAND's environment: '$n $t $h'"
+    kill -TERM "$PID_d"; reap "$PID_d"
+    [ "$RC" = 0 ] || fail "d exited $RC"
+    [ "$(lease_state)" = free ] || fail "lease not free at the end: $(lease_state)"
+    info "COMMAND's environment (name, token, holder) with fresh and pre-forked helpers: ok"
+    ;;
 *)
     echo "unknown case $CASE"; exit 2 ;;
 esac
