@@ -21,6 +21,7 @@ say "starting a throwaway PostgreSQL on port $SL_PGPORT"
 eval "$(test/pgserver.sh start)"
 pids=()
 cleanup() {
+  set +e  # best effort: a process already gone must not fail the run
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   test/pgserver.sh stop >/dev/null 2>&1 || true
   rm -rf "$WORK"

@@ -33,11 +33,12 @@ WORK=$(mktemp -d /tmp/singleton_lock_chaos.XXXXXX)
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 cleanup() {
+  set +e  # best effort: a process already gone must not fail the run
   touch "$WORK/stop"
   pkill -CONT -f "$WORK/" 2>/dev/null || true
   pkill -KILL -f "$WORK/slot.sh" 2>/dev/null || true
   pkill -KILL -f "$WORK/worker.sh" 2>/dev/null || true
-  for f in "$WORK"/slot-*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; done
+  for f in "$WORK"/slot-*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
   "$ROOT/test/pgserver.sh" stop >/dev/null 2>&1 || true
   [ -n "${SL_CHAOS_KEEP:-}" ] || rm -rf "$WORK"
 }

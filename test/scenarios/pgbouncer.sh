@@ -23,6 +23,7 @@ admin() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 pooled() { psql -X -qAt -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$BOUNCER_PORT" -U regress_pooled_app -d "$PGDATABASE" -c "$1"; }
 
 cleanup() {
+  set +e  # best effort: a process already gone must not fail the run
   [ -f "$DIR/pgbouncer.pid" ] && kill "$(cat "$DIR/pgbouncer.pid")" 2>/dev/null
   sleep 0.2
   admin "DROP OWNED BY regress_pooled_app; DROP ROLE IF EXISTS regress_pooled_app" >/dev/null 2>&1 || true
