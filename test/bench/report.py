@@ -554,11 +554,10 @@ def notes(res, sql_misses):
             f"Graceful handover {verdict} p99 <= 10 ms here (p50 {pct(ge, 50):.1f} ms, p99 {pct(ge, 99):.1f} ms "
             f"from the old COMMAND's exit). The path holds two durable commits in series (the release, "
             f"then the standby's new tenure; an fdatasync costs 0.3 ms to several ms on this VM) and, in "
-            f"the new wrapper, two forks and an exec (singleton-lock forks its supervising process, which "
-            f"forks COMMAND): by the medians in the handover section, SIGTERM -> `released` {b[0]:.0f} ms, -> new `leader` "
+            f"the new wrapper, waking COMMAND's pre-forked child (it waits on a gate while standby) and its "
+            f"exec: by the medians in the handover section, SIGTERM -> `released` {b[0]:.0f} ms, -> new `leader` "
             f"{b[1]:.0f} ms, -> COMMAND runs {b[2]:.0f} ms. The tail follows fsync and scheduler noise on 2 "
-            f"shared cores. Forking the supervising process while still standby (so only its fork+exec of "
-            f"COMMAND is on the path) would shorten the last step; that is a client change, not done here.")
+            f"shared cores.")
     if gk:
         out.append(
             f"kill -9 takeover does not depend on the TTL (10 s here): the old backend sees EOF at once, "
