@@ -40,7 +40,7 @@ $(EXTENSION).control: extension/$(EXTENSION).control
 
 extension/%.o: extension/lease_rules.hpp extension/guard.hpp
 extension/functions.o extension/lease_store.o: extension/lease_store.hpp extension/settings.hpp
-extension/session_binding.o extension/waiting.o: extension/lock_tags.hpp extension/waiting.hpp \
+extension/session_binding.o extension/waiting.o: extension/lock_tags.hpp extension/waiting.hpp extension/name_hash_list.hpp \
 	extension/session_binding.hpp
 
 .PHONY: demo test bench chaos unit-extension client

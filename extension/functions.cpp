@@ -254,8 +254,7 @@ Datum singleton_lock_state(PG_FUNCTION_ARGS) {
     row.session_bound = !PG_ARGISNULL(1) && !PG_ARGISNULL(2);
     row.expires_at = PG_ARGISNULL(3) ? DT_NOBEGIN : PG_GETARG_TIMESTAMPTZ(3);
     TimestampTz now = PG_GETARG_TIMESTAMPTZ(4);
-    bool check = cpp_call([&] { return needs_liveness_check(row); });
-    row.bound_session_alive = check && session_alive(PG_GETARG_INT32(1), PG_GETARG_TIMESTAMPTZ(2));
+    observe_bound_session(row, PG_GETARG_INT32(1), PG_GETARG_TIMESTAMPTZ(2));
     const char* state = cpp_call([&] { return state_name(classify(row, now)); });
     PG_RETURN_TEXT_P(cstring_to_text(state));
 }

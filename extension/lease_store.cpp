@@ -185,8 +185,7 @@ AcquireDecision decide(const StoredLease& stored, const AcquireRequest& request)
     row.token = stored.token;
     row.expires_at = stored.expires_at;
     row.session_bound = stored.bound;
-    bool check = cpp_call([&] { return needs_liveness_check(row); });
-    row.bound_session_alive = check && session_alive(stored.holder_pid, stored.holder_started);
+    observe_bound_session(row, stored.holder_pid, stored.holder_started);
     return cpp_call([&] { return decide_acquire(row, request.holder, request.now); });
 }
 
@@ -308,12 +307,17 @@ bool heartbeat(const LeaseKey& key, int64 token, const Interval* ttl_or_null, Ti
     return true;
 }
 
+// A lease was freed: tell listeners and wake waiters once this commits.
+static void announce_freed(const LeaseKey& key) {
+    notify_change(key);
+    wake_waiters_at_commit(key.name_hash);
+}
+
 bool release(const LeaseKey& key, int64 token, TimestampTz now) {
     Datum args[3] = {PointerGetDatum(key.name), Int64GetDatum(token), TimestampTzGetDatum(now)};
     run(kRelease, args, nullptr, SPI_OK_UPDATE_RETURNING);
     if (SPI_processed == 0) return false;
-    notify_change(key);
-    wake_waiters_at_commit(key.name_hash);
+    announce_freed(key);
     return true;
 }
 
@@ -321,8 +325,7 @@ bool force_release(const LeaseKey& key, TimestampTz now) {
     Datum args[2] = {PointerGetDatum(key.name), TimestampTzGetDatum(now)};
     run(kForceRelease, args, nullptr, SPI_OK_UPDATE_RETURNING);
     if (SPI_processed == 0) return false;
-    notify_change(key);
-    wake_waiters_at_commit(key.name_hash);
+    announce_freed(key);
     return true;
 }
 

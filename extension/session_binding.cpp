@@ -11,7 +11,9 @@ extern "C" {
 #include "utils/memutils.h"
 }
 
+#include "guard.hpp"
 #include "lock_tags.hpp"
+#include "name_hash_list.hpp"
 #include "waiting.hpp"
 
 namespace singleton_lock {
@@ -21,28 +23,8 @@ namespace {
 // Names this session has bound, so that its exit wakes their waiters. A name
 // whose lease has since moved elsewhere only costs its waiters a spurious,
 // harmless wake-up.
-uint64* bound_names = nullptr;
-int bound_count = 0;
-int bound_capacity = 0;
+NameHashList bound_names;
 bool exit_hook_installed = false;
-
-bool remembers(uint64 name_hash) {
-    for (int i = 0; i < bound_count; i++)
-        if (bound_names[i] == name_hash) return true;
-    return false;
-}
-
-void remember(uint64 name_hash) {
-    if (remembers(name_hash)) return;
-    if (bound_count == bound_capacity) {
-        int capacity = bound_capacity == 0 ? 8 : bound_capacity * 2;
-        bound_names = static_cast<uint64*>(
-            bound_names == nullptr ? MemoryContextAlloc(TopMemoryContext, capacity * sizeof(uint64))
-                                   : repalloc(bound_names, capacity * sizeof(uint64)));
-        bound_capacity = capacity;
-    }
-    bound_names[bound_count++] = name_hash;
-}
 
 // Runs while this backend exits (client gone, pg_terminate_backend, ...):
 // drop the binding lock first, so a woken waiter already sees this session as
@@ -50,7 +32,7 @@ void remember(uint64 name_hash) {
 void release_bindings_at_exit(int, Datum) {
     LOCKTAG tag = session_tag(MyProcPid, MyStartTimestamp);
     if (LockHeldByMe(&tag, ExclusiveLock)) LockRelease(&tag, ExclusiveLock, true);
-    for (int i = 0; i < bound_count; i++) wake_waiters_now(bound_names[i]);
+    for (int i = 0; i < bound_names.size(); i++) wake_waiters_now(bound_names[i]);
 }
 
 // The client's address as pg_stat_activity shows it ("local" for a unix socket).
@@ -79,7 +61,7 @@ void bind_lease_to_this_session(uint64 name_hash) {
         before_shmem_exit(release_bindings_at_exit, 0);
         exit_hook_installed = true;
     }
-    remember(name_hash);
+    if (!bound_names.contains(name_hash)) bound_names.append(name_hash);
 }
 
 bool session_alive(int32 pid, TimestampTz started) {
@@ -91,6 +73,11 @@ bool session_alive(int32 pid, TimestampTz started) {
     if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL) return true;
     LockRelease(&tag, ShareLock, false);
     return false;
+}
+
+void observe_bound_session(LeaseRow& row, int32 pid, TimestampTz started) {
+    bool check = cpp_call([&] { return needs_liveness_check(row); });
+    row.bound_session_alive = check && session_alive(pid, started);
 }
 
 const char* default_holder() {

@@ -15,6 +15,8 @@ extern "C" {
 #include "datatype/timestamp.h"
 }
 
+#include "lease_rules.hpp"
+
 namespace singleton_lock {
 
 struct SessionId {
@@ -30,6 +32,10 @@ void bind_lease_to_this_session(uint64 name_hash);
 
 // True while the session that bound a lease still exists.
 bool session_alive(int32 pid, TimestampTz started);
+
+// Sets row.bound_session_alive for the lease rules, probing the lock table
+// only when the rules need it.
+void observe_bound_session(LeaseRow& row, int32 pid, TimestampTz started);
 
 }  // namespace singleton_lock
 

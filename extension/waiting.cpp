@@ -14,6 +14,7 @@ extern "C" {
 }
 
 #include "lock_tags.hpp"
+#include "name_hash_list.hpp"
 
 namespace singleton_lock {
 
@@ -22,23 +23,21 @@ namespace {
 constexpr uint64 kNameHashSeed = 0x73696e676c65746fULL;
 
 // Names released by the current transaction, woken when it commits.
-uint64* pending_wakes = nullptr;
-int pending_count = 0;
-int pending_capacity = 0;
+NameHashList pending_wakes;
 
 void wake_pending_at_commit(XactEvent event, void*) {
     switch (event) {
         case XACT_EVENT_COMMIT:
         case XACT_EVENT_PARALLEL_COMMIT:
-            for (int i = 0; i < pending_count; i++) wake_waiters_now(pending_wakes[i]);
-            pending_count = 0;
+            for (int i = 0; i < pending_wakes.size(); i++) wake_waiters_now(pending_wakes[i]);
+            pending_wakes.clear();
             break;
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PARALLEL_ABORT:
         case XACT_EVENT_PREPARE:
             // A prepared release is committed later by another session: its
             // waiters then wake at the lease's expiry at the latest.
-            pending_count = 0;
+            pending_wakes.clear();
             break;
         default:
             break;
@@ -82,17 +81,7 @@ void wake_waiters_now(uint64 name_hash) {
     }
 }
 
-void wake_waiters_at_commit(uint64 name_hash) {
-    if (pending_count == pending_capacity) {
-        int capacity = pending_capacity == 0 ? 8 : pending_capacity * 2;
-        pending_wakes = static_cast<uint64*>(
-            pending_wakes == nullptr
-                ? MemoryContextAlloc(TopMemoryContext, capacity * sizeof(uint64))
-                : repalloc(pending_wakes, capacity * sizeof(uint64)));
-        pending_capacity = capacity;
-    }
-    pending_wakes[pending_count++] = name_hash;
-}
+void wake_waiters_at_commit(uint64 name_hash) { pending_wakes.append(name_hash); }
 
 void install_commit_wakeups() { RegisterXactCallback(wake_pending_at_commit, nullptr); }
 

@@ -138,39 +138,14 @@ SELECT token AS quick_token FROM singleton_acquire('quick', '10 min', 'alpha') \
 SELECT token AS pooled_token FROM singleton_leases WHERE name = 'pooled' \gset
 SELECT pg_stat_force_next_flush();
 SELECT wal_sync AS syncs_before FROM pg_stat_wal \gset
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
+-- \gexec runs each generated call as its own statement (its own transaction).
+SELECT format('SELECT singleton_heartbeat(%L, %s) IS NOT NULL AS renewed', 'quick', :quick_token)
+FROM generate_series(1, 20) \gexec
 SELECT pg_stat_force_next_flush();
 SELECT wal_sync - :syncs_before < 10 AS bound_heartbeats_skip_the_flush FROM pg_stat_wal;
 SELECT wal_sync AS syncs_before FROM pg_stat_wal \gset
-SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
-SELECT singleton_heartbeat('pooled', :pooled_token) IS NOT NULL AS renewed;
+SELECT format('SELECT singleton_heartbeat(%L, %s) IS NOT NULL AS renewed', 'pooled', :pooled_token)
+FROM generate_series(1, 10) \gexec
 SELECT pg_stat_force_next_flush();
 SELECT wal_sync - :syncs_before >= 10 AS unbound_heartbeats_are_flushed FROM pg_stat_wal;
 -- With another write in the same transaction, the application's write stays durable.
