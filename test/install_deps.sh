@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Installs what building and testing singleton_lock needs on Debian 12
-# (idempotent: does nothing when everything is there). Needs root for apt-get.
+# Installs what building and testing singleton_lock needs on Debian 12.
+#   test/install_deps.sh          only what is missing (used by make demo/test)
+#   test/install_deps.sh --all    apt-get update + install the whole list (CI, fresh machines)
+# Needs root (or sudo) for apt-get.
 set -euo pipefail
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev g++ make
           meson ninja-build pkg-config libgtest-dev libcli11-dev libcpp-httplib-dev curl
           pgbouncer gnuplot-nox gawk)
 missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+if [ "${1:-}" = --all ]; then
+  missing=("${PACKAGES[@]}")
+else
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
