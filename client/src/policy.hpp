@@ -12,28 +12,15 @@
 #include <vector>
 
 #include "singleton_lock/duration.hpp"
+#include "singleton_lock/timing.hpp"
 
 namespace singleton_lock::policy {
 
 using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 
-constexpr Duration kMinTtl{100};
-
-struct Timing {
-    Duration ttl;
-    Duration grace;               // SIGTERM -> SIGKILL
-    Duration heartbeat_interval;  // ttl/3
-    Duration safety_margin;       // min(ttl/10, 1s): scheduling, signal delivery, clock rates
-    Duration heartbeat_retry;     // after a failed (but not refused) heartbeat
-    Duration wait_slice_max;      // longest server-side wait of one acquire call
-    Duration reply_slack;  // a request is given up when no reply came this long after it could have
-    Duration connect_timeout;  // local bound on establishing a connection
-    Duration release_timeout;  // how long a release may take before we exit anyway
-};
-
-// Validates and derives. Throws UsageError: ttl < 100ms, grace < 0, grace >= ttl/2.
-Timing make_timing(Duration ttl, std::optional<Duration> grace);
+using singleton_lock::make_timing;
+using singleton_lock::Timing;
 
 // The leader's view of its lease: counted from when the last successful
 // acquire/heartbeat request was SENT (the server extended the lease after
@@ -73,7 +60,6 @@ class Backoff {
     Backoff(Duration initial, Duration max, Random random);
     Duration next();
     void reset() { attempt_ = 0; }
-    int attempts() const { return attempt_; }
 
   private:
     Duration initial_, max_;
@@ -90,11 +76,7 @@ bool wait_ran_out(TimePoint now, std::optional<TimePoint> wait_until);
 // considered dead (the connection is then closed).
 TimePoint reply_deadline(const Timing& timing, TimePoint sent, Duration server_wait);
 
-// The supervising process's own deadline for COMMAND, in case singleton-lock
-// itself hangs (SIGSTOP, swapping): a little after the leader's step-down point
-// (so it never fires first in normal operation), and early enough that its
-// SIGKILL at the end of the grace still lands before the lease's deadline.
-inline Duration watchdog_slack(const Timing& timing) { return timing.safety_margin / 2; }
+inline Duration watchdog_slack(const Timing& timing) { return timing.watchdog_slack; }
 
 // When to SIGKILL after SIGTERM was sent.
 inline TimePoint kill_at(const Timing& timing, TimePoint term_sent) {

@@ -80,7 +80,12 @@ logged() { grep -q "$2" "$TMP/$1.log" 2>/dev/null; }
 alive() { kill -0 "$1" 2>/dev/null; }
 # Dead, or a zombie waiting for init to reap it (its group was SIGKILLed with its parent).
 dead() { ! kill -0 "$1" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
-reap() { wait "$1"; RC=$?; }  # in this shell: $(...) could not wait
+reap() { wait "$1"; RC=$?; }
+children_of() {  # PID: its children, from /proc (no procps needed)
+    awk -v parent="$1" '{ s = $0; sub(/.*\) /, "", s); split(s, f, " ")
+                          if (f[2] == parent) { split(FILENAME, p, "/"); print p[3] } }' \
+        /proc/[0-9]*/stat 2>/dev/null
+}  # in this shell: $(...) could not wait
 lease_state() { "${PSQL[@]}" -c "SELECT state FROM singleton_leases WHERE name = '$NAME'"; }
 log_ms() {  # epoch ms of the first log line of LABEL matching PATTERN
     local line; line=$(grep -m1 "$2" "$TMP/$1.log") || return 1
@@ -292,15 +297,16 @@ prefork)
     # COMMAND in advance; they never run COMMAND while standby, go away with the
     # standby (SIGTERM, --wait ran out, SIGKILL), and a dead one is forked anew.
     helpers() {  # PID: its supervising process and that one's children
-        local s; s=$(pgrep -P "$1") || return 1
-        echo "$s $(pgrep -P "$s" | tr '\n' ' ')"
+        local s; s=$(children_of "$1") && [ -n "$s" ] || return 1
+        echo "$s $(children_of "$s" | tr '\n' ' ')"
     }
-    check_helpers() {  # LABEL PID: two helpers, their own process group, no db socket
-        local h; h=$(helpers "$2") || fail "$1: no pre-forked supervising process"
+    pgid_of() { awk '{ sub(/.*\) /, ""); print $3 }' "/proc/$1/stat"; }
+    check_helpers() {  # LABEL PID: two helpers, COMMAND's group led by the child, no db socket
+        local wrapper="$2" h; h=$(helpers "$2") || fail "$1: no pre-forked supervising process"
         set -- "$1" $h
         [ $# = 3 ] || fail "$1: expected a supervisor and one waiting child, got: ${*:2}"
-        [ "$(ps -o pgid= -p "$3" | tr -d ' ')" = "$2" ] || fail "$1: waiting child not in the supervisor's group"
-        [ "$(ps -o pgid= -p "$2" | tr -d ' ')" = "$2" ] || fail "$1: supervisor does not lead its group"
+        [ "$(pgid_of "$3")" = "$3" ] || fail "$1: the waiting child does not lead its own process group"
+        [ "$(pgid_of "$2")" = "$(pgid_of "$wrapper")" ] || fail "$1: the supervisor left singleton-lock's group"
         for p in "$2" "$3"; do
             n=$(ls "/proc/$p/fd" | wc -l)
             [ "$n" -le 6 ] || fail "$1: helper $p holds $n descriptors: $(ls -l "/proc/$p/fd")"
