@@ -187,7 +187,10 @@ terminate_rounds() {  # terminate_rounds SESSION MODE ROUNDS
         old="$new"
     done
     local wpid; eval "wpid=\$PID_$old"
-    kill -TERM "$wpid"; wait "$wpid"
+    kill -TERM "$wpid" || fail "could not stop $old"
+    wait "$wpid"; local rc=$? expected=0
+    [ "$MODE" = ignore ] && expected=137  # (killed at the end of the grace)
+    [ "$rc" = "$expected" ] || fail "$old exited $rc after SIGTERM, expected $expected"
     report_latencies "$session backend terminated, COMMAND ${MODE}s SIGTERM"
 }
 
@@ -228,7 +231,10 @@ case_restart() {
             [ "$rc" = 3 ] || fail "$old exited $rc after the restart, expected 3"
             check_handover "$old" "$new"
             eval "wpid=\$PID_$new"
-            kill -TERM "$wpid"; wait "$wpid"
+            kill -TERM "$wpid" || fail "could not stop $new"
+            wait "$wpid"; local rc=$? expected=0
+            [ "$MODE" = ignore ] && expected=137  # (killed at the end of the grace)
+            [ "$rc" = "$expected" ] || fail "$new exited $rc after SIGTERM, expected $expected"
             i=$((i + 1))
         done
     done
@@ -264,7 +270,8 @@ case_abandoned_query() {
                                AND query ~ 'singleton_acquire' AND state = 'active'")
     info "acquires of b running in the server after its client gave up on some: $blocked"
     # a goes (SIGKILL: its sessions end once its COMMAND is gone), then the lock goes.
-    kill -KILL "$PID_a"; wait "$PID_a"
+    kill -KILL "$PID_a" || fail "could not kill a"
+    wait "$PID_a"; [ $? = 137 ] || fail "a was not killed by SIGKILL"
     echo "COMMIT;" >&7
     exec 7>&-
     wait "$fence" || fail "the fencing transaction failed: $(cat "$TMP/fence.out")"
@@ -284,7 +291,8 @@ case_abandoned_query() {
         fail "the lease is not held with b's token"
     [ "$blocked" -le 1 ] || fail "$blocked acquires of b ran in the server at once: abandoned queries were not cancelled"
     info "one handover, one new token, b still leads; abandoned acquires were cancelled"
-    kill -TERM "$PID_b"; wait "$PID_b"
+    kill -TERM "$PID_b" || fail "could not stop b"
+    wait "$PID_b" || fail "b exited $? after SIGTERM"
 }
 
 case "$CASE" in

@@ -78,14 +78,14 @@ start() {
 started() { [ -s "$TMP/$1.started" ]; }
 logged() { grep -q "$2" "$TMP/$1.log" 2>/dev/null; }
 alive() { kill -0 "$1" 2>/dev/null; }
+stopped() { [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = T ]; }
 # Dead, or a zombie waiting for init to reap it (its group was SIGKILLed with its parent).
 dead() { ! kill -0 "$1" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
-reap() { wait "$1"; RC=$?; }
+reap() { wait "$1"; RC=$?; }  # in this shell: $(...) could not wait
 children_of() {  # PID: its children, from /proc (no procps needed)
-    awk -v parent="$1" '{ s = $0; sub(/.*\) /, "", s); split(s, f, " ")
-                          if (f[2] == parent) { split(FILENAME, p, "/"); print p[3] } }' \
-        /proc/[0-9]*/stat 2>/dev/null
-}  # in this shell: $(...) could not wait
+    { cat /proc/[0-9]*/stat 2>/dev/null || :; } |  # (past processes that just ended)
+        awk -v parent="$1" '{ pid = $1; sub(/.*\) /, ""); if ($2 == parent) print pid }'
+}
 lease_state() { "${PSQL[@]}" -c "SELECT state FROM singleton_leases WHERE name = '$NAME'"; }
 log_ms() {  # epoch ms of the first log line of LABEL matching PATTERN
     local line; line=$(grep -m1 "$2" "$TMP/$1.log") || return 1
@@ -107,7 +107,7 @@ case "$CASE" in
 handover)
     leader_and_standby --ttl 5s
     t0=$(now_ns)
-    kill -TERM "$PID_a"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"
     wait_for 20 started b || fail "standby did not take over after SIGTERM to the leader"
     info "handover after SIGTERM (signal -> new COMMAND started): $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms"
     reap "$PID_a"; rc=$RC
@@ -115,7 +115,7 @@ handover)
     logged a "released" || fail "old leader did not log the release"
     [ "$(token_of b)" -gt "$(token_of a)" ] || fail "fencing token did not increase: $(token_of a) -> $(token_of b)"
     info "tokens $(token_of a) -> $(token_of b): ok"
-    kill -TERM "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"
     reap "$PID_b"; rc=$RC
     [ "$rc" = 0 ] || fail "second leader exited $rc"
     [ "$(lease_state)" = free ] || fail "lease not free at the end: $(lease_state)"
@@ -124,13 +124,14 @@ sigkill_takeover)
     leader_and_standby --ttl 10s
     child=$(cat "$TMP/a.child"); grandchild=$(cat "$TMP/a.grandchild")
     t0=$(now_ns)
-    kill -KILL "$PID_a"
+    kill -KILL "$PID_a" || fail "could not send SIGKILL to a"
+    reap "$PID_a"; [ "$RC" = 137 ] || fail "a exited $RC, not killed by SIGKILL"
     wait_for 20 started b || fail "standby did not take over after SIGKILL of the leader's singleton-lock"
     info "takeover after SIGKILL (TTL 10s): $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms"
     wait_for 10 dead "$child" || fail "the killed leader's COMMAND ($child) is still alive"
     wait_for 10 dead "$grandchild" || fail "the killed leader's COMMAND's child ($grandchild) is still alive"
     info "COMMAND and its child died with singleton-lock: ok"
-    kill -TERM "$PID_b"; reap "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
 force_release)
     start a --ttl 10s
@@ -172,12 +173,12 @@ health)
     [ "$(get "$pa" /healthz)" = 200 ] && grep -qx leader "$TMP/body" || fail "leader /healthz: $(cat "$TMP/body")"
     [ "$(get "$pa" /leader)" = 200 ] || fail "leader /leader is not 200"
     info "/healthz and /leader answer on both instances: ok"
-    kill -TERM "$PID_a"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"
     wait_for 20 started b || fail "no takeover"
     wait_for 5 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$pb/leader)\" = 200 ]" ||
         fail "new leader's /leader is not 200"
     info "after the handover the new leader's /leader is 200: ok"
-    kill -TERM "$PID_b"; reap "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
 wait_timeout)
     start a --ttl 5s
@@ -187,12 +188,12 @@ wait_timeout)
     info "--wait 1s on a held lease returned after $(ms_since "$t0") ms"
     [ "$rc" = 75 ] || fail "exit code $rc, expected 75"
     started b && fail "COMMAND ran although the wait ran out"
-    kill -TERM "$PID_a"; reap "$PID_a"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     ;;
 standby_signal)
     leader_and_standby --ttl 5s
     t0=$(now_ns)
-    kill -TERM "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"
     reap "$PID_b"; rc=$RC
     info "standby stopped by SIGTERM after $(ms_since "$t0") ms"
     [ "$rc" = 143 ] || fail "standby exit code $rc after SIGTERM, expected 143"
@@ -200,10 +201,10 @@ standby_signal)
     alive "$PID_a" || fail "the leader died"
     start c --ttl 5s
     wait_for 20 logged c "standby, held by" || fail "no standby"
-    kill -INT "$PID_c"
+    kill -INT "$PID_c" || fail "could not send SIGINT to c"
     reap "$PID_c"; rc=$RC
     [ "$rc" = 130 ] || fail "standby exit code $rc after SIGINT, expected 130"
-    kill -TERM "$PID_a"; reap "$PID_a"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     ;;
 exit_status)
     "$SL" run --name "$NAME" -- sh -c 'test -n "$SINGLETON_LOCK_TOKEN" && exit 7' 2>"$TMP/a.log"; rc=$?
@@ -227,21 +228,23 @@ admin)
     [ "$rc" = 2 ] || fail "grace = ttl/2 gave $rc, expected usage error 2"
     "$SL" status --dsn "host=/nonexistent port=1" >/dev/null 2>&1; rc=$?
     [ "$rc" = 1 ] || fail "status against no server gave $rc, expected 1"
-    kill -TERM "$PID_a"; reap "$PID_a"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     ;;
 hung_backend)
-    # The leader's database session hangs (its backend is SIGSTOPped): the
-    # heartbeat never returns. The wrapper must stop (SIGKILL, since COMMAND
-    # ignores SIGTERM) its COMMAND before the lease expires, without waiting for
-    # the database; the standby takes over after the TTL.
+    # The leader's main session hangs (its backend is SIGSTOPped): the heartbeat
+    # never returns. The wrapper must stop (SIGKILL, since COMMAND ignores
+    # SIGTERM) its COMMAND before the lease expires, without waiting for the
+    # database, then release the lease over its second session.
     WORKER_MODE=ignore_term leader_and_standby --ttl 2s --grace 300ms
-    backend=$("${PSQL[@]}" -c "SELECT holder_pid FROM singleton_leases WHERE name = '$NAME'")
-    [ -n "$backend" ] || fail "no holder_pid"
+    # The main session's backend (the one that heartbeats): the first the log names.
+    backend=$(sed -n 's/.*leader, token .*(backends \([0-9]*\).*/\1/p' "$TMP/a.log")
+    [ -n "$backend" ] || fail "no backend pid in the leader's log"
     trap 'kill -CONT $backend 2>/dev/null; cleanup' EXIT
     grep -q postgres "/proc/$backend/cmdline" 2>/dev/null ||
         { echo "SKIP: the server's backend $backend is not a local process"; exit 77; }
     t0=$(now_ns)
     kill -STOP "$backend" 2>/dev/null || { echo "SKIP: cannot signal the server's backend $backend"; exit 77; }
+    wait_for 5 stopped "$backend" || fail "backend $backend did not stop"
     reap "$PID_a"; rc=$RC
     info "leader exited $(ms_since "$t0") ms after its backend hung (ttl 2s, grace 300ms)"
     [ "$rc" = 3 ] || fail "leader exit code $rc, expected 3 (lease lost)"
@@ -252,8 +255,8 @@ hung_backend)
     b_started=$(( $(cat "$TMP/b.started") / 1000000 ))
     [ "$killed_at" -le "$b_started" ] || fail "overlap: old COMMAND killed at $killed_at, new started at $b_started"
     info "old COMMAND gone $(( b_started - killed_at )) ms before the new one started: ok"
-    kill -CONT "$backend"
-    kill -TERM "$PID_b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
+    kill -CONT "$backend" || fail "could not resume backend $backend"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
     ;;
 wrapper_stopped)
     # singleton-lock itself hangs (SIGSTOP) while its COMMAND (ignoring SIGTERM)
@@ -263,17 +266,18 @@ wrapper_stopped)
     child=$(cat "$TMP/a.child")
     trap 'kill -CONT $PID_a 2>/dev/null; cleanup' EXIT
     t0=$(now_ns)
-    kill -STOP "$PID_a"
+    kill -STOP "$PID_a" || fail "could not stop a"
+    wait_for 5 stopped "$PID_a" || fail "a did not stop"
     wait_for 20 dead "$child" || fail "COMMAND survived its hung singleton-lock"
     killed=$(now_ns)
     info "COMMAND killed by the watchdog $(( (killed - t0) / 1000000 )) ms after singleton-lock hung (ttl 2s, grace 300ms)"
     wait_for 20 started b || fail "the standby never took over"
     [ "$killed" -le "$(cat "$TMP/b.started")" ] || fail "overlap: new COMMAND started before the old one died"
     info "standby took over $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms after the hang; no overlap: ok"
-    kill -CONT "$PID_a"
+    kill -CONT "$PID_a" || fail "could not resume a"
     reap "$PID_a"; rc=$RC
     [ "$rc" = 3 ] || fail "the resumed ex-leader exited $rc, expected 3"
-    kill -TERM "$PID_b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
     ;;
 db_restart)
     # Needs a server this test may restart: SL_IT_RESTART="test/pgserver.sh restart fast"
@@ -282,15 +286,17 @@ db_restart)
     [ -n "${SL_IT_RESTART:-}" ] || { echo "SKIP: set SL_IT_RESTART to a command restarting the server"; exit 77; }
     leader_and_standby --ttl 3s
     child=$(cat "$TMP/a.child")
+    before=$("${PSQL[@]}" -c 'SELECT pg_postmaster_start_time()') || fail "server not reachable"
     t0=$(now_ns)
     $SL_IT_RESTART >/dev/null 2>&1 || fail "restart command failed"
+    [ "$("${PSQL[@]}" -c 'SELECT pg_postmaster_start_time()')" != "$before" ] || fail "the server did not restart"
     info "server restarted in $(ms_since "$t0") ms"
     reap "$PID_a"; rc=$RC
     [ "$rc" = 3 ] || fail "leader exit code $rc after the restart, expected 3"
     wait_for 10 dead "$child" || fail "old COMMAND still alive"
     wait_for 30 started b || fail "the standby did not take over after the restart"
     info "standby took over $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms after the restart began"
-    kill -TERM "$PID_b"; reap "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
 prefork)
     # A standby forks COMMAND's supervising process and the child that will exec
@@ -316,7 +322,7 @@ prefork)
     }
     leader_and_standby --ttl 5s
     check_helpers b "$PID_b"; hb=$HELPERS
-    kill -TERM "$PID_b"; reap "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     [ "$RC" = 143 ] || fail "standby exit code $RC after SIGTERM, expected 143"
     for p in $hb; do wait_for 2 dead "$p" || fail "helper $p of the SIGTERMed standby is still alive"; done
     started b && fail "the standby ran COMMAND"
@@ -334,7 +340,7 @@ prefork)
     start k --ttl 5s
     wait_for 20 logged k "standby, held by" || fail "no standby k"
     check_helpers k "$PID_k"; hk=$HELPERS
-    kill -KILL "$PID_k"
+    kill -KILL "$PID_k" || fail "could not send SIGKILL to k"
     for p in $hk; do wait_for 2 dead "$p" || fail "helper $p of the SIGKILLed standby is still alive"; done
     info "SIGKILL of the standby: helpers $hk gone: ok"
 
@@ -343,16 +349,16 @@ prefork)
     start c --ttl 5s --holder "it-holder-$$"
     wait_for 20 logged c "standby, held by" || fail "no standby c"
     check_helpers c "$PID_c"; hc=$HELPERS
-    kill -KILL ${hc%% *}
+    kill -KILL ${hc%% *} || fail "could not kill c's supervising process"
     wait_for 5 logged c "pre-forked supervising process ended" || fail "c did not notice its helper died"
     for p in $hc; do wait_for 2 dead "$p" || fail "helper $p still alive"; done
-    kill -TERM "$PID_a"; reap "$PID_a"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     wait_for 20 started c || fail "c did not take over"
     read -r n t h <"$TMP/c.env"
     [ "$n" = "$NAME" ] && [ "$h" = "it-holder-$$" ] && [ "$t" -gt "$(token_of a)" ] ||
         fail "COMMAND's environment: '$n $t $h'"
     alive "$PID_c" || fail "c died"
-    kill -TERM "$PID_c"; reap "$PID_c"
+    kill -TERM "$PID_c" || fail "could not send SIGTERM to c"; reap "$PID_c"
     [ "$RC" = 0 ] || fail "c exited $RC"
     # ... and so does one with its pre-forked helpers in place.
     start d --ttl 5s --holder "it-holder-d-$$"
@@ -360,7 +366,7 @@ prefork)
     read -r n t h <"$TMP/d.env"
     [ "$n" = "$NAME" ] && [ "$h" = "it-holder-d-$$" ] && [ "$t" -gt "$(token_of c)" ] ||
         fail "COMMAND's environment: '$n $t $h'"
-    kill -TERM "$PID_d"; reap "$PID_d"
+    kill -TERM "$PID_d" || fail "could not send SIGTERM to d"; reap "$PID_d"
     [ "$RC" = 0 ] || fail "d exited $RC"
     [ "$(lease_state)" = free ] || fail "lease not free at the end: $(lease_state)"
     info "COMMAND's environment (name, token, holder) with fresh and pre-forked helpers: ok"

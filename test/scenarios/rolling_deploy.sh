@@ -63,7 +63,7 @@ sleep 0.5
 has_event start B && fail "B's service started while A was leader"
 ok "B's service did not start while A led"
 
-kill -TERM "${pids[0]}"
+kill -TERM "${pids[0]}" || fail "could not send SIGTERM to A"
 wait_for "B to lead" 30 has_event start B
 wait "${pids[0]}" && a_status=0 || a_status=$?
 [ "$a_status" = 0 ] || fail "A's wrapper exited $a_status, expected its service's status 0"
@@ -83,7 +83,8 @@ ok "B reports leader on /leader"
 handover_ms=$(( (b_start - a_exit) / 1000000 ))
 echo "handover: A's service exited -> B's service started in ${handover_ms} ms" \
      "(A was told to stop at SIGTERM and took 2 s; the incident's fix took ~12 s, the original never)"
-kill -TERM "${pids[1]}"; wait "${pids[1]}" || true
+kill -TERM "${pids[1]}" || fail "could not send SIGTERM to B"
+wait "${pids[1]}" || fail "B's wrapper exited $? after SIGTERM, expected its service's 0"
 
 # --- The incident's policy, emulated: advisory lock + heartbeat row (TTL 30 s,
 # heartbeat every 10 s); the new instance tries 3 times, 2 s apart, then stays passive.
@@ -108,7 +109,7 @@ new_b_policy() {
   echo passive
 }
 outcome=$(new_b_policy 2>"$WORK/incident.log")
-wait $old_a || true
+wait $old_a || fail "the emulated old instance (psql) failed"
 free_now=$(psql -X -qAt -c "SELECT pg_try_advisory_lock(4242)")
 [ "$outcome" = passive ] || fail "the emulated incident policy was expected to give up"
 [ "$free_now" = t ] || fail "the old instance should be gone"
