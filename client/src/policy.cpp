@@ -46,11 +46,6 @@ void LeaseTimer::confirmed(TimePoint sent) {
     has_ = true;
 }
 
-Duration LeaseTimer::time_left(TimePoint now) const {
-    if (!has_) return Duration::zero();
-    return std::chrono::duration_cast<Duration>(deadline() - now);
-}
-
 bool lead_before_confirmation(const Timing& timing, TimePoint acquire_sent, TimePoint now) {
     LeaseTimer from_send(timing);
     from_send.confirmed(acquire_sent);

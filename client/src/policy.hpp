@@ -30,13 +30,11 @@ class LeaseTimer {
     explicit LeaseTimer(const Timing& timing) : timing_(timing) {}
     void confirmed(TimePoint sent);  // keeps the latest
     bool valid() const { return has_; }
-    TimePoint last_sent() const { return sent_; }
     TimePoint deadline() const { return sent_ + timing_.ttl; }
     // Step down when the time left falls to grace + safety margin, so that a
     // SIGKILL at the end of the grace still lands before the deadline.
     TimePoint step_down_at() const { return deadline() - timing_.grace - timing_.safety_margin; }
     bool must_step_down(TimePoint now) const { return !has_ || now >= step_down_at(); }
-    Duration time_left(TimePoint now) const;
     TimePoint next_heartbeat_at() const { return sent_ + timing_.heartbeat_interval; }
 
   private:
@@ -75,13 +73,6 @@ bool wait_ran_out(TimePoint now, std::optional<TimePoint> wait_until);
 // When an in-flight request that may wait `server_wait` in the server is
 // considered dead (the connection is then closed).
 TimePoint reply_deadline(const Timing& timing, TimePoint sent, Duration server_wait);
-
-inline Duration watchdog_slack(const Timing& timing) { return timing.watchdog_slack; }
-
-// When to SIGKILL after SIGTERM was sent.
-inline TimePoint kill_at(const Timing& timing, TimePoint term_sent) {
-    return term_sent + timing.grace;
-}
 
 // libpq connection parameters derived from the TTL (connect_timeout,
 // tcp_user_timeout, keepalives*), applied unless the DSN or environment sets them.

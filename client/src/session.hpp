@@ -25,11 +25,8 @@ class Session {
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
-    const std::string& label() const { return label_; }
     Status status() const { return status_; }
-    bool open() const { return status_ != Status::closed; }
     bool idle() const { return status_ == Status::idle; }
-    bool busy() const { return status_ == Status::busy; }
 
     // Starts a non-blocking connect (closing what was open). Throws ConnectionError.
     void connect(const pq::ConnectParams& params, TimePoint give_up_at);
