@@ -221,9 +221,24 @@ exit_status)
     [ "$(lease_state)" = free ] || fail "lease not released after COMMAND exited: $(lease_state)"
     "$SL" run --name "$NAME" -- sh -c 'kill -USR1 $$' 2>"$TMP/b.log"; rc=$?
     [ "$rc" = 138 ] || fail "exit code $rc, expected 128+SIGUSR1=138"
+    # A COMMAND that cannot run is refused before the lease is taken.
+    transitions() { "${PSQL[@]}" -c "SELECT transitions FROM singleton_leases WHERE name = '$NAME'"; }
+    before=$(transitions)
     "$SL" run --name "$NAME" -- /nonexistent/command 2>"$TMP/c.log"; rc=$?
     [ "$rc" = 127 ] || fail "exit code $rc for a missing COMMAND, expected 127"
-    info "exit statuses 7, 138, 127 passed through; lease released: ok"
+    "$SL" run --name "$NAME" -- "no-such-command-$$" 2>"$TMP/d.log"; rc=$?
+    [ "$rc" = 127 ] || fail "exit code $rc for a COMMAND not in PATH, expected 127"
+    : >"$TMP/not-executable"
+    "$SL" run --name "$NAME" -- "$TMP/not-executable" 2>"$TMP/e.log"; rc=$?
+    [ "$rc" = 126 ] || fail "exit code $rc for a COMMAND that is not executable, expected 126"
+    "$SL" run --name "$NAME" -- "$TMP" 2>"$TMP/f.log"; rc=$?
+    [ "$rc" = 126 ] || fail "exit code $rc for a directory as COMMAND, expected 126"
+    [ "$(transitions)" = "$before" ] || fail "a COMMAND that cannot run took the lease"
+    grep -q "not found" "$TMP/c.log" || fail "no clear error for a missing COMMAND: $(cat "$TMP/c.log")"
+    "$SL" run --name "$NAME" --ttl 99999999999h -- true 2>"$TMP/g.log"; rc=$?
+    [ "$rc" = 2 ] || fail "exit code $rc for --ttl 99999999999h, expected usage error 2"
+    grep -q "too long" "$TMP/g.log" || fail "no clear error for --ttl 99999999999h: $(cat "$TMP/g.log")"
+    info "exit statuses 7, 138, 127, 126, and 2 for an overflowing ttl; a COMMAND that cannot run never took the lease: ok"
     ;;
 admin)
     start a --ttl 5s --holder "admin-test-holder"

@@ -61,6 +61,9 @@ TEST(CliArgs, UsageErrorsExitWith2) {
         {"run", "--name", "bot"},                                  // no COMMAND
         {"run", "--name", "bot", "--ttl", "10", "--", "true"},     // no unit
         {"run", "--name", "bot", "--ttl", "50ms", "--", "true"},   // below the floor
+        {"run", "--name", "bot", "--ttl", "99999999999h", "--", "true"},   // overflows
+        {"run", "--name", "bot", "--wait", "99999999999h", "--", "true"},  // overflows
+        {"run", "--name", "bot", "--grace", "99999999999h", "--", "true"}, // overflows
         {"run", "--name", "bot", "--wait", "soon", "--", "true"},  // bad wait
         {"run", "--name", "bot", "--grace", "-1s", "--", "true"},  // negative
         {"run", "--name", "", "--", "true"},                       // empty name
