@@ -52,52 +52,105 @@ pid_t to_pid(const char* s) {
     return v;
 }
 
-// SIGKILL to every child of ours. A child's pid cannot be reused before we reap
-// it, so what /proc says is our child is the process we kill.
-void kill_children() {
-    const pid_t self = ::getpid();
-    const int dir = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) return;
+// Calls f(name) for every numeric entry of the directory dir (getdents64: no allocation).
+template <typename F>
+void for_each_number(int dir, F&& f) {
     alignas(8) char buf[8192];
     for (;;) {
         const ssize_t n = ::getdents64(dir, buf, sizeof buf);
-        if (n <= 0) break;
+        if (n <= 0) return;
         for (ssize_t off = 0; off < n;) {
             const auto* d = reinterpret_cast<const dirent64*>(buf + off);
             off += d->d_reclen;
-            if (all_digits(d->d_name) && parent_of(d->d_name) == self)
-                ::kill(to_pid(d->d_name), SIGKILL);
+            if (all_digits(d->d_name)) f(d->d_name);
         }
     }
+}
+
+// SIGKILL to the pids listed in /proc/self/task/TID/children. False when the
+// kernel has no such file (CONFIG_PROC_CHILDREN). The list may miss a child
+// that changes state meanwhile: the caller scans again when nothing ends.
+bool kill_listed_children() {
+    const int tasks = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (tasks < 0) return false;
+    bool listed = true;
+    for_each_number(tasks, [&](const char* tid) {
+        char path[64];
+        std::size_t len = 0;
+        for (const char* c = tid; *c != '\0' && len < 30; ++c) path[len++] = *c;
+        std::memcpy(path + len, "/children", 10);
+        const int fd = ::openat(tasks, path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            listed = false;
+            return;
+        }
+        char buf[4096];
+        const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+        ::close(fd);
+        pid_t pid = 0;
+        for (ssize_t i = 0; i < n; ++i) {
+            if (buf[i] >= '0' && buf[i] <= '9') {
+                pid = pid * 10 + (buf[i] - '0');
+            } else if (pid > 0) {
+                ::kill(pid, SIGKILL);
+                pid = 0;
+            }
+        }
+        if (pid > 0) ::kill(pid, SIGKILL);
+    });
+    ::close(tasks);
+    return listed;
+}
+
+// SIGKILL to every child of ours: from the kernel's lists when `quick` and the
+// kernel has them, else by reading every process's parent (what a scan that
+// follows a quiet period always does, so no list is ever relied upon). A
+// child's pid cannot be reused before we reap it, so what /proc says is our
+// child is the process we kill.
+void kill_children(bool quick) {
+    if (quick && kill_listed_children()) return;
+    const pid_t self = ::getpid();
+    const int dir = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return;
+    for_each_number(dir, [&](const char* pid) {
+        if (parent_of(pid) == self) ::kill(to_pid(pid), SIGKILL);
+    });
     ::close(dir);
 }
 
-// Waits up to 5 ms for a child to change state.
-void wait_a_little(int sigchld_fd) {
-    if (sigchld_fd >= 0) {
-        pollfd p{sigchld_fd, POLLIN, 0};
-        if (::poll(&p, 1, 5) > 0) {
-            signalfd_siginfo si;
-            while (::read(sigchld_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-            }
-        }
-        return;
+// Waits up to 2 ms for a child to change state; false when none did.
+bool child_event_within_2ms(int sigchld_fd) {
+    if (sigchld_fd < 0) {
+        const timespec ts{0, 1000000};
+        ::nanosleep(&ts, nullptr);
+        return false;  // (no way to tell: the caller scans again)
     }
-    const timespec ts{0, 1000000};
-    ::nanosleep(&ts, nullptr);
+    pollfd p{sigchld_fd, POLLIN, 0};
+    if (::poll(&p, 1, 2) <= 0) return false;
+    signalfd_siginfo si;
+    while (::read(sigchld_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+    }
+    return true;
 }
 
 }  // namespace
 
 bool become_subreaper() { return ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0; }
 
+// One scan of /proc normally does: it kills the group and every child; the
+// rest is reaping them as they die (an adopted zombie is announced by SIGCHLD
+// too). Only when no child ends for a while may there be one we never
+// signalled (adopted after the scan, its parent just killed): scan again.
 int kill_and_reap_all(pid_t group, pid_t watched, int* watched_status, int sigchld_fd) {
     int reaped = 0;
-    bool watched_left = watched > 0;
+    bool watched_left = watched > 0, scan = true, first = true;
     for (;;) {
-        // The group's number cannot be reused while its leader is unreaped.
-        if (group > 0 && watched_left) ::kill(-group, SIGKILL);
-        kill_children();
+        if (scan) {
+            // The group's number cannot be reused while its leader is unreaped.
+            if (group > 0 && watched_left) ::kill(-group, SIGKILL);
+            kill_children(first);
+            scan = first = false;
+        }
         for (;;) {
             int st = 0;
             const pid_t w = ::waitpid(-1, &st, WNOHANG);
@@ -113,7 +166,7 @@ int kill_and_reap_all(pid_t group, pid_t watched, int* watched_status, int sigch
             if (w < 0) return reaped;  // ECHILD: no child, so no descendant, is left
             break;                     // children left that have not died yet
         }
-        wait_a_little(sigchld_fd);
+        if (!child_event_within_2ms(sigchld_fd)) scan = true;
     }
 }
 

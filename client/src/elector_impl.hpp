@@ -88,6 +88,7 @@ struct Elector::Impl {
     void start();
     void begin_connect(TimePoint now);
     void on_connected();
+    void on_warmed_up();
     void send_acquire();
     void on_acquire_reply(const pq::Result& r);
     void on_standby_reply(const pq::Result& r);
@@ -96,6 +97,7 @@ struct Elector::Impl {
     void on_confirm_reply(const pq::Result& r);
     void maybe_lead();
     void on_standby_error(Session& s, const std::exception& e);
+    void without_second(const std::exception& e);
     void back_off(const std::exception& e);
 
     // --- leader side (elector_leader.cpp)

@@ -13,16 +13,28 @@ void Elector::Impl::start() {
     guarded(main, [&] { begin_connect(now); });
 }
 
+// The second session connects first and calls singleton_bind once with a
+// token no lease has: that loads the extension into its backend and prepares
+// the call (milliseconds, kept out of the takeover's path) and finds out early
+// whether the server has singleton_bind. Then the main session connects: being
+// the newer one, it stays the lease's newest binding, so the bind at
+// leadership only reads and takes a session lock, with no commit to flush.
 void Elector::Impl::begin_connect(TimePoint now) {
     state = State::connecting;
     phase = Phase::connecting;
-    main.connect(params, now + timing.connect_timeout);
-    if (use_second) second.connect(params, now + timing.connect_timeout);
+    (use_second ? second : main).connect(params, now + timing.connect_timeout);
+}
+
+void Elector::Impl::on_warmed_up() {
+    main.connect(params, Clock::now() + timing.connect_timeout);
 }
 
 void Elector::Impl::on_connected() {
     last_contact = Clock::now();
-    if (!main.idle() || (use_second && !second.idle())) return;  // the other one still connects
+    if (!main.idle()) {  // the second session is up: warm it up
+        second.send(sql.bind, {opt.name, "0"}, Clock::now() + timing.reply_slack);
+        return;
+    }
     if (opt.listen) {
         phase = Phase::listen;
         main.send(Sql::listen, {}, Clock::now() + timing.reply_slack);
@@ -119,16 +131,8 @@ void Elector::Impl::maybe_lead() {
 }
 
 void Elector::Impl::on_standby_error(Session& s, const std::exception& e) {
-    if (&s == &second && phase == Phase::binding &&
-        dynamic_cast<const ExtensionMissingError*>(&e)) {
-        use_second = false;
-        second.close();
-        if (ev.on_warning)
-            ev.on_warning(std::string("the extension has no singleton_bind (update it): the "
-                                      "lease is bound to one session only (") +
-                          e.what() + ")");
-        awaiting_bind = false;
-        maybe_lead();
+    if (&s == &second && dynamic_cast<const ExtensionMissingError*>(&e)) {
+        without_second(e);
         return;
     }
     token = 0;
@@ -141,6 +145,21 @@ void Elector::Impl::on_standby_error(Session& s, const std::exception& e) {
         finish(State::stopped);
     } else {
         back_off(e);
+    }
+}
+
+// An extension without singleton_bind: lead with one session, and say so.
+void Elector::Impl::without_second(const std::exception& e) {
+    use_second = false;
+    second.close();
+    if (ev.on_warning)
+        ev.on_warning(std::string("the extension has no singleton_bind (update it): the lease is "
+                                  "bound to one session only (") +
+                      e.what() + ")");
+    if (phase == Phase::connecting && main.fd() < 0) on_warmed_up();
+    if (phase == Phase::binding) {
+        awaiting_bind = false;
+        maybe_lead();
     }
 }
 

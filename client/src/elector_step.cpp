@@ -38,6 +38,9 @@ void Elector::Impl::on_reply(Session& s, const pq::Result& r) {
     backoff.reset();
     const bool on_main = &s == &main;
     switch (phase) {
+        case Phase::connecting:
+            on_warmed_up();  // the second session's first call
+            return;
         case Phase::listen:
             send_acquire();
             return;
