@@ -30,6 +30,10 @@ ElectorOptions elector_options(const RunArgs& a) {
     return o;
 }
 
+// /livez fails when the loop has not gone round for this long (it wakes at
+// least once a second; nothing in it blocks for long).
+constexpr Duration kStuckAfter = std::chrono::seconds(10);
+
 int timeout_ms(std::chrono::steady_clock::time_point wake) {
     if (wake == std::chrono::steady_clock::time_point::max()) return -1;
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(
@@ -44,10 +48,14 @@ Runner::Runner(const RunArgs& args, std::string command_path, int signal_fd)
     : args_(args), command_path_(std::move(command_path)), signal_fd_(signal_fd) {
     elector_ = std::make_unique<Elector>(elector_options(args_), elector_events());
     command_env_ = command_environment(args_.name, elector_->options().holder);
+    // A waiting standby hears from the server at least once per wait slice (1 s).
+    const Timing& t = elector_->timing();
+    status_ = std::make_unique<RunStatus>(args_.name, std::max(t.ttl, 2 * t.wait_slice_max),
+                                          kStuckAfter);
     prepare_supervisor();  // before any thread starts (the health endpoint's)
     if (args_.health) {
         health_ =
-            std::make_unique<HealthServer>(args_.health->host, args_.health->port, leader_flag_);
+            std::make_unique<HealthServer>(args_.health->host, args_.health->port, *status_);
         cli::log("health endpoint on http://" + args_.health->host + ":" +
                  std::to_string(health_->port()));
     }
@@ -78,14 +86,16 @@ int Runner::run() {
         if (poll_once() != 0) return exit_code::error;
         timers();
     }
-    leader_flag_ = false;
+    status_->set_leader(false, 0);
     return exit_code_;
 }
 
 int Runner::poll_once() {
     pollfd fds[2 + Elector::max_pollfds] = {{signal_fd_, POLLIN, 0}, {supervisor_.fd(), POLLIN, 0}};
     const int n = elector_->pollfds(fds + 2);
-    const TimePoint wake = std::min(elector_->next_wakeup(), fallback_kill_at_);
+    // At least once a second, so that /livez sees the loop go round.
+    const TimePoint wake = std::min({elector_->next_wakeup(), fallback_kill_at_,
+                                     std::chrono::steady_clock::now() + std::chrono::seconds(1)});
     if (::poll(fds, static_cast<nfds_t>(2 + n), timeout_ms(wake)) < 0 && errno != EINTR) {
         log(std::string("poll: ") + std::strerror(errno));
         return -1;
@@ -100,7 +110,9 @@ int Runner::poll_once() {
 void Runner::refresh() {
     const State st = elector_->state();
     if (st == State::leader) supervisor_.extend(watchdog_deadline());
-    leader_flag_ = phase_ == Phase::running && st == State::leader;
+    status_->tick();
+    status_->set_leader(phase_ == Phase::running && st == State::leader, elector_->token());
+    status_->contact(elector_->last_contact());
     if (is_terminal(st)) on_elector_terminal();
 }
 

@@ -16,13 +16,13 @@
 
 #include <poll.h>
 
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
 
 #include "args.hpp"
 #include "health.hpp"
+#include "run_status.hpp"
 #include "singleton_lock/elector.hpp"
 #include "supervisor.hpp"
 
@@ -68,7 +68,7 @@ class Runner {
     std::unique_ptr<Elector> elector_;
     std::vector<std::string> command_env_;
     Supervisor supervisor_;
-    std::atomic<bool> leader_flag_{false};
+    std::unique_ptr<RunStatus> status_;  // read by the health endpoint's thread
     std::unique_ptr<HealthServer> health_;
     Phase phase_ = Phase::standby;
     int exit_code_ = 1;

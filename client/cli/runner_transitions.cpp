@@ -48,6 +48,8 @@ ElectorEvents Runner::elector_events() {
     ev.on_retry = [this](const std::string& e, Duration in) { on_retry(e, in); };
     ev.on_failed = [this](const std::string& e) { log("giving up: " + e); };
     ev.on_warning = [this](const std::string& m) { log("warning: " + m); };
+    ev.on_heartbeat = [this](std::chrono::microseconds rtt) { status_->heartbeat(rtt); };
+    ev.on_database_error = [this](const std::string&) { status_->database_error(); };
     return ev;
 }
 

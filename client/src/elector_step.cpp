@@ -62,6 +62,7 @@ void Elector::Impl::on_reply(Session& s, const pq::Result& r) {
 }
 
 void Elector::Impl::on_error(Session& s, const std::exception& e) {
+    if (ev.on_database_error) ev.on_database_error(e.what());
     switch (phase) {
         case Phase::backoff:
         case Phase::connecting:

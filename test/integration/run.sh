@@ -169,24 +169,63 @@ lost_kills_stubborn_command)
     logged a "SIGKILL" || fail "no SIGKILL log line"
     ;;
 health)
-    start a --ttl 5s --health-addr 127.0.0.1:0
+    # Every endpoint, checked with bash's /dev/tcp (no curl needed): a leader, a
+    # standby, a standby that cannot reach the database, and after a handover.
+    . "$(dirname "$0")/http_get.sh"
+    port_of() { sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/$1.log"; }
+    expect() {  # expect PORT PATH CODE [BODY]
+        http_get "$1" "$2" || fail "no answer on :$1$2"
+        [ "$HTTP_CODE" = "$3" ] || fail ":$1$2 answered $HTTP_CODE ($HTTP_BODY), expected $3"
+        [ -z "${4:-}" ] || [ "$HTTP_BODY" = "$4" ] || fail ":$1$2 said '$HTTP_BODY', expected '$4'"
+    }
+    metric() {  # metric PORT NAME: its value for this lease
+        http_get "$1" /metrics && [ "$HTTP_CODE" = 200 ] || fail "no /metrics on :$1"
+        prometheus_text_ok "$HTTP_BODY" || fail "/metrics on :$1 is not Prometheus text"
+        awk -v m="$2{name=\"$NAME\"}" '$1 == m { print $2 }' <<<"$HTTP_BODY"
+    }
+    start a --ttl 2s --health-addr 127.0.0.1:0
     wait_for 20 started a || fail "COMMAND never started"
-    start b --ttl 5s --health-addr 127.0.0.1:0
+    start b --ttl 2s --health-addr 127.0.0.1:0
     wait_for 20 logged b "standby, held by" || fail "no standby"
-    pa=$(sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/a.log")
-    pb=$(sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/b.log")
+    pa=$(port_of a); pb=$(port_of b)
     [ -n "$pa" ] && [ -n "$pb" ] || fail "no health endpoint port in the logs"
-    get() { curl -s -o "$TMP/body" -w '%{http_code}' "http://127.0.0.1:$1$2"; }
-    [ "$(get "$pb" /healthz)" = 200 ] && grep -qx standby "$TMP/body" || fail "standby /healthz: $(cat "$TMP/body")"
-    [ "$(get "$pb" /leader)" = 503 ] || fail "standby /leader is not 503"
-    [ "$(get "$pa" /healthz)" = 200 ] && grep -qx leader "$TMP/body" || fail "leader /healthz: $(cat "$TMP/body")"
-    [ "$(get "$pa" /leader)" = 200 ] || fail "leader /leader is not 200"
-    info "/healthz and /leader answer on both instances: ok"
+    for p in /livez; do expect "$pa" $p 200 alive; expect "$pb" $p 200 alive; done
+    expect "$pa" /readyz 200 leader; expect "$pa" /leader 200 leader; expect "$pa" /healthz 200 leader
+    expect "$pb" /readyz 503 standby; expect "$pb" /leader 503 standby; expect "$pb" /healthz 200 standby
+    info "/livez /readyz /leader /healthz on a leader and a standby: ok"
+    wait_for 5 bash -c "[ \"\$(. '$(dirname "$0")/http_get.sh'; http_get $pa /metrics; awk '/^singleton_lock_heartbeat_duration_seconds_count/ { print \$2 }' <<<\"\$HTTP_BODY\")\" -ge 1 ]" ||
+        fail "no heartbeat counted in a's /metrics"
+    [ "$(metric "$pa" singleton_lock_leader)" = 1 ] || fail "a: singleton_lock_leader is not 1"
+    [ "$(metric "$pa" singleton_lock_token)" = "$(token_of a)" ] || fail "a: singleton_lock_token is not its token $(token_of a)"
+    [ "$(metric "$pa" singleton_lock_transitions_total)" = 1 ] || fail "a: transitions_total is not 1"
+    [ "$(metric "$pa" singleton_lock_up)" = 1 ] || fail "a: singleton_lock_up is not 1"
+    age=$(metric "$pa" singleton_lock_last_heartbeat_age_seconds)
+    awk -v a="$age" 'BEGIN { exit !(a >= 0 && a < 2) }' || fail "a: last heartbeat age '$age' is not within the ttl"
+    [ "$(metric "$pb" singleton_lock_leader)" = 0 ] || fail "b: singleton_lock_leader is not 0"
+    [ "$(metric "$pb" singleton_lock_token)" = 0 ] || fail "b: singleton_lock_token is not 0"
+    [ "$(metric "$pb" singleton_lock_up)" = 1 ] || fail "b: singleton_lock_up is not 1"
+    [ "$(metric "$pb" singleton_lock_last_heartbeat_age_seconds)" = NaN ] || fail "b: heartbeat age is not NaN"
+    [ "$(metric "$pb" singleton_lock_database_errors_total)" = 0 ] || fail "b: database errors counted"
+    info "/metrics of the leader and the standby: ok"
+    # A standby that cannot reach its database: alive, but not healthy.
+    "$SL" run --name "$NAME" --dsn "host=127.0.0.1 port=1" --health-addr 127.0.0.1:0 \
+        -- "$TMP/worker.sh" "$TMP" c 2>"$TMP/c.log" &
+    PID_c=$!; PIDS+=("$PID_c")
+    wait_for 10 logged c "health endpoint on" || fail "c has no health endpoint"
+    pc=$(port_of c)
+    wait_for 10 logged c "database unavailable" || fail "c did not report the unreachable database"
+    expect "$pc" /livez 200 alive; expect "$pc" /healthz 503 unreachable; expect "$pc" /readyz 503 standby
+    [ "$(metric "$pc" singleton_lock_up)" = 0 ] || fail "c: singleton_lock_up is not 0"
+    [ "$(metric "$pc" singleton_lock_database_errors_total)" -ge 1 ] || fail "c: no database error counted"
+    kill -TERM "$PID_c" || fail "could not send SIGTERM to c"; reap "$PID_c"
+    info "a standby that cannot reach the database: /livez 200, /healthz 503 unreachable, up 0: ok"
     kill -TERM "$PID_a" || fail "could not send SIGTERM to a"
     wait_for 20 started b || fail "no takeover"
-    wait_for 5 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$pb/leader)\" = 200 ]" ||
-        fail "new leader's /leader is not 200"
-    info "after the handover the new leader's /leader is 200: ok"
+    wait_for 5 bash -c ". '$(dirname "$0")/http_get.sh'; http_get $pb /readyz && [ \"\$HTTP_CODE\" = 200 ]" ||
+        fail "new leader's /readyz is not 200"
+    expect "$pb" /healthz 200 leader
+    [ "$(metric "$pb" singleton_lock_transitions_total)" = 1 ] || fail "b: transitions_total is not 1"
+    info "after the handover the new leader's /readyz is 200: ok"
     kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
 wait_timeout)

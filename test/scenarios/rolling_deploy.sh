@@ -50,14 +50,18 @@ wait_for() {  # wait_for DESCRIPTION SECONDS COMMAND...
   until "$@"; do [ $SECONDS -lt $deadline ] || fail "timed out waiting for $what"; sleep 0.02; done
 }
 has_event() { grep -q "^$1 $2 " "$EVENTS" 2>/dev/null; }
-health() { curl -s -o /dev/null -w '%{http_code} ' "http://127.0.0.1:$1$2"; curl -s "http://127.0.0.1:$1$2"; }
+. "$ROOT/test/integration/http_get.sh"  # http_get: bash's /dev/tcp, no curl needed
+health() { http_get "$1" "$2"; echo "$HTTP_CODE $HTTP_BODY"; }  # "CODE BODY"
+answers() { http_get "$1" "$2" && [ "$HTTP_CODE" = 200 ]; }
 
 run_instance A 18281
 wait_for "A to lead" 15 has_event start A
 run_instance B 18282
-wait_for "B's health endpoint" 10 curl -sf -o /dev/null http://127.0.0.1:18282/healthz
+wait_for "B's health endpoint" 10 answers 18282 /healthz
 [ "$(health 18282 /healthz)" = "200 standby" ] || fail "B /healthz: $(health 18282 /healthz)"
-[ "$(health 18282 /leader | cut -c1-3)" = 503 ] || fail "B /leader should be 503 while standby"
+[ "$(health 18282 /livez)" = "200 alive" ] || fail "B /livez: $(health 18282 /livez)"
+[ "$(health 18282 /readyz)" = "503 standby" ] || fail "B /readyz should be 503 while standby"
+[ "$(health 18282 /leader)" = "503 standby" ] || fail "B /leader should be 503 while standby"
 ok "B answers its health check as a standby while A leads"
 sleep 0.5
 has_event start B && fail "B's service started while A was leader"
@@ -79,6 +83,7 @@ ok "B started only after A's service had exited (never two leaders)"
 [ "$b_token" -gt "$a_token" ] || fail "B's token $b_token is not above A's $a_token"
 ok "B's fencing token $b_token is above A's $a_token"
 [ "$(health 18282 /leader)" = "200 leader" ] || fail "B /leader: $(health 18282 /leader)"
+[ "$(health 18282 /readyz)" = "200 leader" ] || fail "B /readyz: $(health 18282 /readyz)"
 ok "B reports leader on /leader"
 handover_ms=$(( (b_start - a_exit) / 1000000 ))
 echo "handover: A's service exited -> B's service started in ${handover_ms} ms" \

@@ -93,7 +93,9 @@ struct ElectorEvents {
     std::function<void(const std::string& error, Duration retry_in)> on_retry;
     std::function<void(const std::string& error)> on_failed;
     std::function<void(const std::string& message)> on_warning;
-    std::function<void(Duration round_trip)> on_heartbeat;  // each confirmed heartbeat
+    std::function<void(std::chrono::microseconds round_trip)> on_heartbeat;  // each confirmed one
+    // Every failed database call or broken session, whatever follows (a retry, a loss).
+    std::function<void(const std::string& error)> on_database_error;
 };
 
 // "hostname:pid:random" — a holder id is a credential, hence the random part.
