@@ -1,0 +1,30 @@
+"""Default holder ids. A holder id is a credential (the same holder renews an
+existing lease and gets its token), hence the random part."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+
+MAX_CHARS = 255
+
+
+def default_holder_id() -> str:
+    """"hostname:pid:random", like the C++ client's."""
+    host = socket.gethostname() or "unknown"
+    return f"{host}:{os.getpid()}:{secrets.token_hex(6)}"
+
+
+def check_text(value: object, what: str) -> str:
+    """Lease names and holder ids: 1..255 characters (the server's rule, checked
+    early for a clear error before any connection is made)."""
+    from .errors import UsageError
+
+    if not isinstance(value, str):
+        raise UsageError(f"{what} must be a string, got {type(value).__name__}")
+    if not 1 <= len(value) <= MAX_CHARS:
+        raise UsageError(f"{what} must be 1 to {MAX_CHARS} characters long (got {len(value)})")
+    if "\x00" in value:
+        raise UsageError(f"{what} must not contain NUL characters")
+    return value
