@@ -63,6 +63,7 @@ run_suite restart-and-promotion-tokens test/scenarios/restart_tokens.sh
 for scenario in test/scenarios/rolling_deploy.sh test/scenarios/pgbouncer.sh; do
   [ -x "$scenario" ] && run_suite "$(basename "$scenario" .sh)" "$scenario"
 done
+run_suite python-library-and-bot test/python/run.sh
 [ -x test/scenarios/chaos.sh ] && run_suite chaos-short test/scenarios/chaos.sh "${SL_CHAOS_SECONDS:-45}"
 
 echo

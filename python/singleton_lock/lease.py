@@ -62,6 +62,7 @@ class Lease:
         self._statements = statements
         self._step_down_at = step_down_at
         self._loss_callbacks: List[Callable[["Lease"], None]] = []
+        self._end_callbacks: List[Callable[["Lease"], None]] = []  # loss or release
 
     def __repr__(self) -> str:
         state = f"lost: {self.loss_reason}" if self.lost.is_set() else "held"
@@ -106,6 +107,13 @@ class Lease:
         """True once we gave the lease up ourselves (lost is set, loss_reason None)."""
         return self.lost.is_set() and self.loss_reason is None
 
+    def _on_end(self, callback: Callable[["Lease"], None]) -> None:
+        """Internal: call `callback(lease)` when the tenure ends, lost or released."""
+        if self.lost.is_set():
+            callback(self)
+        else:
+            self._end_callbacks.append(callback)
+
     def _end(self, reason: Optional[LossReason], detail: str) -> None:
         """The tenure is over: lost for `reason`, or released (reason None: the
         loss callbacks are not called)."""
@@ -113,9 +121,8 @@ class Lease:
             return
         self.loss_reason, self.loss_detail = reason, detail
         self.lost.set()
-        if reason is None:
-            return
-        for callback in self._loss_callbacks:
+        callbacks = self._end_callbacks + (self._loss_callbacks if reason is not None else [])
+        for callback in callbacks:
             try:
                 callback(self)
             except Exception:  # a callback's bug must not stop the others

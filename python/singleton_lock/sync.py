@@ -26,9 +26,7 @@ class SyncLease:
         self.holder = lease.holder
         self.token = lease.token
         self.lost = threading.Event()
-        lease.add_loss_callback(lambda _: self.lost.set())
-        if lease.lost.is_set():  # released before we looked
-            self.lost.set()
+        lease._on_end(lambda _: self.lost.set())
 
     def __repr__(self) -> str:
         return repr(self._lease).replace("<Lease", "<SyncLease", 1)

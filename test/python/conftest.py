@@ -3,6 +3,8 @@ PG* environment: test/run_all.sh starts one; the extension is created here)."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import sys
 from pathlib import Path
 from typing import Callable, Iterator, List
@@ -19,6 +21,16 @@ import harness  # noqa: E402
 @pytest.fixture(scope="session", autouse=True)
 def extension() -> None:
     harness.ensure_extension()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):  # type: ignore[no-untyped-def]
+    """`async def` tests run on a fresh event loop (no pytest-asyncio in Debian's set)."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        names = pyfuncitem._fixtureinfo.argnames
+        asyncio.run(pyfuncitem.obj(**{n: pyfuncitem.funcargs[n] for n in names}))
+        return True
+    return None
 
 
 @pytest.hookimpl(hookwrapper=True)
