@@ -1,60 +1,8 @@
-"""pytest fixtures for the example and library tests (a real server from the
-PG* environment: test/run_all.sh starts one; the extension is created here)."""
-
-from __future__ import annotations
-
-import asyncio
-import inspect
 import sys
 from pathlib import Path
-from typing import Callable, Iterator, List
-
-import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1] / "python"))  # the library from the source tree
 
-import harness  # noqa: E402
-
-
-@pytest.fixture(scope="session", autouse=True)
-def extension() -> None:
-    harness.ensure_extension()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):  # type: ignore[no-untyped-def]
-    """`async def` tests run on a fresh event loop (no pytest-asyncio in Debian's set)."""
-    if inspect.iscoroutinefunction(pyfuncitem.obj):
-        names = pyfuncitem._fixtureinfo.argnames
-        asyncio.run(pyfuncitem.obj(**{n: pyfuncitem.funcargs[n] for n in names}))
-        return True
-    return None
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "call":
-        item.failed_call = report.failed
-
-
-@pytest.fixture
-def spawn(request: pytest.FixtureRequest,
-          tmp_path: Path) -> Iterator[Callable[..., harness.Instance]]:
-    """spawn(command, label) -> Instance; every instance is killed at the end
-    and its log printed when the test failed."""
-    started: List[harness.Instance] = []
-
-    def start(command: List[str], label: str) -> harness.Instance:
-        instance = harness.Instance(command, label, tmp_path)
-        started.append(instance)
-        return instance
-
-    yield start
-    for instance in started:
-        instance.stop()
-        if getattr(request.node, "failed_call", True):
-            print(f"--- {instance.label} (pid {instance.pid}) stderr:\n{instance.stderr()}")
+from fixtures import *  # noqa: E402,F401,F403

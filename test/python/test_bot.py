@@ -4,17 +4,13 @@ a paused leader, a database restart. Latencies are printed, never asserted."""
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import subprocess
 import time
 
-import psycopg
-import pytest
-
-from harness import (BOT, Freezer, WAIT, admin, check_ledger, first_leader, ledger, lease_state,
-                     ms, rows_of, tcp_dsn, unique, wait_rows, wait_until)
-from scenarios import command, two_copies_handover
+from harness import (BOT, Freezer, WAIT, admin, check_ledger, ledger, ms, rows_of, tcp_dsn,
+                     unique, wait_rows, wait_until)
+from scenarios import command, database_restart, three_copies_kill_and_term, two_copies_handover
 
 
 def test_two_copies_sigterm_hands_over(spawn):
@@ -22,39 +18,7 @@ def test_two_copies_sigterm_hands_over(spawn):
 
 
 def test_three_copies_one_writer_sigkill_and_sigterm(spawn):
-    name, table = unique("three"), unique("ledger")
-    cmd = command(BOT, name, table, "10s")
-    a = spawn(cmd, "a")
-    got_a = a.next_leader()
-    assert got_a
-    others = [spawn(cmd, "b"), spawn(cmd, "c")]
-    for other in others:
-        assert other.wait_stderr("standby")
-    assert wait_rows(table, got_a[1], 5)
-    assert all(o.lines.empty() for o in others), "a standby led while the leader held the lease"
-
-    t0 = time.monotonic()
-    a.signal(signal.SIGKILL)
-    second = first_leader(others)
-    assert second, "nobody took over after SIGKILL (session binding)"
-    print(f"\n[python] takeover after SIGKILL of the leader (ttl 10s): {ms(second[1] - t0)}")
-    leader2, token2 = second[0], second[2]
-    last = next(o for o in others if o is not leader2)
-    assert wait_rows(table, token2, 5)
-    assert last.lines.empty(), "two instances led at once"
-
-    t0 = time.monotonic()
-    leader2.signal(signal.SIGTERM)
-    third = last.next_leader()
-    assert third, "the last standby did not take over after SIGTERM"
-    print(f"[python] handover after SIGTERM with two standbys: {ms(third[0] - t0)}")
-    assert leader2.wait_exit() == 0
-    assert wait_rows(table, third[1], 5)
-    last.signal(signal.SIGTERM)
-    assert last.wait_exit() == 0
-    runs = check_ledger(ledger(table))
-    assert [r[0] for r in runs] == [got_a[1], token2, third[1]]
-    print(f"[python] ledger runs (token, pid, rows): {runs}")
+    three_copies_kill_and_term(spawn, BOT, "python")
 
 
 def test_paused_leader_is_fenced_and_steps_down(spawn):
@@ -108,32 +72,7 @@ def test_paused_leader_is_fenced_and_steps_down(spawn):
 
 
 def test_database_restart_is_survived(spawn):
-    restart = os.environ.get("SL_IT_RESTART")
-    if not restart:
-        pytest.skip("set SL_IT_RESTART to a command that restarts the server (test/run_all.sh does)")
-    name, table = unique("restart"), unique("ledger")
-    cmd = command(BOT, name, table, "5s")
-    a = spawn(cmd, "a")
-    got_a = a.next_leader()
-    assert got_a
-    b = spawn(cmd, "b")
-    assert b.wait_stderr("standby")
-    assert wait_rows(table, got_a[1], 3)
-    t0 = time.monotonic()
-    subprocess.run(shlex.split(restart), check=True, stdout=subprocess.DEVNULL)
-    print(f"\n[python] server restarted in {ms(time.monotonic() - t0)}")
-    new = first_leader([a, b])
-    assert new, "no instance led again after the restart"
-    print(f"[python] new leader line {ms(new[1] - t0)} after the restart began "
-          f"({'same' if new[0] is a else 'other'} instance, token {new[2]})")
-    assert new[2] >= got_a[1], "the token went backwards across the restart"
-    assert wait_rows(table, new[2], 3), "the ledger did not resume after the restart"
-    assert a.proc.poll() is None and b.proc.poll() is None, "an instance died in the restart"
-    for instance in (a, b):
-        instance.signal(signal.SIGTERM)
-    assert a.wait_exit() == 0 and b.wait_exit() == 0
-    runs = check_ledger(ledger(table))
-    print(f"[python] ledger runs (token, pid, rows): {runs}")
+    database_restart(spawn, BOT, "python")
 
 
 def test_bad_input_gets_clear_errors(tmp_path):
