@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import unicodedata
 
 MAX_CHARS = 255
 
@@ -17,14 +18,17 @@ def default_holder_id() -> str:
 
 
 def check_text(value: object, what: str) -> str:
-    """Lease names and holder ids: 1..255 characters (the server's rule, checked
-    early for a clear error before any connection is made)."""
+    """Lease names and holder ids: 1..255 characters, not only white space, no
+    control characters (the server's rules, checked early for a clear error
+    before any connection is made)."""
     from .errors import UsageError
 
     if not isinstance(value, str):
         raise UsageError(f"{what} must be a string, got {type(value).__name__}")
     if not 1 <= len(value) <= MAX_CHARS:
         raise UsageError(f"{what} must be 1 to {MAX_CHARS} characters long (got {len(value)})")
-    if "\x00" in value:
-        raise UsageError(f"{what} must not contain NUL characters")
+    if value.isspace():
+        raise UsageError(f"{what} must not be only white space")
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise UsageError(f"{what} must not contain control characters")
     return value

@@ -106,6 +106,8 @@ def test_options_are_checked_before_any_connection():
         (dict(name="x" * 256), "name must be 1 to 255 characters"),
         (dict(name=7), "name must be a string"),
         (dict(name="n", holder=""), "holder must be 1 to 255 characters"),
+        (dict(name="   "), "name must not be only white space"),
+        (dict(name="a\nb"), "name must not contain control characters"),
         (dict(name="n", ttl="5"), "invalid duration"),
         (dict(name="n", ttl="1s", grace="600ms"), "grace"),
         (dict(name="n", dsn="host=x bogus"), "invalid dsn"),
