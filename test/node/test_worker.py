@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from harness import WAIT, WORKER, tcp_dsn
 from scenarios import database_restart, three_copies_kill_and_term, two_copies_handover
+
+pytestmark = pytest.mark.usefixtures("extension")
 
 
 def test_two_copies_sigterm_hands_over(spawn):

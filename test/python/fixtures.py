@@ -16,7 +16,7 @@ import harness
 __all__ = ["extension", "spawn", "pytest_pyfunc_call", "pytest_runtest_makereport"]
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def extension() -> None:
     harness.ensure_extension()
 

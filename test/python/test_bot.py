@@ -3,6 +3,7 @@ a paused leader, a database restart. Latencies are printed, never asserted."""
 
 from __future__ import annotations
 
+import pytest
 import os
 import signal
 import subprocess
@@ -11,6 +12,8 @@ import time
 from harness import (BOT, Freezer, WAIT, admin, check_ledger, ledger, ms, rows_of, tcp_dsn,
                      unique, wait_rows, wait_until)
 from scenarios import command, database_restart, three_copies_kill_and_term, two_copies_handover
+
+pytestmark = pytest.mark.usefixtures("extension")
 
 
 def test_two_copies_sigterm_hands_over(spawn):

@@ -17,6 +17,8 @@ from singleton_lock.link import Link, ReplyTimeout
 
 from harness import WAIT, admin, lease_state, ms, tcp_dsn, unique, wait_until
 
+pytestmark = pytest.mark.usefixtures("extension")
+
 
 def force_release(name: str) -> None:
     with admin() as conn:

@@ -19,6 +19,8 @@ from harness import (BOT, admin, check_ledger, ledger, lease_state, ms, tcp_dsn,
                      wait_rows, wait_until)
 from scenarios import command
 
+pytestmark = pytest.mark.usefixtures("extension")
+
 ROLE = "regress_py_pooled"
 PORT = int(os.environ.get("SL_PY_BOUNCER_PORT", "64331"))
 
