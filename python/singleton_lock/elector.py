@@ -106,6 +106,8 @@ class AsyncElector:
         try:
             return await self._contender
         except asyncio.CancelledError:
+            self._close_link()  # the waiting call was cancelled in the server already
+            self._set_state(State.STOPPED)
             if self._closed and not _cancelling(asyncio.current_task()):
                 raise ElectorClosed("the elector was closed while waiting") from None
             raise

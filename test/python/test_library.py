@@ -238,3 +238,26 @@ async def _eventually(predicate, timeout: float = WAIT) -> bool:
             return True
         await asyncio.sleep(0.02)
     return False
+
+
+def test_a_blocked_blocking_acquire_is_interruptible():
+    name = unique("lib_intr")
+    holder = singleton_lock.Elector(name, ttl="5s")
+    holder.acquire()
+    waiter = singleton_lock.Elector(name, ttl="5s")
+
+    def interrupt(signum, frame):
+        raise TimeoutError("interrupted by the test")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(TimeoutError):
+            waiter.acquire()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert wait_until(lambda: waiter.state is not State.STANDBY), "the waiting call kept running"
+    assert waiter.lease is None and holder.lease is not None
+    waiter.close()
+    holder.close()
