@@ -48,9 +48,10 @@ class Ledger:
 
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
-            self._conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(
+            conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(
                 self._dsn, autocommit=True, prepare_threshold=None), CONNECT_TIMEOUT)
-            await self._conn.execute(sql.SQL(
+            self._conn = conn
+            await conn.execute(sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (token bigint NOT NULL, pid integer NOT NULL, "
                 "at timestamptz NOT NULL)").format(self._table))
         return self._conn

@@ -301,10 +301,11 @@ class AsyncElector:
             while True:
                 t = now()
                 if self._timer.must_step_down(t):
-                    return self._lose(lease, LossReason.DEADLINE, "no heartbeat confirmed in time")
+                    self._lose(lease, LossReason.DEADLINE, "no heartbeat confirmed in time")
+                    return None
                 if link.broken or link.closed:
-                    return self._lose(lease, LossReason.CONNECTION_LOST,
-                                      link.broken or "connection closed")
+                    self._lose(lease, LossReason.CONNECTION_LOST, link.broken or "connection closed")
+                    return None
                 if self._release_requested:
                     return await self._release(link, lease)
                 if self._heartbeat_now or t >= self._next_heartbeat:
@@ -318,7 +319,8 @@ class AsyncElector:
             raise
         except Exception as error:  # never leave a lease "held" after a bug
             log.exception("lease %r: unexpected error while leading", self.name)
-            return self._lose(lease, LossReason.CONNECTION_LOST, f"unexpected error: {error}")
+            self._lose(lease, LossReason.CONNECTION_LOST, f"unexpected error: {error}")
+            return None
 
     async def _idle(self, link: Link, timeout: float) -> None:
         """Sleep until the next timer, but wake at once on anything the server
@@ -374,7 +376,6 @@ class AsyncElector:
             self._unreleased = lease  # may still be ours on the server: release() frees it
         self._set_state(State.LOST, f"{reason}: {detail}")
         lease._end(reason, detail)
-        return None
 
     async def _release(self, link: Link, lease: Lease) -> bool:
         self._set_state(State.RELEASING)
@@ -453,4 +454,4 @@ class AsyncElector:
 def _cancelling(task: Optional["asyncio.Task[Any]"]) -> int:
     """How many cancel requests are pending on `task` (Python >= 3.11; else 0)."""
     counter = getattr(task, "cancelling", None)
-    return counter() if counter is not None else 0
+    return int(counter()) if counter is not None else 0

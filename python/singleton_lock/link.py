@@ -12,7 +12,7 @@ import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .errors import DatabaseUnavailableError, Error, translate
+from .errors import DatabaseUnavailableError, translate
 
 CANCEL_LIMIT = 0.2  # how long we wait for a cancel request to be delivered (as the C++ client)
 
@@ -33,14 +33,20 @@ def build_conninfo(dsn: str, defaults: Dict[str, str], env: Dict[str, str]) -> s
     return make_conninfo(**params)
 
 
-def _send_cancel(cancel: pq.PGcancel, done: "asyncio.Future[None]",
+def _send_cancel(cancel: Any, done: "asyncio.Future[None]",
                  loop: asyncio.AbstractEventLoop) -> None:
+    """PQcancel (a pq.PGcancel) on a helper thread; `done` is set on the loop."""
+
+    def finished() -> None:
+        if not done.done():
+            done.set_result(None)
+
     try:
         cancel.cancel()
     except Exception:  # the server may be gone: nothing left to cancel then
         pass
     finally:
-        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+        loop.call_soon_threadsafe(finished)
 
 
 async def abandon(conn: "psycopg.AsyncConnection[Any]", busy: Optional[bool] = None) -> None:
@@ -54,7 +60,7 @@ async def abandon(conn: "psycopg.AsyncConnection[Any]", busy: Optional[bool] = N
         busy = conn.info.transaction_status == pq.TransactionStatus.ACTIVE
     if busy:
         try:
-            cancel: Optional[pq.PGcancel] = conn.pgconn.get_cancel()
+            cancel: Any = conn.pgconn.get_cancel()
         except psycopg.Error:
             cancel = None
         if cancel is not None:

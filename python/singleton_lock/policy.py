@@ -116,9 +116,9 @@ class Backoff:
         self.attempts = 0
 
     def next(self) -> float:
-        base = min(self._max, self._initial * 2 ** min(self.attempts, 62))
+        base: float = min(self._max, self._initial * 2.0 ** min(self.attempts, 62))
         self.attempts = min(self.attempts + 1, 64)
-        r = _clamp(self._random(), 0.0, 1.0)
+        r = _clamp(float(self._random()), 0.0, 1.0)
         return base / 2 + r * (base - base / 2)
 
     def reset(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any, Awaitable, Callable, Optional, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, List, Optional, Sequence, TypeVar
 
 from .elector import AsyncElector
 from .errors import LeaseLost
@@ -26,10 +26,12 @@ async def run_as_leader(name: str, main: Callable[[Lease], Awaitable[T]], *,
     SIGINT) cancels whatever runs, releases the lease and returns None; when
     `main` returns, the lease is released and its result returned. Options:
     those of AsyncElector."""
-    task = asyncio.current_task()
-    assert task is not None, "run_as_leader must run inside a task"
+    current = asyncio.current_task()
+    if current is None:
+        raise RuntimeError("run_as_leader must run inside an asyncio task")
+    task = current
     loop = asyncio.get_running_loop()
-    stopping: list = []
+    stopping: List[signal.Signals] = []
 
     def stop(signum: signal.Signals) -> None:
         if not stopping:
