@@ -43,10 +43,15 @@ def bouncer():
         conn.execute(f"DROP ROLE IF EXISTS {ROLE}")
         conn.execute(f"CREATE ROLE {ROLE} LOGIN")
         conn.execute(f"ALTER ROLE {ROLE} SET singleton_lock.bind_session = off")
-        conn.execute(f"""GRANT EXECUTE ON FUNCTION
-            singleton_acquire(text, interval, text, interval),
-            singleton_heartbeat(text, bigint, interval), singleton_release(text, bigint),
-            singleton_assert(text, bigint) TO {ROLE}""")
+        # The application's functions, whatever the installed version's signatures.
+        functions = conn.execute(
+            "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p "
+            "JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' "
+            "JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'singleton_lock' "
+            "WHERE p.proname IN ('singleton_acquire', 'singleton_heartbeat', "
+            "'singleton_release', 'singleton_assert', 'singleton_bind', 'singleton_watch')"
+        ).fetchone()[0]
+        conn.execute(f"GRANT EXECUTE ON FUNCTION {functions} TO {ROLE}")
         conn.execute(f"GRANT CREATE ON SCHEMA public TO {ROLE}")
     ini = tmp_path / "pgbouncer.ini"
     ini.write_text(f"""[databases]
