@@ -35,9 +35,11 @@ void free_tenure(const LeaseKey& key, TimestampTz now, TenureEnd why) {
     run(kFree, args, nullptr, SPI_OK_UPDATE);
 }
 
-// The best session-bound waiter whose session still holds its binding key.
+// The best waiter, if it is session-bound and its session still holds its
+// binding key. (When the best is an unbound waiter, nobody is handed the
+// lease: woken, that waiter takes it, and lesser waiters leave it to it.)
 bool live_bound_waiter(const LeaseKey& key, Waiter* out) {
-    if (!best_waiter(key.name_hash, true, -1, out)) return false;
+    if (!best_waiter(key.name_hash, false, -1, out) || out->binding_key == 0) return false;
     StoredBinding probe = {true, out->session_start, static_cast<int32>(current_timeline())};
     return observe_binding(out->binding_key, probe) == Binding::Live;
 }

@@ -51,7 +51,8 @@ bool register_this_waiter(const Waiter& me);
 void unregister_this_waiter();
 
 // The best waiter for a lease (highest priority, then longest waiting) other
-// than `except_pid`, optionally only among session-bound ones. False if none.
+// than `except_pid` (-1: none), optionally only among session-bound ones.
+// False if none.
 bool best_waiter(uint64 name_hash, bool bound_only, int32 except_pid, Waiter* out);
 
 // Whether a live waiter for the lease outranks (priority, then since) the given one.

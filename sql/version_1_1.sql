@@ -113,6 +113,17 @@ COMMIT;
 SELECT * FROM acquire_result('pooled');
 SELECT holder, xmin::text = :'releaser' AS written_by_the_release FROM singleton_lock_leases WHERE name = 'u';
 
+-- A better unbound waiter is not passed over for a bound one: nobody is
+-- handed the lease, and the unbound waiter takes it; the next release hands
+-- it to the bound one.
+SELECT acquired FROM singleton_acquire('ub', '1 min', 'old');
+SELECT start_waiter('bound_low', $$SELECT * FROM singleton_acquire('ub', '1 min', 'bound_low', '1 min', 1)$$);
+SELECT start_waiter('pooled_high', $$SELECT * FROM singleton_acquire('ub', '1 min', 'pooled_high', '1 min', 5)$$, false);
+SELECT singleton_release('ub', token_of('ub'));
+SELECT * FROM acquire_result('pooled_high');
+SELECT singleton_release('ub', token_of('ub'));
+SELECT * FROM acquire_result('bound_low');
+
 -- Two releases race: the second waits for the first and finds nothing to release.
 SELECT acquired FROM singleton_acquire('r', '1 min', 'old');
 SELECT dblink_connect('second', format('dbname=%s port=%s host=%s', current_database(),
@@ -210,6 +221,6 @@ DROP OWNED BY regress_v11_app;
 DROP ROLE regress_v11_app;
 DROP FUNCTION try11(text), start_waiter(text, text, boolean), acquire_result(text), waiter_pid(text),
     token_of(text);
-DELETE FROM singleton_lock_leases WHERE name IN ('h', 'p', 'g', 'c', 'u', 'r', 's', 'm', 'y',
+DELETE FROM singleton_lock_leases WHERE name IN ('h', 'p', 'g', 'c', 'u', 'ub', 'r', 's', 'm', 'y',
                                                  'never-taken');
 RESET singleton_lock.bind_session;
