@@ -94,7 +94,8 @@ Parsed usage_error(const std::string& message) {
 }  // namespace
 
 Parsed parse_args(int argc, const char* const* argv) {
-    CLI::App app{"singleton-lock: run COMMAND only while holding a PostgreSQL singleton_lock lease"};
+    CLI::App app{
+        "singleton-lock: run COMMAND only while holding a PostgreSQL singleton_lock lease"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "singleton-lock 1.0");
     app.footer(

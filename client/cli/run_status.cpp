@@ -8,8 +8,7 @@ namespace singleton_lock::cli {
 namespace {
 
 // Upper bounds of the heartbeat histogram's buckets, in seconds (then +Inf).
-constexpr double kBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                              0.05,   0.1,   0.25,   0.5,   1.0};
+constexpr double kBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
 
 std::string escaped_label(const std::string& v) {
     std::string out;
@@ -33,8 +32,8 @@ std::string number(double v) {
 
 std::string metric(const char* name, const char* type, const char* help, const std::string& labels,
                    const std::string& value) {
-    std::string s = std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type +
-                    "\n" + name;
+    std::string s =
+        std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name;
     if (!labels.empty()) s += "{" + labels + "}";
     return s + " " + value + "\n";
 }
@@ -43,7 +42,8 @@ std::string metric(const char* name, const char* type, const char* help, const s
 
 RunStatus::RunStatus(std::string name, Duration contact_window, Duration stuck_after)
     : name_label_(escaped_label(name)),
-      contact_window_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(contact_window).count()),
+      contact_window_ns_(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(contact_window).count()),
       stuck_after_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(stuck_after).count()),
       last_tick_ns_(now_ns()) {}
 
@@ -88,7 +88,7 @@ RunStatus::Health RunStatus::health() const {
     if (leader_) return Health::leader;
     const std::int64_t contact = last_contact_ns_;
     return contact != 0 && now_ns() - contact <= contact_window_ns_ ? Health::standby
-                                                                     : Health::unreachable;
+                                                                    : Health::unreachable;
 }
 
 std::string RunStatus::histogram() const {

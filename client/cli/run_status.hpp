@@ -31,9 +31,9 @@ class RunStatus {
     void database_error();
 
     // --- any thread
-    bool alive() const;   // /livez
-    bool leader() const;  // /readyz, /leader
-    Health health() const;  // /healthz
+    bool alive() const;           // /livez
+    bool leader() const;          // /readyz, /leader
+    Health health() const;        // /healthz
     std::string metrics() const;  // /metrics, Prometheus text format 0.0.4
 
   private:

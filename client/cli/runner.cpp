@@ -36,9 +36,9 @@ constexpr Duration kStuckAfter = std::chrono::seconds(10);
 
 int timeout_ms(std::chrono::steady_clock::time_point wake) {
     if (wake == std::chrono::steady_clock::time_point::max()) return -1;
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-                          wake - std::chrono::steady_clock::now())
-                          .count();
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(wake - std::chrono::steady_clock::now())
+            .count();
     return static_cast<int>(std::clamp<long long>(left, 0, INT_MAX));
 }
 
@@ -50,12 +50,11 @@ Runner::Runner(const RunArgs& args, std::string command_path, int signal_fd)
     command_env_ = command_environment(args_.name, elector_->options().holder);
     // A waiting standby hears from the server at least once per wait slice (1 s).
     const Timing& t = elector_->timing();
-    status_ = std::make_unique<RunStatus>(args_.name, std::max(t.ttl, 2 * t.wait_slice_max),
-                                          kStuckAfter);
+    status_ =
+        std::make_unique<RunStatus>(args_.name, std::max(t.ttl, 2 * t.wait_slice_max), kStuckAfter);
     prepare_supervisor();  // before any thread starts (the health endpoint's)
     if (args_.health) {
-        health_ =
-            std::make_unique<HealthServer>(args_.health->host, args_.health->port, *status_);
+        health_ = std::make_unique<HealthServer>(args_.health->host, args_.health->port, *status_);
         cli::log("health endpoint on http://" + args_.health->host + ":" +
                  std::to_string(health_->port()));
     }
@@ -66,8 +65,7 @@ Runner::Runner(const RunArgs& args, std::string command_path, int signal_fd)
 // (handover latency). If that fails, they are forked at leadership.
 void Runner::prepare_supervisor() {
     try {
-        supervisor_.prepare(command_path_, args_.command, command_env_,
-                            elector_->timing().grace);
+        supervisor_.prepare(command_path_, args_.command, command_env_, elector_->timing().grace);
     } catch (const std::exception& e) {
         log(std::string("cannot fork the supervising process now (retried at leadership): ") +
             e.what());

@@ -72,8 +72,8 @@ class Runner {
     std::unique_ptr<HealthServer> health_;
     Phase phase_ = Phase::standby;
     int exit_code_ = 1;
-    int stop_signal_ = 0;  // the signal that stopped a standby
-    bool lost_ = false;    // the lease was lost while COMMAND ran
+    int stop_signal_ = 0;                            // the signal that stopped a standby
+    bool lost_ = false;                              // the lease was lost while COMMAND ran
     TimePoint fallback_kill_at_ = TimePoint::max();  // stopping: the supervisor must have reported
     std::string last_retry_;
 };

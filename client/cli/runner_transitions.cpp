@@ -42,7 +42,8 @@ ElectorEvents Runner::elector_events() {
     ev.on_leader = [this](const LeaseInfo& l) { on_leader(l); };
     ev.on_lost = [this](LossReason r, const std::string& d) { on_lost(r, d); };
     ev.on_released = [this](bool ok) {
-        log(ok ? "released" : "release not confirmed (the lease ends with its sessions or its TTL)");
+        log(ok ? "released"
+               : "release not confirmed (the lease ends with its sessions or its TTL)");
     };
     ev.on_wait_expired = [this] { log("--wait ran out; COMMAND not started"); };
     ev.on_retry = [this](const std::string& e, Duration in) { on_retry(e, in); };

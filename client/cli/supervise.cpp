@@ -149,7 +149,8 @@ void SupervisingProcess::on_link() {
     int fds[link::max_sockets];
     int nfds = 0;
     const int r = link::receive(link_, m, fds, &nfds);
-    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) end(false);  // singleton-lock is gone
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+        end(false);  // singleton-lock is gone
     if (r < 0) return;
     if (m.kind == link::Kind::start && !started_) {
         on_start(m);  // the received sockets stay open, unused, until this process exits

@@ -159,11 +159,15 @@ Supervisor::Event Supervisor::on_readable() {
 }
 
 // Reaps the supervising process, then kills and reaps whatever it left: its
-// orphans were re-parented to this process (a subreaper) when it died.
+// orphans were re-parented to this process (a subreaper) when it died. After a
+// report it left nothing (it had no child left), which one waitpid confirms.
 void Supervisor::collect_remains() {
     wait_for(pid_);
-    const int reaped = reaper::kill_and_reap_all(0, -1, nullptr, -1);
-    if (report_) report_->leftovers += reaped;
+    const pid_t other = ::waitpid(-1, nullptr, WNOHANG);
+    if (other != -1 || errno != ECHILD) {
+        const int reaped = reaper::kill_and_reap_all(0, -1, nullptr, -1) + (other > 0 ? 1 : 0);
+        if (report_) report_->leftovers += reaped;
+    }
     ::close(link_);
     link_ = -1;
     pid_ = -1;

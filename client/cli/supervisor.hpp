@@ -40,11 +40,11 @@
 namespace singleton_lock::cli {
 
 struct CommandReport {
-    int status = 0;           // COMMAND's wait status
-    int leftovers = 0;        // other processes of its tree killed and reaped after it
-    bool grace_ran_out = false;   // still running at the end of the grace: SIGKILLed
-    bool watchdog_fired = false;  // the supervisor acted on its own deadline
-    bool supervisor_lost = false; // the supervisor died without a report
+    int status = 0;                // COMMAND's wait status
+    int leftovers = 0;             // other processes of its tree killed and reaped after it
+    bool grace_ran_out = false;    // still running at the end of the grace: SIGKILLed
+    bool watchdog_fired = false;   // the supervisor acted on its own deadline
+    bool supervisor_lost = false;  // the supervisor died without a report
 };
 
 class Supervisor {

@@ -161,9 +161,7 @@ std::chrono::steady_clock::time_point Elector::step_down_at() const {
     return impl_->state == State::leader && impl_->timer.valid() ? impl_->timer.step_down_at()
                                                                  : policy::TimePoint::max();
 }
-std::chrono::steady_clock::time_point Elector::last_contact() const {
-    return impl_->last_contact;
-}
+std::chrono::steady_clock::time_point Elector::last_contact() const { return impl_->last_contact; }
 std::vector<int> Elector::session_sockets() const {
     std::vector<int> fds;
     if (impl_->state != State::leader && impl_->state != State::stepping_down) return fds;

@@ -32,7 +32,8 @@ void Elector::Impl::on_heartbeat_reply(const pq::Result& r) {
     const auto now = Clock::now();
     timer.confirmed(main.sent_at());
     if (ev.on_heartbeat)
-        ev.on_heartbeat(std::chrono::duration_cast<std::chrono::microseconds>(now - main.sent_at()));
+        ev.on_heartbeat(
+            std::chrono::duration_cast<std::chrono::microseconds>(now - main.sent_at()));
     phase = Phase::lead;
     next_heartbeat = timer.next_heartbeat_at();
     if (release_requested) begin_release();

@@ -25,9 +25,7 @@ void Elector::Impl::begin_connect(TimePoint now) {
     (use_second ? second : main).connect(params, now + timing.connect_timeout);
 }
 
-void Elector::Impl::on_warmed_up() {
-    main.connect(params, Clock::now() + timing.connect_timeout);
-}
+void Elector::Impl::on_warmed_up() { main.connect(params, Clock::now() + timing.connect_timeout); }
 
 void Elector::Impl::on_connected() {
     last_contact = Clock::now();

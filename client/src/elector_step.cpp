@@ -76,7 +76,10 @@ void Elector::Impl::on_error(Session& s, const std::exception& e) {
             on_leader_error(s, e);
             return;
         case Phase::stepping_down:
-            s.close();  // the release will go out on another one
+            // A broken session is done for (the release will go out on another
+            // one); a live one stays open: the lease must stay bound until the
+            // work has stopped.
+            if (dynamic_cast<const ConnectionError*>(&e) != nullptr) s.close();
             return;
         case Phase::releasing:
             on_release_error(s, e);

@@ -54,9 +54,8 @@ bool eventually(F&& f, std::chrono::milliseconds limit = 20s) {
 std::string query(const std::string& sql) {
     PGconn* c = PQconnectdb("");
     PGresult* r = PQexec(c, sql.c_str());
-    std::string out = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0
-                          ? PQgetvalue(r, 0, 0)
-                          : std::string();
+    std::string out = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0)
+                                                                               : std::string();
     PQclear(r);
     PQfinish(c);
     return out;

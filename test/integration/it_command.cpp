@@ -10,9 +10,9 @@
 // Then it starts what a real service might leave behind: a child in its own
 // process group and a daemon that left it (fork, setsid, fork: reparented
 // away from COMMAND, ignoring SIGTERM). It records the three in DIR/TAG.ids and
-// writes DIR/TAG.started ("TOKEN MONOTONIC_NS REALTIME_NS", taken at the check). honour: exits 0 on SIGTERM;
-// ignore: ignores SIGTERM (only SIGKILL stops it); plain: exits 0 on SIGTERM
-// and starts no other process. No shell.
+// writes DIR/TAG.started ("TOKEN MONOTONIC_NS REALTIME_NS", taken at the check). honour: exits 0 on
+// SIGTERM; ignore: ignores SIGTERM (only SIGKILL stops it); plain: exits 0 on SIGTERM and starts no
+// other process. No shell.
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -154,8 +154,8 @@ int main(int argc, char** argv) {
     if (mode != "plain") ids += id_line(start_group_child()) + id_line(start_daemon());
     write_file(dir + "/" + tag + ".ids", ids);
     const char* token = std::getenv("SINGLETON_LOCK_TOKEN");
-    write_file(dir + "/" + tag + ".started",
-               std::string(token ? token : "-") + " " + std::to_string(started_ns) + " " +
-                   std::to_string(started_real_ns) + "\n");
+    write_file(dir + "/" + tag + ".started", std::string(token ? token : "-") + " " +
+                                                 std::to_string(started_ns) + " " +
+                                                 std::to_string(started_real_ns) + "\n");
     sleep_forever();
 }

@@ -15,7 +15,7 @@ struct LeaseStatus {
 
 // Throws ConnectionError / ServerError subclasses.
 std::vector<LeaseStatus> list_leases(const std::string& dsn, const std::string& schema,
-                                  const std::optional<std::string>& name);
+                                     const std::optional<std::string>& name);
 
 // singleton_force_release(name): true when a lease was freed.
 bool force_release(const std::string& dsn, const std::string& schema, const std::string& name);

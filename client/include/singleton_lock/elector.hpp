@@ -77,9 +77,9 @@ const char* to_string(LossReason r);
 
 struct LeaseInfo {
     std::string name;
-    std::string holder;      // for a standby: the current holder (may be empty)
-    std::int64_t token = 0;  // only for our own lease (a token is a capability)
-    std::string expires_at;  // server time, as text
+    std::string holder;             // for a standby: the current holder (may be empty)
+    std::int64_t token = 0;         // only for our own lease (a token is a capability)
+    std::string expires_at;         // server time, as text
     std::vector<int> backend_pids;  // leader: the server processes of the sessions holding it
 };
 
