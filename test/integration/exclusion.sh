@@ -120,6 +120,13 @@ load_cpus() {  # busy loops on every core for the rest of the test
     done
     info "load: $n busy loops"
 }
+load_ran() {  # the busy loops were running all along (the rounds really ran loaded)
+    local p
+    for p in "${LOAD[@]}"; do
+        [ "$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -c1)" = R ] ||
+            kill -0 "$p" 2>/dev/null || fail "busy loop $p is gone: the host was not loaded"
+    done
+}
 
 backend_of() {  # backend_of LABEL main|second
     local app="${NAME}_$1" pattern
@@ -157,6 +164,7 @@ case_kill9() {
         check_handover "$old" "$new"
         standby "r$((i + 1))" --ttl 10s
     done
+    load_ran
     report_latencies "kill -9 of the leader's singleton-lock"
     info "$ROUNDS rounds of kill -9 under load: no old process ran when the new COMMAND started, none survived"
 }
@@ -200,6 +208,7 @@ case_terminate_backend() {
     terminate_rounds main ignore 5
     terminate_rounds second honour 3
     terminate_rounds second ignore 3
+    load_ran
     info "leader's backends terminated: never two COMMANDs, none survived"
 }
 
