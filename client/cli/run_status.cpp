@@ -55,9 +55,9 @@ std::int64_t RunStatus::now_ns() const {
 void RunStatus::tick() { last_tick_ns_ = now_ns(); }
 
 void RunStatus::set_leader(bool leader, std::int64_t token) {
-    if (leader_.exchange(leader) != leader) {
+    if (leader_.exchange(leader) != leader && leader) {
         ++transitions_;
-        if (leader) last_heartbeat_ns_ = now_ns();  // the acquire (and bind) just confirmed it
+        last_heartbeat_ns_ = now_ns();  // the acquire (and bind) just confirmed it
     }
     token_ = leader ? token : 0;
 }
@@ -123,7 +123,7 @@ std::string RunStatus::metrics() const {
                 "Fencing token of the current tenure (0 when not leading).", name_label_,
                 std::to_string(lead ? token_.load() : 0));
     s += metric("singleton_lock_transitions_total", "counter",
-                "Changes of this instance between standby and leader (either way).", name_label_,
+                "Tenures this instance started (times it became leader).", name_label_,
                 std::to_string(transitions_.load()));
     s += histogram();
     s += metric("singleton_lock_last_heartbeat_age_seconds", "gauge",

@@ -204,6 +204,7 @@ health)
     [ "$(metric "$pb" singleton_lock_leader)" = 0 ] || fail "b: singleton_lock_leader is not 0"
     [ "$(metric "$pb" singleton_lock_token)" = 0 ] || fail "b: singleton_lock_token is not 0"
     [ "$(metric "$pb" singleton_lock_up)" = 1 ] || fail "b: singleton_lock_up is not 1"
+    [ "$(metric "$pb" singleton_lock_transitions_total)" = 0 ] || fail "b: transitions_total is not 0"
     [ "$(metric "$pb" singleton_lock_last_heartbeat_age_seconds)" = NaN ] || fail "b: heartbeat age is not NaN"
     [ "$(metric "$pb" singleton_lock_database_errors_total)" = 0 ] || fail "b: database errors counted"
     info "/metrics of the leader and the standby: ok"
