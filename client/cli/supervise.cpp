@@ -107,7 +107,8 @@ void SupervisingProcess::run(int gate_r, int gate_w) {
     if (gate_r >= 0) fork_waiting_child(gate_r, gate_w);
     if (gate_w >= 0) ::close(gate_w);
     if (sfd_ < 0) end(false);  // singleton-lock sees EOF: start() fails or it reports SIGKILL
-    if (child_ > 0) (void)link::send(link_, {link::Kind::child, child_, 0, 0});
+    // The first message: up, with COMMAND's waiting child (0: none, start forks it).
+    (void)link::send(link_, {link::Kind::child, child_ > 0 ? child_ : 0, 0, 0});
     for (;;) {
         on_timers(monotonic_ns());
         pollfd fds[2] = {{link_, POLLIN, 0}, {sfd_, POLLIN, 0}};

@@ -29,12 +29,13 @@ void wait_for(pid_t pid) {
     }
 }
 
-// The supervisor's first message names COMMAND's waiting child.
+// The supervisor's first message says it is up and names COMMAND's waiting
+// child (0: none waits). -1: it did not come up.
 pid_t read_child_pid(int link) {
     pollfd p{link, POLLIN, 0};
     link::Message m{};
     if (::poll(&p, 1, 5000) <= 0 || link::receive(link, m) != 1 || m.kind != link::Kind::child)
-        return 0;
+        return -1;
     return m.value;
 }
 
@@ -80,11 +81,12 @@ void Supervisor::prepare(const std::string& path, const std::vector<std::string>
     gate_ = gate[1];
     started_ = false;
     report_.reset();
-    command_pid_ = gate_ >= 0 ? read_child_pid(link_) : 0;
-    if (gate_ >= 0 && command_pid_ == 0) {
+    const pid_t child = read_child_pid(link_);
+    if (child < 0) {
         discard();
         throw std::runtime_error("the supervising process did not come up");
     }
+    command_pid_ = child;
 }
 
 bool Supervisor::start(std::int64_t token, TimePoint watchdog_deadline,
