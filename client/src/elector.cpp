@@ -113,8 +113,9 @@ struct Elector::Impl {
           params(opt.dsn, policy::connection_defaults(timing)),
           timer(timing),
           rng(std::random_device{}()),
-          backoff(opt.backoff_initial, opt.backoff_max,
-                  [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }) {
+          reconnect({opt.backoff_initial, opt.backoff_max, opt.failover_backoff_max,
+                     opt.failover_window},
+                    [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }) {
         stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     }
     ~Impl() {
@@ -128,7 +129,7 @@ struct Elector::Impl {
     pq::ConnectParams params;
     policy::LeaseTimer timer;
     std::minstd_rand rng;
-    policy::Backoff backoff;
+    policy::Reconnect reconnect;
     pq::Connection conn;
 
     Phase phase = Phase::idle;
@@ -230,7 +231,7 @@ struct Elector::Impl {
 
     // --- replies -----------------------------------------------------------
     void on_reply(const pq::Result& r) {
-        backoff.reset();
+        reconnect.working();
         switch (phase) {
             case Phase::listen:
                 send_acquire();
@@ -343,7 +344,7 @@ struct Elector::Impl {
             finish(State::stopped);
             return;
         }
-        const Duration delay = backoff.next();
+        const Duration delay = reconnect.next(now, policy::primary_missing(e));
         phase = Phase::backoff;
         state = State::connecting;
         due = now + delay;
