@@ -69,7 +69,25 @@ log_line_prefix = '%m [%p] '
 """
 
 
-class Server:
+class Queries:
+    """Short sessions over self.dsn() (autocommit)."""
+
+    def connect(self, **kw):
+        return psycopg.connect(self.dsn(), autocommit=True, **kw)
+
+    def query(self, sql, params=None, options=None):
+        """Rows of one statement in a fresh session (options: PGOPTIONS-style)."""
+        kw = {"options": options} if options else {}
+        with self.connect(connect_timeout=5, **kw) as c:
+            cur = c.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def value(self, sql, params=None, options=None):
+        rows = self.query(sql, params, options)
+        return rows[0][0] if rows else None
+
+
+class Server(Queries):
     def __init__(self, name, port, workdir):
         self.name, self.port = name, port
         self.dir = os.path.join(workdir, name)
@@ -134,8 +152,10 @@ class Server:
         self.verify_down(pid)
 
     def verify_down(self, pid):
-        if pid and pid_alive(pid):
-            raise Failure(f"{self.name}: postmaster {pid} still alive")
+        # (pg_ctl -w returns when postmaster.pid is gone, a moment before the process)
+        if pid:
+            wait_for(f"{self.name}'s postmaster {pid} to exit", lambda: not pid_alive(pid),
+                     timeout=30)
         if as_owner([f"{BINDIR}/pg_ctl", "-D", self.data, "status"]).returncode != 3:
             raise Failure(f"{self.name}: pg_ctl status does not say it is down")
         if port_open(self.port):
@@ -152,20 +172,6 @@ class Server:
                 return True
         except psycopg.OperationalError:
             return False
-
-    def connect(self, **kw):
-        return psycopg.connect(self.dsn(), autocommit=True, **kw)
-
-    def query(self, sql, params=None, options=None):
-        """Rows of one statement in a fresh session (options: PGOPTIONS-style)."""
-        kw = {"options": options} if options else {}
-        with self.connect(connect_timeout=5, **kw) as c:
-            cur = c.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-
-    def value(self, sql, params=None, options=None):
-        rows = self.query(sql, params, options)
-        return rows[0][0] if rows else None
 
     def in_recovery(self):
         return self.value("SELECT pg_is_in_recovery()")
