@@ -129,8 +129,7 @@ class Member(Queries):
         return self.api("/primary")[0] == 200
 
     def is_streaming_replica(self):
-        status, info = self.api("/replica")
-        return status == 200 and (info or {}).get("replication_state", "streaming") == "streaming"
+        return self.api("/replica")[0] == 200
 
     def postmaster_pid(self):
         try:
@@ -200,7 +199,7 @@ class PatroniCluster:
         first.start()
         wait_for("pg1 to bootstrap and lead", first.is_primary, timeout=120, interval=0.2)
         second.start()
-        wait_for("pg2 to stream from pg1", second.is_streaming_replica, timeout=120, interval=0.2)
+        self.wait_healthy(first)
         return first, second
 
     def primary(self):
@@ -211,11 +210,23 @@ class PatroniCluster:
         return next(m for m in self.members if m is not member)
 
     def wait_healthy(self, primary, timeout=120):
-        """primary leads and the other member streams from it."""
+        """primary leads, the other member streams from it and Patroni knows its
+        position (else it is no switchover or failover candidate yet)."""
         replica = self.other(primary)
         wait_for(f"{primary.name} to be the primary", primary.is_primary, timeout=timeout, interval=0.2)
-        wait_for(f"{replica.name} to stream as a replica", replica.is_streaming_replica,
+        wait_for(f"{replica.name} to stream as a replica", lambda: replica.is_streaming_replica()
+                 and primary.value("SELECT count(*) FROM pg_stat_replication WHERE state = "
+                                   "'streaming' AND application_name = %s", (replica.name,)) == 1
+                 and isinstance(self.members_json().get(replica.name, {}).get("Lag in MB"), int),
                  timeout=timeout, interval=0.2)
+
+    def members_json(self):
+        r = subprocess.run(["patronictl", "-c", self.members[0].config, "list", "-f", "json"],
+                           capture_output=True, text=True, **run_as_owner_kwargs())
+        try:
+            return {m["Member"]: m for m in json.loads(r.stdout)}
+        except (ValueError, KeyError, TypeError):
+            return {}
 
     def switchover(self, leader, candidate):
         r = subprocess.run(["patronictl", "-c", leader.config, "switchover", "--leader", leader.name,
