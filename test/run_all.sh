@@ -63,6 +63,9 @@ run_suite restart-and-promotion-tokens test/scenarios/restart_tokens.sh
 for scenario in test/scenarios/rolling_deploy.sh test/scenarios/pgbouncer.sh; do
   [ -x "$scenario" ] && run_suite "$(basename "$scenario" .sh)" "$scenario"
 done
+run_suite failover-streaming-async test/scenarios/failover_streaming.sh async
+run_suite failover-streaming-sync test/scenarios/failover_streaming.sh sync
+run_suite failover-patroni test/scenarios/failover_patroni.sh
 [ -x test/scenarios/chaos.sh ] && run_suite chaos-short test/scenarios/chaos.sh "${SL_CHAOS_SECONDS:-45}"
 
 echo
