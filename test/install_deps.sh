@@ -6,7 +6,7 @@
 set -euo pipefail
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev g++ make
           meson ninja-build pkg-config libgtest-dev libcli11-dev libcpp-httplib-dev curl
-          pgbouncer gnuplot-nox gawk)
+          pgbouncer gnuplot-nox gawk patroni etcd-server etcd-client python3-psycopg)
 missing=()
 if [ "${1:-}" = --all ]; then
   missing=("${PACKAGES[@]}")
