@@ -8,10 +8,10 @@
 #   make installcheck        pg_regress + isolation specs against a running server (PG* env)
 
 EXTENSION = singleton_lock
+sorted_ext_sources = $(sort $(wildcard extension/*.cpp))
+EXT_VERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" extension/$(EXTENSION).control)
 MODULE_big = singleton_lock
-OBJS = extension/module.o extension/functions.o extension/lease_store.o \
-       extension/lease_rules.o extension/session_binding.o extension/waiting.o \
-       extension/heartbeat_flush.o
+OBJS = $(patsubst %.cpp,%.o,$(filter-out extension/lease_rules_test%,$(sorted_ext_sources)))
 DATA = extension/singleton_lock--1.0.sql
 PGFILEDESC = "singleton_lock - leader election and singleton leases"
 
@@ -20,7 +20,7 @@ REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
-PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-register -Wno-unused-parameter \
+PG_CXXFLAGS = -DSINGLETON_LOCK_VERSION='"$(EXT_VERSION)"' -std=c++17 -Wall -Wextra -Wno-register -Wno-unused-parameter \
               -Wno-missing-field-initializers -fno-omit-frame-pointer
 SHLIB_LINK += -lstdc++
 EXTRA_CLEAN = $(EXTENSION).control results regression.diffs regression.out output_iso \

@@ -14,6 +14,7 @@ extern "C" {
 }
 
 #include "lock_tags.hpp"
+#include "pg_compat.hpp"
 #include "name_hash_list.hpp"
 
 namespace singleton_lock {
@@ -34,9 +35,7 @@ void wake_pending_at_commit(XactEvent event, void*) {
             break;
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PARALLEL_ABORT:
-        case XACT_EVENT_PREPARE:
-            // A prepared release is committed later by another session: its
-            // waiters then wake at the lease's expiry at the latest.
+        case XACT_EVENT_PREPARE:  // (refused by prepare_guard before it gets here)
             pending_wakes.clear();
             break;
         default:
@@ -76,7 +75,7 @@ void wake_waiters_now(uint64 name_hash) {
     LOCKTAG tag = waiter_tag(name_hash);
     VirtualTransactionId* waiters = GetLockConflicts(&tag, ExclusiveLock, nullptr);
     for (; VirtualTransactionIdIsValid(*waiters); waiters++) {
-        PGPROC* proc = BackendIdGetProc(waiters->backendId);
+        PGPROC* proc = proc_of(*waiters);
         if (proc != nullptr) SetLatch(&proc->procLatch);
     }
 }
