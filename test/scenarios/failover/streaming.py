@@ -87,7 +87,6 @@ class Streaming(Scenario):
                 f"streaming ({want}); DSN: {self.dsn}")
 
     def standby_refuses_with_hint(self):
-        if os.environ.get("SL_DEV_SKIP_HINT"): return
         calls = ["SELECT * FROM singleton_acquire('x', '5s', 'h')",
                  "SELECT singleton_heartbeat('x', 1)", "SELECT singleton_release('x', 1)",
                  "SELECT singleton_assert('x', 1)", "SELECT singleton_force_release('x')"]
