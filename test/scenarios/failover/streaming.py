@@ -28,7 +28,6 @@ lost: every tenure, ledger write and pooled lease is on the new primary.
 Also: each of our functions called on the hot standby fails with SQLSTATE
 25006 and a hint to connect to the primary.
 """
-import os
 import sys
 import time
 
