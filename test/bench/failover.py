@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "test", "scenarios", "failover"))
 
-from patroni import PatroniScenario  # noqa: E402
+from patroni import HEALTH_BASE, PatroniScenario  # noqa: E402
 from pg import USER, Failure, wait_for  # noqa: E402
 from probe import WriteProbe  # noqa: E402
 from streaming import Streaming  # noqa: E402
@@ -100,7 +100,7 @@ def bench_patroni(kinds, rounds):
     figures = []
     try:
         run.setup()
-        run.start_instances(run.cluster.dsn(), "5s", 3, 54500)
+        run.start_instances(run.cluster.dsn(), "5s", 3, HEALTH_BASE)
         for i in range(rounds):
             for kind in kinds:
                 primary = run.cluster.primary()

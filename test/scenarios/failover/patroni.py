@@ -23,7 +23,9 @@ from pg import Failure
 from probe import WriteProbe
 from scenario import Scenario
 
-PG_PORTS, API_PORTS, ETCD_PORTS, HEALTH_BASE = (54384, 54385), (54386, 54387), (54388, 54389), 54500
+# (below the ephemeral port range, like streaming.py's)
+PG_PORTS, API_PORTS, ETCD_PORTS = (25484, 25485), (25486, 25487), (25488, 25489)
+HEALTH_BASE = 25520
 TTL = "5s"
 INSTANCES = 3
 

@@ -1,6 +1,7 @@
 """What the failover scenarios share: the work directory, the instances, the
 checks around one failover (old leader's COMMAND stopped, no leader while
 there is no primary, one new leader, figures) and the final fencing checks."""
+import glob
 import os
 import re
 import shutil
@@ -52,12 +53,24 @@ class Scenario:
         print(f"figure: {key}: {value_ms:.0f} ms", flush=True)
 
     def cleanup(self, keep=False):
+        """keep: a failed run; its logs' tails are printed (a sandbox's /tmp goes
+        away with it) and the work directory is kept."""
         if self.platform:
             self.platform.stop()
+        if keep:
+            self.print_log_tails()
         if keep or os.environ.get("SL_FAILOVER_KEEP"):
             print(f"kept {self.workdir}")
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def print_log_tails(self, lines=15):
+        for pattern in ("slot*.log", "*/server.log", "*/patroni.log", "etcd/etcd.log"):
+            for path in sorted(glob.glob(os.path.join(self.workdir, pattern))):
+                with open(path, errors="replace") as f:
+                    tail = f.readlines()[-lines:]
+                print(f"--- {os.path.relpath(path, self.workdir)} (last {len(tail)} lines)")
+                print("".join(tail), end="")
 
     # --- instances -------------------------------------------------------------
     def start_instances(self, dsn, ttl, count, health_base):

@@ -39,7 +39,9 @@ from probe import WriteProbe
 from scenario import LEASE, Scenario, ms
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "async"
-PORTS = {"async": (54380, 54381, 54480), "sync": (54382, 54383, 54490)}
+# Below the kernel's ephemeral port range (32768-60999), so that no client
+# connection's local port can hold one of them when a server starts.
+PORTS = {"async": (25480, 25481, 25500), "sync": (25482, 25483, 25510)}
 TTL = "5s"
 INSTANCES = 3
 NO_PRIMARY_SECONDS = 3.0
