@@ -35,15 +35,11 @@ class PatroniScenario(Scenario):
         super().__init__("failover_patroni")
         self.cluster = PatroniCluster(self.workdir, PG_PORTS, API_PORTS, ETCD_PORTS)
 
-    def cleanup(self, keep=False):
-        if self.platform:
-            self.platform.stop()
-            self.platform = None
+    def stop_servers(self):
         try:
             self.cluster.stop()
         except Failure as e:
             print(f"cleanup: {e}", file=sys.stderr)
-        super().cleanup(keep)
 
     def setup(self):
         first, second = self.cluster.start()

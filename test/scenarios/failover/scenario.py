@@ -57,12 +57,16 @@ class Scenario:
         away with it) and the work directory is kept."""
         if self.platform:
             self.platform.stop()
+        self.stop_servers()
         if keep:
             self.print_log_tails()
         if keep or os.environ.get("SL_FAILOVER_KEEP"):
             print(f"kept {self.workdir}")
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def stop_servers(self):
+        """Subclasses stop their database servers here (before the directory goes)."""
 
     def print_log_tails(self, lines=15):
         for pattern in ("slot*.log", "*/server.log", "*/patroni.log", "etcd/etcd.log"):

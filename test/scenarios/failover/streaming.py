@@ -61,8 +61,7 @@ class Streaming(Scenario):
         self.pooled = {}
         self.tokens_after = set()
 
-    def cleanup(self, keep=False):
-        super().cleanup(keep)
+    def stop_servers(self):
         for server in (self.primary, self.standby):
             server.stop("immediate")
 
