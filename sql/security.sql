@@ -213,6 +213,7 @@ CREATE EXTENSION singleton_lock;
 SELECT acquired, token > :max_token AS above_every_earlier_token
 FROM singleton_acquire('fresh', '1 min', 'h');
 SELECT singleton_release('fresh', token) FROM singleton_lock_leases WHERE name = 'fresh';
+DELETE FROM singleton_lock_leases WHERE name = 'fresh';
 
 -- pg_dump keeps the lease table's rows (and with them the tokens).
 SELECT extconfig::regclass[] FROM pg_extension WHERE extname = 'singleton_lock';

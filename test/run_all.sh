@@ -60,6 +60,7 @@ export SL_IT_RESTART="$ROOT/test/pgserver.sh restart fast"
 run_suite client-unit-integration meson_no_skips -C build/client --print-errorlogs --num-processes 1
 run_suite client-asan-ubsan meson_no_skips -C build/asan --print-errorlogs --num-processes 1
 run_suite restart-and-promotion-tokens test/scenarios/restart_tokens.sh
+run_suite abandoned-calls test/scenarios/abandoned_calls.sh
 for scenario in test/scenarios/rolling_deploy.sh test/scenarios/pgbouncer.sh; do
   [ -x "$scenario" ] && run_suite "$(basename "$scenario" .sh)" "$scenario"
 done
