@@ -28,6 +28,8 @@ lost: every tenure, ledger write and pooled lease is on the new primary.
 Also: each of our functions called on the hot standby fails with SQLSTATE
 25006 and a hint to connect to the primary.
 """
+import os
+import subprocess
 import sys
 import time
 
@@ -36,7 +38,7 @@ import psycopg
 from ledger import SCHEMA_SQL, lost_writes
 from pg import USER, Failure, Server, wait_for
 from probe import WriteProbe
-from scenario import LEASE, Scenario, ms
+from scenario import CLI, LEASE, Scenario, ms
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "async"
 # Below the kernel's ephemeral port range (32768-60999), so that no client
@@ -164,7 +166,9 @@ class Streaming(Scenario):
                 f"{self.primary.port} refuses connections")
         self.old_leader_stops(leader, crash_ns, "primary crash")
         remaining = NO_PRIMARY_SECONDS - (time.time_ns() - crash_ns) / 1e9
+        standby_only = self.start_standby_only_instance()
         self.standbys_keep_looking(crash_ns, max(remaining, 1.0), "no primary")
+        self.check_standby_only_instance(standby_only)
         probe = WriteProbe(self.standby.dsn()).start()
         self.standby.promote()
         accepted_ns = probe.wait(timeout=60)
@@ -177,6 +181,33 @@ class Streaming(Scenario):
             self.new_leader_figures(new, accepted_ns, crash_ns, f"{self.mode} promotion", c)
         self.exactly_one_leader(self.standby)
         self.crash_ns, self.accepted_ns = crash_ns, accepted_ns
+
+    # --- an instance whose DSN names only the standby, without target_session_attrs
+    def start_standby_only_instance(self):
+        log = open(os.path.join(self.workdir, "standby-only.log"), "w")
+        proc = subprocess.Popen([CLI, "run", "--name", LEASE, "--ttl", TTL, "--wait", "2s",
+                                 "--dsn", self.standby.dsn(), "--", "touch",
+                                 os.path.join(self.workdir, "standby-only-ran")],
+                                stdout=log, stderr=log)
+        log.close()
+        return proc
+
+    def check_standby_only_instance(self, proc):
+        """It connects, every call fails with 25006: it keeps retrying (one log
+        line), never leads, and exits 75 when --wait runs out."""
+        code = proc.wait(timeout=60)
+        with open(os.path.join(self.workdir, "standby-only.log")) as f:
+            lines = f.read().splitlines()
+        retries = [l for l in lines if "retrying" in l]
+        ran = os.path.exists(os.path.join(self.workdir, "standby-only-ran"))
+        # (its first call is LISTEN: PostgreSQL's own 25006 "... during recovery")
+        standby_said = ("during recovery", "read-only standby")
+        if code != 75 or ran or len(retries) != 1 or not any(t in retries[0] for t in standby_said):
+            raise Failure(f"instance with a standby-only DSN: exit {code}, COMMAND ran: {ran}, "
+                          f"log: {lines}")
+        self.ok(f"an instance whose DSN reaches only the standby (no target_session_attrs) kept "
+                f"retrying, logged once ({retries[0].split('database unavailable', 1)[1][:90]}...), "
+                f"never ran COMMAND and exited 75 when --wait 2s ran out")
 
     # --- pooled leases after the failover ----------------------------------------------
     def pooled_after(self):
