@@ -41,7 +41,8 @@ TEST(Reconnect, WithoutAWorkingConnectionTheFirstRetryWaits) {
 // answers read-only for 3 s, then is promoted. Before this policy the delays
 // grew to 1.6 s and 3.2 s, so the new primary was found up to ~3 s late.
 TEST(Reconnect, NewPrimaryFoundWithinTheFailoverCap) {
-    for (const Duration promoted_after : {Duration(300ms), Duration(1s), Duration(3s), Duration(10s), Duration(59s)}) {
+    for (const Duration promoted_after :
+         {Duration(300ms), Duration(1s), Duration(3s), Duration(10s), Duration(59s)}) {
         for (const double r : {0.0, 0.5, 0.999999}) {
             Fixture f;
             f.r = r;
@@ -112,7 +113,8 @@ TEST(Reconnect, JitterStaysWithinHalfToFullCap) {
 }
 
 TEST(PrimaryMissing, StandbyAndStartupRefusalsAreFailoverSigns) {
-    EXPECT_TRUE(primary_missing(ServerError("cannot execute singleton_acquire() in a read-only transaction", "25006")));
+    EXPECT_TRUE(primary_missing(
+        ServerError("cannot execute singleton_acquire() in a read-only transaction", "25006")));
     EXPECT_TRUE(primary_missing(ConnectionError(
         "connection to server at \"127.0.0.1\", port 5432 failed: Connection refused "
         "connection to server at \"127.0.0.1\", port 5433 failed: session is read-only")));
