@@ -12,7 +12,7 @@ sorted_ext_sources = $(sort $(wildcard extension/*.cpp))
 EXT_VERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" extension/$(EXTENSION).control)
 MODULE_big = singleton_lock
 OBJS = $(patsubst %.cpp,%.o,$(filter-out extension/lease_rules_test%,$(sorted_ext_sources)))
-DATA = extension/singleton_lock--1.0.sql
+DATA = $(wildcard extension/singleton_lock--*.sql)
 PGFILEDESC = "singleton_lock - leader election and singleton leases"
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
