@@ -92,7 +92,9 @@ class Streaming(Scenario):
     def standby_refuses_with_hint(self):
         calls = ["SELECT * FROM singleton_acquire('x', '5s', 'h')",
                  "SELECT singleton_heartbeat('x', 1)", "SELECT singleton_release('x', 1)",
-                 "SELECT singleton_assert('x', 1)", "SELECT singleton_force_release('x')"]
+                 "SELECT singleton_assert('x', 1)", "SELECT singleton_force_release('x')",
+                 "SELECT singleton_bind('x', 1)", "SELECT singleton_watch('x', 1, '1s')",
+                 "SELECT singleton_pause('x', 'r')", "SELECT singleton_resume('x')"]
         for sql in calls:
             try:
                 self.standby.query(sql)
@@ -102,7 +104,8 @@ class Streaming(Scenario):
                 if e.sqlstate != "25006" or "primary" not in hint:
                     raise Failure(f"{sql} on the hot standby: SQLSTATE {e.sqlstate}, "
                                   f"{e.diag.message_primary!r}, hint {hint!r}")
-        self.ok(f"each of our functions on the hot standby: SQLSTATE 25006, hint {hint!r}")
+        self.ok(f"each of our {len(calls)} functions that act on leases, on the hot standby: "
+                f"SQLSTATE 25006, hint {hint!r}")
 
     # --- before the crash ----------------------------------------------------------
     def pooled_acquire(self, name, holder):
