@@ -61,8 +61,8 @@ void set_paused(const LeaseKey& key, bool paused, const char* reason, Oid role, 
     Datum args[5] = {PointerGetDatum(key.name), BoolGetDatum(paused),
                      reason != nullptr ? CStringGetTextDatum(reason) : (Datum)0,
                      ObjectIdGetDatum(role), TimestampTzGetDatum(now)};
-    const char nulls[6] = {' ', ' ', paused ? ' ' : 'n', paused ? ' ' : 'n', paused ? ' ' : 'n',
-                           '\0'};
+    const char nulls[6] = {' ', ' ', reason != nullptr ? ' ' : 'n', paused ? ' ' : 'n',
+                           paused ? ' ' : 'n', '\0'};
     run(kSetPaused, args, nulls, SPI_OK_UPDATE);
 }
 

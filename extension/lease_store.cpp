@@ -23,7 +23,8 @@ namespace {
 AcquireResult refused(const StoredLease& stored, const LeaseRow& row, Oid caller, bool locked) {
     AcquireResult result = {};
     result.acquired = false;
-    result.holder = holder_as_seen_by(stored, caller);
+    // Nobody holds a paused lease, nor one left to a better waiter.
+    if (!stored.paused && !stored.released) result.holder = holder_as_seen_by(stored, caller);
     result.paused = stored.paused;
     // A paused lease has no expiry to wake up at: only a resume ends it.
     result.has_expiry = stored.has_expiry && !stored.paused;
