@@ -20,6 +20,7 @@ BEGIN
         EXIT WHEN EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = waiter
                           AND a.wait_event_type = 'Extension');
         PERFORM pg_sleep(0.01);
+        PERFORM pg_stat_clear_snapshot();  -- (else the view keeps its first snapshot)
     END LOOP;
     PERFORM set_config('test.pid_' || conn, waiter::text, false);
 END $$;
@@ -35,6 +36,7 @@ BEGIN
         EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity
                               WHERE pid = current_setting('test.pid_' || conn)::int);
         PERFORM pg_sleep(0.01);
+        PERFORM pg_stat_clear_snapshot();  -- (else the view keeps its first snapshot)
     END LOOP;
 END $$;
 CREATE FUNCTION waiter_pid(conn text) RETURNS int LANGUAGE sql AS $$
@@ -181,6 +183,7 @@ BEGIN
         IF got THEN RAISE EXCEPTION 'a lower priority took the lease from a waiting better one'; END IF;
         EXIT WHEN (SELECT holder FROM singleton_lock_leases WHERE name = 'y') = 'best';
         PERFORM pg_sleep(0.01);
+        PERFORM pg_stat_clear_snapshot();  -- (else the view keeps its first snapshot)
     END LOOP;
 END $$;
 SELECT * FROM acquire_result('best');

@@ -64,6 +64,8 @@ run_suite abandoned-calls test/scenarios/abandoned_calls.sh
 for scenario in test/scenarios/rolling_deploy.sh test/scenarios/pgbouncer.sh; do
   [ -x "$scenario" ] && run_suite "$(basename "$scenario" .sh)" "$scenario"
 done
+run_suite python-library-and-bot test/python/run.sh
+run_suite node-worker test/node/run.sh
 run_suite failover-streaming-async test/scenarios/failover_streaming.sh async
 run_suite failover-streaming-sync test/scenarios/failover_streaming.sh sync
 run_suite failover-patroni test/scenarios/failover_patroni.sh
