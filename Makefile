@@ -4,6 +4,7 @@
 #   make demo                build everything, start a throwaway PostgreSQL, show a rolling deploy
 #   make test                every test against a real throwaway PostgreSQL
 #   make bench               benchmarks; writes BENCHMARKS.md
+#   make bench-failover      failover figures (plain promotion, Patroni); writes test/bench/out/failover.md
 #   make chaos DURATION=60   a longer chaos run with the fencing checker
 #   make installcheck        pg_regress + isolation specs against a running server (PG* env)
 
@@ -43,7 +44,7 @@ extension/functions.o extension/lease_store.o: extension/lease_store.hpp extensi
 extension/session_binding.o extension/waiting.o: extension/lock_tags.hpp extension/waiting.hpp extension/name_hash_list.hpp \
 	extension/session_binding.hpp
 
-.PHONY: demo test bench chaos unit-extension client
+.PHONY: demo test bench bench-failover chaos unit-extension client
 
 GTEST_FLAGS = $(shell pkg-config --cflags --libs gtest_main 2>/dev/null || echo -lgtest_main -lgtest -pthread)
 test/unit/lease_rules_test: test/unit/lease_rules_test.cpp extension/lease_rules.cpp extension/lease_rules.hpp
@@ -64,6 +65,9 @@ test:
 
 bench:
 	test/bench/run.sh
+
+bench-failover:
+	test/bench/failover.sh
 
 DURATION ?= 60
 chaos:

@@ -6,7 +6,8 @@
 set -euo pipefail
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev g++ make
           meson ninja-build pkg-config libgtest-dev libcli11-dev libcpp-httplib-dev curl
-          pgbouncer gnuplot-nox gawk python3-psycopg python3-pytest python3-pip nodejs)
+          pgbouncer gnuplot-nox gawk python3-psycopg python3-pytest python3-pip nodejs
+          patroni etcd-server etcd-client)
 # Debian's npm conflicts with a nodejs that bundles npm (e.g. NodeSource's).
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 missing=()

@@ -66,6 +66,9 @@ for scenario in test/scenarios/rolling_deploy.sh test/scenarios/pgbouncer.sh; do
 done
 run_suite python-library-and-bot test/python/run.sh
 run_suite node-worker test/node/run.sh
+run_suite failover-streaming-async test/scenarios/failover_streaming.sh async
+run_suite failover-streaming-sync test/scenarios/failover_streaming.sh sync
+run_suite failover-patroni test/scenarios/failover_patroni.sh
 [ -x test/scenarios/chaos.sh ] && run_suite chaos-short test/scenarios/chaos.sh "${SL_CHAOS_SECONDS:-45}"
 
 echo

@@ -52,8 +52,9 @@ struct Elector::Impl {
     ElectorEvents ev;
     Sql sql;
     pq::ConnectParams params;
+    Duration host_timeout;  // per host of the DSN (libpq's non-blocking connect has none)
     std::minstd_rand rng;
-    policy::Backoff backoff;          // reconnecting as a standby
+    policy::Reconnect reconnect;      // pacing a standby's reconnects
     policy::Backoff release_backoff;  // reconnecting to send a release
     int stop_fd = -1;                 // eventfd of request_stop()
 
@@ -86,7 +87,7 @@ struct Elector::Impl {
 
     // --- standby side (elector_standby.cpp)
     void start();
-    void begin_connect(TimePoint now);
+    void begin_connect();
     void on_connected();
     void on_warmed_up();
     void send_acquire();

@@ -47,7 +47,7 @@ void Elector::Impl::try_release() {
     }
     if (main.status() == Session::Status::connecting) return;
     // Neither session can send (broken, or a heartbeat hangs): a new connection.
-    main.connect(params, std::min(due, Clock::now() + timing.connect_timeout));
+    main.connect(params, host_timeout);  // (the release's own deadline bounds it all)
 }
 
 void Elector::Impl::on_release_reply(const pq::Result& r) {

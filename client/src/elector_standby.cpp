@@ -10,7 +10,7 @@ void Elector::Impl::start() {
     if (phase != Phase::idle) return;
     const auto now = Clock::now();
     if (opt.wait) wait_until = now + *opt.wait;
-    guarded(main, [&] { begin_connect(now); });
+    guarded(main, [&] { begin_connect(); });
 }
 
 // The second session connects first and calls singleton_bind once with a
@@ -19,13 +19,13 @@ void Elector::Impl::start() {
 // whether the server has singleton_bind. Then the main session connects: being
 // the newer one, it stays the lease's newest binding, so the bind at
 // leadership only reads and takes a session lock, with no commit to flush.
-void Elector::Impl::begin_connect(TimePoint now) {
+void Elector::Impl::begin_connect() {
     state = State::connecting;
     phase = Phase::connecting;
-    (use_second ? second : main).connect(params, now + timing.connect_timeout);
+    (use_second ? second : main).connect(params, host_timeout);
 }
 
-void Elector::Impl::on_warmed_up() { main.connect(params, Clock::now() + timing.connect_timeout); }
+void Elector::Impl::on_warmed_up() { main.connect(params, host_timeout); }
 
 void Elector::Impl::on_connected() {
     last_contact = Clock::now();
@@ -162,10 +162,11 @@ void Elector::Impl::without_second(const std::exception& e) {
 }
 
 void Elector::Impl::back_off(const std::exception& e) {
-    const Duration delay = backoff.next();
+    const auto now = Clock::now();
+    const Duration delay = reconnect.next(now, policy::primary_missing(e));
     phase = Phase::backoff;
     state = State::connecting;
-    due = Clock::now() + delay;
+    due = now + delay;
     if (ev.on_retry) ev.on_retry(e.what(), delay);
 }
 

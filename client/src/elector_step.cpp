@@ -35,7 +35,7 @@ void Elector::Impl::io(Session& s, short revents) {
 }
 
 void Elector::Impl::on_reply(Session& s, const pq::Result& r) {
-    backoff.reset();
+    reconnect.working();
     const bool on_main = &s == &main;
     switch (phase) {
         case Phase::connecting:
@@ -98,7 +98,7 @@ void Elector::Impl::timers() {
                 finish(State::wait_expired);
                 if (ev.on_wait_expired) ev.on_wait_expired();
             } else if (now >= due) {
-                guarded(main, [&] { begin_connect(now); });
+                guarded(main, [&] { begin_connect(); });
             }
             return;
         case Phase::connecting:

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include "singleton_lock/duration.hpp"
 #include "singleton_lock/errors.hpp"
 
 namespace singleton_lock {
@@ -10,12 +11,13 @@ namespace {
 constexpr std::chrono::milliseconds kCancelWait{200};
 }
 
-void Session::connect(const pq::ConnectParams& params, TimePoint give_up_at) {
+void Session::connect(pq::ConnectParams& params, std::chrono::milliseconds per_host) {
     close();
     conn_ = pq::Connection::start(params);
     status_ = Status::connecting;
     progress_ = pq::Connection::Progress::want_write;
-    deadline_ = give_up_at;
+    per_host_ = per_host;
+    deadline_ = std::chrono::steady_clock::now() + per_host;
 }
 
 void Session::send(const std::string& sql, const pq::Params& params, TimePoint reply_by) {
@@ -85,10 +87,17 @@ Session::Event Session::advance_request(short revents) {
     return Event::replied;
 }
 
-void Session::check_deadline(TimePoint now) const {
+void Session::check_deadline(TimePoint now) {
     if (now < deadline_) return;
-    if (status_ == Status::connecting)
-        throw ConnectionError("could not connect the " + label_ + " session in time");
+    if (status_ == Status::connecting) {
+        if (conn_.next_host()) {  // that host never answered: the DSN's next one
+            deadline_ = now + per_host_;
+            progress_ = pq::Connection::Progress::want_write;
+            return;
+        }
+        throw ConnectionError("could not connect the " + label_ + " session within " +
+                              format_duration(per_host_));
+    }
     if (status_ == Status::busy)
         throw ConnectionError("no reply from the server in time (" + label_ + " session)");
 }

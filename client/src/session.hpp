@@ -28,8 +28,10 @@ class Session {
     Status status() const { return status_; }
     bool idle() const { return status_ == Status::idle; }
 
-    // Starts a non-blocking connect (closing what was open). Throws ConnectionError.
-    void connect(const pq::ConnectParams& params, TimePoint give_up_at);
+    // Starts a non-blocking connect (closing what was open); each host of the
+    // DSN gets per_host to answer (libpq's non-blocking connect applies no
+    // connect_timeout). params must outlive the attempt. Throws ConnectionError.
+    void connect(pq::ConnectParams& params, std::chrono::milliseconds per_host);
     // Sends a request on an idle session. Throws ConnectionError.
     void send(const std::string& sql, const pq::Params& params, TimePoint reply_by);
     TimePoint sent_at() const { return sent_at_; }
@@ -44,8 +46,9 @@ class Session {
     pq::Result take_result() { return std::move(result_); }
     // When the connect or the reply is overdue (TimePoint::max() when none is due).
     TimePoint deadline() const { return deadline_; }
-    // Throws ConnectionError when deadline() has passed.
-    void check_deadline(TimePoint now) const;
+    // When deadline() has passed: a connect moves on to the DSN's next host,
+    // else throws ConnectionError (every host tried, or no reply in time).
+    void check_deadline(TimePoint now);
 
     int backend_pid() const { return status_ == Status::closed ? 0 : conn_.backend_pid(); }
     std::vector<std::pair<int, std::string>> notifications() { return conn_.take_notifications(); }
@@ -63,6 +66,7 @@ class Session {
     Status status_ = Status::closed;
     pq::Connection::Progress progress_ = pq::Connection::Progress::want_write;
     TimePoint deadline_ = TimePoint::max();
+    std::chrono::milliseconds per_host_{0};
     TimePoint sent_at_{};
     pq::Result result_;
 };
