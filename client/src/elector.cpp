@@ -60,7 +60,7 @@ const char* to_string(LossReason r) {
         case LossReason::deadline:
             return "no confirmed heartbeat before the deadline";
         case LossReason::connection_lost:
-            return "session lost";
+            return "connection lost";
     }
     return "?";
 }

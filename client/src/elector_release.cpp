@@ -66,7 +66,9 @@ void Elector::Impl::on_release_error(Session& s, const std::exception& e) {
     } else if (main.idle() || second.idle()) {
         guarded(main, [&] { try_release(); });  // the other session can send it now
     } else {
-        retry_at = std::min(due, Clock::now() + release_backoff.next());
+        const Duration delay = release_backoff.next();
+        retry_at = std::min(due, Clock::now() + delay);
+        if (ev.on_retry) ev.on_retry(e.what(), delay);
     }
 }
 

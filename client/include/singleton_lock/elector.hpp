@@ -95,6 +95,7 @@ struct ElectorEvents {
     std::function<void(LossReason, const std::string& detail)> on_lost;
     std::function<void(bool released)> on_released;  // false: could not confirm the release
     std::function<void()> on_wait_expired;
+    // A standby's connection, or a release after a lost session, is retried.
     std::function<void(const std::string& error, Duration retry_in)> on_retry;
     std::function<void(const std::string& error)> on_failed;
     std::function<void(const std::string& message)> on_warning;
