@@ -1,4 +1,4 @@
-// singleton-lock status / release --force.
+// singleton-lock status / release --force / pause / resume.
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -24,14 +24,15 @@ int status_command(const StatusArgs& args) {
                     args.name ? args.name->c_str() : "");
         return args.name ? exit_code::error : exit_code::ok;
     }
-    const std::vector<std::string> head = {"NAME",       "STATE",      "HOLDER",      "TOKEN",
-                                           "EXPIRES IN", "EXPIRES AT", "TTL",         "PID",
-                                           "TENURES",    "LAST ENDED", "ACQUIRED AT", "RENEWED AT"};
+    const std::vector<std::string> head = {
+        "NAME",    "STATE",      "HOLDER",      "TOKEN",      "EXPIRES IN", "EXPIRES AT",
+        "TTL",     "PID",        "PRIORITY",    "TENURES",    "LAST ENDED", "ACQUIRED AT",
+        "RENEWED AT", "PAUSED BY", "PAUSE REASON"};
     std::vector<std::vector<std::string>> table;
     for (const auto& r : rows)
         table.push_back({r.name, r.state, r.holder, r.token, r.expires_in, r.expires_at, r.ttl,
-                         r.holder_pid, r.transitions, r.last_transition, r.acquired_at,
-                         r.renewed_at});
+                         r.holder_pid, r.priority, r.transitions, r.last_transition,
+                         r.acquired_at, r.renewed_at, r.paused_by, r.paused_reason});
     std::vector<std::size_t> width(head.size());
     for (std::size_t c = 0; c < head.size(); ++c) {
         width[c] = head[c].size();
@@ -61,6 +62,53 @@ int release_command(const ReleaseArgs& args) {
     } catch (const Error& e) {
         std::fprintf(stderr, "singleton-lock release: %s\n", e.what());
         return exit_code::error;
+    }
+}
+
+}  // namespace singleton_lock::cli
+
+namespace singleton_lock::cli {
+
+namespace {
+
+// pause and resume: what an operator needs to know when the server refuses.
+int admin_error(const char* command, const Error& e) {
+    std::string hint;
+    if (dynamic_cast<const PermissionDeniedError*>(&e))
+        hint = " (pause and resume are for administrators: a superuser, the extension's owner, or "
+               "a role granted EXECUTE on singleton_pause(text, text) and singleton_resume(text))";
+    else if (dynamic_cast<const ExtensionMissingError*>(&e))
+        hint = " (pause and resume need extension version 1.1: ALTER EXTENSION singleton_lock "
+               "UPDATE)";
+    std::fprintf(stderr, "singleton-lock %s: %s%s\n", command, e.what(), hint.c_str());
+    return exit_code::error;
+}
+
+}  // namespace
+
+int pause_command(const PauseArgs& args) {
+    try {
+        const bool ended = pause(args.dsn, args.schema, args.name, args.reason);
+        std::printf("lease \"%s\" paused (%s); nobody leads until `singleton-lock resume`\n",
+                    args.name.c_str(),
+                    ended ? "its holder's tenure ended" : "nobody held it");
+        return exit_code::ok;
+    } catch (const Error& e) {
+        return admin_error("pause", e);
+    }
+}
+
+int resume_command(const PauseArgs& args) {
+    try {
+        if (resume(args.dsn, args.schema, args.name)) {
+            std::printf("lease \"%s\" resumed (handed to the best waiting standby, if any)\n",
+                        args.name.c_str());
+            return exit_code::ok;
+        }
+        std::printf("lease \"%s\" was not paused\n", args.name.c_str());
+        return exit_code::not_held;
+    } catch (const Error& e) {
+        return admin_error("resume", e);
     }
 }
 

@@ -8,6 +8,11 @@
 #include "singleton_lock/errors.hpp"
 #include "singleton_lock/timing.hpp"
 
+// The version is the extension's default_version (its control file), passed in by the build.
+#ifndef SINGLETON_LOCK_VERSION
+#error "SINGLETON_LOCK_VERSION must be defined by the build (meson.build reads the control file)"
+#endif
+
 namespace singleton_lock::cli {
 
 HealthAddr parse_health_addr(const std::string& text) {
@@ -47,6 +52,14 @@ CLI::App* add_run(CLI::App& app, RunArgs& r, RunText& t) {
     run->add_option("--health-addr", t.health,
                     "serve /livez /readyz /healthz /leader /metrics on HOST:PORT");
     run->add_option("--schema", r.schema, "schema of the extension (default: search_path)");
+    run->add_option("--priority", r.priority,
+                    "integer (default 0; extension 1.1): the highest waiting priority gets the "
+                    "lease, and a standby of higher priority than the leader's makes it step down")
+        ->capture_default_str();
+    run->add_flag("--warm", r.warm,
+                  "start COMMAND at once, while standby; it must wait for the line "
+                  "'leader TOKEN' on the descriptor SINGLETON_LOCK_LEADER_FD names before "
+                  "doing leader work");
     run->add_option("command", r.command, "COMMAND [ARGS...] (after --)")->required();
     return run;
 }
@@ -67,6 +80,21 @@ void add_release(CLI::App& app, ReleaseArgs& r, bool& force) {
         ->required();
     release->add_option("--dsn,-d", r.dsn, "libpq connection string or URI");
     release->add_option("--schema", r.schema, "schema of the extension");
+}
+
+CLI::App* add_pause(CLI::App& app, PauseArgs& p, bool resume) {
+    auto* cmd = resume ? app.add_subcommand("resume",
+                                            "end a pause: hand the lease to the best waiting "
+                                            "standby at once (administrators; extension 1.1)")
+                       : app.add_subcommand("pause",
+                                            "end the current tenure and let nobody lead until "
+                                            "resume (administrators; extension 1.1)");
+    cmd->add_option("--name,-n", p.name, "lease name")->required();
+    if (!resume)
+        cmd->add_option("--reason", p.reason, "why (shown by status and the view)")->required();
+    cmd->add_option("--dsn,-d", p.dsn, "libpq connection string or URI");
+    cmd->add_option("--schema", p.schema, "schema of the extension");
+    return cmd;
 }
 
 // Throws UsageError.
@@ -97,10 +125,11 @@ Parsed parse_args(int argc, const char* const* argv) {
     CLI::App app{
         "singleton-lock: run COMMAND only while holding a PostgreSQL singleton_lock lease"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", "singleton-lock 1.0");
+    app.set_version_flag("--version", "singleton-lock " SINGLETON_LOCK_VERSION);
     app.footer(
         "Exit codes: COMMAND's status (128+N if it died of signal N); 1 error; 2 usage error;\n"
-        "3 lease lost; 4 release --force found nothing to free; 75 --wait ran out;\n"
+        "3 lease lost; 4 release --force found nothing to free, resume found no pause;\n"
+        "75 --wait ran out;\n"
         "126/127 COMMAND not executable / not found; 128+N stopped by signal N while standby.");
     Parsed p;
     RunText text;
@@ -108,6 +137,8 @@ Parsed parse_args(int argc, const char* const* argv) {
     auto* run = add_run(app, p.run, text);
     auto* status = add_status(app, p.status);
     add_release(app, p.release, force);
+    auto* pause = add_pause(app, p.pause, false);
+    auto* resume = add_pause(app, p.pause, true);
     std::ostringstream out, err;
     try {
         app.parse(argc, argv);
@@ -123,6 +154,9 @@ Parsed parse_args(int argc, const char* const* argv) {
             check_run(p.run, text);
         } else if (status->parsed()) {
             p.kind = Parsed::Kind::status;
+        } else if (pause->parsed() || resume->parsed()) {
+            p.kind = pause->parsed() ? Parsed::Kind::pause : Parsed::Kind::resume;
+            if (p.pause.name.empty()) throw UsageError("--name must not be empty");
         } else {
             p.kind = Parsed::Kind::release;
             if (p.release.name.empty()) throw UsageError("--name must not be empty");

@@ -22,6 +22,8 @@ struct RunArgs {
     std::optional<Duration> grace;  // resolved: ttl/4 when not given
     std::optional<Duration> wait;   // nullopt: forever
     std::optional<HealthAddr> health;
+    int priority = 0;   // extension 1.1: the highest waiting priority leads; a higher one preempts
+    bool warm = false;  // COMMAND starts while standby; told on SINGLETON_LOCK_LEADER_FD when it leads
     std::vector<std::string> command;
 };
 
@@ -34,11 +36,17 @@ struct ReleaseArgs {
     std::string name, dsn, schema;
 };
 
+// pause (reason set) and resume (reason unused).
+struct PauseArgs {
+    std::string name, reason, dsn, schema;
+};
+
 struct Parsed {
-    enum class Kind { run, status, release, exit } kind = Kind::exit;
+    enum class Kind { run, status, release, pause, resume, exit } kind = Kind::exit;
     RunArgs run;
     StatusArgs status;
     ReleaseArgs release;
+    PauseArgs pause;  // pause and resume
     int exit_code = 0;  // Kind::exit: 0 after --help/--version, 2 on usage errors
     std::string out;    // Kind::exit: text for stdout (help)
     std::string err;    // Kind::exit: text for stderr (errors)

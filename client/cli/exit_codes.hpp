@@ -8,7 +8,7 @@ constexpr int error = 1;       // cannot connect (status/release), fatal server 
                                // (extension missing, permission denied, invalid name), I/O failure
 constexpr int usage = 2;       // bad command line
 constexpr int lease_lost = 3;  // run: the lease was lost while COMMAND ran
-constexpr int not_held = 4;    // release --force: there was no lease to free
+constexpr int not_held = 4;    // release --force: there was no lease to free; resume: not paused
 constexpr int wait_expired = 75;  // run: --wait ran out, COMMAND never started (EX_TEMPFAIL)
 constexpr int cannot_execute = 126;
 constexpr int not_found = 127;

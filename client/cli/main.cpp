@@ -1,4 +1,4 @@
-// singleton-lock: run | status | release --force
+// singleton-lock: run | status | release --force | pause | resume
 #include <cstdio>
 
 #include "args.hpp"
@@ -14,6 +14,10 @@ int main(int argc, char** argv) {
             return status_command(p.status);
         case Parsed::Kind::release:
             return release_command(p.release);
+        case Parsed::Kind::pause:
+            return pause_command(p.pause);
+        case Parsed::Kind::resume:
+            return resume_command(p.pause);
         case Parsed::Kind::exit:
             break;
     }

@@ -26,6 +26,7 @@ ElectorOptions elector_options(const RunArgs& a) {
     o.holder = a.holder;
     o.wait = a.wait;
     o.schema = a.schema;
+    o.priority = a.priority;
     o.second_session = true;
     return o;
 }
@@ -47,7 +48,8 @@ int timeout_ms(std::chrono::steady_clock::time_point wake) {
 Runner::Runner(const RunArgs& args, std::string command_path, int signal_fd)
     : args_(args), command_path_(std::move(command_path)), signal_fd_(signal_fd) {
     elector_ = std::make_unique<Elector>(elector_options(args_), elector_events());
-    command_env_ = command_environment(args_.name, elector_->options().holder);
+    args_.holder = elector_->options().holder;  // the same id for every tenure of this process
+    command_env_ = command_environment(args_.name, args_.holder);
     // A waiting standby hears from the server at least once per wait slice (1 s).
     const Timing& t = elector_->timing();
     status_ =
@@ -65,18 +67,34 @@ Runner::Runner(const RunArgs& args, std::string command_path, int signal_fd)
 // (handover latency). If that fails, they are forked at leadership.
 void Runner::prepare_supervisor() {
     try {
-        supervisor_.prepare(command_path_, args_.command, command_env_, elector_->timing().grace);
+        supervisor_.prepare(command_path_, args_.command, command_env_, elector_->timing().grace,
+                            args_.warm);
+        if (args_.warm) log("started COMMAND (warm standby) in process group " +
+                            std::to_string(supervisor_.command_pid()));
     } catch (const std::exception& e) {
         log(std::string("cannot fork the supervising process now (retried at leadership): ") +
             e.what());
     }
 }
 
+// After handing the lease to a standby of higher priority: a new elector (the
+// same holder id) and a new supervisor (a warm COMMAND starts afresh).
+void Runner::standby_again() {
+    log("stepped down; waiting as a standby again");
+    elector_ = std::make_unique<Elector>(elector_options(args_), elector_events());
+    phase_ = Phase::standby;
+    exit_code_ = exit_code::error;
+    lost_ = led_ = stepping_aside_ = false;
+    prepare_supervisor();
+    elector_->start();
+}
+
 int Runner::run() {
     const Timing& t = elector_->timing();
     log("waiting as " + elector_->options().holder + " (ttl " + format_duration(t.ttl) +
         ", grace " + format_duration(t.grace) + ", wait " +
-        (args_.wait ? format_duration(*args_.wait) : "forever") + ")");
+        (args_.wait ? format_duration(*args_.wait) : "forever") +
+        (args_.priority != 0 ? ", priority " + std::to_string(args_.priority) : "") + ")");
     elector_->start();
     while (phase_ != Phase::done) {
         refresh();
@@ -132,11 +150,18 @@ void Runner::on_signal(int sig) {
     switch (phase_) {
         case Phase::standby:
             stop_signal_ = sig;
-            log("received " + name + " as standby; exiting");
             elector_->stop();
+            if (!supervisor_.warm() || !supervisor_.prepared()) {
+                log("received " + name + " as standby; exiting");
+                return;
+            }
+            log("received " + name + " as standby; stopping the warm COMMAND (SIGKILL in " +
+                format_duration(elector_->timing().grace) + ")");
+            exit_after_command(exit_code::signal_base + sig, sig);
             return;
         case Phase::running:
         case Phase::stopping:
+            signalled_ = true;
             log("forwarded " + name + " to COMMAND; SIGKILL in " +
                 format_duration(elector_->timing().grace) + " if it is still running");
             begin_stopping(sig);

@@ -6,12 +6,19 @@
 //      │                   └─lost / SIGTERM─> stopping ─ended────┘
 //      └─SIGTERM, --wait ran out, fatal error──────────────────────────────> done
 //
-// standby:   the elector waits for the lease; the supervisor is pre-forked.
+// standby:   the elector waits for the lease; the supervisor is pre-forked
+//            (with --warm, COMMAND already runs and waits for its leader line).
 // running:   COMMAND runs; the supervisor's watchdog follows every heartbeat.
-// stopping:  COMMAND's group got a signal (forwarded, or SIGTERM on loss); the
-//            supervisor SIGKILLs everything left at the end of the grace.
+// stopping:  COMMAND's group got a signal (forwarded, SIGTERM on loss or on a
+//            step-down request); the supervisor SIGKILLs everything left at the
+//            end of the grace.
 // releasing: COMMAND and every descendant are reaped: now the lease is released.
+//            After a step-down (a standby of higher priority asked for the
+//            lease) the release hands it over and a new elector starts: standby.
 // done:      the exit code is known.
+//
+// --warm as standby: a signal, or COMMAND's own end, goes through stopping to
+// done (nothing to release).
 #pragma once
 
 #include <poll.h>
@@ -44,11 +51,14 @@ class Runner {
     // elector events
     void on_leader(const LeaseInfo& lease);
     void on_lost(LossReason reason, const std::string& detail);
+    void on_step_down_requested();
     void on_retry(const std::string& error, Duration retry_in);
     // transitions
     void start_command(std::int64_t token);
     void begin_stopping(int sig);
     void begin_releasing();
+    void standby_again();
+    void exit_after_command(int exit_code, int sig);
     void finish(int exit_code);
     // inputs
     void read_signals();
@@ -74,6 +84,10 @@ class Runner {
     int exit_code_ = 1;
     int stop_signal_ = 0;                            // the signal that stopped a standby
     bool lost_ = false;                              // the lease was lost while COMMAND ran
+    bool led_ = false;            // COMMAND was told it leads (this tenure)
+    bool stepping_aside_ = false;  // stopping COMMAND for a standby of higher priority
+    bool signalled_ = false;       // SIGTERM/SIGINT while COMMAND ran: exit after the release
+    bool exit_after_warm_ = false;  // a warm standby's COMMAND is being stopped: then exit
     TimePoint fallback_kill_at_ = TimePoint::max();  // stopping: the supervisor must have reported
     std::string last_retry_;
 };

@@ -41,11 +41,14 @@ ElectorEvents Runner::elector_events() {
     };
     ev.on_leader = [this](const LeaseInfo& l) { on_leader(l); };
     ev.on_lost = [this](LossReason r, const std::string& d) { on_lost(r, d); };
+    ev.on_step_down_requested = [this] { on_step_down_requested(); };
     ev.on_released = [this](bool ok) {
         log(ok ? "released"
                : "release not confirmed (the lease ends with its sessions or its TTL)");
     };
-    ev.on_wait_expired = [this] { log("--wait ran out; COMMAND not started"); };
+    ev.on_wait_expired = [this] {
+        log(args_.warm ? "--wait ran out; stopping the warm COMMAND" : "--wait ran out; COMMAND not started");
+    };
     ev.on_retry = [this](const std::string& e, Duration in) { on_retry(e, in); };
     ev.on_failed = [this](const std::string& e) { log("giving up: " + e); };
     ev.on_warning = [this](const std::string& m) { log("warning: " + m); };
@@ -73,6 +76,16 @@ void Runner::on_lost(LossReason reason, const std::string& detail) {
     }
 }
 
+// A standby of higher priority asks for the lease: stop COMMAND as on SIGTERM;
+// the release then hands the lease to that standby, and we wait as a standby.
+void Runner::on_step_down_requested() {
+    if (phase_ != Phase::running) return;  // already stopping: the release follows anyway
+    log("a standby of higher priority asks for the lease: stopping COMMAND (SIGTERM now, SIGKILL "
+        "in " + format_duration(elector_->timing().grace) + "), then handing the lease over");
+    stepping_aside_ = true;
+    begin_stopping(SIGTERM);
+}
+
 void Runner::on_retry(const std::string& error, Duration retry_in) {
     if (error != last_retry_)
         log("database unavailable (" + error + "); retrying in " + format_duration(retry_in));
@@ -96,9 +109,12 @@ void Runner::start_command(std::int64_t token) {
         return;
     }
     phase_ = Phase::running;
-    log("started COMMAND" + (supervisor_.command_pid() > 0
-                                 ? " in process group " + std::to_string(supervisor_.command_pid())
-                                 : std::string()));
+    led_ = true;
+    const std::string group = supervisor_.command_pid() > 0
+                                  ? " in process group " + std::to_string(supervisor_.command_pid())
+                                  : std::string();
+    log(supervisor_.warm() ? "told the warm COMMAND" + group + " it leads"
+                           : "started COMMAND" + group);
 }
 
 void Runner::begin_stopping(int sig) {
@@ -112,6 +128,11 @@ void Runner::begin_stopping(int sig) {
 // COMMAND and every process of its tree are gone: only now may the lease go.
 void Runner::on_command_ended(const CommandReport& report) {
     log("COMMAND " + describe(report));
+    if (!led_) {  // a warm standby's COMMAND: nothing to release
+        elector_->stop();
+        fallback_kill_at_ = TimePoint::max();
+        return finish(exit_after_warm_ ? exit_code_ : exit_code_of(report.status));
+    }
     if (report.watchdog_fired) lost_ = true;
     exit_code_ = lost_ ? exit_code::lease_lost : exit_code_of(report.status);
     fallback_kill_at_ = TimePoint::max();
@@ -125,17 +146,17 @@ void Runner::begin_releasing() {
 
 void Runner::on_elector_terminal() {
     switch (phase_) {
-        case Phase::standby:
-            switch (elector_->state()) {
-                case State::wait_expired:
-                    return finish(exit_code::wait_expired);
-                case State::stopped:
-                    return finish(stop_signal_ > 0 ? exit_code::signal_base + stop_signal_
-                                                   : exit_code::error);
-                default:
-                    return finish(exit_code::error);
-            }
+        case Phase::standby: {
+            int code = exit_code::error;
+            if (elector_->state() == State::wait_expired) code = exit_code::wait_expired;
+            if (elector_->state() == State::stopped && stop_signal_ > 0)
+                code = exit_code::signal_base + stop_signal_;
+            if (supervisor_.warm() && supervisor_.prepared())
+                return exit_after_command(code, SIGTERM);  // the warm COMMAND goes first
+            return finish(code);
+        }
         case Phase::releasing:
+            if (stepping_aside_ && !lost_ && !signalled_) return standby_again();
             return finish(exit_code_);
         case Phase::running:  // (the elector never ends while COMMAND runs)
             lost_ = true;
@@ -144,6 +165,14 @@ void Runner::on_elector_terminal() {
         case Phase::done:
             return;
     }
+}
+
+// A warm standby's COMMAND is stopped (sig, SIGKILL at the end of the grace)
+// before the process exits with exit_code.
+void Runner::exit_after_command(int exit_code, int sig) {
+    exit_code_ = exit_code;
+    exit_after_warm_ = true;
+    begin_stopping(sig);
 }
 
 void Runner::finish(int exit_code) {

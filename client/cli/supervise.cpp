@@ -1,5 +1,6 @@
 #include "supervise.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -31,15 +32,17 @@ std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
 
 // SINGLETON_LOCK_TOKEN goes into this process's own copy of the environment, then exec.
 [[noreturn]] void exec_command(const CommandImage& c, std::int64_t token) {
-    char digits[token_digits];
-    unsigned n = 0;
-    std::uint64_t v = token < 0 ? 0 : static_cast<std::uint64_t>(token);
-    do {
-        digits[n++] = static_cast<char>('0' + v % 10);
-        v /= 10;
-    } while (v != 0 && n < token_digits);
-    for (unsigned i = 0; i < n; ++i) c.token_slot[i] = digits[n - 1 - i];
-    c.token_slot[n] = '\0';
+    if (c.token_slot != nullptr) {
+        char digits[token_digits];
+        unsigned n = 0;
+        std::uint64_t v = token < 0 ? 0 : static_cast<std::uint64_t>(token);
+        do {
+            digits[n++] = static_cast<char>('0' + v % 10);
+            v /= 10;
+        } while (v != 0 && n < token_digits);
+        for (unsigned i = 0; i < n; ++i) c.token_slot[i] = digits[n - 1 - i];
+        c.token_slot[n] = '\0';
+    }
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -68,8 +71,8 @@ void close_all_but(int a, int b, int c) {
 
 class SupervisingProcess {
   public:
-    SupervisingProcess(int link, const CommandImage& command, std::int64_t grace_ns)
-        : link_(link), command_(command), grace_ns_(grace_ns) {}
+    SupervisingProcess(int link, const CommandImage& command, std::int64_t grace_ns, bool warm)
+        : link_(link), command_(command), grace_ns_(grace_ns), warm_(warm) {}
     [[noreturn]] void run(int gate_r, int gate_w);
 
   private:
@@ -86,6 +89,7 @@ class SupervisingProcess {
     int sfd_ = -1;  // signalfd: SIGCHLD (and the signals we ignore)
     const CommandImage& command_;
     std::int64_t grace_ns_;
+    bool warm_;         // COMMAND runs before start(): its end is reported, a stop obeyed
     pid_t child_ = -1;  // COMMAND's process (before start: waiting for its token); leads its group
     bool started_ = false;
     bool stopping_ = false;
@@ -124,7 +128,9 @@ void SupervisingProcess::run(int gate_r, int gate_w) {
 }
 
 // COMMAND's child is forked now and waits on the gate for the token; EOF on
-// the gate (singleton-lock gone, or it gave up) makes it exit without running COMMAND.
+// the gate (singleton-lock gone, or it gave up) makes it exit without running
+// COMMAND. A warm COMMAND is exec'd at once, with the gate's read end as its
+// SINGLETON_LOCK_LEADER_FD (the same descriptor number as in singleton-lock).
 void SupervisingProcess::fork_waiting_child(int gate_r, int gate_w) {
     child_ = ::fork();
     if (child_ == 0) {
@@ -132,6 +138,8 @@ void SupervisingProcess::fork_waiting_child(int gate_r, int gate_w) {
         ::close(gate_w);
         ::close(link_);
         if (sfd_ >= 0) ::close(sfd_);
+        if (warm_ && ::fcntl(gate_r, F_SETFD, 0) == 0) exec_command(command_, 0);
+        if (warm_) ::_exit(126);
         std::int64_t token = 0;
         ssize_t n;
         do {
@@ -159,7 +167,7 @@ void SupervisingProcess::on_link() {
     }
     for (int i = 0; i < nfds; ++i) ::close(fds[i]);
     if (m.kind == link::Kind::deadline && !stopping_) deadline_ns_ = m.b;
-    if (m.kind == link::Kind::stop && started_) on_stop(m.value);
+    if (m.kind == link::Kind::stop && (started_ || warm_)) on_stop(m.value);
 }
 
 void SupervisingProcess::on_start(const link::Message& m) {
@@ -180,7 +188,7 @@ void SupervisingProcess::on_start(const link::Message& m) {
 }
 
 void SupervisingProcess::on_stop(int sig) {
-    if (sig > 0 && sig < 65) ::kill(-child_, sig);
+    if (child_ > 0 && sig > 0 && sig < 65) ::kill(-child_, sig);
     if (!stopping_) {
         stopping_ = true;
         kill_ns_ = saturating_add(monotonic_ns(), grace_ns_);
@@ -189,7 +197,7 @@ void SupervisingProcess::on_stop(int sig) {
 
 void SupervisingProcess::on_child_ended() {
     if (child_ <= 0 || !reaper::reap_ended(child_)) return;  // (adopted orphans were reaped)
-    if (!started_) {
+    if (!started_ && !warm_) {
         // Died while waiting for its token: COMMAND never ran, unless "start" is
         // already queued (then the token was in its gate, and this is COMMAND's end).
         link::Message peek{};
@@ -238,8 +246,8 @@ void SupervisingProcess::end(bool report) {
 }  // namespace
 
 void supervise(int link, int gate_r, int gate_w, const CommandImage& command,
-               std::int64_t grace_ns) {
-    SupervisingProcess(link, command, grace_ns).run(gate_r, gate_w);
+               std::int64_t grace_ns, bool warm) {
+    SupervisingProcess(link, command, grace_ns, warm).run(gate_r, gate_w);
 }
 
 }  // namespace singleton_lock::cli

@@ -12,7 +12,8 @@
 namespace singleton_lock::cli {
 
 // Everything COMMAND's exec needs, built before the fork. token_slot points
-// into envp's SINGLETON_LOCK_TOKEN=... entry (room for 20 digits).
+// into envp's SINGLETON_LOCK_TOKEN=... entry (room for 20 digits); nullptr for
+// a warm COMMAND (it learns its token from SINGLETON_LOCK_LEADER_FD).
 struct CommandImage {
     const char* path;
     char* const* argv;
@@ -24,7 +25,9 @@ constexpr unsigned token_digits = 20;  // room for any int64
 
 // link: the socket to singleton-lock. gate_r/gate_w: the socketpair on which
 // COMMAND's pre-forked child waits for its token (-1: fork COMMAND at start).
+// warm: the child execs COMMAND at once instead, keeping gate_r (a pipe) open
+// as SINGLETON_LOCK_LEADER_FD; COMMAND's end, even before start, is reported.
 [[noreturn]] void supervise(int link, int gate_r, int gate_w, const CommandImage& command,
-                            std::int64_t grace_ns);
+                            std::int64_t grace_ns, bool warm);
 
 }  // namespace singleton_lock::cli

@@ -1,5 +1,6 @@
 #include "supervisor.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -48,24 +49,35 @@ int exit_code_of(int wait_status) {
 }
 
 void Supervisor::prepare(const std::string& path, const std::vector<std::string>& argv,
-                         const std::vector<std::string>& env, std::chrono::nanoseconds grace) {
+                         const std::vector<std::string>& env, std::chrono::nanoseconds grace,
+                         bool warm) {
     if (pid_ > 0) throw std::logic_error("Supervisor::prepare: already prepared");
+    int gate[2] = {-1, -1};  // without it the supervisor forks COMMAND's child at start
+    if (warm) {  // a pipe: COMMAND reads a line from it (a datagram would truncate short reads)
+        if (::pipe2(gate, O_CLOEXEC) != 0)
+            throw std::system_error(errno, std::generic_category(), "pipe");
+    } else if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gate) != 0) {
+        gate[0] = gate[1] = -1;
+    }
     // Everything the children need is built before the fork; the token's
     // digits are written into the children's copy of token_var.
     std::string token_var = "SINGLETON_LOCK_TOKEN=" + std::string(token_digits, '0');
+    const std::string leader_fd_var = "SINGLETON_LOCK_LEADER_FD=" + std::to_string(gate[0]);
     std::vector<char*> cargv, cenv;
     for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
     cargv.push_back(nullptr);
     for (const auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
-    cenv.push_back(token_var.data());
+    cenv.push_back(const_cast<char*>(warm ? leader_fd_var.c_str() : token_var.c_str()));
     cenv.push_back(nullptr);
     const CommandImage image{path.c_str(), cargv.data(), cenv.data(),
-                             token_var.data() + (token_var.size() - token_digits)};
+                             warm ? nullptr : token_var.data() + (token_var.size() - token_digits)};
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-        throw std::system_error(errno, std::generic_category(), "socketpair");
-    int gate[2] = {-1, -1};  // without it the supervisor forks COMMAND's child at start
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gate) != 0) gate[0] = gate[1] = -1;
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        const int e = errno;
+        for (int fd : gate)
+            if (fd >= 0) ::close(fd);
+        throw std::system_error(e, std::generic_category(), "socketpair");
+    }
     const pid_t pid = ::fork();
     if (pid < 0) {
         const int e = errno;
@@ -73,18 +85,20 @@ void Supervisor::prepare(const std::string& path, const std::vector<std::string>
             if (fd >= 0) ::close(fd);
         throw std::system_error(e, std::generic_category(), "fork");
     }
-    if (pid == 0) supervise(sv[1], gate[0], gate[1], image, grace.count());
+    if (pid == 0) supervise(sv[1], gate[0], gate[1], image, grace.count(), warm);
     ::close(sv[1]);
     if (gate[0] >= 0) ::close(gate[0]);
     pid_ = pid;
     link_ = sv[0];
     gate_ = gate[1];
     started_ = false;
+    warm_ = warm;
     report_.reset();
     const pid_t child = read_child_pid(link_);
-    if (child < 0) {
+    if (child < 0 || (warm && child == 0)) {
         discard();
-        throw std::runtime_error("the supervising process did not come up");
+        throw std::runtime_error(child < 0 ? "the supervising process did not come up"
+                                           : "the supervising process could not fork COMMAND");
     }
     command_pid_ = child;
 }
@@ -105,7 +119,12 @@ bool Supervisor::start(std::int64_t token, TimePoint watchdog_deadline,
 
 void Supervisor::close_gate(const std::int64_t* token) {
     if (gate_ < 0) return;
-    if (token) (void)!::send(gate_, token, sizeof *token, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (token && warm_) {  // one line into an empty pipe: never blocks, never partial
+        const std::string line = "leader " + std::to_string(*token) + "\n";
+        (void)!::write(gate_, line.data(), line.size());
+    } else if (token) {
+        (void)!::send(gate_, token, sizeof *token, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
     ::close(gate_);
     gate_ = -1;
 }
@@ -125,7 +144,7 @@ void Supervisor::extend(TimePoint watchdog_deadline) {
 }
 
 void Supervisor::stop(int sig) {
-    if (running()) (void)link::send(link_, {link::Kind::stop, sig, 0, 0});
+    if (running() || (warm_ && prepared())) (void)link::send(link_, {link::Kind::stop, sig, 0, 0});
 }
 
 void Supervisor::kill_supervisor() {
@@ -141,12 +160,18 @@ Supervisor::Event Supervisor::on_readable() {
         command_pid_ = m.value;
         return Event::none;
     }
-    if (prepared()) {  // it died before COMMAND ever started
+    if (prepared() && !warm_) {  // it died before COMMAND ever started
         discard();
         return Event::helper_lost;
     }
+    report_ = read_report(r, m);
+    collect_remains();
+    return Event::ended;
+}
+
+CommandReport Supervisor::read_report(int received, const link::Message& m) const {
     CommandReport rep;
-    if (r == 1 && m.kind == link::Kind::ended) {
+    if (received == 1 && m.kind == link::Kind::ended) {
         rep.status = m.value;
         rep.leftovers = static_cast<int>(m.a);
         rep.grace_ran_out = (m.b & link::killed_at_grace_end) != 0;
@@ -155,9 +180,7 @@ Supervisor::Event Supervisor::on_readable() {
         rep.status = SIGKILL;  // "killed by signal 9": it died without a report
         rep.supervisor_lost = true;
     }
-    report_ = rep;
-    collect_remains();
-    return Event::ended;
+    return rep;
 }
 
 // Reaps the supervising process, then kills and reaps whatever it left: its

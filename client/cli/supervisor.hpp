@@ -27,6 +27,12 @@
 // Watchdog: singleton-lock sends the latest deadline after every confirmed
 // heartbeat; if it passes (singleton-lock hangs), the supervisor SIGTERMs the
 // group itself and SIGKILLs everything at the end of the grace.
+//
+// Warm (--warm): the child execs COMMAND at once, while singleton-lock is a
+// standby, with the read end of a pipe as SINGLETON_LOCK_LEADER_FD; start()
+// writes "leader TOKEN\n" into it (after handing over the sockets, as above)
+// and closes it. Before start, stop() stops that COMMAND and its end is
+// reported like any other (on_readable() -> ended).
 #pragma once
 
 #include <sys/types.h>
@@ -36,6 +42,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "supervisor_link.hpp"
 
 namespace singleton_lock::cli {
 
@@ -58,10 +66,13 @@ class Supervisor {
     Supervisor& operator=(const Supervisor&) = delete;
 
     // Forks the supervising process (and its waiting COMMAND child) now; COMMAND
-    // runs only after start(). env: COMMAND's environment without
-    // SINGLETON_LOCK_TOKEN, which start() supplies. Throws std::system_error.
+    // runs only after start(), or at once when warm. env: COMMAND's environment
+    // without SINGLETON_LOCK_TOKEN (start() supplies it; a warm COMMAND gets
+    // SINGLETON_LOCK_LEADER_FD instead). Throws std::system_error, or
+    // std::runtime_error when it did not come up.
     void prepare(const std::string& path, const std::vector<std::string>& argv,
-                 const std::vector<std::string>& env, std::chrono::nanoseconds grace);
+                 const std::vector<std::string>& env, std::chrono::nanoseconds grace,
+                 bool warm = false);
     // Runs the prepared COMMAND with SINGLETON_LOCK_TOKEN=token, handing over the
     // database sockets. False when the supervising process is gone (discard()
     // and prepare() again).
@@ -77,22 +88,26 @@ class Supervisor {
     void kill_supervisor();
 
     bool prepared() const { return pid_ > 0 && !started_; }  // waiting for start()
+    bool warm() const { return warm_; }
     bool running() const { return started_ && !report_; }
     pid_t command_pid() const { return command_pid_; }  // COMMAND's pid = its group; 0 if unknown
     int fd() const { return running() || prepared() ? link_ : -1; }
     // Call when fd() is readable. ended: report() says how COMMAND ended; it and
-    // every descendant are gone. helper_lost: the prepared supervisor died.
+    // every descendant are gone (a warm COMMAND too, before start()).
+    // helper_lost: the prepared supervisor died (never when warm).
     Event on_readable();
     const std::optional<CommandReport>& report() const { return report_; }
 
   private:
     void close_gate(const std::int64_t* token);
     void collect_remains();
+    CommandReport read_report(int received, const link::Message& m) const;
     pid_t pid_ = -1;  // the supervising process
     pid_t command_pid_ = 0;
     int link_ = -1;
     int gate_ = -1;  // write end of the COMMAND child's gate, until start()
     bool started_ = false;
+    bool warm_ = false;
     std::optional<CommandReport> report_;
     TimePoint sent_deadline_{};
 };

@@ -24,7 +24,8 @@ std::vector<LeaseStatus> list_leases(const std::string& dsn, const std::string& 
     for (int i = 0; i < r.rows(); ++i) {
         rows.push_back(LeaseStatus{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3),
                                    r.text(i, 4), r.text(i, 5), r.text(i, 6), r.text(i, 7),
-                                   r.text(i, 8), r.text(i, 9), r.text(i, 10), r.text(i, 11)});
+                                   r.text(i, 8), r.text(i, 9), r.text(i, 10), r.text(i, 11),
+                                   r.text(i, 12), r.text(i, 13), r.text(i, 14)});
     }
     return rows;
 }
@@ -34,6 +35,24 @@ bool force_release(const std::string& dsn, const std::string& schema, const std:
     const Sql sql(schema);
     const auto r = conn.exec(sql.force_release, {name});
     return r.rows() == 1 && r.text(0, 0) == "t";
+}
+
+bool pause(const std::string& dsn, const std::string& schema, const std::string& name,
+           const std::string& reason) {
+    auto conn = connect_admin(dsn);
+    const auto r = conn.exec(Sql(schema).pause, {name, reason});
+    return r.rows() == 1 && r.text(0, 0) == "t";
+}
+
+bool resume(const std::string& dsn, const std::string& schema, const std::string& name) {
+    auto conn = connect_admin(dsn);
+    const auto r = conn.exec(Sql(schema).resume, {name});
+    return r.rows() == 1 && r.text(0, 0) == "t";
+}
+
+std::string server_version(const std::string& dsn, const std::string& schema) {
+    auto conn = connect_admin(dsn);
+    return conn.exec(Sql(schema).version, {}).text(0, 0);
 }
 
 }  // namespace singleton_lock

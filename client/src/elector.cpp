@@ -61,6 +61,8 @@ const char* to_string(LossReason r) {
             return "no confirmed heartbeat before the deadline";
         case LossReason::connection_lost:
             return "connection lost";
+        case LossReason::revoked:
+            return "the server ended the lease";
     }
     return "?";
 }
@@ -126,9 +128,14 @@ int timeout_ms(policy::TimePoint wake) {
 
 State Elector::Impl::run() {
     start();
-    bool stop_seen = false;
+    bool stop_seen = false, stepped_aside = false;
     while (!is_terminal(state)) {
         if (state == State::stepping_down) {  // on_lost has returned: the work has stopped
+            release();
+            continue;
+        }
+        if (step_down && !stepped_aside && state == State::leader) {
+            stepped_aside = true;  // on_step_down_requested has returned: hand the lease over
             release();
             continue;
         }
@@ -160,6 +167,7 @@ const ElectorOptions& Elector::options() const { return impl_->opt; }
 const Timing& Elector::timing() const { return impl_->timing; }
 State Elector::state() const { return impl_->state; }
 std::int64_t Elector::token() const { return impl_->state == State::leader ? impl_->token : 0; }
+bool Elector::step_down_requested() const { return impl_->step_down; }
 std::chrono::steady_clock::time_point Elector::step_down_at() const {
     return impl_->state == State::leader && impl_->timer.valid() ? impl_->timer.step_down_at()
                                                                  : policy::TimePoint::max();

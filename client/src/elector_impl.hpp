@@ -9,9 +9,14 @@
 //   lead/heartbeat -> stepping_down (lost; sessions kept) -> releasing -> done
 //   any standby phase --error--> backoff -> connecting
 //
+// While leading, a singleton_watch call (extension 1.1) is kept in flight
+// beside the phases above, on the second session (else on the main one between
+// heartbeats): it reports a step-down request or the lease's end at once.
+//
 // Split by concern: elector_standby.cpp (connect, acquire, bind),
-// elector_leader.cpp (heartbeats, loss), elector_release.cpp (release, stop),
-// elector_step.cpp (I/O dispatch, timers, poll set).
+// elector_leader.cpp (heartbeats, loss), elector_watch.cpp (the watch),
+// elector_release.cpp (release, stop), elector_step.cpp (I/O dispatch, timers,
+// poll set).
 #pragma once
 
 #include <poll.h>
@@ -80,6 +85,12 @@ struct Elector::Impl {
     bool awaiting_bind = false;
     bool awaiting_confirm = false;
     bool was_lost = false;
+    // The watch (elector_watch.cpp): the session it is in flight on, if any.
+    Session* watching = nullptr;
+    bool watch_supported = true;  // false: the server has no singleton_watch for us
+    bool watch_cancelled = false; // we cancelled it to send a release on its session
+    TimePoint watch_retry_at{};  // after a failed watch: not before this
+    bool step_down = false;       // a standby of higher priority asked for the lease
     std::int64_t token = 0;
     std::string expires_at;
     std::string seen_holder;
@@ -110,6 +121,13 @@ struct Elector::Impl {
     void leader_timers(TimePoint now);
     void notifications();
 
+    // --- the watch (elector_watch.cpp)
+    Session& watch_session() { return use_second ? second : main; }
+    void maybe_watch(TimePoint now);
+    void on_watch_reply(const pq::Result& r);
+    void on_watch_error(Session& s, const std::exception& e);
+    bool free_for_release(Session& s);
+
     // --- release and stop (elector_release.cpp)
     void release();
     void begin_release();
@@ -137,6 +155,7 @@ struct Elector::Impl {
     void check_deadlines(TimePoint now);
     int pollfds(pollfd* out) const;
     TimePoint next_wakeup() const;
+    TimePoint watch_wakeup() const;
     State run();
 };
 

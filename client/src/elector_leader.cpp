@@ -74,9 +74,10 @@ void Elector::Impl::leader_timers(TimePoint now) {
     if (timer.must_step_down(now)) {
         lose(LossReason::deadline, phase == Phase::heartbeat ? "heartbeat not confirmed in time"
                                                              : "no heartbeat confirmed in time");
-    } else if (phase == Phase::lead && (heartbeat_now || now >= next_heartbeat)) {
-        send_heartbeat();
+    } else if (phase == Phase::lead && (heartbeat_now || now >= next_heartbeat) && main.idle()) {
+        send_heartbeat();  // (with one session, after the watch in flight on it returned)
     }
+    if (phase == Phase::lead || phase == Phase::heartbeat) maybe_watch(now);
 }
 
 void Elector::Impl::notifications() {
@@ -88,6 +89,7 @@ void Elector::Impl::notifications() {
     for (const auto& [pid, payload] : main.notifications())
         if (pid != own && payload == opt.name)
             heartbeat_now = true;  // someone else changed our lease: check at once
+                                   // (the watch, when there is one, has reported it already)
 }
 
 }  // namespace singleton_lock

@@ -45,6 +45,8 @@ void Elector::Impl::try_release() {
             return;
         }
     }
+    // A session busy with nothing but the watch: cancelled, the release follows.
+    if (free_for_release(main) || free_for_release(second)) return;
     if (main.status() == Session::Status::connecting) return;
     // Neither session can send (broken, or a heartbeat hangs): a new connection.
     main.connect(params, host_timeout);  // (the release's own deadline bounds it all)
@@ -87,6 +89,8 @@ void Elector::Impl::release_timers(TimePoint now) {
 void Elector::Impl::finish(State s) {
     main.close();  // cancels what is still in flight
     second.close();
+    watching = nullptr;
+    watch_cancelled = false;
     phase = Phase::done;
     state = s;
     token = 0;

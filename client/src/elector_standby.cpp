@@ -47,8 +47,9 @@ void Elector::Impl::send_acquire() {
         first_attempt ? Duration::zero() : policy::wait_slice(timing, now, wait_until);
     waited = slice > Duration::zero();
     phase = Phase::acquire;
-    main.send(sql.acquire,
-              {opt.name, interval_literal(opt.ttl), opt.holder, interval_literal(slice)},
+    pq::Params args{opt.name, interval_literal(opt.ttl), opt.holder, interval_literal(slice)};
+    if (opt.priority != 0) args.push_back(std::to_string(opt.priority));
+    main.send(opt.priority != 0 ? sql.acquire_priority : sql.acquire, args,
               policy::reply_deadline(timing, now, slice));
 }
 
@@ -92,10 +93,11 @@ void Elector::Impl::begin_binding() {
     if (!waited) {
         timer.confirmed(sent);
     } else if (policy::lead_before_confirmation(timing, sent, now)) {
-        // Count from the acquire's send time; the confirming heartbeat goes out
-        // as soon as we lead and the count continues from it.
+        // Count from the acquire's send time (never later than the server's
+        // grant): that leaves a full heartbeat interval before the step-down
+        // point, so no confirming round trip is needed on the way to leading;
+        // the first heartbeat goes out on the usual schedule (send + ttl/3).
         timer.confirmed(sent);
-        heartbeat_now = true;
     } else {
         // A wait can outlast the TTL: confirm first, count from the confirmation.
         awaiting_confirm = true;
@@ -138,7 +140,11 @@ void Elector::Impl::on_standby_error(Session& s, const std::exception& e) {
     second.close();
     if (policy::recovery_for(e) == policy::Recovery::fatal) {
         finish(State::failed);
-        if (ev.on_failed) ev.on_failed(e.what());
+        std::string why = e.what();
+        if (opt.priority != 0 && dynamic_cast<const ExtensionMissingError*>(&e))
+            why = "a priority needs extension version 1.1 (ALTER EXTENSION singleton_lock "
+                  "UPDATE): " + why;
+        if (ev.on_failed) ev.on_failed(why);
     } else if (release_requested) {  // stop requested while (re)connecting
         finish(State::stopped);
     } else {

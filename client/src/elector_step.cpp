@@ -36,6 +36,11 @@ void Elector::Impl::io(Session& s, short revents) {
 
 void Elector::Impl::on_reply(Session& s, const pq::Result& r) {
     reconnect.working();
+    if (watching == &s) {
+        watching = nullptr;
+        on_watch_reply(r);
+        return;
+    }
     const bool on_main = &s == &main;
     switch (phase) {
         case Phase::connecting:
@@ -62,6 +67,14 @@ void Elector::Impl::on_reply(Session& s, const pq::Result& r) {
 }
 
 void Elector::Impl::on_error(Session& s, const std::exception& e) {
+    if (watching == &s) {
+        watching = nullptr;
+        if (dynamic_cast<const ConnectionError*>(&e) == nullptr) {
+            on_watch_error(s, e);
+            return;
+        }
+        watch_cancelled = false;  // a broken session: the phase's business
+    }
     if (ev.on_database_error) ev.on_database_error(e.what());
     switch (phase) {
         case Phase::backoff:
@@ -123,6 +136,13 @@ void Elector::Impl::check_deadlines(TimePoint now) {
     if (!is_terminal(state)) guarded(second, [&] { second.check_deadline(now); });
 }
 
+// When maybe_watch() will send a watch that waits out a retry delay.
+Elector::Impl::TimePoint Elector::Impl::watch_wakeup() const {
+    if (watching != nullptr || !watch_supported || step_down || watch_retry_at == TimePoint{})
+        return TimePoint::max();
+    return watch_retry_at;
+}
+
 int Elector::Impl::pollfds(pollfd* out) const {
     int n = 0;
     for (const Session* s : {&main, &second})
@@ -141,9 +161,11 @@ Elector::Impl::TimePoint Elector::Impl::next_wakeup() const {
         case Phase::binding:
             return sessions;
         case Phase::lead:
-            return heartbeat_now ? Clock::now() : std::min(next_heartbeat, timer.step_down_at());
+            if (heartbeat_now && main.idle()) return Clock::now();
+            return std::min({watching == &main ? TimePoint::max() : next_heartbeat,
+                             timer.step_down_at(), watch_wakeup()});
         case Phase::heartbeat:
-            return timer.step_down_at();
+            return std::min(timer.step_down_at(), watch_wakeup());
         case Phase::releasing:
             return std::min({due, retry_at, sessions});
         default:

@@ -24,7 +24,18 @@ Timing make_timing(Duration ttl, std::optional<Duration> grace) {
     t.heartbeat_interval = ttl / 3;
     t.safety_margin = std::min<Duration>(ttl / 10, seconds(1));
     t.heartbeat_retry = std::clamp<Duration>(ttl / 20, milliseconds(20), seconds(1));
-    t.wait_slice_max = seconds(1);
+    // A standby waits in slices short enough that a lease handed over at the
+    // very end of one still leaves a full heartbeat interval before the
+    // step-down point when counted from the slice's send time: it leads at
+    // once, without a confirming round trip (lead_before_confirmation). A
+    // release that lands between two slices (no registered waiter to hand the
+    // lease to: the standby takes it with a commit of its own) stays rare: the
+    // next slice goes out as soon as a reply arrives, a gap of one round trip.
+    const Duration room = t.ttl - t.grace - t.safety_margin - t.heartbeat_interval;
+    t.wait_slice_max = std::clamp<Duration>(room * 3 / 4, milliseconds(10), seconds(5));
+    // The leader's watch: re-issued at once when it runs out, so its length
+    // only bounds how long a dead second session can go unnoticed.
+    t.watch_wait = std::clamp<Duration>(ttl / 2, milliseconds(250), seconds(5));
     t.reply_slack = std::clamp<Duration>(ttl / 2, seconds(1), seconds(10));
     t.connect_timeout = std::clamp<Duration>(ttl / 2, seconds(2), seconds(30));
     // Long enough to reconnect through a server restart: until the release

@@ -102,6 +102,13 @@ void Session::check_deadline(TimePoint now) {
         throw ConnectionError("no reply from the server in time (" + label_ + " session)");
 }
 
+void Session::cancel() noexcept {
+    try {
+        if (status_ == Status::busy) conn_.cancel(kCancelWait);
+    } catch (...) {  // (out of memory: the request then ends by its own deadline)
+    }
+}
+
 void Session::close() noexcept {
     try {
         if (status_ == Status::busy) conn_.cancel(kCancelWait);

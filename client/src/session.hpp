@@ -53,6 +53,9 @@ class Session {
     int backend_pid() const { return status_ == Status::closed ? 0 : conn_.backend_pid(); }
     std::vector<std::pair<int, std::string>> notifications() { return conn_.take_notifications(); }
 
+    // Asks the server to cancel the request in flight (waiting for the cancel
+    // request itself at most ~200 ms); its reply or error arrives as usual.
+    void cancel() noexcept;
     // Cancels a request in flight (waiting for the cancel at most ~200 ms), then
     // closes the connection. Never throws.
     void close() noexcept;

@@ -15,6 +15,14 @@ struct Sql {
         // $1 name, $2 ttl, $3 holder, $4 wait
         acquire = "SELECT acquired, token, holder, expires_at FROM " + s +
                   "singleton_acquire($1, $2::interval, $3, $4::interval)";
+        // $5 priority (1.1; the call above works with 1.0 too)
+        acquire_priority = "SELECT acquired, token, holder, expires_at FROM " + s +
+                           "singleton_acquire($1, $2::interval, $3, $4::interval, $5::integer)";
+        // $1 name, $2 token, $3 wait (1.1)
+        watch = "SELECT " + s + "singleton_watch($1, $2::bigint, $3::interval)";
+        pause = "SELECT " + s + "singleton_pause($1, $2)";
+        resume = "SELECT " + s + "singleton_resume($1)";
+        version = "SELECT " + s + "singleton_lock_version()";
         // $1 name, $2 token, $3 ttl
         heartbeat = "SELECT " + s + "singleton_heartbeat($1, $2::bigint, $3::interval)";
         // $1 name, $2 token
@@ -28,11 +36,14 @@ struct Sql {
             "to_char(expires_at, 'YYYY-MM-DD HH24:MI:SS.MS TZ'), ttl::text, holder_pid::text, "
             "transitions::text, last_transition, "
             "CASE WHEN state = 'held' THEN date_trunc('milliseconds', expires_at - "
-            "clock_timestamp())::text END "
+            "clock_timestamp())::text END, "
+            // 1.1 columns, read so that a 1.0 view works too
+            "to_jsonb(v)->>'priority', to_jsonb(v)->>'paused_reason', to_jsonb(v)->>'paused_by' "
             "FROM " +
-            s + "singleton_leases WHERE $1::text IS NULL OR name = $1 ORDER BY name";
+            s + "singleton_leases v WHERE $1::text IS NULL OR name = $1 ORDER BY name";
     }
-    std::string acquire, heartbeat, bind, release, force_release, leases;
+    std::string acquire, acquire_priority, watch, heartbeat, bind, release, force_release, pause,
+        resume, version, leases;
     static constexpr const char* listen = "LISTEN singleton_lock";
 };
 

@@ -12,6 +12,14 @@
 // whichever session still works, or a new one), so the next leader starts in
 // milliseconds, never while the old work runs.
 //
+// Priorities (extension 1.1): a standby of higher priority than the leader's
+// asks it to step down. The leader learns it within milliseconds (a
+// singleton_watch call kept in flight on the second session, or on the main
+// session between heartbeats), reports on_step_down_requested and
+// step_down_requested(); once the application has stopped its work, release()
+// hands the lease to that standby in the release's own commit. The same watch
+// reports a force release or a pause at once (on_lost, LossReason::revoked).
+//
 // It never blocks on the database: all I/O is non-blocking, so it can be
 // driven by any poll() loop (pollfds()/next_wakeup()/step()) or by run().
 #pragma once
@@ -40,6 +48,13 @@ struct ElectorOptions {
     std::string holder;             // empty: default_holder_id()
     std::optional<Duration> wait;   // how long to wait as standby; nullopt: forever
     std::string schema;             // schema of the extension; empty: search_path
+    // Extension 1.1: among standbys the highest priority gets the lease (ties:
+    // the longest waiting); a standby of higher priority than the leader's asks
+    // it to step down. 0 works with extension 1.0 too.
+    int priority = 0;
+    // Leader: watch for step-down requests and for the lease ending
+    // (singleton_watch, extension 1.1; silently off with 1.0).
+    bool watch = true;
     bool listen = true;             // LISTEN singleton_lock: notice a force release at once
     // Bind the lease to a second session too (singleton_bind) before leading:
     // the lease is then orphaned only when both sessions are gone, so losing
@@ -77,6 +92,7 @@ enum class LossReason {
     refused,          // the heartbeat returned NULL (expired, taken over, force-released)
     deadline,         // no confirmed heartbeat in time: local deadline rule
     connection_lost,  // a session holding the lease broke
+    revoked,          // the server reports it ended: force release, pause or takeover (singleton_watch)
 };
 const char* to_string(LossReason r);
 
@@ -93,6 +109,10 @@ struct ElectorEvents {
     std::function<void(const LeaseInfo& current)> on_standby;  // holder changed while waiting
     std::function<void(const LeaseInfo& mine)> on_leader;
     std::function<void(LossReason, const std::string& detail)> on_lost;
+    // Leader: a standby of higher priority asks for the lease. Stop the work,
+    // then release(): the lease goes to that standby in the release's commit.
+    // run() releases as soon as this returns (stop the work inside it).
+    std::function<void()> on_step_down_requested;
     std::function<void(bool released)> on_released;  // false: could not confirm the release
     std::function<void()> on_wait_expired;
     // A standby's connection, or a release after a lost session, is retried.
@@ -119,6 +139,9 @@ class Elector {
     const Timing& timing() const;           // what the elector derived from ttl and grace
     State state() const;
     std::int64_t token() const;  // 0 unless leader
+    // Leader: a standby of higher priority asked for the lease (on_step_down_requested);
+    // stays true until the elector ends.
+    bool step_down_requested() const;
     // Leader: when the deadline rule fires (lease lost) unless a heartbeat is
     // confirmed before; time_point::max() when not leading. Stop acting by then.
     std::chrono::steady_clock::time_point step_down_at() const;

@@ -18,6 +18,7 @@ struct Timing {
     Duration safety_margin;       // min(ttl/10, 1s): scheduling, signal delivery, clock rates
     Duration heartbeat_retry;     // after a failed (but not refused) heartbeat
     Duration wait_slice_max;      // longest server-side wait of one acquire call
+    Duration watch_wait;          // longest server-side wait of one singleton_watch call
     Duration reply_slack;  // a request is given up when no reply came this long after it could have
     Duration connect_timeout;  // local bound on establishing a connection
     Duration release_timeout;  // how long a release (reconnecting if needed) may take

@@ -1,0 +1,83 @@
+// The leader's watch (extension 1.1): a singleton_watch call kept in flight on
+// the second session (idle otherwise), or on the main session between
+// heartbeats. It returns at once when a standby of higher priority asks for
+// the lease (step_down) or when the lease ends (lost: force release, pause,
+// takeover), else when its wait runs out (held), and is then sent again.
+// Nothing here waits for it: the deadline rule and the heartbeats go on beside it.
+#include "elector_impl.hpp"
+
+namespace singleton_lock {
+
+using policy::Clock;
+
+void Elector::Impl::maybe_watch(TimePoint now) {
+    if (!opt.watch || !watch_supported || step_down || watching != nullptr) return;
+    if ((phase != Phase::lead && phase != Phase::heartbeat) || now < watch_retry_at) return;
+    Session& s = watch_session();
+    if (!s.idle()) return;
+    Duration wait = timing.watch_wait;
+    if (&s == &main) {  // one session: watch until the next heartbeat is due
+        if (phase != Phase::lead || heartbeat_now) return;
+        const auto until_beat = std::chrono::duration_cast<Duration>(next_heartbeat - now);
+        if (until_beat < Duration(20)) return;  // the heartbeat first
+        wait = std::min(wait, until_beat);
+    }
+    guarded(s, [&] {
+        s.send(sql.watch, {opt.name, std::to_string(token), interval_literal(wait)},
+               now + wait + timing.reply_slack);
+        watching = &s;
+    });
+}
+
+void Elector::Impl::on_watch_reply(const pq::Result& r) {
+    if (watch_cancelled) {  // it returned before our cancel took effect
+        watch_cancelled = false;
+        if (phase == Phase::releasing && release_on == nullptr) try_release();
+        return;
+    }
+    if (phase != Phase::lead && phase != Phase::heartbeat) return;
+    const std::string outcome = r.rows() == 1 ? r.text(0, 0) : "";
+    if (outcome == "lost") {
+        lose(LossReason::revoked,
+             "singleton_watch: the lease is no longer held with our token (force release, pause "
+             "or takeover)");
+    } else if (outcome == "step_down" && !step_down) {
+        step_down = true;
+        if (ev.on_step_down_requested) ev.on_step_down_requested();
+    }
+    // "held": the wait ran out; the next watch goes out from the timers.
+}
+
+// Server errors only (a broken session is the phase's business).
+void Elector::Impl::on_watch_error(Session& s, const std::exception& e) {
+    if (watch_cancelled) {  // our own cancel, to send a release on this session
+        watch_cancelled = false;
+        if (phase == Phase::releasing && release_on == nullptr) try_release();
+        return;
+    }
+    if (ev.on_database_error) ev.on_database_error(e.what());
+    if (dynamic_cast<const ExtensionMissingError*>(&e) ||
+        dynamic_cast<const PermissionDeniedError*>(&e)) {
+        watch_supported = false;  // extension 1.0, or no EXECUTE on singleton_watch
+        if (ev.on_warning)
+            ev.on_warning(std::string("cannot watch the lease (") + e.what() +
+                          "): step-down requests are not noticed, a force release or pause only "
+                          "at the next heartbeat");
+        return;
+    }
+    (void)s;
+    watch_retry_at = Clock::now() + timing.heartbeat_retry;  // transient (a statement_timeout, ...)
+}
+
+// A session busy with nothing but our watch can send a release once the watch
+// is cancelled (try_release is called again when it returns).
+bool Elector::Impl::free_for_release(Session& s) {
+    if (watching != &s) return false;
+    if (!watch_cancelled) {
+        watch_cancelled = true;
+        s.cancel();
+    }
+    return true;
+}
+
+}  // namespace singleton_lock
