@@ -288,6 +288,8 @@ admin)
     echo "$out" | grep -q "admin-test-holder" || fail "status does not show the holder"
     echo "$out" | grep -q "held" || fail "status does not show the state"
     "$SL" status >/dev/null || fail "status (all leases) failed"
+    [ "$("$SL" --version)" = "singleton-lock $("${PSQL[@]}" -c 'SELECT singleton_lock_version()')" ] ||
+        fail "singleton-lock --version ($("$SL" --version)) disagrees with the server's extension"
     "$SL" run --name "$NAME" --ttl 1s --grace 500ms -- true 2>/dev/null; rc=$?
     [ "$rc" = 2 ] || fail "grace = ttl/2 gave $rc, expected usage error 2"
     "$SL" status --dsn "host=/nonexistent port=1" >/dev/null 2>&1; rc=$?
@@ -435,6 +437,146 @@ prefork)
     [ "$RC" = 0 ] || fail "d exited $RC"
     [ "$(lease_state)" = free ] || fail "lease not free at the end: $(lease_state)"
     info "COMMAND's environment (name, token, holder) with fresh and pre-forked helpers: ok"
+    ;;
+priority_step_down)
+    # A standby of higher priority makes the leader step down (SIGTERM to its
+    # COMMAND, then a release that hands it the lease); the old leader waits as a
+    # standby again. Equal and lower priorities never preempt.
+    leader_and_standby --ttl 5s --priority 1
+    start c --ttl 5s --priority 2
+    t0=$(now_ns)
+    wait_for 20 started c || fail "the standby of higher priority never led"
+    no_overlap c
+    info "standby of priority 2 started -> its COMMAND runs: $(( ($(cat "$TMP/c.started") - t0) / 1000000 )) ms (includes its start-up)"
+    logged a "a standby of higher priority asks for the lease" || fail "a did not log the step-down request"
+    wait_for 10 logged a "stepped down; waiting as a standby again" || fail "a did not become a standby again"
+    alive "$PID_a" || fail "a exited after stepping down"
+    dead "$(cat "$TMP/a.child")" || fail "a's COMMAND survived the step-down"
+    [ "$(token_of c)" -gt "$(token_of a)" ] || fail "token did not increase: $(token_of a) -> $(token_of c)"
+    started b && fail "the standby of equal priority (b) led"
+    # Now c (2) leads; a and b (1) wait and must not take it back.
+    wait_for 10 logged a "standby, held by" || fail "a never waited again"
+    sleep 0.5
+    alive "$PID_c" || fail "c died"
+    logged c "asks for the lease" && fail "a standby of lower priority preempted c"
+    [ "$(grep -c 'leader, token' "$TMP/a.log")" = 1 ] || fail "a led again while c lives"
+    info "equal and lower priorities did not preempt: ok"
+    kill -TERM "$PID_c" || fail "could not send SIGTERM to c"
+    reap "$PID_c"; [ "$RC" = 0 ] || fail "c exited $RC"
+    # One of the two (priority 1) takes over. (Ties go to the longest waiting
+    # acquire call, and standbys wait in slices: either may win.)
+    next_leader() { started b || [ "$(grep -c 'leader, token' "$TMP/a.log")" = 2 ]; }
+    wait_for 20 next_leader || fail "neither a nor b took over from c"
+    if started b; then no_overlap b; else no_overlap a; fi
+    kill -TERM "$PID_b" "$PID_a"; reap "$PID_b"; rc_b=$RC; reap "$PID_a"
+    [ "$RC" = 143 ] || [ "$rc_b" = 143 ] || fail "neither a nor b exited 143 as a standby ($RC, $rc_b)"
+    [ "$(lease_state)" = free ] || fail "lease not free at the end: $(lease_state)"
+    ;;
+pause_resume)
+    # pause ends the tenure (COMMAND stopped as on a lost lease, exit 3); no
+    # standby leads while paused; resume hands the lease to the waiting standby.
+    # Ordinary roles get a clear error.
+    leader_and_standby --ttl 5s
+    child=$(cat "$TMP/a.child")
+    t0=$(now_ns)
+    out=$("$SL" pause --name "$NAME" --reason "it maintenance") || fail "pause failed: $out"
+    echo "$out" | grep -q "tenure ended" || fail "pause said: $out"
+    wait_for 10 dead "$child" || fail "the leader's COMMAND survived the pause"
+    info "pause -> COMMAND stopped: $(ms_since "$t0") ms"
+    reap "$PID_a"; [ "$RC" = 3 ] || fail "the paused leader exited $RC, expected 3"
+    [ "$(lease_state)" = paused ] || fail "lease state $(lease_state), expected paused"
+    "$SL" status --name "$NAME" | grep -q "it maintenance" || fail "status does not show the reason"
+    sleep 0.5
+    started b && fail "a standby led while paused"
+    alive "$PID_b" || fail "the standby gave up while paused"
+    out=$("$SL" resume --name "$NAME") || fail "resume failed: $out"
+    wait_for 10 started b || fail "resume did not hand the lease to the standby"
+    no_overlap b
+    "$SL" resume --name "$NAME" >/dev/null; rc=$?
+    [ "$rc" = 4 ] || fail "resume of a lease not paused exited $rc, expected 4"
+    role="it_plain_$$"
+    "${PSQL[@]}" -c "CREATE ROLE $role LOGIN" || fail "cannot create role $role"
+    "$SL" pause --name "$NAME" --reason x --dsn "user=$role" 2>"$TMP/denied.err"; rc=$?
+    "$SL" resume --name "$NAME" --dsn "user=$role" 2>>"$TMP/denied.err"; rc2=$?
+    "${PSQL[@]}" -c "DROP ROLE $role"
+    [ "$rc" = 1 ] && [ "$rc2" = 1 ] || fail "pause/resume by an ordinary role exited $rc/$rc2, expected 1"
+    [ "$(grep -c 'for administrators' "$TMP/denied.err")" = 2 ] || fail "no clear error: $(cat "$TMP/denied.err")"
+    alive "$PID_b" || fail "the refused pause stopped the leader"
+    info "ordinary role: $(head -n1 "$TMP/denied.err")"
+    kill -TERM "$PID_b"; reap "$PID_b"; [ "$RC" = 0 ] || fail "b exited $RC"
+    ;;
+warm)
+    # --warm: COMMAND starts while standby and learns on SINGLETON_LOCK_LEADER_FD
+    # that it leads (one line "leader TOKEN"). The overlap check runs when it is
+    # told, not at boot. kill -9 of the leader, SIGTERM as standby, --wait
+    # running out and a COMMAND that exits as standby behave as without --warm.
+    cat >"$TMP/warm.sh" <<'WARM'
+#!/bin/bash
+dir="$1"; label="$2"
+echo $$ >"$dir/$label.child"
+echo "${SINGLETON_LOCK_TOKEN:-none} $SINGLETON_LOCK_LEADER_FD" >"$dir/$label.booted"
+[ "${3:-}" = exit_now ] && exit 9
+read -r word token <&"$SINGLETON_LOCK_LEADER_FD" || { echo eof >"$dir/$label.eof"; exit 0; }
+for f in "$dir"/*.child; do
+    case "$f" in "$dir/$label".*) continue ;; esac
+    [ -f "$dir/$(basename "$f" .child).started" ] || continue  # only processes that led
+    st=$(sed 's/.*) //' "/proc/$(cat "$f")/stat" 2>/dev/null | cut -c1)
+    [ -n "$st" ] && [ "$st" != Z ] && echo "$(cat "$f") ($f)" >>"$dir/$label.overlap"
+done
+echo "$SINGLETON_LOCK_NAME $token $SINGLETON_LOCK_HOLDER $word" >"$dir/$label.env"
+date +%s%N >"$dir/$label.started"
+trap 'exit 0' TERM
+while :; do sleep 0.05; done
+WARM
+    chmod +x "$TMP/warm.sh"
+    wstart() {  # LABEL [options...]
+        local label="$1"; shift
+        "$SL" run --name "$NAME" --warm "$@" -- "$TMP/warm.sh" "$TMP" "$label" ${WARM_ARG:-} \
+            2>"$TMP/$label.log" &
+        local pid=$!; PIDS+=("$pid"); eval "PID_$label=$pid"
+    }
+    booted() { [ -s "$TMP/$1.booted" ]; }
+    wstart a --ttl 5s
+    wait_for 20 started a || fail "the first warm instance never led"
+    [ "$(cut -d' ' -f4 <"$TMP/a.env")" = leader ] || fail "the leader line: $(cat "$TMP/a.env")"
+    wstart b --ttl 5s
+    wait_for 20 booted b || fail "the warm standby's COMMAND did not start while standby"
+    read -r tok fd <"$TMP/b.booted"
+    [ "$tok" = none ] && [ -n "$fd" ] || fail "warm COMMAND's environment: token '$tok', leader fd '$fd'"
+    wait_for 20 logged b "standby, held by" || fail "no standby b"
+    sleep 0.3
+    started b && fail "the warm standby was told it leads while a leads"
+    info "warm standby booted while standby, not told to lead: ok"
+    child=$(cat "$TMP/a.child")
+    t0=$(now_ns)
+    kill -KILL "$PID_a"; reap "$PID_a"; [ "$RC" = 137 ] || fail "a exited $RC"
+    wait_for 20 started b || fail "the warm standby was never told it leads"
+    no_overlap b
+    dead "$child" || fail "the killed leader's warm COMMAND is still alive"
+    [ "$(token_of b)" -gt "$(token_of a)" ] || fail "token did not increase"
+    info "kill -9 of the leader -> warm standby told it leads: $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms"
+    # SIGTERM as a warm standby: its COMMAND is stopped, exit 143; it never led.
+    wstart c --ttl 5s
+    wait_for 20 booted c || fail "c did not boot"
+    wait_for 20 logged c "standby, held by" || fail "no standby c"
+    cchild=$(cat "$TMP/c.child")
+    kill -TERM "$PID_c"; reap "$PID_c"
+    [ "$RC" = 143 ] || fail "a warm standby exited $RC after SIGTERM, expected 143"
+    dead "$cchild" || fail "the warm standby's COMMAND survived its SIGTERM"
+    started c && fail "c was told it leads"
+    # --wait runs out: exit 75, its COMMAND stopped.
+    wstart w --ttl 5s --wait 500ms
+    reap "$PID_w"; [ "$RC" = 75 ] || fail "--warm --wait 500ms exited $RC, expected 75"
+    dead "$(cat "$TMP/w.child")" || fail "the COMMAND of a warm standby whose wait ran out survived"
+    # A warm COMMAND that exits while standby: the wrapper exits with its status.
+    WARM_ARG=exit_now wstart x --ttl 5s
+    reap "$PID_x"; [ "$RC" = 9 ] || fail "a warm COMMAND that exited 9 as standby gave $RC"
+    # The lease is lost (force release): COMMAND stopped, exit 3, as without --warm.
+    bchild=$(cat "$TMP/b.child")
+    "$SL" release --name "$NAME" --force >/dev/null || fail "release --force failed"
+    reap "$PID_b"; [ "$RC" = 3 ] || fail "the warm leader exited $RC after a force release, expected 3"
+    dead "$bchild" || fail "the warm leader's COMMAND survived the lost lease"
+    info "SIGTERM as standby (143), --wait (75), COMMAND's own exit as standby (9), lost lease (3): ok"
     ;;
 *)
     echo "unknown case $CASE"; exit 2 ;;

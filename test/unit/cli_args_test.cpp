@@ -112,6 +112,54 @@ TEST(CliArgs, StatusAndRelease) {
     EXPECT_EQ(p.release.name, "bot");
 }
 
+TEST(CliArgs, PriorityAndWarm) {
+    Parsed p = parse({"run", "--name", "bot", "--", "true"});
+    ASSERT_EQ(p.kind, Parsed::Kind::run) << p.err;
+    EXPECT_EQ(p.run.priority, 0);
+    EXPECT_FALSE(p.run.warm);
+    p = parse({"run", "--name", "bot", "--priority", "20261205", "--warm", "--", "true"});
+    ASSERT_EQ(p.kind, Parsed::Kind::run) << p.err;
+    EXPECT_EQ(p.run.priority, 20261205);
+    EXPECT_TRUE(p.run.warm);
+    p = parse({"run", "--name", "bot", "--priority", "-3", "--", "true"});
+    ASSERT_EQ(p.kind, Parsed::Kind::run) << p.err;
+    EXPECT_EQ(p.run.priority, -3);
+    for (const char* bad : {"abc", "1.5", "99999999999", ""}) {
+        p = parse({"run", "--name", "bot", "--priority", bad, "--", "true"});
+        EXPECT_EQ(p.kind, Parsed::Kind::exit) << bad;
+        EXPECT_EQ(p.exit_code, exit_code::usage) << bad;
+        EXPECT_NE(p.err.find("--priority"), std::string::npos) << bad << ": " << p.err;
+    }
+}
+
+TEST(CliArgs, PauseAndResume) {
+    Parsed p = parse({"pause", "--name", "bot", "--reason", "db maintenance", "--dsn", "host=x"});
+    ASSERT_EQ(p.kind, Parsed::Kind::pause) << p.err;
+    EXPECT_EQ(p.pause.name, "bot");
+    EXPECT_EQ(p.pause.reason, "db maintenance");
+    EXPECT_EQ(p.pause.dsn, "host=x");
+    p = parse({"resume", "--name", "bot"});
+    ASSERT_EQ(p.kind, Parsed::Kind::resume) << p.err;
+    EXPECT_EQ(p.pause.name, "bot");
+    for (auto args : {std::initializer_list<const char*>{"pause", "--name", "bot"},
+                      {"pause", "--reason", "r"},
+                      {"resume"},
+                      {"resume", "--name", ""},
+                      {"resume", "--name", "bot", "--reason", "r"}}) {
+        p = parse(args);
+        EXPECT_EQ(p.kind, Parsed::Kind::exit);
+        EXPECT_EQ(p.exit_code, exit_code::usage);
+        EXPECT_FALSE(p.err.empty());
+    }
+}
+
+TEST(CliArgs, VersionIsTheExtensionsDefaultVersion) {
+    const Parsed p = parse({"--version"});
+    EXPECT_EQ(p.kind, Parsed::Kind::exit);
+    EXPECT_EQ(p.exit_code, 0);
+    EXPECT_EQ(p.out, std::string("singleton-lock ") + SINGLETON_LOCK_VERSION + "\n");
+}
+
 TEST(CliArgs, HealthAddr) {
     EXPECT_EQ(parse_health_addr("[::1]:9000").host, "::1");
     EXPECT_EQ(parse_health_addr("0.0.0.0:0").port, 0);

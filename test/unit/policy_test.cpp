@@ -23,7 +23,29 @@ TEST(Timing, DefaultsDeriveFromTtl) {
     EXPECT_EQ(t.grace, 2500ms);
     EXPECT_EQ(t.heartbeat_interval, 3333ms);
     EXPECT_EQ(t.safety_margin, 1s);
-    EXPECT_LE(t.wait_slice_max, 1s);
+    EXPECT_EQ(t.wait_slice_max, 2375ms);  // 3/4 of (ttl - grace - margin - heartbeat interval)
+    EXPECT_EQ(t.watch_wait, 5s);
+}
+
+// A standby's wait slice: a lease handed over at its very end (plus a slow
+// reply) still leads at once, without a confirming heartbeat on the way; and a
+// waiting standby hears from the server at least twice per ttl (/healthz).
+TEST(Timing, WaitSlicesNeverNeedAConfirmationFirst) {
+    const TimePoint sent{};
+    for (Duration ttl : {Duration(100), Duration(1000), Duration(2000), Duration(10000),
+                         Duration(60000), Duration(86400000)}) {
+        for (int g = 0; 2 * g < 100; g += 7) {
+            const Timing t = make_timing(ttl, ttl * g / 100);
+            EXPECT_GE(t.wait_slice_max, Duration(10)) << ttl.count() << " " << g;
+            EXPECT_LE(t.wait_slice_max, Duration(5000)) << ttl.count() << " " << g;
+            EXPECT_LE(2 * t.wait_slice_max, ttl) << ttl.count() << " " << g;
+            if (t.wait_slice_max > Duration(10)) {  // (the floor: grace near ttl/2 at 100 ms)
+                EXPECT_TRUE(lead_before_confirmation(
+                    t, sent, sent + t.wait_slice_max + t.wait_slice_max / 4))
+                    << ttl.count() << " " << g;
+            }
+        }
+    }
 }
 
 TEST(Timing, GraceMustStayBelowHalfTheTtl) {
@@ -180,9 +202,9 @@ TEST(WaitSlices, ForeverUsesFullSlices) {
 TEST(WaitSlices, LastSliceEndsExactlyAtTheWaitLimit) {
     const Timing t = make_timing(10s, std::nullopt);
     FakeClock clock;
-    const TimePoint until = clock.now + 2300ms;
-    EXPECT_EQ(wait_slice(t, clock.now, until), 1s);
-    clock.advance(2s);
+    const TimePoint until = clock.now + t.wait_slice_max + 300ms;
+    EXPECT_EQ(wait_slice(t, clock.now, until), t.wait_slice_max);
+    clock.advance(t.wait_slice_max);
     EXPECT_EQ(wait_slice(t, clock.now, until), 300ms);
     EXPECT_FALSE(wait_ran_out(clock.now, until));
     clock.advance(300ms);
