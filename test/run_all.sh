@@ -5,7 +5,8 @@
 #   unit        lease rules (no server), client policy (fake clock)
 #   client      integration tests of the library and `singleton-lock` (real server, processes)
 #   asan        the client's unit and integration tests under AddressSanitizer + UBSan
-#   scenarios   restart/promotion tokens, the rolling-deploy incident, a short chaos run
+#   scenarios   restart/promotion tokens, the rolling-deploy incident, a rolling upgrade with
+#               priorities, a short chaos run
 #
 # Prints one line per suite and "N passed, M failed" at the end; exits non-zero on any failure.
 set -uo pipefail
@@ -64,6 +65,7 @@ run_suite abandoned-calls test/scenarios/abandoned_calls.sh
 for scenario in test/scenarios/rolling_deploy.sh test/scenarios/pgbouncer.sh; do
   [ -x "$scenario" ] && run_suite "$(basename "$scenario" .sh)" "$scenario"
 done
+run_suite rolling-upgrade-priorities test/scenarios/rolling_upgrade.sh
 run_suite python-library-and-bot test/python/run.sh
 run_suite node-worker test/node/run.sh
 run_suite failover-streaming-async test/scenarios/failover_streaming.sh async
