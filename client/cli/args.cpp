@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <charconv>
 #include <sstream>
 
 #include "exit_codes.hpp"
@@ -35,8 +36,19 @@ namespace {
 
 // Durations and addresses as typed; checked after CLI11 has parsed.
 struct RunText {
-    std::string ttl = "10s", grace, wait = "forever", health;
+    std::string ttl = "10s", grace, wait = "forever", health, priority = "0";
 };
+
+// A whole number in the range of the SQL integer type. Throws UsageError.
+int parse_priority(const std::string& text) {
+    int value = 0;
+    const char* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc() || ptr != end)
+        throw UsageError("--priority must be a whole number from -2147483648 to 2147483647 (got '" +
+                         text + "')");
+    return value;
+}
 
 CLI::App* add_run(CLI::App& app, RunArgs& r, RunText& t) {
     auto* run = app.add_subcommand("run", "wait for the lease, then run COMMAND while holding it");
@@ -52,7 +64,7 @@ CLI::App* add_run(CLI::App& app, RunArgs& r, RunText& t) {
     run->add_option("--health-addr", t.health,
                     "serve /livez /readyz /healthz /leader /metrics on HOST:PORT");
     run->add_option("--schema", r.schema, "schema of the extension (default: search_path)");
-    run->add_option("--priority", r.priority,
+    run->add_option("--priority", t.priority,
                     "integer (default 0; extension 1.1): the highest waiting priority gets the "
                     "lease, and a standby of higher priority than the leader's makes it step down")
         ->capture_default_str();
@@ -108,6 +120,7 @@ void check_run(RunArgs& r, const RunText& t) {
         throw UsageError(std::string("--ttl/--grace: ") + e.what());
     }
     if (!t.health.empty()) r.health = parse_health_addr(t.health);
+    r.priority = parse_priority(t.priority);
     if (r.name.empty()) throw UsageError("--name must not be empty");
 }
 

@@ -31,6 +31,10 @@ ElectorOptions elector_options(const RunArgs& a) {
     return o;
 }
 
+// How long the sessions (and the backends) of a released lease outlive the
+// release: the next leader's start-up does not share the CPUs with their exits.
+constexpr std::chrono::milliseconds kCloseAfterRelease{50};
+
 // /livez fails when the loop has not gone round for this long (it wakes at
 // least once a second; nothing in it blocks for long).
 constexpr Duration kStuckAfter = std::chrono::seconds(10);
@@ -81,6 +85,8 @@ void Runner::prepare_supervisor() {
 // same holder id) and a new supervisor (a warm COMMAND starts afresh).
 void Runner::standby_again() {
     log("stepped down; waiting as a standby again");
+    retired_ = std::move(elector_);  // its sessions close a little later (kCloseAfterRelease)
+    retired_until_ = std::chrono::steady_clock::now() + kCloseAfterRelease;
     elector_ = std::make_unique<Elector>(elector_options(args_), elector_events());
     phase_ = Phase::standby;
     exit_code_ = exit_code::error;
@@ -103,6 +109,11 @@ int Runner::run() {
         timers();
     }
     status_->set_leader(false, 0);
+    // After a release the elector keeps its sessions: their backends exit only
+    // now, when the next leader has started (they would compete for the CPU).
+    const State end = elector_->state();
+    if (end == State::released || end == State::lost) ::usleep(kCloseAfterRelease.count() * 1000);
+    elector_->stop();
     return exit_code_;
 }
 
@@ -111,6 +122,7 @@ int Runner::poll_once() {
     const int n = elector_->pollfds(fds + 2);
     // At least once a second, so that /livez sees the loop go round.
     const TimePoint wake = std::min({elector_->next_wakeup(), fallback_kill_at_,
+                                     retired_ ? retired_until_ : TimePoint::max(),
                                      std::chrono::steady_clock::now() + std::chrono::seconds(1)});
     if (::poll(fds, static_cast<nfds_t>(2 + n), timeout_ms(wake)) < 0 && errno != EINTR) {
         log(std::string("poll: ") + std::strerror(errno));
@@ -133,6 +145,7 @@ void Runner::refresh() {
 }
 
 void Runner::timers() {
+    if (retired_ && std::chrono::steady_clock::now() >= retired_until_) retired_.reset();
     if (phase_ != Phase::stopping || std::chrono::steady_clock::now() < fallback_kill_at_) return;
     fallback_kill_at_ = TimePoint::max();
     log("the supervising process did not report by the end of the grace: killing it");

@@ -76,6 +76,8 @@ class Runner {
     std::string command_path_;
     int signal_fd_;
     std::unique_ptr<Elector> elector_;
+    std::unique_ptr<Elector> retired_;  // stepped down: closes its sessions at retired_until_
+    TimePoint retired_until_{};
     std::vector<std::string> command_env_;
     Supervisor supervisor_;
     std::unique_ptr<RunStatus> status_;  // read by the health endpoint's thread

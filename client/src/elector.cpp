@@ -12,6 +12,7 @@
 #include <climits>
 #include <cstdio>
 #include <random>
+#include <thread>
 
 #include "elector_impl.hpp"
 
@@ -113,10 +114,14 @@ Elector::Impl::Impl(ElectorOptions o, ElectorEvents e)
       timer(timing) {}
 
 Elector::Impl::~Impl() {
+    close_all();
     if (stop_fd >= 0) ::close(stop_fd);
 }
 
 namespace {
+
+// How long run() keeps the sessions after a confirmed release (Elector::release()).
+constexpr Duration kCloseAfterRelease{30};
 
 int timeout_ms(policy::TimePoint wake) {
     if (wake == policy::TimePoint::max()) return -1;
@@ -155,6 +160,10 @@ State Elector::Impl::run() {
             if (is_terminal(state)) break;
         }
         step(fds, n);
+    }
+    if (state == State::released) {  // the sessions were kept: see Elector::release()
+        std::this_thread::sleep_for(kCloseAfterRelease);
+        close_all();
     }
     return state;
 }

@@ -49,7 +49,7 @@ struct Elector::Impl {
     using TimePoint = policy::TimePoint;
 
     Impl(ElectorOptions o, ElectorEvents e);
-    ~Impl();
+    ~Impl();  // (the sessions close with their members: kept after a release until then or stop())
 
     // --- configuration
     Timing timing;
@@ -91,6 +91,7 @@ struct Elector::Impl {
     bool watch_cancelled = false; // we cancelled it to send a release on its session
     TimePoint watch_retry_at{};  // after a failed watch: not before this
     bool step_down = false;       // a standby of higher priority asked for the lease
+    bool warming_watch = false;   // the second session's singleton_watch warm-up is in flight
     std::int64_t token = 0;
     std::string expires_at;
     std::string seen_holder;
@@ -101,6 +102,7 @@ struct Elector::Impl {
     void begin_connect();
     void on_connected();
     void on_warmed_up();
+    void on_watch_warmed(const std::exception* error);
     void send_acquire();
     void on_acquire_reply(const pq::Result& r);
     void on_standby_reply(const pq::Result& r);
@@ -127,6 +129,7 @@ struct Elector::Impl {
     void on_watch_reply(const pq::Result& r);
     void on_watch_error(Session& s, const std::exception& e);
     bool free_for_release(Session& s);
+    bool disable_watch_if_unsupported(const std::exception& e);
 
     // --- release and stop (elector_release.cpp)
     void release();
@@ -135,7 +138,8 @@ struct Elector::Impl {
     void on_release_reply(const pq::Result& r);
     void on_release_error(Session& s, const std::exception& e);
     void release_timers(TimePoint now);
-    void finish(State s);
+    void finish(State s, bool close_sessions = true);
+    void close_all();
     void stop();
 
     // --- the step (elector_step.cpp)

@@ -25,7 +25,25 @@ void Elector::Impl::begin_connect() {
     (use_second ? second : main).connect(params, host_timeout);
 }
 
-void Elector::Impl::on_warmed_up() { main.connect(params, host_timeout); }
+// The second session warmed up with singleton_bind; now singleton_watch too
+// (its first call in a backend costs milliseconds of catalog lookups, which
+// would otherwise fall right at leadership), while the main session connects.
+void Elector::Impl::on_warmed_up() {
+    if (opt.watch && watch_supported) {
+        second.send(sql.watch, {opt.name, "0", "0"}, Clock::now() + timing.reply_slack);
+        warming_watch = true;
+    }
+    main.connect(params, host_timeout);
+}
+
+// The watch's warm-up returned (result or error): nothing to do but, if the
+// lease came first, the bind that waited for the session.
+void Elector::Impl::on_watch_warmed(const std::exception* error) {
+    warming_watch = false;
+    if (error) disable_watch_if_unsupported(*error);
+    if (phase == Phase::binding && awaiting_bind && second.idle())
+        second.send(sql.bind, {opt.name, std::to_string(token)}, Clock::now() + timing.reply_slack);
+}
 
 void Elector::Impl::on_connected() {
     last_contact = Clock::now();
@@ -104,7 +122,7 @@ void Elector::Impl::begin_binding() {
         main.send(sql.heartbeat, {opt.name, std::to_string(token), interval_literal(opt.ttl)},
                   now + timing.reply_slack);
     }
-    if (use_second)
+    if (use_second && !warming_watch)  // (else sent when the warm-up returns)
         second.send(sql.bind, {opt.name, std::to_string(token)}, now + timing.reply_slack);
     maybe_lead();
 }
@@ -138,6 +156,7 @@ void Elector::Impl::on_standby_error(Session& s, const std::exception& e) {
     token = 0;
     main.close();  // cancels what is in flight: an abandoned acquire must not run on
     second.close();
+    warming_watch = false;
     if (policy::recovery_for(e) == policy::Recovery::fatal) {
         finish(State::failed);
         std::string why = e.what();

@@ -41,6 +41,7 @@ void Elector::Impl::on_reply(Session& s, const pq::Result& r) {
         on_watch_reply(r);
         return;
     }
+    if (&s == &second && warming_watch) return on_watch_warmed(nullptr);
     const bool on_main = &s == &main;
     switch (phase) {
         case Phase::connecting:
@@ -74,6 +75,10 @@ void Elector::Impl::on_error(Session& s, const std::exception& e) {
             return;
         }
         watch_cancelled = false;  // a broken session: the phase's business
+    }
+    if (&s == &second && warming_watch) {
+        if (dynamic_cast<const ConnectionError*>(&e) == nullptr) return on_watch_warmed(&e);
+        warming_watch = false;  // a broken session: the phase's business
     }
     if (ev.on_database_error) ev.on_database_error(e.what());
     switch (phase) {
@@ -145,6 +150,7 @@ Elector::Impl::TimePoint Elector::Impl::watch_wakeup() const {
 
 int Elector::Impl::pollfds(pollfd* out) const {
     int n = 0;
+    if (phase == Phase::done) return 0;  // (sessions kept after a release are not polled)
     for (const Session* s : {&main, &second})
         if (s->fd() >= 0) out[n++] = pollfd{s->fd(), s->events(), 0};
     return n;

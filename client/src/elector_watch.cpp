@@ -56,17 +56,21 @@ void Elector::Impl::on_watch_error(Session& s, const std::exception& e) {
         return;
     }
     if (ev.on_database_error) ev.on_database_error(e.what());
-    if (dynamic_cast<const ExtensionMissingError*>(&e) ||
-        dynamic_cast<const PermissionDeniedError*>(&e)) {
-        watch_supported = false;  // extension 1.0, or no EXECUTE on singleton_watch
-        if (ev.on_warning)
-            ev.on_warning(std::string("cannot watch the lease (") + e.what() +
-                          "): step-down requests are not noticed, a force release or pause only "
-                          "at the next heartbeat");
-        return;
-    }
+    if (disable_watch_if_unsupported(e)) return;
     (void)s;
     watch_retry_at = Clock::now() + timing.heartbeat_retry;  // transient (a statement_timeout, ...)
+}
+
+bool Elector::Impl::disable_watch_if_unsupported(const std::exception& e) {
+    if (!dynamic_cast<const ExtensionMissingError*>(&e) &&
+        !dynamic_cast<const PermissionDeniedError*>(&e))
+        return false;
+    watch_supported = false;  // extension 1.0, or no EXECUTE on singleton_watch
+    if (ev.on_warning)
+        ev.on_warning(std::string("cannot watch the lease (") + e.what() +
+                      "): step-down requests are not noticed, a force release or pause only at "
+                      "the next heartbeat");
+    return true;
 }
 
 // A session busy with nothing but our watch can send a release once the watch

@@ -109,6 +109,12 @@ void Session::cancel() noexcept {
     }
 }
 
+void Session::abandon() noexcept {
+    conn_.close();
+    status_ = Status::closed;
+    deadline_ = TimePoint::max();
+}
+
 void Session::close() noexcept {
     try {
         if (status_ == Status::busy) conn_.cancel(kCancelWait);

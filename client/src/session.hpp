@@ -59,6 +59,10 @@ class Session {
     // Cancels a request in flight (waiting for the cancel at most ~200 ms), then
     // closes the connection. Never throws.
     void close() noexcept;
+    // Closes the connection without cancelling: for a request that may run on
+    // harmlessly (a watch: it writes nothing, and the server ends it as soon as
+    // it sees the connection closed), saving the cancel's new connection.
+    void abandon() noexcept;
 
   private:
     Event advance_connect();

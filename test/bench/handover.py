@@ -1,7 +1,17 @@
 #!/usr/bin/env python3
-"""Handover benchmark driver: real `singleton-lock run` processes (test/bench/handover.sh).
+"""Handover benchmark driver: real `singleton-lock run` processes (test/bench/handover.sh),
+and the same faults on peer libraries in the same run.
 
 usage: handover.py CLI SERVICE DSN WORKDIR RESULTS
+
+Implementations ("impls"), each a leader-elected service started twice (leader,
+standby) and faulted the same way (graceful SIGTERM, kill -9):
+  ours      singleton-lock run -- handover_service (the COMMAND is exec'd: the
+            handover ends when the new COMMAND process runs)
+  raw       peer_advisory.c: a session pg_advisory_lock in C (libpq), the floor
+  advlock   npm advisory-lock (peers/peer.js)
+  pubsub    npm @imqueue/pg-pubsub, singleListener (peers/peer.js)
+For the peers the handover ends when the new holder's code runs (in-process).
 
 Appends key=value lines to RESULTS (read by report.py) and writes one sample
 file per measurement to WORKDIR (one latency in ms per line).
@@ -17,7 +27,13 @@ the standby is waiting inside the server (its backend has wait_event_type
 'Extension'), then a random delay of 0..BENCH_HO_JITTER_MS puts the fault at a
 random phase of the leader's heartbeats and the standby's 1 s wait slices.
 
-Settings (environment): BENCH_HO_ROUNDS (graceful and kill rounds, default 30),
+Also: --warm vs cold with a service that needs 1 s to boot (BENCH_HO_WARM_ROUNDS,
+default 6 each); priority preemption (BENCH_HO_PREEMPT_ROUNDS, default 12): a
+standby of higher priority starts waiting -> its COMMAND runs.
+
+Settings (environment): BENCH_HO_ROUNDS (graceful and kill rounds of ours, default 40),
+BENCH_HO_PEER_ROUNDS (rounds of each peer, default 25), BENCH_HO_PEER_LIMIT_S (how long
+a peer's standby may take to lead before the round counts as "never", default 5),
 BENCH_HO_STOP_ROUNDS (SIGSTOP rounds, default 5), BENCH_HO_BASELINE_ROUNDS
 (incident-policy emulation rounds per fault kind, default 2),
 BENCH_HO_JITTER_MS (default 400).
@@ -32,7 +48,14 @@ import threading
 import time
 
 CLI, SERVICE, DSN, WORK, RESULTS = sys.argv[1:6]
-ROUNDS = int(os.environ.get("BENCH_HO_ROUNDS", "30"))
+ROUNDS = int(os.environ.get("BENCH_HO_ROUNDS", "40"))
+PEER_ROUNDS = int(os.environ.get("BENCH_HO_PEER_ROUNDS", "25"))
+PEER_LIMIT = float(os.environ.get("BENCH_HO_PEER_LIMIT_S", "5"))
+WARM_ROUNDS = int(os.environ.get("BENCH_HO_WARM_ROUNDS", "6"))
+PREEMPT_ROUNDS = int(os.environ.get("BENCH_HO_PREEMPT_ROUNDS", "12"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEER_ADVISORY = os.path.join(WORK, "peer_advisory")  # built by handover.sh
+PEER_JS = os.path.join(HERE, "peers", "peer.js")
 STOP_ROUNDS = int(os.environ.get("BENCH_HO_STOP_ROUNDS", "5"))
 BASE_ROUNDS = int(os.environ.get("BENCH_HO_BASELINE_ROUNDS", "2"))
 JITTER = int(os.environ.get("BENCH_HO_JITTER_MS", "400")) / 1000.0
@@ -75,7 +98,10 @@ def events():
     return starts, exits
 
 
-def wait_until(what, limit, fn, step=0.0005):
+def wait_until(what, limit, fn, step=0.004):
+    """Polls fn. The latencies come from the services' own stamps, so the polling
+    interval only delays the driver; a tight loop would steal a core from the
+    processes being measured (2 cores)."""
     deadline = time.monotonic() + limit
     while True:
         v = fn()
@@ -90,28 +116,47 @@ def started(tag):
     return events()[0].get(tag)
 
 
+def node_url(dsn, app):
+    """The libpq key=value DSN as a URL for node-postgres."""
+    kv = dict(p.split("=", 1) for p in dsn.split())
+    return (f"postgresql://{kv.get('user', 'postgres')}@{kv.get('host', '127.0.0.1')}:{kv.get('port', '5432')}"
+            f"/{kv.get('dbname', 'postgres')}?application_name={app}")
+
+
 class Instance:
+    """One process of an implementation (see the module doc)."""
     seq = 0
     all = []
 
-    def __init__(self, name, ttl, extra=()):
+    def __init__(self, name, ttl, extra=(), impl="ours", service_args=("tree",)):
         Instance.seq += 1
+        self.impl = impl
         self.tag = f"{name}-{Instance.seq}"
         self.app = f"slbench-{self.tag}"
         self.log = os.path.join(WORK, f"{self.tag}.log")
         dsn = f"{DSN} application_name={self.app}"
-        self.proc = subprocess.Popen(
-            [CLI, "run", "--name", name, "--ttl", ttl, "--dsn", dsn, *extra, "--",
-             SERVICE, EVENTS, self.tag, "tree"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),
-            start_new_session=True)
+        key = str(abs(hash(name)) % 1000000 + 1000)
+        argv = {
+            "ours": [CLI, "run", "--name", name, "--ttl", ttl, "--dsn", dsn, *extra, "--",
+                     SERVICE, EVENTS, self.tag, *service_args],
+            "raw": [PEER_ADVISORY, dsn, key, EVENTS, self.tag],
+            "advlock": ["node", PEER_JS, "advisory-lock", node_url(DSN, self.app), name, EVENTS, self.tag],
+            "pubsub": ["node", PEER_JS, "pg-pubsub", node_url(DSN, self.app), name, EVENTS, self.tag],
+        }[impl]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log, "w"), start_new_session=True)
         self.pid = self.proc.pid
         Instance.all.append(self)
 
     def waiting(self):
-        """True once the standby's backend sleeps in the extension's wait."""
+        """True once the standby waits: ours sleeps in the extension's wait, the advisory
+        locks in a lock wait; pg-pubsub says so itself."""
+        if self.impl == "pubsub":
+            with open(EVENTS) as f:
+                return any(line.startswith(f"ready {self.tag} ") for line in f)
+        kind = "Extension" if self.impl == "ours" else "Lock"
         return psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                    f"'{self.app}' AND wait_event_type = 'Extension'") != "0"
+                    f"'{self.app}' AND wait_event_type = '{kind}'") != "0"
 
     def wait_standby(self):
         wait_until(f"{self.tag} to wait as a standby", 20, self.waiting, step=0.01)
@@ -144,21 +189,44 @@ def pcts(v):
     return p(50), p(99), s[-1]
 
 
-# --- graceful (SIGTERM) and kill -9 -------------------------------------------------
-def chain(kind, rounds, ttl):
-    name = f"ho-{kind}"
-    from_fault, from_exit, rcs, overlaps, tokens_ok = [], [], [], 0, True
+def p90(v):
+    import math
+    s = sorted(v)
+    return s[max(0, min(len(s) - 1, math.ceil(0.9 * len(s)) - 1))]
+
+
+# --- graceful (SIGTERM) and kill -9, ours and the peers ------------------------------
+def chain(impl, kind, rounds, ttl):
+    """Leader + standby of impl; each round faults the leader (SIGTERM or SIGKILL) and
+    measures until the standby's code runs; a new standby joins for the next round."""
+    name = f"ho-{impl}-{kind}"
+    limit = 30 if impl == "ours" else PEER_LIMIT
+    from_fault, from_exit, rcs, overlaps, never, tokens_ok = [], [], [], 0, 0, True
     pairs = []
-    leader = Instance(name, ttl)
-    wait_until("the first leader", 20, lambda: started(leader.tag))
-    standby = Instance(name, ttl)
+    leader = Instance(name, ttl, impl=impl)
+    wait_until(f"the first {impl} leader", 20, lambda: started(leader.tag))
+    standby = Instance(name, ttl, impl=impl)
     standby.wait_standby()
     for i in range(rounds):
         time.sleep(random.uniform(0, JITTER))
         old = started(leader.tag)
         t0 = mono()
         os.kill(leader.pid, signal.SIGTERM if kind == "graceful" else signal.SIGKILL)
-        new = wait_until(f"{standby.tag} to lead", 30, lambda: started(standby.tag))
+        try:
+            new = wait_until(f"{standby.tag} to lead", limit, lambda: started(standby.tag))
+        except SystemExit:
+            if impl == "ours":
+                raise
+            never += 1  # (a peer that does not hand over in time: start afresh, a new lock)
+            rcs.append(leader.rc(5))
+            standby.proc.kill()
+            standby.rc()
+            name = f"ho-{impl}-{kind}-{i}"
+            leader = Instance(name, ttl, impl=impl)
+            wait_until(f"a new {impl} leader", 20, lambda: started(leader.tag))
+            standby = Instance(name, ttl, impl=impl)
+            standby.wait_standby()
+            continue
         if new["overlap"] != 0:  # old processes ran at the new COMMAND's first instant
             overlaps += 1
         rcs.append(leader.rc())
@@ -169,38 +237,136 @@ def chain(kind, rounds, ttl):
                 overlaps += 1
             if ex is not None:
                 from_exit.append((new["ns"] - ex) / 1e6)
-        if int(new["token"]) <= int(old["token"]):
+        if impl == "ours" and int(new["token"]) <= int(old["token"]):
             tokens_ok = False
         pairs.append((leader, standby, t0, new["ns"]))
-        leader, standby = standby, Instance(name, ttl)
+        leader, standby = standby, Instance(name, ttl, impl=impl)
         standby.wait_standby()
     for inst in (leader, standby):
-        os.kill(inst.pid, signal.SIGTERM)
+        if impl == "ours":
+            os.kill(inst.pid, signal.SIGTERM)
+        else:
+            inst.proc.kill()  # (a peer standby blocked in its lock call may not take SIGTERM)
         inst.rc()
-    # where the time goes, from the wrappers' logs (1 ms resolution): the old wrapper's
-    # "released" (graceful) and the new one's "leader" line
-    rel, lead, start = [], [], []
+    key = f"{impl}_{kind}"
+    if impl == "ours":
+        breakdown(kind, pairs)
+    save(f"{key}.from_fault", from_fault)
+    if from_exit:
+        save(f"{key}.from_exit", from_exit)
+    put(f"ho.{key}.rounds", rounds)
+    put(f"ho.{key}.ttl", ttl)
+    put(f"ho.{key}.old_rc", " ".join(sorted({str(r) for r in rcs})))
+    put(f"ho.{key}.overlaps", overlaps)
+    put(f"ho.{key}.never", never)
+    put(f"ho.{key}.tokens_increase", ("yes" if tokens_ok else "NO") if impl == "ours" else "-")
+    if from_fault:
+        p50, p99, mx = pcts(from_fault)
+        log(f"{impl} {kind}: {rounds} rounds, from the fault p50 {p50:.2f} p90 {p90(from_fault):.2f} "
+            f"p99 {p99:.2f} max {mx:.2f} ms, {overlaps} overlaps, {never} never within {limit:.0f} s"
+            + (f"; from the old holder's exit p50 {pcts(from_exit)[0]:.2f} p99 {pcts(from_exit)[1]:.2f} ms"
+               if from_exit else "") + f"; old exit codes {sorted({str(r) for r in rcs})}")
+    else:
+        log(f"{impl} {kind}: the standby never led within {limit:.0f} s in {never} rounds")
+
+
+def breakdown(kind, pairs):
+    """Where the time goes, from the wrappers' logs (1 ms resolution) and the services'
+    own stamps: fault -> old COMMAND's exit (graceful) -> old wrapper's "released" ->
+    new wrapper's "leader" -> new COMMAND runs."""
+    _, exits = events()
+    cmd_exit, rel, lead, start = [], [], [], []
     for old_i, new_i, t0, ns in pairs:
+        ex = exits.get(old_i.tag) if kind == "graceful" else t0
         r = log_time(old_i, '": released') if kind == "graceful" else t0
         l = log_time(new_i, '": leader, token')
-        if r is not None and l is not None:
-            rel.append((r - t0) / 1e6)
-            lead.append((l - r) / 1e6)
-            start.append((ns - l) / 1e6)
-    put(f"ho.{kind}.breakdown", " ".join(f"{pcts(v)[0]:.1f}" for v in (rel, lead, start)))
-    save(f"{kind}.from_fault", from_fault)
-    if from_exit:
-        save(f"{kind}.from_exit", from_exit)
-    put(f"ho.{kind}.rounds", rounds)
-    put(f"ho.{kind}.ttl", ttl)
-    put(f"ho.{kind}.old_rc", " ".join(sorted({str(r) for r in rcs})))
-    put(f"ho.{kind}.overlaps", overlaps)
-    put(f"ho.{kind}.tokens_increase", "yes" if tokens_ok else "NO")
-    p50, p99, mx = pcts(from_fault)
-    log(f"{kind}: {rounds} rounds, from the fault p50 {p50:.2f} p99 {p99:.2f} max {mx:.2f} ms, "
-        f"{overlaps} overlaps"
-        + (f"; from old COMMAND's exit p50 {pcts(from_exit)[0]:.2f} p99 {pcts(from_exit)[1]:.2f} ms"
-           if from_exit else "") + f"; old wrapper exit codes {sorted({str(r) for r in rcs})}")
+        if None in (ex, r, l):
+            continue
+        cmd_exit.append((ex - t0) / 1e6)
+        rel.append((r - ex) / 1e6)
+        lead.append((l - r) / 1e6)
+        start.append((ns - l) / 1e6)
+    put(f"ho.ours_{kind}.breakdown", " ".join(f"{pcts(v)[0]:.1f}" if v else "nan"
+                                               for v in (cmd_exit, rel, lead, start)))
+
+
+# --- warm standby vs cold start, a service that needs 1 s to boot ------------------------
+def warm_vs_cold(rounds, boot_ms=1000):
+    """Graceful handovers where the service needs boot_ms to boot: cold, it boots after
+    its wrapper leads; warm (--warm), it booted while standby and waits for its leader
+    line. Measured: old service's exit -> new service serves."""
+    for mode in ("cold", "warm"):
+        name = f"ho-boot-{mode}"
+        extra = ("--warm",) if mode == "warm" else ()
+        sargs = (f"boot={boot_ms}", "warm") if mode == "warm" else (f"boot={boot_ms}",)
+        leader = Instance(name, "10s", extra, service_args=sargs)
+        wait_until(f"the first {mode} leader", 30, lambda: started(leader.tag))
+        standby = Instance(name, "10s", extra, service_args=sargs)
+        standby.wait_standby()
+        from_exit, overlaps = [], 0
+        for i in range(rounds):
+            time.sleep(boot_ms / 1000 + 0.2 + random.uniform(0, JITTER))  # (a warm standby has booted)
+            os.kill(leader.pid, signal.SIGTERM)
+            new = wait_until(f"{standby.tag} to serve", 30, lambda: started(standby.tag))
+            leader.rc()
+            ex = events()[1].get(leader.tag)
+            if ex is None or ex > new["ns"] or new["overlap"] != 0:
+                overlaps += 1
+            else:
+                from_exit.append((new["ns"] - ex) / 1e6)
+            leader, standby = standby, Instance(name, "10s", extra, service_args=sargs)
+            standby.wait_standby()
+        for inst in (leader, standby):
+            os.kill(inst.pid, signal.SIGTERM)
+            inst.rc()
+        save(f"boot_{mode}.from_exit", from_exit)
+        put(f"ho.boot_{mode}.rounds", rounds)
+        put(f"ho.boot_{mode}.boot_ms", boot_ms)
+        put(f"ho.boot_{mode}.overlaps", overlaps)
+        p50, p99, mx = pcts(from_exit)
+        log(f"boot {boot_ms} ms, {mode}: old exit -> new serves p50 {p50:.1f} p99 {p99:.1f} ms, "
+            f"{overlaps} overlaps")
+
+
+# --- priority preemption ----------------------------------------------------------------
+def preempt(rounds):
+    """Each round a new instance with a priority above the leader's starts: measured from
+    its waiting acquire's start (query_start, server clock = this host's) until its
+    COMMAND runs, through the old leader's step-down (SIGTERM to its COMMAND, release
+    with a handoff). The old leader, a standby again, is then stopped."""
+    name = "ho-preempt"
+    leader = Instance(name, "10s", ("--priority", "0"))
+    wait_until("the first leader", 30, lambda: started(leader.tag))
+    total, told, overlaps, old_exit_ok = [], [], 0, 0
+    for i in range(1, rounds + 1):
+        time.sleep(random.uniform(0.1, 0.1 + JITTER))
+        new = Instance(name, "10s", ("--priority", str(i)))
+        s = wait_until(f"{new.tag} to lead", 30, lambda: started(new.tag))
+        qs = int(psql("SELECT (extract(epoch FROM query_start) * 1e6)::bigint * 1000 FROM pg_stat_activity "
+                      f"WHERE application_name = '{new.app}' AND query LIKE '%singleton_acquire%'"))
+        off = time.time_ns() - mono()
+        total.append((s["ns"] + off - qs) / 1e6)
+        asked = log_time(leader, "asks for the lease")
+        if asked is not None:
+            told.append((asked + off - qs) / 1e6)
+        ex = events()[1].get(leader.tag)
+        if ex is None or ex > s["ns"] or s["overlap"] != 0:
+            overlaps += 1
+        wait_until(f"{leader.tag} to wait again", 10,
+                   lambda: "waiting as a standby again" in open(leader.log).read())
+        os.kill(leader.pid, signal.SIGTERM)
+        old_exit_ok += leader.rc() == 143
+        leader = new
+    os.kill(leader.pid, signal.SIGTERM)
+    leader.rc()
+    save("preempt.total", total)
+    save("preempt.told", told)
+    put("ho.preempt.rounds", rounds)
+    put("ho.preempt.overlaps", overlaps)
+    put("ho.preempt.old_standby_again", f"{old_exit_ok}/{rounds}")
+    p50, p99, mx = pcts(total)
+    log(f"preemption: waiting acquire starts -> new COMMAND runs p50 {p50:.1f} p99 {p99:.1f} ms; "
+        f"-> old leader told p50 {pcts(told)[0] if told else float('nan'):.1f} ms; {overlaps} overlaps")
 
 
 # --- SIGSTOP --------------------------------------------------------------------------
@@ -235,8 +401,7 @@ def stopped(kind, rounds, ttl):
             os.killpg(old["pgid"], signal.SIGSTOP)
         time.sleep(0.1)  # a heartbeat already sent has landed by now
         exp = lease_expiry_mono(name)
-        new = wait_until(f"{standby.tag} to lead", ttl_ms / 1000 + 20, lambda: started(standby.tag),
-                         step=0.001)
+        new = wait_until(f"{standby.tag} to lead", ttl_ms / 1000 + 20, lambda: started(standby.tag))
         from_fault.append((new["ns"] - t0) / 1e6)
         after_expiry.append((new["ns"] - exp) / 1e6)
         ex = events()[1].get(leader.tag)
@@ -428,12 +593,20 @@ def main():
     import atexit
     atexit.register(cleanup)
     random.seed()
-    parts = os.environ.get("BENCH_HO_PARTS", "graceful kill stop memory incident").split()
+    parts = os.environ.get("BENCH_HO_PARTS",
+                           "graceful kill peers warm preempt stop memory incident").split()
     bg = None
-    if "graceful" in parts:
-        chain("graceful", ROUNDS, "10s")
-    if "kill" in parts:
-        chain("kill", ROUNDS, "10s")
+    for kind in ("graceful", "kill"):
+        if kind in parts:
+            chain("ours", kind, ROUNDS, "10s")
+    if "peers" in parts:
+        for impl in os.environ.get("BENCH_HO_PEERS", "raw advlock pubsub").split():
+            for kind in ("graceful", "kill"):
+                chain(impl, kind, PEER_ROUNDS, "10s")
+    if "warm" in parts:
+        warm_vs_cold(WARM_ROUNDS)
+    if "preempt" in parts:
+        preempt(PREEMPT_ROUNDS)
     if "incident" in parts:
         # slow (about 10 s per round, mostly sleeping): runs alongside the SIGSTOP
         # part, whose figures are seconds, not milliseconds

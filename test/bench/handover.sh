@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`, handover part: real `singleton-lock run` processes on a throwaway
 # server; handover latency after SIGTERM (graceful), kill -9 and SIGSTOP of the
-# leader, the incident's fixed policy emulated as the baseline, standby memory.
+# leader, and the same graceful and kill -9 handovers of peers in the same run
+# (a raw pg_advisory_lock, npm advisory-lock, npm @imqueue/pg-pubsub: node and
+# npm needed, packages pinned in test/bench/peers/package-lock.json); --warm vs
+# cold start of a service that needs 1 s to boot; priority preemption; the
+# incident's fixed policy emulated as the baseline; standby memory.
 #
 #   test/bench/handover.sh [RESULTS]
 #
@@ -14,6 +18,8 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 export SL_PGPORT="${SL_PGPORT:-54350}"
 export SL_PG_FSYNC=on
+# The cluster lives on disk (a sandbox's /tmp may be a tmpfs, where an fsync costs nothing).
+export SL_PGDIR="${SL_PGDIR:-$HERE/out/pgdata}"
 RES="${1:-}"
 if [ -z "$RES" ]; then
   RES="$(mktemp -d /tmp/sl_handover.XXXXXX)/results.txt"
@@ -34,6 +40,16 @@ fi
 CLI="$ROOT/build/client/client/singleton-lock"
 [ -x "$CLI" ] || { log "no client at $CLI (test/build_client.sh)"; exit 1; }
 cc -O2 -Wall -o "$WORK/handover_service" "$HERE/handover_service.c"
+cc -O2 -Wall -o "$WORK/peer_advisory" "$HERE/peer_advisory.c" -I"$(pg_config --includedir)" -lpq
+# The peer libraries, pinned by test/bench/peers/package-lock.json (installed
+# once; again when the lock file changes).
+P="$HERE/peers"
+if [ ! -f "$P/node_modules/.package-lock.json" ] || [ "$P/package-lock.json" -nt "$P/node_modules/.package-lock.json" ]; then
+  if ! (cd "$P" && timeout 600 npm ci --no-audit --no-fund --loglevel=error >"$WORK/npm.log" 2>&1); then
+    log "npm ci failed in test/bench/peers (see $WORK/npm.log): only the raw advisory-lock peer"
+    export BENCH_HO_PEERS="${BENCH_HO_PEERS:-raw}"
+  fi
+fi
 
 "$ROOT/test/pgserver.sh" stop >/dev/null 2>&1 || true
 "$ROOT/test/pgserver.sh" start >/dev/null

@@ -1,6 +1,11 @@
 /* The COMMAND of the handover benchmark (test/bench/handover.py).
  *
- *   handover_service EVENTS TAG [tree]
+ *   handover_service EVENTS TAG [tree] [boot=MS] [warm]
+ *
+ * boot=MS: a service that needs MS milliseconds to boot before it can serve:
+ * the start stamp is taken after that. warm (under `singleton-lock run --warm`):
+ * it boots at once, as a standby, then reads "leader TOKEN" from the descriptor
+ * SINGLETON_LOCK_LEADER_FD names; the stamp is taken when that line arrives.
  *
  * At start it appends "start TAG NS PID PGID TOKEN OVERLAP" to EVENTS, NS being
  * CLOCK_MONOTONIC in nanoseconds (the driver reads the same clock with
@@ -123,12 +128,42 @@ static void start_tree(void) {
 
 int main(int argc, char **argv) {
     long long t = now_ns();
-    if (argc != 3 && argc != 4) return 2;
+    if (argc < 3) return 2;
     tag = argv[2];
+    int tree = 0, warm = 0;
+    long boot_ms = 0;
+    for (int i = 3; i < argc; ++i) {
+        if (strcmp(argv[i], "tree") == 0) tree = 1;
+        else if (strcmp(argv[i], "warm") == 0) warm = 1;
+        else if (strncmp(argv[i], "boot=", 5) == 0) boot_ms = atol(argv[i] + 5);
+        else return 2;
+    }
+    const char *tok = getenv("SINGLETON_LOCK_TOKEN");
+    char leader_line[64] = "";
+    if (boot_ms > 0) {
+        struct timespec b = {boot_ms / 1000, (boot_ms % 1000) * 1000000L};
+        nanosleep(&b, NULL);
+        t = now_ns();
+    }
+    if (warm) {  /* one line "leader TOKEN"; EOF: we will never lead */
+        const char *fdtext = getenv("SINGLETON_LOCK_LEADER_FD");
+        int lfd = fdtext ? atoi(fdtext) : -1;
+        size_t n = 0;
+        ssize_t r;
+        while (lfd >= 0 && n + 1 < sizeof leader_line &&
+               (r = read(lfd, leader_line + n, sizeof leader_line - 1 - n)) > 0) {
+            n += (size_t)r;
+            if (memchr(leader_line, '\n', n)) break;
+        }
+        leader_line[n] = '\0';
+        t = now_ns();
+        if (strncmp(leader_line, "leader ", 7) != 0) return 0;
+        leader_line[strcspn(leader_line, "\n")] = '\0';
+        tok = leader_line + 7;
+    }
     const int overlap = count_overlap(argv[1]);
     fd = open(argv[1], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return 1;
-    const char *tok = getenv("SINGLETON_LOCK_TOKEN");
     char line[256];
     int n = snprintf(line, sizeof line, "start %s %lld %d %d %s %d\n", tag, t, (int)getpid(),
                      (int)getpgrp(), tok ? tok : "-", overlap);
@@ -137,6 +172,6 @@ int main(int argc, char **argv) {
     sa.sa_handler = on_term;
     sigaction(SIGTERM, &sa, NULL);
     (void)!write(fd, line, (size_t)n);
-    if (argc == 4 && strcmp(argv[3], "tree") == 0) start_tree();
+    if (tree) start_tree();
     sleep_forever();
 }

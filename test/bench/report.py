@@ -10,7 +10,8 @@ import statistics
 import sys
 
 TARGET_UPDATE = 0.9
-TARGET_PLPGSQL = 2.0
+TARGET_CPU_PLPGSQL = 2.0  # CPU per call, synchronous_commit = off: PL/pgSQL / extension
+CPU = []
 TARGET_SCALE = 1.2
 TARGET_WAKE_P99_MS = 2.0
 SCALE_RATIOS = []  # for the summary of BENCHMARKS.md
@@ -70,13 +71,15 @@ def main():
       "over the rounds, ratios are computed within each round and their median is shown, with "
       "[min-max] over the rounds.")
     w("")
-    w("Targets: each call >= 0.9 x (b) the prepared one-row UPDATE by primary key and "
-      ">= 2 x (c) the PL/pgSQL implementation (test/bench/plpgsql_lease.sql). "
-      "(a) is `SELECT 1`, the round-trip floor; (b') is the same UPDATE with a `pg_notify` in its "
-      "transaction (info: the contract requires a NOTIFY on every change of holder and release).")
+    w("Target (SPEC): each call >= 0.9 x (b) the prepared one-row UPDATE by primary key at 1 client "
+      "(fsync on, the same commit settings); 8 clients are shown for information. (c) is the PL/pgSQL "
+      "implementation of the contract (test/bench/plpgsql_lease.sql): with fsync on both are bound by "
+      "the same WAL flush, so the \"2 x PL/pgSQL\" target is measured on CPU cost instead (next "
+      "section). (a) is `SELECT 1`, the round-trip floor; (b') is the same UPDATE with a `pg_notify` in "
+      "its transaction (info: the contract requires a NOTIFY on every change of holder and release).")
     w("")
     w("| call | clients | extension calls/s | (b) UPDATE | (c) PL/pgSQL | (a) SELECT 1 | (b') UPDATE+NOTIFY "
-      "| vs (b) (>= 0.9) | vs (c) (>= 2) | vs (a) | vs (b') | verdict |")
+      "| vs (b) (>= 0.9 at 1 client) | vs (c) | vs (a) | vs (b') | verdict |")
     w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     misses = []
 
@@ -88,17 +91,13 @@ def main():
             rs = [p[0] / p[i] for p in per]
             ratios.append((med(rs), min(rs), max(rs)))
         rb, rc = ratios[0][0], ratios[1][0]
-        if target:
-            bad = []
-            if rb < TARGET_UPDATE:
-                bad.append("< 0.9x UPDATE")
-            if rc < TARGET_PLPGSQL:
-                bad.append("< 2x PL/pgSQL")
+        if target and c == "1":
+            bad = ["< 0.9x UPDATE"] if rb < TARGET_UPDATE else []
             verdict = "ok" if not bad else "**MISS** " + ", ".join(bad)
             THROUGHPUT.append((label, c, rb, rc, ratios[3][0], cols[0], not bad))
             if bad:
                 misses.append(f"{label} at {c} client(s): {', '.join(bad)} "
-                              f"({rb:.2f}x UPDATE, {rc:.2f}x PL/pgSQL, {ratios[3][0]:.2f}x UPDATE+NOTIFY)")
+                              f"({rb:.2f}x UPDATE, {ratios[3][0]:.2f}x UPDATE+NOTIFY)")
         else:
             verdict = "(info)"
         fmt = " | ".join(f"{m:.2f}x [{lo:.2f}-{hi:.2f}]" for m, lo, hi in ratios)
@@ -189,6 +188,10 @@ def main():
           "column is the same NOTIFYing PL/pgSQL version.")
     w("")
 
+    # --- CPU per call ---------------------------------------------------------------
+    if "cpu.scripts" in res:
+        cpu_section(res, w, misses)
+
     # --- scale -----------------------------------------------------------------
     def samples(name, r):
         with open(res[f"scale.{name}.r{r}"]) as f:
@@ -244,18 +247,22 @@ def main():
     w("| interval | p50 (ms) | p99 (ms) | max (ms) |")
     w("| --- | ---: | ---: | ---: |")
     for label, v in [
-        ("release commit record (pg_xact_commit_timestamp) -> waiter's acquisition time (expires_at - ttl)", acq),
+        ("release commit record (pg_xact_commit_timestamp) -> waiter's acquisition time (expires_at - ttl; "
+         "written by the release's own transaction: negative)", acq),
         ("release commit record -> clock_timestamp() of the waiter's next statement (after its acquire returned)", ret),
         ("releaser's COMMIT returned (client) -> waiter's result received (client)", cli),
         ("(breakdown) release commit record -> releaser's COMMIT returned: its WAL flush + reply", flush),
         ("(breakdown) releaser's COMMIT returned (client) -> waiter's acquisition time (server; negative: before)", ack_acq),
-        ("(breakdown) waiter's acquisition time -> its next statement: its own durable commit + a round trip", own),
+        ("(breakdown) waiter's acquisition time -> its next statement: the release's commit, the wake-up "
+         "and a round trip (no commit of its own: the handoff)", own),
     ]:
         w(f"| {label} | {pct(v, 50):.3f} | {pct(v, 99):.3f} | {max(v):.3f} |")
     w("")
-    w("The commit record's timestamp is taken before the release's WAL flush, so the first two rows "
-      "include the releaser's own flush; the second also includes the waiter's durable commit of its "
-      "new tenure and one extra round trip. The target (p99 <= 2 ms) applies to the second row.")
+    w("Since extension 1.1 the release hands the lease to the waiter inside its own transaction (one "
+      "durable commit per handover): the waiter's tenure is written before the release's commit "
+      "record, and the waiter returns without a commit of its own. The commit record's timestamp is "
+      "taken before the release's WAL flush, so the second row includes that flush, the wake-up and "
+      "one extra round trip. The target (p99 <= 2 ms) applies to the second row.")
     WAKE.append(f"p50 {pct(ret, 50):.3f} ms, p99 {pct(ret, 99):.3f} ms")
     if pct(ret, 99) > TARGET_WAKE_P99_MS:
         misses.append(f"release -> waiting acquire returns: p99 {pct(ret, 99):.3f} ms (target <= 2 ms)")
@@ -274,11 +281,75 @@ def main():
         benchmarks_md(res, lines, misses, sys.argv[3], sys.argv[4])
 
 
+def cpu_section(res, w, misses):
+    """CPU per call with synchronous_commit = off, from the run's cpu.* keys."""
+    tck = float(res["cpu.tck"])
+    rounds = range(1, int(res["cpu.rounds"]) + 1)
+
+    def per_call(script, r):  # microseconds of server CPU per call, idle subtracted
+        ticks, n = (float(x) for x in res[f"cpu.{script}.r{r}"].split())
+        idle = float(res[f"cpu.idle.r{r}"].split()[0])
+        return max(ticks - idle, 0.0) / tck * 1e6 / max(n, 1.0), int(n)
+
+    w("### CPU cost per call (`synchronous_commit = off`, fsync off for this part)")
+    w("")
+    w(f"One client, pgbench -M prepared, {res['machine.duration']} s per script, {len(rounds)} "
+      "interleaved rounds; the server's CPU time (every process of the test's postmaster, reaped "
+      "backends included through its cutime/cstime, from /proc) before and after each run, minus an "
+      "idle interval of the same length measured in the same round, divided by the calls made. "
+      f"Clock ticks are 1/{tck:.0f} s, so each figure is +-{1e6 / tck:.0f} us / calls. The server runs "
+      "with fsync = off for this part only: the extension forces a durable commit for every new tenure "
+      "whatever synchronous_commit says, and an fdatasync (kernel work on the caller's account, and a "
+      "wait) would otherwise make acquire a comparison of flushes; with fsync off that commit still "
+      "writes its WAL. Target (SPEC): the extension >= 2 x cheaper than the PL/pgSQL implementation "
+      "of the contract.")
+    w("")
+    w("| call | extension (us/call) | PL/pgSQL (us/call) | PL/pgSQL / extension (>= 2) | calls per run | verdict |")
+    w("| --- | ---: | ---: | ---: | ---: | --- |")
+
+    def med(v):
+        return statistics.median(v)
+
+    rows = [("acquire (new tenure)", "ext_acquire", "pl_acquire", True),
+            ("heartbeat, unbound lease", "ext_heartbeat", "pl_heartbeat", True),
+            ("heartbeat, session-bound lease (the client's default)", "ext_heartbeat_bound", "pl_heartbeat", True),
+            ("acquire + release (a pair of calls)", "ext_pair", "pl_pair", False)]
+    for label, ext, pl, target in rows:
+        if f"cpu.{ext}.r1" not in res:
+            continue
+        e = [per_call(ext, r) for r in rounds]
+        p = [per_call(pl, r) for r in rounds]
+        ratio = med([pp[0] / ee[0] if ee[0] > 0 else float("inf") for ee, pp in zip(e, p)])
+        ok = ratio >= TARGET_CPU_PLPGSQL
+        verdict = "ok" if ok else "**MISS** < 2x"
+        w(f"| {label} | {med([x[0] for x in e]):.0f} | {med([x[0] for x in p]):.0f} | {ratio:.2f}x "
+          f"| {med([x[1] for x in e]):,} / {med([x[1] for x in p]):,} | {verdict} |")
+        CPU.append((label, med([x[0] for x in e]), med([x[0] for x in p]), ratio, ok))
+        if not ok:
+            misses.append(f"CPU per call, {label}: {ratio:.2f}x cheaper than PL/pgSQL (target >= 2x)")
+    # release, derived: the pair minus the acquire
+    if "cpu.ext_pair.r1" in res:
+        er = med([per_call("ext_pair", r)[0] - per_call("ext_acquire", r)[0] for r in rounds])
+        pr = med([per_call("pl_pair", r)[0] - per_call("pl_acquire", r)[0] for r in rounds])
+        ratio = pr / er if er > 0 else float("inf")
+        ok = ratio >= TARGET_CPU_PLPGSQL
+        w(f"| release (derived: the pair minus an acquire) | {er:.0f} | {pr:.0f} | {ratio:.2f}x | | "
+          f"{'ok' if ok else '**MISS** < 2x'} |")
+        CPU.append(("release (derived)", er, pr, ratio, ok))
+        if not ok:
+            misses.append(f"CPU per call, release (derived): {ratio:.2f}x cheaper than PL/pgSQL (target >= 2x)")
+    for label, script in (("(a) SELECT 1", "select1"), ("(b) UPDATE of one row", "update")):
+        v = [per_call(script, r)[0] for r in rounds]
+        w(f"| {label} (reference) | {med(v):.0f} | | | | |")
+    w("")
+
+
 # --- handover, memory, the whole BENCHMARKS.md ------------------------------------
-TARGET_GRACEFUL_P99 = 10.0
+TARGET_GRACEFUL_P99 = 6.0
 TARGET_KILL_P99 = 15.0
 TARGET_STOP_OVER_TTL = 250.0
-TARGET_RSS_KIB = 8 * 1024
+TARGET_PSS_KIB = 4 * 1024
+TARGET_USS_KIB = 1024
 
 
 def floats(path):
@@ -312,6 +383,9 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
       "noisy virtual machine: other builds and tests ran at the same time, and the cost of an fsync "
       "varies several-fold within minutes. Treat single figures as +-50 %; ratios within a round are "
       "more stable than absolute rates.")
+    w(f"- Load average (1, 5, 15 min) of the whole machine, other engineers' work included: "
+      f"{res.get('machine.load_start', '?')} at the start, {res.get('machine.load_mid', '?')} after the "
+      f"SQL part, {res.get('machine.load_end', '?')} at the end ({res['machine.nproc']} cores).")
     w(f"- PostgreSQL {res['machine.pg']}, throwaway cluster (test/pgserver.sh, port 54350), "
       f"{res['machine.settings']}; libpq {res.get('ho.libpq', '?')}.")
     w(f"- Commit {res['machine.commit']}; client `{res.get('ho.client', '?')}` "
@@ -321,52 +395,168 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
       f"{res.get('time.total', '?')} s in all.")
     w("")
     w("Reproduce: `make bench` (builds and installs the extension, builds the client, starts and "
-      "removes its own PostgreSQL; as root or with sudo). Knobs: `BENCH_DURATION`, `BENCH_ROUNDS`, "
-      "`BENCH_HO_ROUNDS`, `BENCH_HO_STOP_ROUNDS`, `BENCH_HO_BASELINE_ROUNDS` (see the scripts' headers).")
+      "removes its own PostgreSQL; as root or with sudo; node and npm for the npm peers, whose "
+      "packages `npm ci` installs once into test/bench/peers). Knobs: `BENCH_DURATION`, `BENCH_ROUNDS`, "
+      "`BENCH_CPU_ROUNDS`, `BENCH_HO_ROUNDS`, `BENCH_HO_PEER_ROUNDS`, `BENCH_HO_WARM_ROUNDS`, "
+      "`BENCH_HO_PREEMPT_ROUNDS`, `BENCH_HO_STOP_ROUNDS`, `BENCH_HO_BASELINE_ROUNDS`, `BENCH_HO_PARTS` "
+      "(see the scripts' headers).")
     w("")
 
     # --- handover ----------------------------------------------------------------
     H = []
     h = H.append
-    h("## Handover with real `singleton-lock run` processes")
+    h("## Handover: singleton-lock and its peers, in the same run")
     h("")
-    h("Each instance is `singleton-lock run --name N --ttl T --dsn 'host=127.0.0.1 ...' -- "
-      "handover_service` (TCP over loopback). The service (test/bench/handover_service.c, no shell) "
-      "writes a CLOCK_MONOTONIC timestamp the moment it is exec'd and another when it gets SIGTERM "
-      "(it then exits at once); the driver (test/bench/handover.py) takes its own timestamp on the "
-      "same clock just before it signals the leader. Before every fault the standby is blocked "
-      "inside the server's wait (its backend shows wait_event_type `Extension`) and a random "
-      "0-400 ms delay puts the fault at a random phase of heartbeats and wait slices. Percentiles "
-      "are nearest-rank; with fewer than 100 rounds p99 is the maximum.")
+    h("Every implementation runs as two processes, a leader and a waiting standby, on the same "
+      "throwaway server (TCP over loopback, fsync on), faulted the same way: SIGTERM (graceful: the "
+      "leader stops at once) or kill -9. *ours*: `singleton-lock run --name N --ttl 10s -- "
+      "handover_service` (test/bench/handover_service.c writes a CLOCK_MONOTONIC stamp the moment "
+      "it is exec'd and another when it gets SIGTERM; it leaves a child and a setsid daemon that "
+      "ignores SIGTERM behind, which the supervisor must kill before the lease may go). *raw*: a "
+      "session `pg_advisory_lock` in C (test/bench/peer_advisory.c), the floor. *npm advisory-lock* "
+      "and *npm @imqueue/pg-pubsub* (singleListener): test/bench/peers/peer.js, pinned by "
+      "test/bench/peers/package-lock.json. For ours the handover ends when the new COMMAND *process* "
+      "runs (fork-free: exec of a pre-forked child); for the peers when the new holder's callback "
+      "runs in the already running process. The driver (test/bench/handover.py) stamps the fault on "
+      "the same clock. Before every fault the standby waits (ours: its backend sleeps in the "
+      "extension's wait; the advisory locks: a lock wait; pg-pubsub: its listen() returned), then a "
+      "random 0-400 ms delay. Percentiles are nearest-rank (p99 of fewer than 100 rounds is the "
+      "maximum). *overlaps*: rounds in which the new holder ran before the old one had stopped "
+      "(graceful: before its SIGTERM stamp; ours also: a process of the old COMMAND's tree still "
+      "alive at the new COMMAND's first instruction). *never*: rounds in which the standby did not "
+      "lead within the limit (5 s for the peers), then counted apart.")
+    h("")
+    h("| implementation | fault | rounds | measured | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | p50 / ours | overlaps | never |")
+    h("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    impls = (("ours", "singleton-lock run"), ("raw", "raw pg_advisory_lock (C)"),
+             ("advlock", "npm advisory-lock 2.0.0"), ("pubsub", "npm @imqueue/pg-pubsub 1.10.0"))
+    ours_p50 = {}
+    for kind in ("graceful", "kill"):
+        if has(f"ours_{kind}.from_fault"):
+            ours_p50[kind] = pct(floats(res[f"ho.ours_{kind}.from_fault"]), 50)
+    peer_p50 = {}
+    for kind, fault in (("graceful", "SIGTERM"), ("kill", "kill -9")):
+        for impl, label in impls:
+            key = f"{impl}_{kind}"
+            if f"ho.{key}.rounds" not in res:
+                continue
+            v = floats(res[f"ho.{key}.from_fault"]) if has(f"{key}.from_fault") else []
+            never = res.get(f"ho.{key}.never", "0")
+            ov = res.get(f"ho.{key}.overlaps", "0")
+            if not v:
+                h(f"| {label} | {fault} | {res[f'ho.{key}.rounds']} | fault -> new holder runs | - | - | - | - "
+                  f"| - | {ov} | {never} |")
+                continue
+            p50 = pct(v, 50)
+            peer_p50[key] = p50
+            rel = f"{p50 / ours_p50[kind]:.2f}x" if kind in ours_p50 and impl != "ours" else ""
+            h(f"| {label} | {fault} | {res[f'ho.{key}.rounds']} | fault -> new holder runs | {ms(p50)} "
+              f"| {ms(pct(v, 90))} | {ms(pct(v, 99))} | {ms(max(v))} | {rel} | {ov} | {never} |")
+            if has(f"{key}.from_exit"):
+                e = floats(res[f"ho.{key}.from_exit"])
+                h(f"| (same rounds) | | | old holder stopped -> new runs | {ms(pct(e, 50))} | {ms(pct(e, 90))} "
+                  f"| {ms(pct(e, 99))} | {ms(max(e))} | | | |")
+    h("")
+    if has("ours_graceful.from_fault"):
+        v = floats(res["ho.ours_graceful.from_fault"])
+        p50, p99 = pct(v, 50), pct(v, 99)
+        libs = {k: x for k, x in peer_p50.items() if k in ("advlock_graceful", "pubsub_graceful")}
+        raw = peer_p50.get("raw_graceful")
+        below = all(p50 < x for x in libs.values()) if libs else False
+        two_raw = raw is not None and p50 <= 2 * raw
+        summary.append(("graceful handover (SIGTERM to the old leader -> new COMMAND runs), p50",
+                        "below every library peer, <= 2x raw advisory lock",
+                        f"p50 {ms(p50)} ms; " + ", ".join(f"{k.split('_')[0]} {ms(x)}" for k, x in libs.items())
+                        + (f"; raw {ms(raw)} ms (ours = {p50 / raw:.1f}x raw)" if raw else ""),
+                        "met" if below and two_raw else
+                        ("**missed** (<= 2x raw)" if below else "**missed**")))
+        summary.append(("graceful handover, p99", "<= 6 ms", f"p99 {ms(p99)} ms (p90 {ms(pct(v, 90))})",
+                        "met" if p99 <= TARGET_GRACEFUL_P99 else "**missed**"))
+    if has("ours_kill.from_fault"):
+        v = floats(res["ho.ours_kill.from_fault"])
+        ov = int(res["ho.ours_kill.overlaps"])
+        summary.append(("takeover after kill -9 (ttl 10 s), old COMMAND and descendants dead first",
+                        "p99 <= 15 ms, 0 overlaps",
+                        f"p99 {ms(pct(v, 99))} ms (p50 {ms(pct(v, 50))}); {ov} overlaps in "
+                        f"{res['ho.ours_kill.rounds']} rounds",
+                        "met" if pct(v, 99) <= TARGET_KILL_P99 and ov == 0 else "**missed**"))
+    for kind, label in (("graceful", "graceful"), ("kill", "kill -9")):
+        if has(f"ours_{kind}.breakdown"):
+            b = res[f"ho.ours_{kind}.breakdown"].split()
+            if kind == "graceful":
+                h(f"Where ours spends a graceful handover (medians; the services' own stamps and the wrappers' "
+                  f"logs, 1 ms resolution): SIGTERM -> old COMMAND stopped {b[0]} ms (forwarded by "
+                  f"singleton-lock and its supervising process); -> old wrapper logged `released` {b[1]} ms "
+                  f"(the supervisor reaps COMMAND, kills and reaps the rest of its tree, reports; the "
+                  f"release commits durably and hands the lease to the waiter in the same transaction); -> "
+                  f"new wrapper logged `leader` {b[2]} ms (the waiter's acquire returns without a commit "
+                  f"of its own, the second session binds); -> new COMMAND runs {b[3]} ms (the supervisor "
+                  f"gets the sockets, the pre-forked child is woken and execs COMMAND).")
+            else:
+                h(f"kill -9: SIGKILL -> new wrapper logged `leader` {b[2]} ms (the old supervising process "
+                  f"sees EOF, kills and reaps COMMAND's group and every descendant, then closes its copies "
+                  f"of the database sockets; both old backends exit, session binding frees the lease and "
+                  f"wakes the waiter, which takes it with a durable commit of its own, then its second "
+                  f"session binds); -> new COMMAND runs {b[3]} ms.")
+    h("")
+
+    # --- warm standby, preemption ----------------------------------------------------
+    if has("boot_cold.from_exit") or has("boot_warm.from_exit"):
+        h("### Warm standby: a service that needs 1 s to boot")
+        h("")
+        h("handover_service with `boot=1000` (it sleeps 1 s before it serves). Cold: `singleton-lock run "
+          "-- service`, it boots after its wrapper leads. Warm: `singleton-lock run --warm -- service "
+          "warm`, it booted while standby and serves when the line `leader TOKEN` arrives on "
+          "SINGLETON_LOCK_LEADER_FD. Graceful handovers (SIGTERM to the old leader).")
+        h("")
+        h("| mode | rounds | old service stopped -> new serves: p50 (ms) | p90 | p99 | max | overlaps |")
+        h("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for mode in ("cold", "warm"):
+            if not has(f"boot_{mode}.from_exit"):
+                continue
+            v = floats(res[f"ho.boot_{mode}.from_exit"])
+            if not v:
+                continue
+            h(f"| {mode} | {res[f'ho.boot_{mode}.rounds']} | {ms(pct(v, 50))} | {ms(pct(v, 90))} "
+              f"| {ms(pct(v, 99))} | {ms(max(v))} | {res[f'ho.boot_{mode}.overlaps']} |")
+            if mode == "warm":
+                summary.append(("warm standby (`--warm`), service needing 1 s to boot", "<= 20 ms (cold: >= 1 s)",
+                                f"p50 {ms(pct(v, 50))} ms, p99 {ms(pct(v, 99))} ms; cold p50 "
+                                f"{ms(pct(floats(res['ho.boot_cold.from_exit']), 50)) if has('boot_cold.from_exit') else '?'} ms",
+                                "met" if pct(v, 50) <= 20 else "**missed**"))
+        h("")
+    if has("preempt.total"):
+        v, t = floats(res["ho.preempt.total"]), floats(res["ho.preempt.told"]) if has("preempt.told") else []
+        h("### Priority preemption")
+        h("")
+        h(f"Each round a new instance with a priority above the leader's starts "
+          f"(`singleton-lock run --priority N`); measured from its waiting acquire's start (query_start "
+          f"in pg_stat_activity, the server's clock = this host's) until its COMMAND runs: the old "
+          f"leader's watch reports the request, its COMMAND gets SIGTERM and stops, its release hands the "
+          f"lease over in one commit, the new wrapper binds its second session and starts COMMAND. "
+          f"{res['ho.preempt.rounds']} rounds; the old leader waited as a standby again in "
+          f"{res['ho.preempt.old_standby_again']} rounds; overlaps {res['ho.preempt.overlaps']}.")
+        h("")
+        h("| interval | p50 (ms) | p90 | p99 | max |")
+        h("| --- | ---: | ---: | ---: | ---: |")
+        if t:
+            h(f"| waiting acquire starts -> old leader logs the request (1 ms resolution) | {ms(pct(t, 50))} "
+              f"| {ms(pct(t, 90))} | {ms(pct(t, 99))} | {ms(max(t))} |")
+        h(f"| waiting acquire starts -> new COMMAND runs | {ms(pct(v, 50))} | {ms(pct(v, 90))} | "
+          f"{ms(pct(v, 99))} | {ms(max(v))} |")
+        h("")
+        summary.append(("step-down request -> the leader knows", "within 250 ms",
+                        f"p99 {ms(pct(t, 99))} ms" if t else "?",
+                        "met" if t and pct(t, 99) <= 250 else "**missed**"))
+        summary.append(("priority preemption: higher-priority waiter starts -> its COMMAND runs", "(info)",
+                        f"p50 {ms(pct(v, 50))} ms, p99 {ms(pct(v, 99))} ms; overlaps {res['ho.preempt.overlaps']}",
+                        "(info)"))
+
+    # --- SIGSTOP -------------------------------------------------------------------------
+    h("### SIGSTOP of the leader")
     h("")
     h("| fault | ttl | rounds | measured from | p50 (ms) | p99 (ms) | max (ms) | target | checks |")
     h("| --- | --- | ---: | --- | ---: | ---: | ---: | --- | --- |")
-    if has("graceful.from_fault"):
-        chk = (f"old wrapper exit {res['ho.graceful.old_rc']}; new COMMAND before old exited: "
-               f"{res['ho.graceful.overlaps']}; tokens increase: {res['ho.graceful.tokens_increase']}")
-        v, p50, p99, mx = stats("graceful.from_exit")
-        h(f"| SIGTERM to the leader's singleton-lock (COMMAND exits at once) | {res['ho.graceful.ttl']} "
-          f"| {res['ho.graceful.rounds']} | old COMMAND's exit -> new COMMAND runs | {ms(p50)} | {ms(p99)} "
-          f"| {ms(mx)} | p99 <= 10 ms | {chk} |")
-        ok = p99 <= TARGET_GRACEFUL_P99
-        summary.append(("handover after graceful release", "p99 <= 10 ms", f"p99 {ms(p99)} ms (p50 {ms(p50)})",
-                        "met" if ok else "**missed**"))
-        v, p50, p99, mx = stats("graceful.from_fault")
-        h(f"| (same rounds) | | | SIGTERM sent -> new COMMAND runs | {ms(p50)} | {ms(p99)} | {ms(mx)} | | |")
-    if has("kill.from_fault"):
-        kill_overlaps = int(res["ho.kill.overlaps"])
-        chk = (f"old wrapper exit {res['ho.kill.old_rc']}; rounds in which a process of the old COMMAND "
-               f"(its main process, a child in its group, a setsid daemon) still ran at the new COMMAND's "
-               f"first instruction: {kill_overlaps}; tokens increase: {res['ho.kill.tokens_increase']}")
-        v, p50, p99, mx = stats("kill.from_fault")
-        h(f"| kill -9 of the leader's singleton-lock | {res['ho.kill.ttl']} | {res['ho.kill.rounds']} "
-          f"| SIGKILL sent -> new COMMAND runs | {ms(p50)} | {ms(p99)} | {ms(mx)} | p99 <= 15 ms, any TTL, "
-          f"0 overlaps | {chk} |")
-        ok = p99 <= TARGET_KILL_P99 and kill_overlaps == 0
-        summary.append(("takeover after kill -9 (ttl 10 s), old COMMAND and descendants dead first",
-                        "p99 <= 15 ms, 0 overlaps",
-                        f"p99 {ms(p99)} ms (p50 {ms(p50)}); {kill_overlaps} overlaps in {res['ho.kill.rounds']} rounds",
-                        "met" if ok else "**missed**"))
     for kind, label in (("all", "SIGSTOP of singleton-lock and COMMAND's whole process group (a frozen host)"),
                         ("wrapper", "SIGSTOP of singleton-lock only (its supervising process is the watchdog)")):
         if not has(f"stop_{kind}.from_fault"):
@@ -391,21 +581,6 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
     h("A SIGSTOP lands at a random point of the leader's heartbeat period (ttl/3), so the lease runs "
       "out 2/3 TTL to TTL after it; the second row of each SIGSTOP case is the overrun past the expiry "
       "itself (server and driver share this host's clock).")
-    if has("graceful.breakdown"):
-        b = res["ho.graceful.breakdown"].split()
-        h("")
-        h(f"Where a graceful handover's time goes (medians, from the wrappers' logs, 1 ms resolution): "
-          f"SIGTERM -> old wrapper logged `released` {b[0]} ms (forward SIGTERM, COMMAND exits, the "
-          f"supervisor reports it, the release commits durably); -> new wrapper logged `leader` "
-          f"{b[1]} ms (wake-up, the standby's durable acquire commit, the reply); -> new COMMAND runs "
-          f"{b[2]} ms (fork of the supervising process and exec of COMMAND).")
-    if has("kill.breakdown"):
-        b = res["ho.kill.breakdown"].split()
-        h(f"kill -9: SIGKILL -> new wrapper logged `leader` {b[1]} ms (the old supervising process sees "
-          f"EOF, kills and reaps COMMAND's group and every descendant, then closes its copies of the "
-          f"database sockets; both old backends exit, session binding frees the lease and wakes the "
-          f"waiter, durable acquire, the new wrapper binds its second session); -> new COMMAND runs "
-          f"{b[2]} ms.")
     h("")
 
     # --- baseline --------------------------------------------------------------------
@@ -451,7 +626,7 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
       "/proc/PID/status and /proc/PID/smaps_rollup. PSS shares each library page among the "
       "processes that map it; USS = private pages only.")
     h("")
-    h("| process | VmRSS (MiB) | PSS (MiB) | USS (MiB) | RssAnon (MiB) | RssFile (MiB) | threads | target |")
+    h("| process | VmRSS (MiB) | PSS (MiB) | USS (MiB) | RssAnon (MiB) | RssFile (MiB) | threads | target (SPEC) |")
     h("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for k, label, target in (("plain", "standby, no `--health-addr`", True),
                              ("health", "standby with `--health-addr`", True),
@@ -461,12 +636,14 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
             continue
         rss, pss, uss, anon, file_, thr = res[f"ho.rss.{k}"].split()
         mib = lambda x: f"{int(x) / 1024:.1f}"
+        ok = int(pss) <= TARGET_PSS_KIB and int(uss) <= TARGET_USS_KIB
         h(f"| {label} | {mib(rss)} | {mib(pss)} | {mib(uss)} | {mib(anon)} | {mib(file_)} | {thr} "
-          f"| {'RSS <= 8 MiB: ' + ('met' if int(rss) <= TARGET_RSS_KIB else '**missed**') if target else '(info)'} |")
+          f"| {'PSS <= 4, USS <= 1 MiB: ' + ('met' if ok else '**missed**') if target else '(info)'} |")
         if target:
-            summary.append((f"standby RSS ({label.split(', ')[1] if ', ' in label else label})", "<= 8 MiB",
-                            f"{mib(rss)} MiB RSS (PSS {mib(pss)}, private {mib(uss)})",
-                            "met" if int(rss) <= TARGET_RSS_KIB else "**missed**"))
+            summary.append((f"standby memory ({label.split(', ')[1] if ', ' in label else label})",
+                            "PSS <= 4 MiB, USS <= 1 MiB",
+                            f"PSS {mib(pss)} MiB, USS {mib(uss)} MiB (RSS {mib(rss)})",
+                            "met" if ok else "**missed**"))
     h("")
     h("Most of the RSS is shared library pages (RssFile): Debian's libpq pulls in libcrypto, libssl, "
       "gnutls via libldap, and krb5; a C program that only links libpq and connects already has "
@@ -494,11 +671,15 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
     if not any(m.startswith("release -> waiting") for m in sql_misses):
         summary.append(("release committed -> waiting acquire returns", "p99 <= 2 ms", "; ".join(WAKE), "met"))
     for label, c, rb, rc, rbn, calls, ok in THROUGHPUT:
-        summary.append((f"{label.replace(' [from -r]', '')}, {c} client{'s' if c != '1' else ''}",
-                        ">= 0.9x UPDATE, >= 2x PL/pgSQL",
-                        f"{calls:,.0f}/s = {rb:.2f}x UPDATE, {rc:.2f}x PL/pgSQL ({rbn:.2f}x UPDATE+NOTIFY)",
+        summary.append((f"{label.replace(' [from -r]', '')}, {c} client, fsync on",
+                        ">= 0.9x UPDATE",
+                        f"{calls:,.0f}/s = {rb:.2f}x UPDATE ({rbn:.2f}x UPDATE+NOTIFY)",
                         "met" if ok else "**missed**"))
-    ov = sum(int(res.get(f"ho.{k}.overlaps", 0)) for k in ("graceful", "kill", "stop_wrapper"))
+    for label, e, p, ratio, ok in CPU:
+        summary.append((f"CPU per call, {label} (synchronous_commit = off)", ">= 2x cheaper than PL/pgSQL",
+                        f"{e:.0f} us vs {p:.0f} us = {ratio:.2f}x", "met" if ok else "**missed**"))
+    ov = sum(int(res.get(f"ho.{k}.overlaps", 0))
+             for k in ("ours_graceful", "ours_kill", "stop_wrapper", "boot_cold", "boot_warm", "preempt"))
     summary.append(("overlapping leaders", "0", f"{ov} in the handover rounds above (the chaos runs are "
                     "`make chaos`, not part of this report)", "met" if ov == 0 else "**missed**"))
 
@@ -519,12 +700,16 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
         f.write(md)
 
     # gnuplot: one strip per fault kind, latencies on a log axis
-    series = [(k, t) for k, t in (("graceful.from_exit", "SIGTERM: old exit -> new runs"),
-                                  ("graceful.from_fault", "SIGTERM sent -> new runs"),
-                                  ("kill.from_fault", "kill -9 -> new runs"),
+    series = [(k, t) for k, t in (("raw_graceful.from_fault", "raw advisory lock: SIGTERM -> new runs"),
+                                  ("advlock_graceful.from_fault", "npm advisory-lock: SIGTERM -> new runs"),
+                                  ("pubsub_graceful.from_fault", "npm pg-pubsub: SIGTERM -> new runs"),
+                                  ("ours_graceful.from_fault", "ours: SIGTERM -> new COMMAND runs"),
+                                  ("ours_kill.from_fault", "ours: kill -9 -> new COMMAND runs"),
+                                  ("boot_warm.from_exit", "ours --warm: old stopped -> new serves"),
+                                  ("preempt.total", "ours: higher priority waits -> its COMMAND runs"),
                                   ("stop_all.after_expiry", "SIGSTOP: lease expiry -> new runs"),
                                   ("stop_wrapper.after_expiry", "SIGSTOP wrapper: expiry -> new runs"))
-              if has(k)]
+              if has(k) and floats(res[f"ho.{k}"])]
     if series:
         with open(os.path.join(out_dir, "handover.dat"), "w") as f:
             for i, (k, t) in enumerate(series):
@@ -541,10 +726,10 @@ set xlabel "ms (log scale)"
 set ytics ({labels})
 set yrange [-0.7:{len(series) - 0.3}]
 set grid xtics
-set arrow from 10, graph 0 to 10, graph 1 nohead dt 2 lc rgb "#2a7"
-set arrow from 50, graph 0 to 50, graph 1 nohead dt 2 lc rgb "#c70"
-set label "10 ms" at 10, graph 1.02 center
-set label "50 ms" at 50, graph 1.02 center
+set arrow from 6, graph 0 to 6, graph 1 nohead dt 2 lc rgb "#2a7"
+set arrow from 15, graph 0 to 15, graph 1 nohead dt 2 lc rgb "#c70"
+set label "6 ms" at 6, graph 1.02 center
+set label "15 ms" at 15, graph 1.02 center
 set key off
 plot for [i=0:{len(series) - 1}] "handover.dat" index i using 2:($1 + (rand(0) - 0.5) * 0.3) with points pt 7 ps 0.8
 """)
@@ -553,25 +738,26 @@ plot for [i=0:{len(series) - 1}] "handover.dat" index i using 2:($1 + (rand(0) -
 def notes(res, sql_misses):
     out = []
     f = lambda k: floats(res[f"ho.{k}"]) if f"ho.{k}" in res else []
-    ge, gk = f("graceful.from_exit"), f("kill.from_fault")
-    if ge and "ho.graceful.breakdown" in res:
-        b = [float(x) for x in res["ho.graceful.breakdown"].split()]
-        verdict = "meets" if pct(ge, 99) <= TARGET_GRACEFUL_P99 else "misses"
+    gf, gk, raw = f("ours_graceful.from_fault"), f("ours_kill.from_fault"), f("raw_graceful.from_fault")
+    if gf and "ho.ours_graceful.breakdown" in res:
+        b = res["ho.ours_graceful.breakdown"].split()
         out.append(
-            f"Graceful handover {verdict} p99 <= 10 ms here (p50 {pct(ge, 50):.1f} ms, p99 {pct(ge, 99):.1f} ms "
-            f"from the old COMMAND's exit). The path holds two durable commits in series (the release, "
-            f"then the standby's new tenure; an fdatasync costs 0.3 ms to several ms on this VM) and, in "
-            f"the new wrapper, waking COMMAND's pre-forked child (it waits on a gate while standby) and its "
-            f"exec: by the medians in the handover section, SIGTERM -> `released` {b[0]:.0f} ms, -> new `leader` "
-            f"{b[1]:.0f} ms, -> COMMAND runs {b[2]:.0f} ms. The tail follows fsync and scheduler noise on 2 "
-            f"shared cores.")
+            f"Graceful handover: p50 {pct(gf, 50):.1f} ms, p99 {pct(gf, 99):.1f} ms from SIGTERM"
+            + (f"; the raw advisory lock {pct(raw, 50):.1f} ms" if raw else "") + ". The raw lock commits "
+            f"nothing (an advisory lock is neither durable nor fenced); ours holds one durable commit "
+            f"(the release, which since extension 1.1 also writes the waiter's tenure: a token must never "
+            f"be handed out twice, so it must be on disk before the new leader acts; an fdatasync costs "
+            f"0.3 ms to several ms on this VM), then the second session's bind (one round trip, so that "
+            f"losing one backend cannot free the lease while COMMAND runs) and an exec of COMMAND, where "
+            f"the peers call a function. Medians: SIGTERM -> old COMMAND stopped {b[0]} ms, -> `released` "
+            f"{b[1]} ms, -> new `leader` {b[2]} ms, -> new COMMAND runs {b[3]} ms.")
     if gk:
         out.append(
-            f"kill -9 takeover does not depend on the TTL (10 s here) and is strictly ordered: the old "
-            f"supervising process holds copies of the database sockets and closes them only after it has "
-            f"killed and reaped the old COMMAND's whole tree (a setsid daemon included), so the backends "
-            f"see EOF, session binding frees the lease and wakes the waiting standby only then "
-            f"(p99 {pct(gk, 99):.1f} ms).")
+            f"kill -9 takeover (p99 {pct(gk, 99):.1f} ms) does not depend on the TTL and is strictly ordered: "
+            f"the old supervising process holds copies of the database sockets and closes them only after "
+            f"it has killed and reaped the old COMMAND's whole tree (a setsid daemon included); only then "
+            f"do the backends see EOF and session binding free the lease, and the waiter takes it with a "
+            f"durable commit of its own (no release to hand it over), then binds its second session.")
     a = f("stop_all.after_expiry")
     if a:
         out.append(
@@ -583,33 +769,21 @@ def notes(res, sql_misses):
     if rss:
         r, p, u = (int(x) / 1024 for x in rss.split()[:3])
         out.append(
-            f"Standby memory misses 8 MiB as RSS ({r:.1f} MiB) but almost all of it is shared, read-only "
-            f"library text (PSS {p:.1f} MiB, private {u:.1f} MiB): Debian's libpq links libssl/libcrypto, "
-            f"libldap (gnutls), libgssapi_krb5, which a process maps in full. Reaching 8 MiB RSS needs a "
-            f"smaller libpq build or static linking (an experiment in client/README.md measured ~8.2 MiB with "
-            f"static libstdc++ and no health endpoint); a per-host budget should count PSS.")
+            f"Standby memory: RSS {r:.1f} MiB is mostly shared, read-only library text (Debian's libpq "
+            f"links libssl/libcrypto, libldap (gnutls), libgssapi_krb5); what the SPEC counts is PSS "
+            f"{p:.1f} MiB and USS {u:.1f} MiB.")
     tp = [m for m in sql_misses if " client(s): " in m]
     if tp:
         out.append(
-            "Throughput: every acquire, release and unbound-lease heartbeat is one durable commit, and so "
-            "is each call of the PL/pgSQL version; with fsync on, the commit's WAL flush dominates both, so "
-            "'>= 2x PL/pgSQL' cannot be met by making the function body cheaper: at 1 client the extension "
-            "and the PL/pgSQL version land within noise of each other and of the plain UPDATE. Only "
-            "skipping the flush wait moves it: the session-bound heartbeat (the client's default) does "
-            "that, compare its row with the unbound one.")
-        if res.get("notify_guc") == "on":
-            out.append(
-                "Throughput at 8 clients: acquire and release (the calls that NOTIFY) are capped by "
-                "PostgreSQL's serialization of NOTIFYing commits (compare (b') UPDATE+NOTIFY, far below "
-                "(b) UPDATE); the `notify = off` rows show what the same calls reach without it. The "
-                "PL/pgSQL version NOTIFYs too, so its rate is capped the same way.")
+            "Throughput at 1 client, fsync on: every acquire, release and unbound-lease heartbeat is one "
+            "durable commit, like the UPDATE it is compared with; what separates them is the work before "
+            "the commit (a NOTIFY on every change of holder, the lease row's lock and checks).")
     for m in sql_misses:
         if m.startswith("release -> waiting"):
             out.append(
                 "Release -> waiting acquire p99 (server clock) misses 2 ms: that interval includes the "
-                "releaser's own WAL flush (the commit record's timestamp is taken before it) and the "
-                "waiter's durable commit of its new tenure, i.e. two fdatasyncs whose tail on this VM is "
-                "several ms; the median is the figure to compare across machines.")
+                "releaser's own WAL flush (the commit record's timestamp is taken before it), whose tail "
+                "on this VM is several ms; the median is the figure to compare across machines.")
         if m.startswith("acquire latency with 1M"):
             out.append(
                 "1M-name acquire latency: the lookup is a primary-key index scan (plan below), so the "

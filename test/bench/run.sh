@@ -4,8 +4,10 @@
 # 1. SQL API: throughput of singleton_acquire / heartbeat / release against the
 #    round-trip floor, the cheapest durable write and a PL/pgSQL version of the
 #    same contract (acquire and release also with singleton_lock.notify = off);
-#    acquire latency with 1,000,000 names vs 1; release -> waiting-acquire
-#    wake-up latency on the server clock.
+#    CPU cost per call with synchronous_commit = off (server processes' CPU time
+#    from /proc) against the PL/pgSQL version and the bare UPDATE; acquire
+#    latency with 1,000,000 names vs 1; release -> waiting-acquire wake-up
+#    latency on the server clock.
 # 2. Handover (test/bench/handover.sh): real `singleton-lock run` processes,
 #    SIGTERM / kill -9 / SIGSTOP of the leader, the incident's policy emulated,
 #    standby memory.
@@ -15,7 +17,8 @@
 #                        the handover plot to test/bench/out/handover.png and docs/handover.png
 #
 # Settings (environment): BENCH_DURATION (s per pgbench run, default 3),
-# BENCH_ROUNDS (interleaved repetitions of every run, default 3),
+# BENCH_ROUNDS (interleaved repetitions of every run, default 2),
+# BENCH_CPU_ROUNDS (rounds of the CPU-cost part, default 2),
 # BENCH_CLIENTS (default "1 8"), BENCH_WAKE_ITERATIONS (default 150),
 # BENCH_SKIP_INSTALL=1 (do not run `make install` first), SL_PGPORT (default 54350).
 # Runs its own throwaway PostgreSQL (test/pgserver.sh), fsync on, and removes it.
@@ -24,7 +27,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 DUR="${BENCH_DURATION:-3}"
-ROUNDS="${BENCH_ROUNDS:-3}"
+ROUNDS="${BENCH_ROUNDS:-2}"
+CPU_ROUNDS="${BENCH_CPU_ROUNDS:-2}"
 CLIENTS="${BENCH_CLIENTS:-1 8}"
 WAKE_N="${BENCH_WAKE_ITERATIONS:-150}"
 OUT="${BENCH_OUT:-$HERE/out/sql.md}"
@@ -32,6 +36,8 @@ MD="${BENCH_MD:-$ROOT/BENCHMARKS.md}"
 T_START=$SECONDS
 export SL_PGPORT="${SL_PGPORT:-54350}"
 export SL_PG_FSYNC=on
+# The cluster lives on disk (a sandbox's /tmp may be a tmpfs, where an fsync costs nothing).
+export SL_PGDIR="${SL_PGDIR:-$HERE/out/pgdata}"
 # raw results stay in test/bench/out/work (gitignored) until the next run, so the
 # report can be re-rendered: python3 test/bench/report.py out/work/results.txt out/sql.md BENCHMARKS.md out
 WORK="$HERE/out/work"
@@ -77,6 +83,7 @@ put machine.pg "$(q -c 'SHOW server_version')"
 put machine.commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- extension 2>/dev/null || echo '+uncommitted extension changes')"
 put machine.settings "$(q -F' ' -c "SELECT string_agg(name || '=' || setting || COALESCE(unit, ''), ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync','synchronous_commit','wal_sync_method','full_page_writes','commit_delay','wal_level','shared_buffers','max_wal_size','checkpoint_timeout')")"
 put machine.duration "$DUR"
+put machine.load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- pgbench scripts ---------------------------------------------------------
 S="$WORK/scripts"; mkdir -p "$S"
@@ -221,10 +228,68 @@ done
 put check.hb_lost "$(q -c "SELECT count(*) FROM singleton_leases WHERE name LIKE 'hb-%' AND state <> 'held'")"
 put check.aq_transitions "$(q -c "SELECT COALESCE(sum(transitions), 0) FROM singleton_leases WHERE name LIKE 'aq-%'")"
 
+# --- 1b. CPU cost per call, synchronous_commit = off ----------------------------
+# With fsync on, a durable commit's WAL flush dominates every call of both the
+# extension and the PL/pgSQL version, so their rates say little about the work
+# each does. Here each script runs with synchronous_commit = off, and the server
+# with fsync = off for this part only (the extension forces a durable commit for
+# every new tenure whatever synchronous_commit says; with fsync off that commit
+# still writes its WAL, but the flush no longer turns the comparison into one of
+# waiting). The CPU time of the whole server (every process of this postmaster,
+# reaped backends included through its cutime/cstime) is read from /proc before
+# and after; an idle interval of the same length, measured in the same round,
+# is subtracted. One client; per call = CPU / transactions.
+PM_PID=$(head -n1 "$(q -c 'SHOW data_directory')/postmaster.pid")
+TCK=$(getconf CLK_TCK)
+server_ticks() {  # utime+stime of the postmaster's children and itself (+ its reaped children)
+  local total=0 line f
+  for f in /proc/[0-9]*/stat; do
+    read -r line 2>/dev/null <"$f" || continue
+    set -- ${line##*) }  # from field 3 on: $2 ppid, $12 utime, $13 stime
+    [ "$2" = "$PM_PID" ] && total=$((total + ${12} + ${13}))
+  done
+  read -r line <"/proc/$PM_PID/stat"
+  set -- ${line##*) }  # $14, $15: cutime, cstime (reaped backends)
+  echo $((total + ${12} + ${13} + ${14} + ${15}))
+}
+cpu_run() {  # SCRIPT ROUND: records ticks and transactions under cpu.SCRIPT.rROUND
+  local script="$1" r="$2" before after n outf="$WORK/cpu.$1.r$2.out"
+  before=$(server_ticks)
+  if [ "$script" = idle ]; then
+    sleep "$DUR"; n=1
+  else
+    local defs=()
+    case "$script" in *_bound) defs=(-D tok=0) ;; esac
+    PGOPTIONS="-c synchronous_commit=off" pgbench -n -M prepared -T "$DUR" -c 1 -j 1 "${defs[@]}" \
+      -f "$S/$script.sql" >"$outf" 2>"$outf.err" || { log "pgbench $script (cpu) failed"; tail "$outf.err" >&2; exit 1; }
+    n=$(awk '/^number of transactions actually processed:/ {print $6; exit}' "$outf")
+    n=${n%%/*}
+  fi
+  sleep 0.3  # the backend exits and is reaped: its CPU moves to the postmaster's cutime
+  after=$(server_ticks)
+  put "cpu.$script.r$r" "$((after - before)) $n"
+  log "$(printf 'cpu %-20s r=%s %6s ticks %8s calls' "$script" "$r" "$((after - before))" "$n")"
+}
+CPU_SCRIPTS="idle select1 update ext_acquire pl_acquire ext_heartbeat pl_heartbeat ext_heartbeat_bound ext_pair pl_pair"
+put cpu.scripts "$CPU_SCRIPTS"
+put cpu.rounds "$CPU_ROUNDS"
+put cpu.tck "$TCK"
+q -c "ALTER SYSTEM SET fsync = off" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+for ((r = 1; r <= CPU_ROUNDS; r++)); do
+  order="$CPU_SCRIPTS"
+  [ $((r % 2)) = 0 ] && order="$(reversed $CPU_SCRIPTS)"
+  for s in $order; do cpu_run "$s" "$r"; done
+done
+q -c "ALTER SYSTEM RESET fsync" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+[ "$(q -c 'SHOW fsync')" = on ] || { log "fsync did not come back on"; exit 1; }
+
 # --- 2. acquire latency: 1 name vs 1,000,000 names ----------------------------
 # Two databases of the same server, one whose lease table holds 1 row and one
 # with 1,000,000 rows, measured in alternation (ROUNDS rounds). One client, new
-# tenure every call (ttl 1 us), per-transaction latencies from pgbench -l.
+# tenure every call (ttl 1 us), per-transaction latencies from pgbench -l,
+# with bind_session off (see latency_run).
 # "fixed": always the same name; "random": a random one of the 1M names.
 echo "SELECT * FROM singleton_acquire('bulk-1', '1 microsecond', 'bench-scale');" >"$S/scale_fixed.sql"
 printf '%s\n' '\set id random(1, 1000000)' \
@@ -248,7 +313,11 @@ latency_run() {  # NAME DATABASE SCRIPT ROUND
   local name="$1" db="$2" script="$3" r="$4" dir="$WORK/lat-$1.r$4"
   mkdir -p "$dir"
   q -c "CHECKPOINT" >/dev/null
-  (cd "$dir" && PGDATABASE="$db" pgbench -n -M prepared -T "$DUR" -c 1 -j 1 -l --log-prefix=lat \
+  # bind_session off: one session takes 1,000,000 different leases here, and a
+  # session may be bound to at most singleton_lock.max_bound_leases (100) of them;
+  # the same setting for the 1-name runs, so the two compare like for like.
+  (cd "$dir" && PGOPTIONS="-c singleton_lock.bind_session=off" PGDATABASE="$db" \
+      pgbench -n -M prepared -T "$DUR" -c 1 -j 1 -l --log-prefix=lat \
       -f "$S/$script.sql" >"$dir/out" 2>"$dir/err") \
     || { log "pgbench $name failed"; cat "$dir/err" >&2; exit 1; }
   awk '{print $3}' "$dir"/lat.* >"$dir/us"
@@ -276,6 +345,7 @@ put wake.csv "$WORK/wake.csv"
 
 "$ROOT/test/pgserver.sh" stop >/dev/null
 put time.sql "$((SECONDS - T_START))"
+put machine.load_mid "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- 4. handover with real processes (its own fresh server, same port) -----------
 log "handover benchmark (test/bench/handover.sh)"
@@ -283,6 +353,7 @@ T_HO=$SECONDS
 "$HERE/handover.sh" "$RES"
 put time.handover "$((SECONDS - T_HO))"
 put time.total "$((SECONDS - T_START))"
+put machine.load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- report --------------------------------------------------------------------
 python3 "$HERE/report.py" "$RES" "$OUT" "$MD" "$HERE/out"

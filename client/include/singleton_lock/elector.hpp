@@ -164,10 +164,14 @@ class Elector {
 
     // Leader: release the lease (asynchronously; on_released reports the end).
     // stepping_down: the work has stopped; release the lease if it is still ours.
-    // Otherwise the same as stop().
+    // Otherwise the same as stop(). After a confirmed release the sessions stay
+    // open (idle, no longer polled) until stop() or the destructor: closing them
+    // at once would make their backends exit while the next leader starts, on
+    // the same CPUs; close them a few tens of milliseconds later.
     void release();
     // Stop at once: cancel a request in flight (bounded wait), close the
     // sessions. A held lease is then freed by the server's session binding.
+    // After the end (released): closes the sessions kept open.
     void stop();
 
     // --- blocking interface --------------------------------------------------
