@@ -130,7 +130,7 @@ load_ran() {  # the busy loops were running all along (the rounds really ran loa
 
 backend_of() {  # backend_of LABEL main|second
     local app="${NAME}_$1" pattern
-    [ "$2" = main ] && pattern='singleton_(acquire|heartbeat)' || pattern='singleton_bind'
+    [ "$2" = main ] && pattern='singleton_(acquire|heartbeat)' || pattern='singleton_(bind|watch)'
     "${PSQL[@]}" -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$app'
                      AND query ~ '$pattern' AND pid <> pg_backend_pid()"
 }
