@@ -26,8 +26,8 @@ from .errors import (DatabaseUnavailableError, ElectorClosed, Error, LeaseLost, 
 from .lease import Lease, LossReason, State
 from .link import Link, ReplyTimeout
 from .options import Options, make_options
-from .policy import (Backoff, LeaseTimer, lead_before_confirmation, reply_deadline, wait_ran_out,
-                     wait_slice)
+from .policy import (Backoff, LeaseTimer, Reconnect, lead_before_confirmation, primary_missing,
+                     reply_deadline, wait_ran_out, wait_slice)
 from .sql import Statements
 
 log = logging.getLogger("singleton_lock")
@@ -63,8 +63,10 @@ class AsyncElector:
         self._closed = False
         self._last_error = ""
         self._last_holder = ""
-        self._backoff = Backoff(self.options.backoff_initial, self.options.backoff_max,
-                                random.random)
+        opts = self.options
+        self._reconnect = Reconnect(initial=opts.backoff_initial, maximum=opts.backoff_max,
+                                    failover_max=opts.failover_backoff_max,
+                                    failover_window=opts.failover_window, random=random.random)
 
     # --- public API ---------------------------------------------------------
     @property
@@ -107,6 +109,7 @@ class AsyncElector:
             return await self._contender
         except asyncio.CancelledError:
             self._close_link()  # the waiting call was cancelled in the server already
+            self._reconnect.stopped()
             self._set_state(State.STOPPED)
             if self._closed and not _cancelling(asyncio.current_task()):
                 raise ElectorClosed("the elector was closed while waiting") from None
@@ -172,7 +175,10 @@ class AsyncElector:
     async def _contend(self) -> Lease:
         opts = self.options
         wait_until = None if opts.wait is None else now() + opts.wait
-        self._backoff.reset()
+        if self._reconnect.was_working:  # our working connection broke (a leader's loss)
+            delay = self._reconnect.next(now(), False)
+            log.debug("lease %r: reconnecting in %.0f ms", self.name, delay * 1000)
+            await self._pause(delay, wait_until)
         first = True
         while True:
             link = await self._connected(wait_until)
@@ -188,7 +194,7 @@ class AsyncElector:
             except Error as error:
                 await self._after_error(error, wait_until)
                 continue
-            self._backoff.reset()
+            self._reconnect.working()
             first = False
             if row[0]:
                 lease = await self._take(link, row, sent, waited=slice_ > 0, wait_until=wait_until)
@@ -209,6 +215,8 @@ class AsyncElector:
                 self._link = await self._open_link()
             except Error as error:
                 await self._after_error(error, wait_until)
+            else:
+                self._reconnect.working()
         return self._link
 
     async def _open_link(self) -> Link:
@@ -231,19 +239,28 @@ class AsyncElector:
         """A failed call while not leading: give up on fatal errors, else back off."""
         self._close_link()
         if is_fatal(error):
+            self._reconnect.stopped()
             self._set_state(State.FAILED, str(error))
             raise error
-        delay = self._backoff.next()
+        delay = self._reconnect.next(now(), primary_missing(error))
+        log.debug("lease %r: reconnecting in %.0f ms", self.name, delay * 1000)
         if str(error) != self._last_error:  # one log line per distinct error
             self._last_error = str(error)
             log.warning("lease %r: %s; retrying in %.0f ms", self.name, error, delay * 1000)
         self._set_state(State.CONNECTING)
+        await self._pause(delay, wait_until, error)
+
+    async def _pause(self, delay: float, wait_until: Optional[float],
+                     error: Optional[Error] = None) -> None:
+        """Sleep before the next attempt, no longer than `wait` allows."""
         if wait_until is not None:
             delay = min(delay, max(0.0, wait_until - now()))
-        await asyncio.sleep(delay)
+        if delay > 0:
+            await asyncio.sleep(delay)
         if wait_ran_out(now(), wait_until):
             self._set_state(State.WAIT_EXPIRED, "the wait ran out")
-            raise WaitExpired(f"lease {self.name!r}: the wait ran out ({error})")
+            raise WaitExpired(f"lease {self.name!r}: the wait ran out"
+                              + (f" ({error})" if error else ""))
 
     def _standby(self, holder: str, expires_at: Any) -> None:
         if self._state is not State.STANDBY or holder != self._last_holder:
@@ -359,6 +376,7 @@ class AsyncElector:
             self._lose(lease, LossReason.REFUSED, "singleton_heartbeat returned NULL")
             return
         self._timer.confirmed(sent)
+        self._reconnect.working()
         lease.expires_at = row[0]
         self._next_heartbeat = self._timer.next_heartbeat_at
 
@@ -374,6 +392,8 @@ class AsyncElector:
         self._close_link()  # ends the session binding too
         if reason is not LossReason.REFUSED:
             self._unreleased = lease  # may still be ours on the server: release() frees it
+        else:  # the server answered: the connection worked, its end is no failover sign
+            self._reconnect.stopped()
         self._set_state(State.LOST, f"{reason}: {detail}")
         lease._end(reason, detail)
 
@@ -389,6 +409,7 @@ class AsyncElector:
             released = False
         lease._end(None, "released")
         self._close_link()
+        self._reconnect.stopped()
         self._set_state(State.RELEASED, "" if released else "(the lease was no longer ours)")
         if self._unreleased is lease:
             released = await self._release_after_loss()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -15,7 +17,7 @@ import singleton_lock
 from singleton_lock import LossReason, State
 from singleton_lock.link import Link, ReplyTimeout
 
-from harness import WAIT, admin, lease_state, ms, tcp_dsn, unique, wait_until
+from harness import WAIT, Gate, admin, lease_state, ms, tcp_dsn, unique, wait_until
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -229,6 +231,64 @@ def test_blocking_elector():
     with pytest.raises(singleton_lock.LeaseLost):
         second_lease[0].check()
     second.close()
+
+
+class RetryDelays(logging.Handler):
+    """The reconnect delays the elector decided on (its debug log)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.delays_ms = []
+        self._logger = logging.getLogger("singleton_lock")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = re.search(r"reconnecting in (\d+) ms", record.getMessage())
+        if match:
+            self.delays_ms.append(int(match.group(1)))
+
+    def __enter__(self) -> "RetryDelays":
+        self._level = self._logger.level
+        self._logger.setLevel(logging.DEBUG)
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+
+async def test_a_standby_retries_at_once_then_within_the_failover_cap():
+    """The standby's working connection breaks and the server stays unreachable
+    for 3 s (connections refused): the first retry goes out at once, and every
+    later delay stays within failover_backoff_max (500 ms) instead of growing
+    towards backoff_max (5 s), so it is back soon after the server is."""
+    name = unique("lib_failover")
+    gate = Gate(int(os.environ["PGPORT"]))
+    try:
+        async with singleton_lock.AsyncElector(name, ttl="5s") as holder:
+            await holder.acquire()
+            standby = singleton_lock.AsyncElector(name, ttl="5s", dsn=tcp_dsn(port=gate.port))
+            waiting = asyncio.ensure_future(standby.acquire())
+            assert await _eventually(lambda: standby.state is State.STANDBY)
+            with RetryDelays() as retries:
+                gate.close()
+                assert await _eventually(lambda: standby.state is State.CONNECTING)
+                await asyncio.sleep(3.0)
+                accepted = gate.accepted
+                gate.open()
+                t0 = time.monotonic()
+                assert await _eventually(lambda: gate.accepted > accepted)
+                print(f"\n[library] standby reconnected {ms(time.monotonic() - t0)} after the "
+                      f"server was reachable again; reconnect delays (ms): {retries.delays_ms}")
+                assert await _eventually(lambda: standby.state is State.STANDBY)
+            assert len(retries.delays_ms) >= 3, "the outage did not cause retries"
+            assert retries.delays_ms[0] == 0, "the first retry after a working connection waited"
+            assert max(retries.delays_ms) <= 500, "a delay grew beyond the failover cap"
+            await standby.aclose()
+            with pytest.raises(singleton_lock.ElectorClosed):
+                await waiting
+    finally:
+        gate.close()
 
 
 async def _eventually(predicate, timeout: float = WAIT) -> bool:
