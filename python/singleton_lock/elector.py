@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 import psycopg
 
+from .connector import Connector
 from .durations import interval_literal
 from .errors import (DatabaseUnavailableError, ElectorClosed, Error, LeaseLost, UsageError,
                      WaitExpired, is_fatal)
@@ -48,6 +50,8 @@ class AsyncElector:
                  **options: Any) -> None:
         self.options: Options = make_options(name, **options)
         self._sql = Statements(self.options.schema)
+        self._connector = Connector(self.options.conninfo, self.options.timing.connect_timeout,
+                                    os.environ)
         self._on_lost = on_lost
         self._state = State.IDLE
         self._link: Optional[Link] = None
@@ -221,7 +225,7 @@ class AsyncElector:
 
     async def _open_link(self) -> Link:
         timing = self.options.timing
-        link = await Link.open(self.options.conninfo, timing.connect_timeout)
+        link = await self._connector.open()
         try:
             listen = self.options.listen
             if listen is None:
@@ -429,7 +433,7 @@ class AsyncElector:
             left = give_up_at - now()
             link: Optional[Link] = None
             try:
-                link = await Link.open(self.options.conninfo, min(timing.connect_timeout, left))
+                link = await self._connector.open(min(timing.connect_timeout, left))
                 row = await link.execute(self._sql.release, (self.name, lease.token),
                                          min(timing.release_timeout, max(left, 0.05)))
                 released = bool(row and row[0])

@@ -21,6 +21,10 @@ class ReplyTimeout(DatabaseUnavailableError):
     """No reply in time; the request was cancelled and the connection closed."""
 
 
+class ConnectTimeout(DatabaseUnavailableError):
+    """The server did not complete the connection in time (a silent host)."""
+
+
 def build_conninfo(dsn: str, defaults: Dict[str, str], env: Dict[str, str]) -> str:
     """The user's DSN plus our defaults for what it (or PGCONNECT_TIMEOUT) leaves unset.
     Raises UsageError-like psycopg.ProgrammingError for a malformed DSN."""
@@ -90,7 +94,9 @@ class Link:
                 timeout,
             )
         except asyncio.TimeoutError:
-            raise DatabaseUnavailableError(f"could not connect within {timeout:g} s") from None
+            raise ConnectTimeout(f"could not connect within {timeout:g} s") from None
+        except psycopg.errors.ConnectionTimeout:  # psycopg's own connect_timeout
+            raise ConnectTimeout(f"could not connect within {timeout:g} s") from None
         except psycopg.Error as error:
             raise translate(error) from None
         return cls(conn)

@@ -242,6 +242,54 @@ class Freezer:
                     pass
 
 
+class SilentHost:
+    """A host that never answers: accept=True accepts TCP connections and never
+    replies (a hung server); accept=False never completes the TCP handshake
+    (its accept queue is full and it never accepts: SYNs go unanswered, like a
+    dead machine). `accepted` counts the connections that reached it."""
+
+    def __init__(self, accept: bool = True) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self.port = self._listener.getsockname()[1]
+        self.accepted = 0
+        self._held: List[socket.socket] = []
+        if accept:
+            threading.Thread(target=self._accept, daemon=True).start()
+        else:
+            self._fill_queue()
+
+    def _fill_queue(self) -> None:
+        for _ in range(4):  # more than the queue holds (backlog 0: one, maybe two)
+            filler = socket.socket()
+            filler.setblocking(False)
+            try:
+                filler.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            self._held.append(filler)
+        time.sleep(0.2)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(conn)
+
+    def close(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        for s in self._held:
+            s.close()
+
+
 class Gate:
     """A TCP relay 127.0.0.1:port -> target that can go down: close() severs
     every relayed connection and refuses new ones (nothing listens on the

@@ -17,7 +17,7 @@ import singleton_lock
 from singleton_lock import LossReason, State
 from singleton_lock.link import Link, ReplyTimeout
 
-from harness import WAIT, Gate, admin, lease_state, ms, tcp_dsn, unique, wait_until
+from harness import WAIT, Gate, SilentHost, admin, lease_state, ms, tcp_dsn, unique, wait_until
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -289,6 +289,41 @@ async def test_a_standby_retries_at_once_then_within_the_failover_cap():
                 await waiting
     finally:
         gate.close()
+
+
+@pytest.mark.parametrize("accepts", [True, False], ids=["hung-server", "dead-machine"])
+async def test_a_silent_first_host_does_not_stall_every_attempt(accepts):
+    """host=SILENT,GOOD: psycopg 3.1 applies connect_timeout to the whole
+    connection attempt, so the good host was never tried. Now each host gets
+    its own timeout, and the silent one moves to the back of the list: the
+    next connection (after the leader's connection is killed) goes straight to
+    the good host."""
+    name = unique("lib_hosts")
+    silent = SilentHost(accept=accepts)
+    dsn = tcp_dsn(host="127.0.0.1,127.0.0.1", port=f"{silent.port},{os.environ['PGPORT']}",
+                  connect_timeout="2")
+    elector = singleton_lock.AsyncElector(name, ttl="5s", dsn=dsn, wait="20s")
+    try:
+        t0 = time.monotonic()
+        lease = await elector.acquire()
+        print(f"\n[library] leader through host 2 of 2, host 1 silent "
+              f"({'accepts, never answers' if accepts else 'never accepts'}, connect_timeout 2s): "
+              f"{ms(time.monotonic() - t0)}")
+        assert elector.state is State.LEADER
+        if accepts:
+            assert silent.accepted == 1
+        with admin() as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (lease_state(name)[1],))
+        assert await lease.wait_lost() is LossReason.CONNECTION_LOST
+        t0 = time.monotonic()
+        lease = await elector.acquire()
+        print(f"[library] leader again after its connection was killed: {ms(time.monotonic() - t0)}")
+        assert lease.held
+        if accepts:
+            assert silent.accepted == 1, "the silent host was tried first again"
+    finally:
+        await elector.aclose()
+        silent.close()
 
 
 async def _eventually(predicate, timeout: float = WAIT) -> bool:

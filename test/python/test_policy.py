@@ -298,3 +298,33 @@ def test_failover_options_are_checked():
     assert (custom.failover_backoff_max, custom.failover_window) == (0.25, 120.0)
     with pytest.raises(UsageError, match="failover_window"):
         singleton_lock.AsyncElector("n", failover_window="soon")
+
+
+# --- hosts of a multi-host DSN (connector.py) ---
+
+def test_each_host_of_a_multi_host_dsn_is_tried_on_its_own():
+    from psycopg.conninfo import conninfo_to_dict
+    from singleton_lock.connector import host_timeout, per_host
+
+    params = conninfo_to_dict("host=a,b,c port=5432,5433,5434 dbname=app target_session_attrs=read-write")
+    attempts = per_host(params, {})
+    assert [(a["host"], a["port"]) for a in attempts] == [("a", "5432"), ("b", "5433"), ("c", "5434")]
+    assert all(a["dbname"] == "app" and a["target_session_attrs"] == "read-write" for a in attempts)
+    one_port = per_host(conninfo_to_dict("host=a,b port=6000"), {})
+    assert [(a["host"], a["port"]) for a in one_port] == [("a", "6000"), ("b", "6000")]
+    uri = per_host(conninfo_to_dict("postgresql://u@a:1,b:2/d"), {})
+    assert [(a["host"], a["port"], a["user"]) for a in uri] == [("a", "1", "u"), ("b", "2", "u")]
+    from_env = per_host({}, {"PGHOST": "x,y", "PGPORT": "7,8"})
+    assert [(a["host"], a["port"]) for a in from_env] == [("x", "7"), ("y", "8")]
+    addrs = per_host(conninfo_to_dict("host=a,b hostaddr=10.0.0.1,10.0.0.2"), {})
+    assert [(a["host"], a["hostaddr"]) for a in addrs] == [("a", "10.0.0.1"), ("b", "10.0.0.2")]
+    # One host, lists that do not line up, or libpq choosing: the DSN as it is.
+    for dsn in ("host=a port=1", "host=a,b port=1,2,3", ""):
+        assert per_host(conninfo_to_dict(dsn), {}) == [conninfo_to_dict(dsn)]
+    libpq16 = {"host": "a,b", "load_balance_hosts": "random"}  # (libpq 15 does not parse it)
+    assert per_host(libpq16, {}) == [libpq16]
+    assert host_timeout({"connect_timeout": "7"}, {}, 5.0) == 7.0
+    assert host_timeout({"connect_timeout": "1"}, {}, 5.0) == 2.0  # libpq's floor
+    assert host_timeout({}, {"PGCONNECT_TIMEOUT": "9"}, 5.0) == 9.0
+    assert host_timeout({"connect_timeout": "0"}, {}, 5.0) == 5.0  # never wait forever
+    assert host_timeout({}, {}, 5.0) == 5.0
