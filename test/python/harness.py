@@ -73,7 +73,8 @@ class Instance:
         return self.proc.pid
 
     def stderr(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def next_leader(self, timeout: float = WAIT) -> Optional[Tuple[float, int]]:

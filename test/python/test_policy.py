@@ -112,6 +112,9 @@ def test_options_are_checked_before_any_connection():
         (dict(name="n", ttl="1s", grace="600ms"), "grace"),
         (dict(name="n", dsn="host=x bogus"), "invalid dsn"),
         (dict(name="n", wait="later"), "invalid duration"),
+        (dict(name="n", priority="high"), "priority must be an integer"),
+        (dict(name="n", priority=True), "priority must be an integer"),
+        (dict(name="n", priority=2**31), "priority must be between"),
     ]
     for kwargs, message in bad:
         with pytest.raises(UsageError, match=message):
