@@ -12,6 +12,7 @@ each with the DSN's connect_timeout, as the C++ client does.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
@@ -19,6 +20,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import DatabaseUnavailableError
 from .link import ConnectTimeout, Link
+
+log = logging.getLogger("singleton_lock")
 
 LIBPQ_MIN_CONNECT_TIMEOUT = 2.0  # libpq treats 1 s as 2 s
 
@@ -109,6 +112,8 @@ class Connector:
                 self._targets.remove(target)  # silent: try it last from now on
                 self._targets.append(target)
                 failures.append(f"{target.where}: {error}")
+                log.warning("%s did not answer within %g s; hosts are tried in this order now: %s",
+                            target.where, timeout, ", ".join(self.hosts))
             except DatabaseUnavailableError as error:
                 failures.append(str(error))
         raise DatabaseUnavailableError("; ".join(failures))
