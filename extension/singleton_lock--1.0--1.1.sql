@@ -1,4 +1,5 @@
--- singleton_lock 1.0 -> 1.1: priorities and handoff, singleton_watch,
+-- singleton_lock 1.0 -> 1.1 (also the second half of a fresh install: CREATE
+-- EXTENSION runs singleton_lock--1.0.sql, then this): priorities and handoff, singleton_watch,
 -- singleton_pause/resume, singleton_lock_version(), paused leases in the view.
 -- Leases, tokens and GRANTs are kept.
 \echo Use "ALTER EXTENSION singleton_lock UPDATE TO '1.1'" to load this file. \quit
