@@ -25,9 +25,9 @@ WORKER = ["node", str(ROOT / "examples/node/worker.js")]
 WAIT = 60.0  # generous: the machine is shared and noisy; waits end on events
 
 
-def admin() -> psycopg.Connection:
-    """A superuser connection from the PG* environment (autocommit)."""
-    return psycopg.connect("", autocommit=True)
+def admin(dsn: str = "") -> psycopg.Connection:
+    """A superuser connection (autocommit): the PG* environment's server, or `dsn`."""
+    return psycopg.connect(dsn, autocommit=True)
 
 
 def tcp_dsn(port: Optional[int] = None, user: Optional[str] = None, **extra: str) -> str:
@@ -130,9 +130,9 @@ def wait_until(predicate, timeout: float = WAIT, every: float = 0.02) -> bool:
 Row = Tuple[int, int, object, int]  # token, pid, at, xid
 
 
-def ledger(table: str) -> List[Row]:
+def ledger(table: str, dsn: str = "") -> List[Row]:
     """The ledger in insertion order (clock_timestamp at insert)."""
-    with admin() as conn:
+    with admin(dsn) as conn:
         return [tuple(r) for r in conn.execute(  # type: ignore[misc]
             f'SELECT token, pid, at, xmin::text::bigint FROM "{table}" ORDER BY at, xmin::text::bigint')]
 
@@ -376,17 +376,17 @@ def first_leader(instances: Sequence[Instance],
     return None
 
 
-def rows_of(table: str, token: int) -> int:
-    with admin() as conn:
+def rows_of(table: str, token: int, dsn: str = "") -> int:
+    with admin(dsn) as conn:
         row = conn.execute(f'SELECT count(*) FROM "{table}" WHERE token = %s', (token,)).fetchone()
     return int(row[0]) if row else 0
 
 
-def wait_rows(table: str, token: int, count: int, timeout: float = WAIT) -> bool:
+def wait_rows(table: str, token: int, count: int, timeout: float = WAIT, dsn: str = "") -> bool:
     def enough() -> bool:
         try:
-            return rows_of(table, token) >= count
-        except psycopg.errors.UndefinedTable:
+            return rows_of(table, token, dsn) >= count
+        except (psycopg.errors.UndefinedTable, psycopg.OperationalError):
             return False
     return wait_until(enough, timeout, every=0.05)
 
