@@ -95,6 +95,10 @@ def test_a_newer_deployment_of_higher_priority_takes_over(spawn):
     assert got_c, "the instance of higher priority did not take over"
     print(f"\n[python] copy of priority 1 started -> its leader line: {ms(got_c[0] - t0)} "
           "(the process start included)")
+    assert c.wait_stderr(r": leader, token")
+    refused, led = _logged_at(c, "standby, held by"), _logged_at(c, ": leader, token")
+    print(f"[python] its first refused acquire -> it leads (its log, ms resolution): "
+          f"{ms(led - refused)}")
     assert got_c[1] > got_a[1]
     assert a.wait_stderr("step-down requested"), "the leader did not report the step-down request"
     assert a.wait_stderr("waiting as a standby again"), "the old leader did not go back to standby"
@@ -116,7 +120,14 @@ def test_a_newer_deployment_of_higher_priority_takes_over(spawn):
     print(f"[python] ledger runs (token, pid, rows): {runs}")
     assert [r[0] for r in runs] == [got_a[1], got_c[1], after[2]]
     assert [r[1] for r in runs][:2] == [a.pid, c.pid]
-    print(f"[python] ledger runs (token, pid, rows): {runs}")
+
+
+def _logged_at(instance, text: str) -> float:
+    """When the bot logged its first line containing `text` (its log's clock, seconds)."""
+    from datetime import datetime
+
+    line = next(l for l in instance.stderr().splitlines() if text in l)
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def test_pause_and_resume_by_an_administrator(spawn):
