@@ -9,9 +9,6 @@ from typing import NamedTuple, Optional
 from psycopg import sql
 
 
-DISCONNECT_CHECK_MS = 25  # see Statements.probe
-
-
 class Statements:
     def __init__(self, schema: Optional[str] = None) -> None:
         prefix = sql.SQL("{}.").format(sql.Identifier(schema)) if schema else sql.SQL("")
@@ -32,27 +29,17 @@ class Statements:
         # (name, token, wait) -> 'held' | 'step_down' | 'lost': version 1.1
         self.watch = q("SELECT {s}singleton_watch(%s, %s::bigint, %s::interval)")
         # What the server offers, without an error on any version (or none):
-        # (bind_session setting, 1.1 acquire exists, 1.0 acquire exists, may
-        # watch). A session that will watch (and is not pooled) also checks
-        # every DISCONNECT_CHECK_MS whether its client is gone: the server's
-        # wait in singleton_watch does not notice a dead client by itself, so
-        # a killed leader's session, and with it the lease, would otherwise
-        # outlive it until the watch's wait ran out.
+        # (bind_session setting, 1.1 acquire exists, 1.0 acquire exists, may watch).
         qualified = '"' + schema.replace('"', '""') + '".' if schema else ""
         self.probe_params = tuple(qualified + f for f in (
             "singleton_acquire(text,interval,text,interval,integer)",
             "singleton_acquire(text,interval,text,interval)",
             "singleton_watch(text,bigint,interval)"))
         self.probe = sql.SQL(
-            "SELECT f.bind, f.ranked, f.plain, f.watch, "
-            "CASE WHEN f.watch AND lower(coalesce(f.bind, 'on')) NOT IN ('off', 'false', '0', 'no') "
-            "THEN set_config('client_connection_check_interval', '{ms}ms', false) END "
-            "FROM (SELECT current_setting('singleton_lock.bind_session', true) AS bind, "
-            "to_regprocedure(%s::text) IS NOT NULL AS ranked, "
-            "to_regprocedure(%s::text) IS NOT NULL AS plain, "
-            "coalesce(has_function_privilege(to_regprocedure(%s::text), 'EXECUTE'), false) "
-            "AS watch) f"
-        ).format(ms=sql.SQL(str(DISCONNECT_CHECK_MS)))
+            "SELECT current_setting('singleton_lock.bind_session', true), "
+            "to_regprocedure(%s::text) IS NOT NULL, to_regprocedure(%s::text) IS NOT NULL, "
+            "coalesce(has_function_privilege(to_regprocedure(%s::text), 'EXECUTE'), false)"
+        )
         # (name, token, ttl)
         self.heartbeat = q("SELECT {s}singleton_heartbeat(%s, %s::bigint, %s::interval)")
         # (name, token)
@@ -76,6 +63,6 @@ class ServerFeatures(NamedTuple):
     def from_probe(cls, row: Optional[tuple]) -> "ServerFeatures":  # type: ignore[type-arg]
         if row is None:
             return cls(True, False, False, False)
-        setting, ranked, plain, watch = row[:4]
+        setting, ranked, plain, watch = row
         return cls(bind_session=setting not in ("off", "false", "0", "no"),
                    priority=bool(ranked), installed=bool(ranked or plain), watch=bool(watch))

@@ -463,11 +463,10 @@ asyncio.run(main())
 
 def test_a_killed_leader_frees_the_lease_while_its_watch_waits(spawn):
     """A leader process is killed (-9) just after its backend started a 5 s
-    singleton_watch. The server's wait does not notice a dead client by
-    itself, so the session (and the lease bound to it) outlived the process
-    until the watch ended; the holding session now checks its client every
-    25 ms (client_connection_check_interval): the standby's tenure begins
-    before that watch would have ended (both server times)."""
+    singleton_watch: its session ends at once (the server's wait watches the
+    client socket too; before that, the session and the lease bound to it
+    outlived the process until the watch ended), so the standby's tenure
+    begins before that watch would have ended (both server times)."""
     name = unique("lib_kill")
     leader = spawn([PYTHON, "-c", LEADER_SCRIPT, str(ROOT / "python"), name], "leader")
     assert leader.next_leader(), "the leader process did not lead"
