@@ -9,11 +9,12 @@ extern "C" {
 
 #include "guard.hpp"
 #include "heartbeat_flush.hpp"
+#include "pg_compat.hpp"
 #include "settings.hpp"
 #include "waiting.hpp"
 
 extern "C" {
-PG_MODULE_MAGIC;
+SINGLETON_LOCK_MODULE_MAGIC;
 void _PG_init(void);
 }
 

@@ -13,6 +13,7 @@ extern "C" {
 
 #include "guard.hpp"
 #include "lock_tags.hpp"
+#include "pg_compat.hpp"
 #include "name_hash_list.hpp"
 #include "waiting.hpp"
 
@@ -31,7 +32,7 @@ bool exit_hook_installed = false;
 // gone, then wake the waiters of every lease it bound.
 void release_bindings_at_exit(int, Datum) {
     LOCKTAG tag = session_tag(MyProcPid, MyStartTimestamp);
-    if (LockHeldByMe(&tag, ExclusiveLock)) LockRelease(&tag, ExclusiveLock, true);
+    if (lock_held_by_me(&tag, ExclusiveLock)) LockRelease(&tag, ExclusiveLock, true);
     for (int i = 0; i < bound_names.size(); i++) wake_waiters_now(bound_names[i]);
 }
 
@@ -56,7 +57,7 @@ SessionId own_session() { return SessionId{MyProcPid, MyStartTimestamp}; }
 void bind_lease_to_this_session(uint64 name_hash) {
     LOCKTAG tag = session_tag(MyProcPid, MyStartTimestamp);
     // Checked every time: pg_advisory_unlock_all() or DISCARD ALL drop it too.
-    if (!LockHeldByMe(&tag, ExclusiveLock)) LockAcquire(&tag, ExclusiveLock, true, false);
+    if (!lock_held_by_me(&tag, ExclusiveLock)) LockAcquire(&tag, ExclusiveLock, true, false);
     if (!exit_hook_installed) {
         before_shmem_exit(release_bindings_at_exit, 0);
         exit_hook_installed = true;
@@ -67,7 +68,7 @@ void bind_lease_to_this_session(uint64 name_hash) {
 bool session_alive(int32 pid, TimestampTz started) {
     if (pid == MyProcPid && started == MyStartTimestamp) {
         LOCKTAG own = session_tag(pid, started);
-        return LockHeldByMe(&own, ExclusiveLock);
+        return lock_held_by_me(&own, ExclusiveLock);
     }
     LOCKTAG tag = session_tag(pid, started);
     if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL) return true;

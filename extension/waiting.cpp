@@ -8,12 +8,12 @@ extern "C" {
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
-#include "storage/sinvaladt.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 }
 
 #include "lock_tags.hpp"
+#include "pg_compat.hpp"
 #include "name_hash_list.hpp"
 
 namespace singleton_lock {
@@ -76,7 +76,7 @@ void wake_waiters_now(uint64 name_hash) {
     LOCKTAG tag = waiter_tag(name_hash);
     VirtualTransactionId* waiters = GetLockConflicts(&tag, ExclusiveLock, nullptr);
     for (; VirtualTransactionIdIsValid(*waiters); waiters++) {
-        PGPROC* proc = BackendIdGetProc(waiters->backendId);
+        PGPROC* proc = proc_of(*waiters);
         if (proc != nullptr) SetLatch(&proc->procLatch);
     }
 }
