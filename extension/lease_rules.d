@@ -1,0 +1,3 @@
+extension/lease_rules.o: extension/lease_rules.cpp \
+ extension/lease_rules.hpp
+extension/lease_rules.hpp:
