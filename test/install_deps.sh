@@ -40,8 +40,8 @@ CLIENT=(libpq-dev meson ninja-build pkg-config libcli11-dev libcpp-httplib-dev l
 # PgBouncer, Patroni + etcd for the failover tests, gnuplot for the benchmark plot.
 TOOLS=(procps iproute2 curl gawk git ca-certificates python3 python3-psycopg python3-pytest
        nodejs npm pgbouncer patroni etcd-server etcd-client gnuplot-nox)
-# Debian packages: debhelper, pg_buildext (postgresql-server-dev-all), dpkg-dev.
-PACKAGING=(debhelper dpkg-dev postgresql-server-dev-all)
+# Debian packages: dpkg-buildpackage (dpkg-dev, build-essential), debhelper, pg_buildext.
+PACKAGING=(build-essential debhelper dpkg-dev postgresql-server-dev-all)
 
 case "$profile" in
   test) PACKAGES=("${EXTENSION[@]}" "${CLIENT[@]}" "${TOOLS[@]}") ;;

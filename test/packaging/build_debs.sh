@@ -15,7 +15,7 @@ OUT=$(cd "$1" && pwd)
 WORK=$(mktemp -d /tmp/singleton_lock_debs.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 git clone -q --no-hardlinks "$ROOT" "$WORK/singleton-lock"
-git -C "$WORK/singleton-lock" checkout -q "$(git -C "$ROOT" rev-parse HEAD)"
+git -C "$WORK/singleton-lock" -c advice.detachedHead=false checkout -q "$(git -C "$ROOT" rev-parse HEAD)"
 cd "$WORK/singleton-lock"
 dpkg-buildpackage -us -uc -b
 cp "$WORK"/*.deb "$OUT"/
