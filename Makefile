@@ -11,9 +11,8 @@
 
 EXTENSION = singleton_lock
 MODULE_big = singleton_lock
-OBJS = extension/module.o extension/functions.o extension/lease_store.o \
-       extension/lease_rules.o extension/session_binding.o extension/waiting.o \
-       extension/heartbeat_flush.o
+# Every extension/*.cpp is part of the library.
+OBJS = $(patsubst %.cpp,%.o,$(filter-out extension/lease_rules_test%,$(sort $(wildcard extension/*.cpp))))
 # Every install and upgrade script: singleton_lock--1.0.sql, singleton_lock--1.0--1.1.sql, ...
 DATA = $(sort $(wildcard extension/$(EXTENSION)--*.sql))
 PGFILEDESC = "singleton_lock - leader election and singleton leases"

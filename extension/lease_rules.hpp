@@ -23,20 +23,45 @@ enum class LeaseState { Free, Orphaned, Expired, Held };
 // Why a tenure ended (`last_transition`).
 enum class TenureEnd { None, Released, Expired, Orphaned, Forced };
 
+// What became of the sessions a lease is bound to.
+enum class Binding {
+    Unbound,      // never bound (singleton_lock.bind_session = off): ttl alone
+    Live,         // at least one bound session still exists
+    Ended,        // every bound session has ended (client gone, terminated)
+    EndedByRestart,  // they ended because the server restarted (or crash-restarted)
+    EndedByFailover, // they were sessions of a former primary (older timeline)
+};
+
 struct LeaseRow {
     bool exists = false;
-    bool released = true;     // released, force-released or never held
-    std::string_view holder;  // last holder
-    std::int64_t token = 0;   // last issued token, 0 if none
+    bool released = true;      // released, force-released or never held
+    std::string_view holder;   // last holder
+    std::uint32_t role = 0;    // role that acquired (authority is scoped to it)
+    std::int64_t token = 0;    // last issued token, 0 if none
     Micros expires_at = 0;
-    bool session_bound = false;  // holder_pid is set
-    bool bound_session_alive = false;
+    Micros ttl = 0;
+    Binding binding = Binding::Unbound;
+    // For Binding::EndedByRestart: when this server run began. The holder lost
+    // its connection no later than that, and its client stops acting by
+    // (last heartbeat sent + ttl), so the lease stays its own until
+    // server_epoch + ttl (or its stored expiry, if later).
+    Micros server_epoch = 0;
+};
+
+struct Caller {
+    std::string_view holder;
+    std::uint32_t role = 0;
 };
 
 LeaseState classify(const LeaseRow& row, Micros now);
-inline bool is_live(const LeaseRow& row, Micros now) {
-    return classify(row, now) == LeaseState::Held;
-}
+
+// When a held lease stops being held if nobody renews it: its expiry, or for
+// Binding::EndedByRestart the later of that and server_epoch + ttl.
+Micros lease_deadline(const LeaseRow& row);
+
+// Whether classify needs to know what became of the bound sessions (that
+// costs lock-table probes, so it is only asked when it matters).
+bool needs_binding_check(const LeaseRow& row);
 
 enum class AcquireOutcome { TakeNew, Renew, Refuse };
 
@@ -45,18 +70,31 @@ struct AcquireDecision {
     TenureEnd previous_end;  // for TakeNew: why the previous tenure ended
 };
 
-AcquireDecision decide_acquire(const LeaseRow& row, std::string_view caller, Micros now);
+// The same holder id of the same role renews (idempotent retry); a holder id
+// presented by another role is someone else.
+AcquireDecision decide_acquire(const LeaseRow& row, const Caller& caller, Micros now);
 
-// Whether classify needs to know if the bound session is alive (the check
-// costs a lock-table probe, so it is only made when it matters).
-bool needs_liveness_check(const LeaseRow& row);
+// Whether a token-authorized call (heartbeat, release, assert, bind) by
+// `role` with `token` acts on this lease: the current token of a live lease,
+// presented by the role that acquired it.
+bool token_authorizes(const LeaseRow& row, std::int64_t token, std::uint32_t role, Micros now);
 
-// Tokens: the WAL timeline in the high bits, a per-name sequence in the low
-// bits. A promoted replica runs on a higher timeline, so its tokens exceed any
-// the old primary issued, even ones it never replicated.
-constexpr int kTokenSequenceBits = 40;
-// nullopt when the per-name sequence or the timeline is exhausted.
-std::optional<std::int64_t> next_token(std::int64_t previous_token, std::uint32_t timeline);
+// Fencing tokens. Strictly increasing per name, never reissued:
+//   token = max(previous + 1, (timeline << kTokenTimelineShift) | wal_floor)
+// where wal_floor is the server's WAL insert position / 64. The timeline in
+// the high bits makes a promoted replica's tokens exceed any its old primary
+// issued, even ones it never replicated. The WAL position grows by more than
+// 64 bytes with every acquisition (its row update and commit record), so a
+// token never exceeds the floor of a later acquisition: tokens keep growing
+// even when the lease table was dropped and created again (DROP/CREATE
+// EXTENSION) or a row was deleted. The floor saturates after 2^43 * 64 bytes
+// (512 TiB) of WAL; from then on only `previous + 1` protects (per name).
+constexpr int kTokenTimelineShift = 43;
+constexpr std::uint64_t kWalFloorUnit = 64;
+// nullopt when tokens are exhausted (INT64_MAX reached) or the timeline does
+// not fit.
+std::optional<std::int64_t> next_token(std::int64_t previous_token, std::uint32_t timeline,
+                                       std::uint64_t wal_insert_position);
 std::uint32_t token_timeline(std::int64_t token);
 
 // now + ttl, or nullopt on overflow.
@@ -65,6 +103,16 @@ std::optional<Micros> expiry_after(Micros now, Micros ttl);
 // An interval as a duration: days are 24 h and months 30 days (as
 // EXTRACT(EPOCH ...) counts them), so a lease never depends on the time zone.
 std::optional<Micros> interval_micros(std::int64_t time_us, std::int32_t days, std::int32_t months);
+
+// Lease names and holder ids: 1..255 characters, not only white space, no
+// control characters. `utf8` says the bytes are UTF-8 (the database
+// encoding); otherwise only ASCII white space and controls are recognized.
+enum class LabelProblem { None, Empty, TooLong, OnlyWhiteSpace, ControlCharacter };
+struct LabelCheck {
+    LabelProblem problem;
+    int characters;
+};
+LabelCheck check_label(std::string_view bytes, bool utf8, int max_chars);
 
 const char* state_name(LeaseState state);
 const char* tenure_end_name(TenureEnd end);  // nullptr for None

@@ -1,8 +1,8 @@
 // Lock-manager tags of the extension. They are advisory-lock tags (user lock
-// method: they survive transaction aborts when held at session level) whose
-// 4th field no advisory-lock function uses (those use 1 and 2), so they never
+// method: held at session level they survive transaction aborts) whose 4th
+// field no advisory-lock function uses (those use 1 and 2), so they never
 // collide with an application's own advisory locks. pg_locks shows them as
-// locktype 'advisory' with objsubid 21324 (session binding) or 21325 (waiters).
+// locktype 'advisory' with objsubid 21324 (tenure bindings) or 21325 (waiters).
 #pragma once
 
 extern "C" {
@@ -13,17 +13,18 @@ extern "C" {
 
 namespace singleton_lock {
 
-constexpr uint16 kSessionTagKind = 0x534C;  // "SL"
+constexpr uint16 kBindingTagKind = 0x534C;  // "SL"
 constexpr uint16 kWaiterTagKind = 0x534D;
 
-inline LOCKTAG session_tag(int32 pid, TimestampTz started) {
+// Held in share mode, at session level, by every session bound to a tenure.
+inline LOCKTAG binding_tag(uint64 binding_key) {
     LOCKTAG tag;
-    uint64 start = static_cast<uint64>(started);
-    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(pid),
-                         static_cast<uint32>(start ^ (start >> 32)), kSessionTagKind);
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(binding_key >> 32),
+                         static_cast<uint32>(binding_key), kBindingTagKind);
     return tag;
 }
 
+// Held in share mode, for the transaction, by every session waiting for a lease.
 inline LOCKTAG waiter_tag(uint64 name_hash) {
     LOCKTAG tag;
     SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(name_hash >> 32),

@@ -9,12 +9,18 @@ extern "C" {
 
 #include "guard.hpp"
 #include "heartbeat_flush.hpp"
-#include "pg_compat.hpp"
+#include "plans.hpp"
+#include "prepare_guard.hpp"
+#include "session_binding.hpp"
 #include "settings.hpp"
 #include "waiting.hpp"
 
 extern "C" {
-SINGLETON_LOCK_MODULE_MAGIC;
+#if PG_VERSION_NUM >= 180000
+PG_MODULE_MAGIC_EXT(.name = "singleton_lock", .version = SINGLETON_LOCK_VERSION);
+#else
+PG_MODULE_MAGIC;
+#endif
 void _PG_init(void);
 }
 
@@ -23,6 +29,7 @@ namespace singleton_lock {
 int max_ttl_seconds = 86400;
 bool bind_session = true;
 bool notify_changes = true;
+int max_bound_leases = 100;
 
 void raise_cpp_failure(const char* what) {
     ereport(ERROR,
@@ -49,7 +56,14 @@ void _PG_init(void) {
         "PostgreSQL serializes the commits of notifying transactions; turn off when nobody "
         "LISTENs and many leases change per second.",
         &notify_changes, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "singleton_lock.max_bound_leases", "Most leases one session may be bound to at a time.",
+        "Each binding takes a slot in the shared lock table.", &max_bound_leases, 100, 1, 100000,
+        PGC_SUSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("singleton_lock");
     install_commit_wakeups();
     install_heartbeat_flush_policy();
+    install_binding_hooks();
+    install_prepare_guard();
+    install_plan_invalidation();
 }

@@ -3,37 +3,157 @@
 extern "C" {
 #include <netdb.h>
 #include <sys/socket.h>
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
+#include "common/hashfn.h"
+#include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "storage/ipc.h"
-#include "utils/backend_status.h"
 #include "storage/lock.h"
+#include "tcop/utility.h"
+#include "utils/backend_status.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 }
 
-#include "guard.hpp"
 #include "lock_tags.hpp"
 #include "pg_compat.hpp"
-#include "name_hash_list.hpp"
+#include "settings.hpp"
 #include "waiting.hpp"
 
 namespace singleton_lock {
 
 namespace {
 
-// Names this session has bound, so that its exit wakes their waiters. A name
-// whose lease has since moved elsewhere only costs its waiters a spurious,
-// harmless wake-up.
-NameHashList bound_names;
+// This session's bindings. `bound_in` is the subtransaction that made a
+// binding still in flight (its abort undoes it), kNone once the top-level
+// transaction committed. `released_in` is the subtransaction of this
+// session's own release of the tenure: the lock goes only if that commits.
+constexpr SubTransactionId kNone = InvalidSubTransactionId;
+
+struct BoundTenure {
+    uint64 name_hash;
+    int64 token;
+    SubTransactionId bound_in;
+    SubTransactionId released_in;
+};
+
+BoundTenure* bindings = nullptr;
+int binding_count = 0;
+int binding_capacity = 0;
 bool exit_hook_installed = false;
 
-// Runs while this backend exits (client gone, pg_terminate_backend, ...):
-// drop the binding lock first, so a woken waiter already sees this session as
-// gone, then wake the waiters of every lease it bound.
+LOCKTAG tenure_tag(const BoundTenure& b) { return binding_tag(binding_key(b.name_hash, b.token)); }
+
+void drop_lock(const BoundTenure& b) {
+    LOCKTAG tag = tenure_tag(b);
+    if (LockHeldByMeCompat(&tag, ShareLock)) LockRelease(&tag, ShareLock, true);
+}
+
+void remove_at(int i) { bindings[i] = bindings[--binding_count]; }
+
+int find(uint64 name_hash) {
+    for (int i = 0; i < binding_count; i++)
+        if (bindings[i].name_hash == name_hash) return i;
+    return -1;
+}
+
+int append_slot() {
+    if (binding_count == binding_capacity) {
+        int capacity = binding_capacity == 0 ? 8 : binding_capacity * 2;
+        size_t bytes = capacity * sizeof(BoundTenure);
+        bindings = static_cast<BoundTenure*>(
+            bindings == nullptr ? MemoryContextAlloc(TopMemoryContext, bytes)
+                                : repalloc(bindings, bytes));
+        binding_capacity = capacity;
+    }
+    return binding_count++;
+}
+
+// The binding locks are gone (session exit, DISCARD ALL,
+// pg_advisory_unlock_all): whoever waits for these leases looks again now.
+void wake_waiters_of_all_bound() {
+    for (int i = 0; i < binding_count; i++) wake_waiters_now(bindings[i].name_hash);
+}
+
 void release_bindings_at_exit(int, Datum) {
-    LOCKTAG tag = session_tag(MyProcPid, MyStartTimestamp);
-    if (lock_held_by_me(&tag, ExclusiveLock)) LockRelease(&tag, ExclusiveLock, true);
-    for (int i = 0; i < bound_names.size(); i++) wake_waiters_now(bound_names[i]);
+    for (int i = 0; i < binding_count; i++) drop_lock(bindings[i]);
+    wake_waiters_of_all_bound();
+    binding_count = 0;
+}
+
+void forget_dropped_bindings() {
+    wake_waiters_of_all_bound();
+    binding_count = 0;
+}
+
+void at_subtransaction_end(SubXactEvent event, SubTransactionId mine, SubTransactionId parent,
+                           void*) {
+    // Subtransaction ids grow: an aborting one's descendants have larger ids.
+    for (int i = binding_count - 1; i >= 0; i--) {
+        BoundTenure& b = bindings[i];
+        if (event == SUBXACT_EVENT_ABORT_SUB) {
+            if (b.released_in != kNone && b.released_in >= mine) b.released_in = kNone;
+            if (b.bound_in != kNone && b.bound_in >= mine) {
+                drop_lock(b);
+                remove_at(i);
+            }
+        } else if (event == SUBXACT_EVENT_COMMIT_SUB) {
+            if (b.bound_in == mine) b.bound_in = parent;
+            if (b.released_in == mine) b.released_in = parent;
+        }
+    }
+}
+
+void at_transaction_end(XactEvent event, void*) {
+    bool commit = event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT;
+    bool abort = event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT;
+    if (!commit && !abort) return;
+    for (int i = binding_count - 1; i >= 0; i--) {
+        BoundTenure& b = bindings[i];
+        bool undo = abort ? b.bound_in != kNone : b.released_in != kNone;
+        if (undo) {
+            drop_lock(b);
+            remove_at(i);
+            continue;
+        }
+        b.bound_in = kNone;
+        b.released_in = kNone;
+    }
+}
+
+ProcessUtility_hook_type previous_utility_hook = nullptr;
+needs_fmgr_hook_type previous_needs_fmgr_hook = nullptr;
+fmgr_hook_type previous_fmgr_hook = nullptr;
+
+void notice_discard_all(PlannedStmt* pstmt, const char* query, bool read_only_tree,
+                        ProcessUtilityContext context, ParamListInfo params,
+                        QueryEnvironment* env, DestReceiver* dest, QueryCompletion* qc) {
+    if (previous_utility_hook != nullptr)
+        previous_utility_hook(pstmt, query, read_only_tree, context, params, env, dest, qc);
+    else
+        standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+    Node* stmt = pstmt->utilityStmt;
+    if (stmt != nullptr && IsA(stmt, DiscardStmt) &&
+        reinterpret_cast<DiscardStmt*>(stmt)->target == DISCARD_ALL)
+        forget_dropped_bindings();
+}
+
+bool wants_fmgr_hook(Oid fn_oid) {
+    if (fn_oid == F_PG_ADVISORY_UNLOCK_ALL) return true;
+    return previous_needs_fmgr_hook != nullptr && previous_needs_fmgr_hook(fn_oid);
+}
+
+void notice_advisory_unlock_all(FmgrHookEventType event, FmgrInfo* flinfo, Datum* arg) {
+    if (flinfo->fn_oid == F_PG_ADVISORY_UNLOCK_ALL && event == FHET_END)
+        forget_dropped_bindings();
+    if (previous_fmgr_hook != nullptr && previous_needs_fmgr_hook != nullptr &&
+        previous_needs_fmgr_hook(flinfo->fn_oid))
+        previous_fmgr_hook(event, flinfo, arg);
 }
 
 // The client's address as pg_stat_activity shows it ("local" for a unix socket).
@@ -52,33 +172,91 @@ const char* client_host() {
 
 }  // namespace
 
-SessionId own_session() { return SessionId{MyProcPid, MyStartTimestamp}; }
+uint64 binding_key(uint64 name_hash, int64 token) {
+    return hash_combine64(name_hash, hash_bytes_uint32_extended(
+                                         static_cast<uint32>(token >> 32),
+                                         static_cast<uint64>(static_cast<uint32>(token))));
+}
 
-void bind_lease_to_this_session(uint64 name_hash) {
-    LOCKTAG tag = session_tag(MyProcPid, MyStartTimestamp);
-    // Checked every time: pg_advisory_unlock_all() or DISCARD ALL drop it too.
-    if (!lock_held_by_me(&tag, ExclusiveLock)) LockAcquire(&tag, ExclusiveLock, true, false);
+void bind_this_session(uint64 name_hash, int64 token) {
+    int i = find(name_hash);
+    if (i >= 0 && bindings[i].token == token) {
+        bindings[i].released_in = kNone;  // bound again after a release in this transaction
+        return;
+    }
+    if (i < 0 && binding_count >= max_bound_leases)
+        ereport(ERROR,
+                (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                 errmsg("this session is already bound to %d leases", binding_count),
+                 errhint("Raise singleton_lock.max_bound_leases, or turn "
+                         "singleton_lock.bind_session off for this role.")));
+    BoundTenure fresh = {name_hash, token, GetCurrentSubTransactionId(), kNone};
+    LOCKTAG tag = tenure_tag(fresh);
+    (void)LockAcquire(&tag, ShareLock, true, false);
+    if (i >= 0) {
+        drop_lock(bindings[i]);  // an earlier tenure of this name
+        bindings[i] = fresh;
+    } else {
+        int slot = append_slot();  // (may move `bindings`)
+        bindings[slot] = fresh;
+    }
     if (!exit_hook_installed) {
         before_shmem_exit(release_bindings_at_exit, 0);
         exit_hook_installed = true;
     }
-    if (!bound_names.contains(name_hash)) bound_names.append(name_hash);
 }
 
-bool session_alive(int32 pid, TimestampTz started) {
-    if (pid == MyProcPid && started == MyStartTimestamp) {
-        LOCKTAG own = session_tag(pid, started);
-        return lock_held_by_me(&own, ExclusiveLock);
+void unbind_this_session(uint64 name_hash, int64 token) {
+    int i = find(name_hash);
+    if (i >= 0 && bindings[i].token == token) bindings[i].released_in = GetCurrentSubTransactionId();
+}
+
+Binding observe_binding(uint64 name_hash, int64 token, const StoredBinding& stored) {
+    if (!stored.bound) return Binding::Unbound;
+    LOCKTAG tag = binding_tag(binding_key(name_hash, token));
+    if (LockHeldByMeCompat(&tag, ShareLock)) return Binding::Live;
+    if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+        return Binding::Live;
+    LockRelease(&tag, ExclusiveLock, false);
+    if (static_cast<TimeLineID>(stored.timeline) < current_timeline())
+        return Binding::EndedByFailover;
+    if (stored.bound_since < server_epoch()) return Binding::EndedByRestart;
+    return Binding::Ended;
+}
+
+TimestampTz server_epoch() {
+    static TimestampTz epoch = 0;
+    if (epoch != 0) return epoch;
+    TimestampTz found = PgStartTime;
+    int n = pgstat_fetch_stat_numbackends();
+    for (int i = 1; i <= n; i++) {
+        LocalPgBackendStatus* entry = local_backend_status(i);
+        if (entry != nullptr && entry->backendStatus.st_backendType == B_CHECKPOINTER &&
+            entry->backendStatus.st_proc_start_timestamp > found)
+            found = entry->backendStatus.st_proc_start_timestamp;
     }
-    LOCKTAG tag = session_tag(pid, started);
-    if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL) return true;
-    LockRelease(&tag, ShareLock, false);
-    return false;
+    epoch = found;
+    return epoch;
 }
 
-void observe_bound_session(LeaseRow& row, int32 pid, TimestampTz started) {
-    bool check = cpp_call([&] { return needs_liveness_check(row); });
-    row.bound_session_alive = check && session_alive(pid, started);
+TimeLineID current_timeline() {
+    if (!RecoveryInProgress()) return GetWALInsertionTimeLine();
+    TimeLineID replayed = 0;
+    (void)GetXLogReplayRecPtr(&replayed);
+    return replayed;
+}
+
+TimestampTz own_session_start() { return MyStartTimestamp; }
+
+void install_binding_hooks() {
+    RegisterSubXactCallback(at_subtransaction_end, nullptr);
+    RegisterXactCallback(at_transaction_end, nullptr);
+    previous_utility_hook = ProcessUtility_hook;
+    ProcessUtility_hook = notice_discard_all;
+    previous_needs_fmgr_hook = needs_fmgr_hook;
+    previous_fmgr_hook = fmgr_hook;
+    needs_fmgr_hook = wants_fmgr_hook;
+    fmgr_hook = notice_advisory_unlock_all;
 }
 
 const char* default_holder() {

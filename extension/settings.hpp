@@ -16,5 +16,10 @@ extern bool bind_session;
 // database-wide lock held through the WAL flush), so this caps throughput at
 // high concurrency; LISTEN-based clients need it on.
 extern bool notify_changes;
+// singleton_lock.max_bound_leases: tenures one session may be bound to. Each
+// binding is a lock-table entry; the shared lock table is finite
+// (max_locks_per_transaction * (max_connections + max_prepared_transactions)),
+// so this keeps one session from exhausting it for everyone else.
+extern int max_bound_leases;
 
 }  // namespace singleton_lock

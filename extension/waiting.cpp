@@ -8,6 +8,7 @@ extern "C" {
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
+#include "storage/sinvaladt.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 }
@@ -34,9 +35,7 @@ void wake_pending_at_commit(XactEvent event, void*) {
             break;
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PARALLEL_ABORT:
-        case XACT_EVENT_PREPARE:
-            // A prepared release is committed later by another session: its
-            // waiters then wake at the lease's expiry at the latest.
+        case XACT_EVENT_PREPARE:  // (refused by prepare_guard before it gets here)
             pending_wakes.clear();
             break;
         default:

@@ -80,6 +80,7 @@ run_suite client-asan-ubsan meson_no_skips -C build/asan --print-errorlogs --num
 run_suite install-and-pkg-config test/packaging/install_test.sh
 run_suite versions-agree test/packaging/version_test.sh build/client/client/singleton-lock
 run_suite restart-and-promotion-tokens test/scenarios/restart_tokens.sh
+run_suite abandoned-calls test/scenarios/abandoned_calls.sh
 run_suite rolling-deploy test/scenarios/rolling_deploy.sh
 run_suite pgbouncer test/scenarios/pgbouncer.sh
 run_suite chaos-short test/scenarios/chaos.sh "${SL_CHAOS_SECONDS:-45}"

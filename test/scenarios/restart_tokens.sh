@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Fencing tokens never go backwards: across fast and immediate restarts, and
-# across promotion of a streaming replica that lost the primary's last commits.
+# Fencing tokens never go backwards: across fast and immediate restarts, a
+# dump and restore, and promotion of a streaming replica that lost the
+# primary's last commits. A session-bound lease whose sessions all died in a
+# restart (or crash-restart) stays its holder's until server start + ttl.
+# On a standby every function refuses with 25006.
 #
 # Runs its own throwaway clusters (ports 54360 primary, 54361 replica); the
 # extension must be installed (make install).
@@ -18,6 +21,7 @@ cleanup() {
   as_owner "$BINDIR/pg_ctl" -D "$REPLICA_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$REPLICA_DIR"
   "$ROOT/test/pgserver.sh" stop
+  rm -f /tmp/sl_hold.*
 }
 trap cleanup EXIT
 
@@ -51,12 +55,69 @@ check_increases "$(new_token $PRIMARY_PORT fenced)" "fast restart"
 "$ROOT/test/pgserver.sh" restart immediate
 check_increases "$(new_token $PRIMARY_PORT fenced)" "immediate restart (crash recovery)"
 
-# A session-bound lease does not survive its session's end in a restart.
-q $PRIMARY_PORT "SELECT acquired FROM singleton_acquire('bound', '1 h', 'holder')" >/dev/null
-"$ROOT/test/pgserver.sh" restart immediate
-state=$(q $PRIMARY_PORT "SELECT state FROM singleton_leases WHERE name = 'bound'")
-[ "$state" = orphaned ] || fail "bound lease is '$state' after its session died in a crash"
-echo "ok: bound lease is orphaned after a crash"; checks=$((checks + 1))
+# pg_dump keeps the lease table's rows: the restored database goes on from them.
+q $PRIMARY_PORT "CREATE DATABASE restored" >/dev/null
+pg_dump -Fc -p $PRIMARY_PORT -d "$PGDATABASE" -f "/tmp/sl_dump.$$" || fail "pg_dump failed"
+pg_restore -p $PRIMARY_PORT -d restored "/tmp/sl_dump.$$" || fail "pg_restore failed"
+rm -f "/tmp/sl_dump.$$"
+restored=$(psql -X -qAt -p $PRIMARY_PORT -d restored -c "SELECT token FROM singleton_lock_leases WHERE name = 'fenced'")
+[ "$restored" = "$last" ] || fail "restored database has token '$restored', expected $last"
+check_increases "$(PGDATABASE=restored new_token $PRIMARY_PORT fenced)" "dump and restore"
+q $PRIMARY_PORT "DROP DATABASE restored" >/dev/null
+
+# Holds lease $1 (ttl $2) in a session that stays open; prints the token.
+hold_in_background() {
+  psql -X -qAt -p $PRIMARY_PORT -c "SELECT token FROM singleton_acquire('$1', '$2', 'holder')" \
+    -c "SELECT pg_sleep(600)" >"/tmp/sl_hold.$1" 2>/dev/null &
+  for _ in $(seq 1 100); do [ -s "/tmp/sl_hold.$1" ] && break; sleep 0.05; done
+  head -1 "/tmp/sl_hold.$1"
+}
+state_of() { q $PRIMARY_PORT "SELECT state FROM singleton_leases WHERE name = '$1'"; }
+try_take() { q $PRIMARY_PORT "SELECT acquired FROM singleton_acquire('$1', '1 min', 'someone-else')"; }
+
+# A restart (fast, immediate) or a crash-restart ends every session at once:
+# the holder's client may still be stopping its work, so the lease stays its
+# own until server start + ttl; the holder may release it at once from a new
+# session (with its token); anyone else gets it only after that.
+restart_rule() {
+  local how=$1 name=bound_$1 token
+  token=$(hold_in_background "$name" 3s)
+  [ -n "$token" ] || fail "no token for $name"
+  if [ "$how" = crash ]; then
+    local victim; victim=$(q $PRIMARY_PORT "SELECT holder_pid FROM singleton_leases WHERE name = '$name'")
+    kill -9 "$victim" || fail "could not kill backend $victim"
+    for _ in $(seq 1 100); do q $PRIMARY_PORT "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+    grep -q "terminating any other active server processes" "/tmp/singleton_lock_pg.$PRIMARY_PORT/server.log" \
+      || fail "the server did not crash-restart"
+  else
+    "$ROOT/test/pgserver.sh" restart "$how"
+  fi
+  wait 2>/dev/null
+  [ "$(state_of "$name")" = held ] || fail "after $how the bound lease is '$(state_of "$name")', not held"
+  [ "$(try_take "$name")" = f ] || fail "after $how someone else took the lease before start + ttl"
+  echo "ok: after $how the bound lease stays its holder's"; checks=$((checks + 1))
+  if [ "$how" = fast ]; then
+    [ "$(q $PRIMARY_PORT "SELECT singleton_release('$name', $token)")" = t ] \
+      || fail "the holder could not release after the restart"
+    [ "$(try_take "$name")" = t ] || fail "released lease not taken"
+    echo "ok: its holder released it from a new session at once"; checks=$((checks + 1))
+  else
+    local taken=f
+    for _ in $(seq 1 80); do taken=$(try_take "$name"); [ "$taken" = t ] && break; sleep 0.1; done
+    [ "$taken" = t ] || fail "after $how the lease was not free after start + ttl"
+    echo "ok: after $how it was free after start + ttl"; checks=$((checks + 1))
+  fi
+}
+restart_rule fast
+restart_rule immediate
+restart_rule crash
+
+# A session that simply ends (client gone) frees its bound lease at once.
+token=$(hold_in_background ended 1h)
+q $PRIMARY_PORT "SELECT pg_terminate_backend(holder_pid, 5000) FROM singleton_leases WHERE name = 'ended'" >/dev/null
+wait 2>/dev/null
+[ "$(state_of ended)" = orphaned ] || fail "terminated holder's lease is '$(state_of ended)'"
+echo "ok: a terminated holder's lease is orphaned at once"; checks=$((checks + 1))
 
 # Streaming replica; then the primary issues tokens the replica never receives.
 rm -rf "$REPLICA_DIR"; mkdir -p "$REPLICA_DIR"
@@ -64,6 +125,13 @@ rm -rf "$REPLICA_DIR"; mkdir -p "$REPLICA_DIR"
 as_owner "$BINDIR/pg_basebackup" -h /tmp -p $PRIMARY_PORT -U "$PGUSER" -D "$REPLICA_DIR/data" -R -X stream
 echo "port = $REPLICA_PORT" | as_owner tee -a "$REPLICA_DIR/data/postgresql.conf" >/dev/null
 as_owner "$BINDIR/pg_ctl" -D "$REPLICA_DIR/data" -l "$REPLICA_DIR/server.log" -w start >/dev/null
+# On the standby every function refuses, saying to connect to the primary.
+standby_error=$(psql -X -qAt -p $REPLICA_PORT -v VERBOSITY=verbose \
+  -c "SELECT singleton_acquire('fenced', '1 min', 'x')" 2>&1 || true)
+case "$standby_error" in
+  *25006*"read-only standby"*) echo "ok: on a standby: $(echo "$standby_error" | head -1)"; checks=$((checks + 1)) ;;
+  *) fail "expected SQLSTATE 25006 on the standby, got: $standby_error" ;;
+esac
 check_increases "$(new_token $PRIMARY_PORT fenced)" "acquire with a replica attached"
 for _ in $(seq 1 50); do
   replayed=$(q $REPLICA_PORT "SELECT token FROM singleton_lock_leases WHERE name = 'fenced'")
@@ -81,5 +149,6 @@ seen=$(q $REPLICA_PORT "SELECT token FROM singleton_lock_leases WHERE name = 'fe
 [ "$seen" -lt "$lost_on_primary" ] || fail "the replica was expected to miss the last tokens"
 echo "ok: promoted replica last saw token $seen, the old primary had issued up to $lost_on_primary"
 check_increases "$(new_token $REPLICA_PORT fenced)" "promotion of a replica that lost commits"
+[ $((last >> 43)) -eq 2 ] || fail "token $last does not carry the new timeline 2"
 
 echo "$checks passed, 0 failed"

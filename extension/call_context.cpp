@@ -1,0 +1,40 @@
+#include "call_context.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "catalog/pg_proc.h"
+#include "utils/syscache.h"
+// From libpq/libpq.h, which drags in GSSAPI headers a build may not have.
+extern bool pq_check_connection(void);
+}
+
+namespace singleton_lock {
+
+ApiCall begin_call(FunctionCallInfo fcinfo, const char* fn) {
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("%s: cannot run on a read-only standby", fn),
+                        errdetail("Leases are written on the primary server."),
+                        errhint("Connect to the primary, for example with several hosts and "
+                                "target_session_attrs=read-write in the connection string.")));
+    ApiCall call;
+    call.fn = fn;
+    call.caller = GetUserId();
+    HeapTuple proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+    if (!HeapTupleIsValid(proc))
+        elog(ERROR, "singleton_lock: cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+    Form_pg_proc form = reinterpret_cast<Form_pg_proc>(GETSTRUCT(proc));
+    call.schema = form->pronamespace;
+    call.owner = form->proowner;
+    ReleaseSysCache(proc);
+    return call;
+}
+
+void require_client_connected() {
+    if (MyProcPort == nullptr || pq_check_connection()) return;
+    ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+                    errmsg("singleton_lock: the client has disconnected; nothing was changed")));
+}
+
+}  // namespace singleton_lock

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# A call whose client has gone away changes nothing. An acquire blocked on the
+# lease row (another transaction holds it) keeps waiting in the server after
+# its client was killed; when the row lock goes, the late call must not take
+# or renew the lease (nor bind it to its dying session).
+#
+# Runs its own throwaway server (port 54362); the extension must be installed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+export SL_PGPORT=54362
+cleanup() { set +e; kill $(jobs -p) 2>/dev/null; "$ROOT/test/pgserver.sh" stop; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+eval "$("$ROOT/test/pgserver.sh" start)"
+q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+q "CREATE EXTENSION IF NOT EXISTS singleton_lock"
+checks=0
+
+# $1 lease, $2 the late call; the lease row is locked while the call arrives.
+late_call_changes_nothing() {
+  local lease=$1 call=$2 before after
+  before=$(q "SELECT transitions || '/' || coalesce(holder, '') || '/' || coalesce(expires_at::text, '')
+              FROM singleton_lock_leases WHERE name = '$lease'")
+  psql -X -qAt -c "BEGIN" -c "SELECT 1 FROM singleton_lock_leases WHERE name = '$lease' FOR UPDATE" \
+    -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null &
+  local locker=$!
+  sleep 0.3
+  psql -X -qAt -c "$call" >/dev/null 2>&1 &
+  local client=$!
+  # Wait until the late call's backend waits on the row lock, then kill its client.
+  local waiting=0
+  for _ in $(seq 1 100); do
+    waiting=$(q "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query = \$q\$$call\$q\$")
+    [ "$waiting" = 1 ] && break; sleep 0.05
+  done
+  [ "$waiting" = 1 ] || fail "the call never waited on the row lock"
+  kill -9 "$client"; wait "$client" 2>/dev/null || true
+  kill -0 "$client" 2>/dev/null && fail "client $client still alive"
+  wait "$locker" || fail "the locking transaction failed"
+  # The backend runs on once the lock goes; give it time to finish.
+  for _ in $(seq 1 100); do
+    [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE query = \$q\$$call\$q\$")" = 0 ] && break; sleep 0.05
+  done
+  after=$(q "SELECT transitions || '/' || coalesce(holder, '') || '/' || coalesce(expires_at::text, '')
+             FROM singleton_lock_leases WHERE name = '$lease'")
+  [ "$before" = "$after" ] || fail "late call changed lease $lease: '$before' -> '$after'"
+  echo "ok: a late '$call' from a gone client changed nothing ($after)"; checks=$((checks + 1))
+}
+
+# A free lease: the late acquire must not take it.
+q "SELECT singleton_release('free', token) FROM singleton_acquire('free', '1 min', 'someone')" >/dev/null
+late_call_changes_nothing free "SELECT singleton_acquire('free', '1 min', 'ghost')"
+# A waiting acquire (it waits in a subtransaction) likewise.
+late_call_changes_nothing free "SELECT singleton_acquire('free', '1 min', 'ghost', '30s')"
+# A lease held (unbound) by the same holder: the late call must not renew it or bind it.
+q "SET singleton_lock.bind_session = off; SELECT acquired FROM singleton_acquire('held', '1 min', 'same')" >/dev/null
+late_call_changes_nothing held "SELECT singleton_acquire('held', '1 min', 'same')"
+[ "$(q "SELECT bound_since IS NULL FROM singleton_lock_leases WHERE name = 'held'")" = t ] \
+  || fail "the late call bound the lease to its session"
+echo "ok: and did not bind it"; checks=$((checks + 1))
+grep -q "the client has disconnected; nothing was changed" "/tmp/singleton_lock_pg.$SL_PGPORT/server.log" \
+  || fail "the server log does not say why the late calls failed"
+echo "ok: the server log says why"; checks=$((checks + 1))
+echo "$checks passed, 0 failed"
