@@ -28,7 +28,7 @@ if [ -n "${PGPORT:-}" ]; then
   server=$(psql -X -qAt -c "SHOW server_version_num")
   if [ "$server" -ge 180000 ]; then
     loaded=$(psql -X -qAt -c "LOAD 'singleton_lock'" \
-                 -c "SELECT version FROM pg_get_loaded_modules() WHERE library_name LIKE 'singleton_lock%'")
+                 -c "SELECT version FROM pg_get_loaded_modules() WHERE module_name = 'singleton_lock'")
     [ "$loaded" = "$version" ] || fail "the loaded library's magic block says '$loaded'"
     echo "ok magic block (PostgreSQL $server): $loaded"
   fi
