@@ -4,6 +4,7 @@
 #   make demo                build everything, start a throwaway PostgreSQL, show handovers
 #   make test                every test against a real throwaway PostgreSQL
 #   make bench               benchmarks; writes BENCHMARKS.md
+#   make bench-failover      failover figures (plain promotion, Patroni); writes test/bench/out/failover.md
 #   make chaos DURATION=60   a longer chaos run with the fencing checker
 #   make installcheck        pg_regress + isolation specs against a running server (PG* env)
 #   make SL_WERROR=1         warnings are errors (CI)
@@ -58,7 +59,7 @@ all: $(EXTENSION).control
 $(EXTENSION).control: extension/$(EXTENSION).control
 	cp $< $@
 
-.PHONY: demo test bench chaos unit-extension client
+.PHONY: demo test bench bench-failover chaos unit-extension client
 
 GTEST_FLAGS = $(shell pkg-config --cflags --libs gtest_main 2>/dev/null || echo -lgtest_main -lgtest -pthread)
 # Pure C++ (no PostgreSQL header): its only project header is lease_rules.hpp.
@@ -81,6 +82,9 @@ test:
 
 bench:
 	test/bench/run.sh
+
+bench-failover:
+	test/bench/failover.sh
 
 DURATION ?= 60
 chaos:

@@ -121,4 +121,19 @@ int64 wait_arg(FunctionCallInfo fcinfo, int argno, const char* fn) {
     return wait;
 }
 
+int32 priority_arg(FunctionCallInfo fcinfo, int argno, const char* fn) {
+    require_not_null(fcinfo, argno, fn, "priority");
+    return PG_GETARG_INT32(argno);
+}
+
+const char* reason_arg(FunctionCallInfo fcinfo, int argno, const char* fn) {
+    if (PG_ARGISNULL(argno)) return nullptr;
+    text* reason = PG_GETARG_TEXT_PP(argno);
+    int chars = pg_mbstrlen_with_len(VARDATA_ANY(reason), VARSIZE_ANY_EXHDR(reason));
+    if (chars > 1000)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("%s: argument \"reason\" must be at most 1000 characters long", fn)));
+    return text_to_cstring(reason);
+}
+
 }  // namespace singleton_lock

@@ -21,5 +21,9 @@ int64 ttl_arg(FunctionCallInfo fcinfo, int argno, const char* fn);
 const char* holder_arg(FunctionCallInfo fcinfo, int argno, const char* fn);
 // wait >= 0, in microseconds.
 int64 wait_arg(FunctionCallInfo fcinfo, int argno, const char* fn);
+// Any integer (1.1); not NULL.
+int32 priority_arg(FunctionCallInfo fcinfo, int argno, const char* fn);
+// Free text up to 1000 characters; NULL allowed (1.1).
+const char* reason_arg(FunctionCallInfo fcinfo, int argno, const char* fn);
 
 }  // namespace singleton_lock

@@ -19,6 +19,7 @@ Micros lease_deadline(const LeaseRow& row) {
 }
 
 LeaseState classify(const LeaseRow& row, Micros now) {
+    if (row.exists && row.paused) return LeaseState::Paused;
     if (!row.exists || row.released) return LeaseState::Free;
     switch (row.binding) {
         case Binding::Ended:
@@ -33,11 +34,13 @@ LeaseState classify(const LeaseRow& row, Micros now) {
 }
 
 bool needs_binding_check(const LeaseRow& row) {
-    return row.exists && !row.released && row.binding != Binding::Unbound;
+    return row.exists && !row.released && !row.paused && row.binding != Binding::Unbound;
 }
 
 AcquireDecision decide_acquire(const LeaseRow& row, const Caller& caller, Micros now) {
     switch (classify(row, now)) {
+        case LeaseState::Paused:
+            return {AcquireOutcome::Refuse, TenureEnd::None};
         case LeaseState::Free:
             // last_transition already says released/forced; a fresh row has none.
             return {AcquireOutcome::TakeNew, TenureEnd::None};
@@ -146,6 +149,8 @@ LabelCheck check_label(std::string_view bytes, bool utf8, int max_chars) {
 
 const char* state_name(LeaseState state) {
     switch (state) {
+        case LeaseState::Paused:
+            return "paused";
         case LeaseState::Free:
             return "free";
         case LeaseState::Orphaned:
@@ -170,6 +175,8 @@ const char* tenure_end_name(TenureEnd end) {
             return "orphaned";
         case TenureEnd::Forced:
             return "forced";
+        case TenureEnd::Paused:
+            return "paused";
     }
     return nullptr;
 }

@@ -18,10 +18,10 @@ constexpr int kMaxNameChars = 255;
 constexpr int kMaxHolderChars = 255;
 
 // `state` column of singleton_leases; the first that applies wins.
-enum class LeaseState { Free, Orphaned, Expired, Held };
+enum class LeaseState { Paused, Free, Orphaned, Expired, Held };
 
 // Why a tenure ended (`last_transition`).
-enum class TenureEnd { None, Released, Expired, Orphaned, Forced };
+enum class TenureEnd { None, Released, Expired, Orphaned, Forced, Paused };
 
 // What became of the sessions a lease is bound to.
 enum class Binding {
@@ -34,10 +34,12 @@ enum class Binding {
 
 struct LeaseRow {
     bool exists = false;
-    bool released = true;      // released, force-released or never held
+    bool paused = false;       // an administrator paused elections (1.1)
+    bool released = true;      // released, force-released, paused or never held
     std::string_view holder;   // last holder
     std::uint32_t role = 0;    // role that acquired (authority is scoped to it)
     std::int64_t token = 0;    // last issued token, 0 if none
+    std::int32_t priority = 0; // of the current tenure's holder
     Micros expires_at = 0;
     Micros ttl = 0;
     Binding binding = Binding::Unbound;

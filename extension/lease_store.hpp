@@ -25,8 +25,13 @@ struct AcquireRequest {
     const char* holder;  // already defaulted
     Oid role;            // the calling role
     int64 ttl_us;
+    int32 priority;
     TimestampTz now;
+    TimestampTz since;   // when the caller began asking (ties among waiters)
     bool bind_session;
+    // A waiter's binding key, already held by this session: a release may
+    // hand the lease over with it; a take uses it. 0: none.
+    uint64 prebound_key;
     // Read the row FOR UPDATE at once. Only when the call's transaction ends
     // right after it: a row lock kept after a refusal would block the
     // holder's heartbeats, so otherwise a plain read decides first.
@@ -42,6 +47,9 @@ struct AcquireResult {
     // Refused after the row was locked (another caller won a race): the lock
     // must not be kept across a wait (see attempt() in functions.cpp).
     bool refused_while_locked;
+    bool paused;              // refused because elections are paused
+    bool yielded;             // refused in favour of a better waiter
+    int32 holder_priority;    // of the current holder, when refused
 };
 
 // One atomic decision: take, renew or refuse.
@@ -57,6 +65,15 @@ bool bind_to_lease(const LeaseKey& key, int64 token, Oid role, TimestampTz now);
 void assert_holds(const LeaseKey& key, int64 token, Oid role, TimestampTz now);
 
 bool force_release(const LeaseKey& key, TimestampTz now);
+// Administrators (1.1): pausing ends the current tenure; no acquire succeeds
+// until resume, which hands the lease to the best waiter at once.
+bool pause_lease(const LeaseKey& key, const char* reason, Oid role, TimestampTz now);
+bool resume_lease(const LeaseKey& key, TimestampTz now);
+
+// singleton_watch (1.1): what a holder should know now.
+enum class WatchOutcome { Held, StepDown, Lost };
+WatchOutcome watch_once(const LeaseKey& key, int64 token, Oid role, TimestampTz now,
+                        TimestampTz* deadline);
 
 Interval* micros_to_interval(int64 micros);
 

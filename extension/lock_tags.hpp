@@ -2,7 +2,8 @@
 // method: held at session level they survive transaction aborts) whose 4th
 // field no advisory-lock function uses (those use 1 and 2), so they never
 // collide with an application's own advisory locks. pg_locks shows them as
-// locktype 'advisory' with objsubid 21324 (tenure bindings) or 21325 (waiters).
+// locktype 'advisory' with objsubid 21324 (tenure bindings), 21325 (waiters)
+// or 21326 (holders watching for a step-down request).
 #pragma once
 
 extern "C" {
@@ -15,6 +16,7 @@ namespace singleton_lock {
 
 constexpr uint16 kBindingTagKind = 0x534C;  // "SL"
 constexpr uint16 kWaiterTagKind = 0x534D;
+constexpr uint16 kWatcherTagKind = 0x534E;
 
 // Held in share mode, at session level, by every session bound to a tenure.
 inline LOCKTAG binding_tag(uint64 binding_key) {
@@ -25,10 +27,10 @@ inline LOCKTAG binding_tag(uint64 binding_key) {
 }
 
 // Held in share mode, for the transaction, by every session waiting for a lease.
-inline LOCKTAG waiter_tag(uint64 name_hash) {
+inline LOCKTAG waiter_tag(uint64 name_hash, uint16 kind = kWaiterTagKind) {
     LOCKTAG tag;
     SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(name_hash >> 32),
-                         static_cast<uint32>(name_hash), kWaiterTagKind);
+                         static_cast<uint32>(name_hash), kind);
     return tag;
 }
 

@@ -13,6 +13,7 @@ extern "C" {
 #include "prepare_guard.hpp"
 #include "session_binding.hpp"
 #include "settings.hpp"
+#include "waiter_registry.hpp"
 #include "waiting.hpp"
 
 extern "C" {
@@ -66,4 +67,5 @@ void _PG_init(void) {
     install_binding_hooks();
     install_prepare_guard();
     install_plan_invalidation();
+    install_waiter_registry();
 }

@@ -15,68 +15,72 @@ namespace {
 struct PlanSpec {
     const char* sql;  // %1$s is the extension's schema, quoted
     int nargs;
-    Oid argtypes[11];
+    Oid argtypes[13];
 };
 
-#define LEASE_COLUMNS \
-    "released, holder, holder_role, token, expires_at, ttl, bound_since, bound_timeline"
-#define STATE_OF(now)                                                                     \
-    "%1$s.singleton_lock_state(name, token, released, bound_since, bound_timeline, "      \
-    "expires_at, ttl, " now ")"
+#define LEASE_COLUMNS                                                                      \
+    "released, holder, holder_role, token, expires_at, ttl, bound_since, bound_timeline, " \
+    "binding_key, priority, paused"
+#define STATE_OF(now)                                                                  \
+    "%1$s.singleton_lock_state(released, paused, binding_key, bound_since, "           \
+    "bound_timeline, expires_at, ttl, " now ")"
 #define LEASES "%1$s.singleton_lock_leases"
+#define OWN_LEASE \
+    " WHERE name = $1 AND token = $2 AND holder_role = $3 AND NOT released AND NOT paused"
 
 const PlanSpec kPlans[kPlanCount] = {
     {"SELECT " LEASE_COLUMNS " FROM " LEASES " WHERE name = $1", 1, {TEXTOID}},
     {"SELECT " LEASE_COLUMNS " FROM " LEASES " WHERE name = $1 FOR UPDATE", 1, {TEXTOID}},
     // Only the acquiring role's current token locks the row: a guessed token
     // of someone else's lease delays nobody.
-    {"SELECT " LEASE_COLUMNS " FROM " LEASES
-     " WHERE name = $1 AND token = $2 AND holder_role = $3 AND NOT released FOR KEY SHARE",
+    {"SELECT " LEASE_COLUMNS " FROM " LEASES OWN_LEASE " FOR KEY SHARE",
+     3,
+     {TEXTOID, INT8OID, OIDOID}},
+    // FOR UPDATE, unlike an UPDATE alone, waits for fenced transactions.
+    {"SELECT " LEASE_COLUMNS " FROM " LEASES OWN_LEASE " FOR UPDATE",
      3,
      {TEXTOID, INT8OID, OIDOID}},
     {"INSERT INTO " LEASES " (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", 1, {TEXTOID}},
     {"UPDATE " LEASES " SET holder = $2, holder_role = $3, token = $4, released = false,"
      " acquired_at = $5, renewed_at = $5, expires_at = $6, ttl = $7, holder_pid = $8,"
-     " bound_since = $9, bound_timeline = $10, transitions = transitions + 1,"
-     " last_transition = COALESCE($11, last_transition) WHERE name = $1",
-     11,
+     " bound_since = $9, bound_timeline = $10, binding_key = $11, priority = $12,"
+     " transitions = transitions + 1, last_transition = COALESCE($13, last_transition)"
+     " WHERE name = $1",
+     13,
      {TEXTOID, TEXTOID, OIDOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID, INT4OID,
-      TIMESTAMPTZOID, INT4OID, TEXTOID}},
-    // $5..$7 NULL: this call does not bind (the lease keeps its bindings).
+      TIMESTAMPTZOID, INT4OID, INT8OID, INT4OID, TEXTOID}},
+    // $5..$8 NULL: this call does not bind (the lease keeps its bindings).
     {"UPDATE " LEASES " SET renewed_at = $2, expires_at = $3, ttl = $4,"
      " holder_pid = COALESCE($5, holder_pid),"
      " bound_since = CASE WHEN $6 IS NULL THEN bound_since"
      "                    ELSE GREATEST(bound_since, $6) END,"
-     " bound_timeline = COALESCE($7, bound_timeline) WHERE name = $1",
-     7,
-     {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID, INT4OID, TIMESTAMPTZOID, INT4OID}},
-    {"UPDATE " LEASES " SET holder_pid = $2, bound_since = $3, bound_timeline = $4"
-     " WHERE name = $1",
-     4,
-     {TEXTOID, INT4OID, TIMESTAMPTZOID, INT4OID}},
+     " bound_timeline = COALESCE($7, bound_timeline),"
+     " binding_key = COALESCE(binding_key, $8), priority = $9 WHERE name = $1",
+     9,
+     {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID, INT4OID, TIMESTAMPTZOID, INT4OID,
+      INT8OID, INT4OID}},
+    {"UPDATE " LEASES " SET holder_pid = $2, bound_since = $3, bound_timeline = $4,"
+     " binding_key = COALESCE(binding_key, $5) WHERE name = $1",
+     5,
+     {TEXTOID, INT4OID, TIMESTAMPTZOID, INT4OID, INT8OID}},
     // A plain UPDATE of non-key columns: it does not conflict with the
     // FOR KEY SHARE lock of singleton_assert, so fenced transactions never
     // delay the leader's own heartbeats.
     {"UPDATE " LEASES " SET renewed_at = $3, expires_at = $3 + COALESCE($4, ttl),"
      " ttl = COALESCE($4, ttl)"
      " WHERE name = $1 AND token = $2 AND holder_role = $5 AND " STATE_OF("$3") " = 'held'"
-     " RETURNING expires_at, bound_since IS NOT NULL",
+     " RETURNING expires_at, binding_key IS NOT NULL",
      5,
      {TEXTOID, INT8OID, TIMESTAMPTZOID, INTERVALOID, OIDOID}},
-    // FOR UPDATE, unlike the UPDATE alone, waits for fenced transactions.
-    {"WITH cur AS (SELECT name FROM " LEASES " WHERE name = $1 AND token = $2"
-     " AND holder_role = $4 AND " STATE_OF("$3") " = 'held' FOR UPDATE)"
-     " UPDATE " LEASES " l SET released = true, expires_at = $3, holder_pid = NULL,"
-     " bound_since = NULL, bound_timeline = NULL, last_transition = 'released'"
-     " FROM cur WHERE l.name = cur.name RETURNING l.name",
-     4,
-     {TEXTOID, INT8OID, TIMESTAMPTZOID, OIDOID}},
-    {"WITH cur AS (SELECT name FROM " LEASES " WHERE name = $1 AND NOT released FOR UPDATE)"
-     " UPDATE " LEASES " l SET released = true, expires_at = LEAST(l.expires_at, $2),"
-     " holder_pid = NULL, bound_since = NULL, bound_timeline = NULL,"
-     " last_transition = 'forced' FROM cur WHERE l.name = cur.name RETURNING l.token",
-     2,
-     {TEXTOID, TIMESTAMPTZOID}},
+    {"UPDATE " LEASES " SET released = true, expires_at = LEAST(expires_at, $2),"
+     " holder_pid = NULL, binding_key = NULL, bound_since = NULL, bound_timeline = NULL,"
+     " last_transition = $3 WHERE name = $1",
+     3,
+     {TEXTOID, TIMESTAMPTZOID, TEXTOID}},
+    {"UPDATE " LEASES " SET paused = $2, paused_reason = $3, paused_by = $4, paused_at = $5"
+     " WHERE name = $1",
+     5,
+     {TEXTOID, BOOLOID, TEXTOID, OIDOID, TIMESTAMPTZOID}},
 };
 
 SPIPlanPtr prepared[kPlanCount];

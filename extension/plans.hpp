@@ -16,16 +16,17 @@ extern "C" {
 namespace singleton_lock {
 
 enum PlanId {
-    kLoad,            // (name) -> lease columns
-    kLoadForUpdate,   // (name) -> lease columns, row locked FOR UPDATE
-    kLoadOwnForKeyShare,  // (name, token, role) -> lease columns, locked only if ours
-    kInsertIfMissing, // (name)
-    kTake,            // a new tenure
-    kRenew,           // same tenure, new expiry (and binding)
-    kMarkBound,       // (name, pid, session start, timeline): a newer session bound it
-    kHeartbeat,       // (name, token, now, ttl|NULL, role) -> expires_at, bound
-    kRelease,         // (name, token, now, role) -> name
-    kForceRelease,    // (name, now) -> token of the ended tenure
+    kLoad,               // (name) -> lease columns
+    kLoadForUpdate,      // (name) -> lease columns, row locked FOR UPDATE
+    kLoadOwnForKeyShare, // (name, token, role) -> lease columns, locked only if ours
+    kLoadOwnForUpdate,   // (name, token, role) -> lease columns, locked only if ours
+    kInsertIfMissing,    // (name)
+    kTake,               // a new tenure: the caller's own, or a waiter's (handoff)
+    kRenew,              // same tenure, new expiry (and binding, priority)
+    kMarkBound,          // (name, pid, session start, timeline, key): a newer session bound it
+    kHeartbeat,          // (name, token, now, ttl|NULL, role) -> expires_at, bound
+    kFree,               // (name, now, why): the tenure ends, nobody holds the lease
+    kSetPaused,          // (name, paused, reason, role, now)
     kPlanCount
 };
 
@@ -39,6 +40,9 @@ enum LeaseColumn {
     kColTtl,
     kColBoundSince,
     kColBoundTimeline,
+    kColBindingKey,
+    kColPriority,
+    kColPaused,
 };
 
 // Called by every entry point (inside its SPI connection) with the schema

@@ -6,7 +6,6 @@ extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
-#include "common/hashfn.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -37,7 +36,7 @@ constexpr SubTransactionId kNone = InvalidSubTransactionId;
 
 struct BoundTenure {
     uint64 name_hash;
-    int64 token;
+    uint64 key;
     SubTransactionId bound_in;
     SubTransactionId released_in;
 };
@@ -47,7 +46,7 @@ int binding_count = 0;
 int binding_capacity = 0;
 bool exit_hook_installed = false;
 
-LOCKTAG tenure_tag(const BoundTenure& b) { return binding_tag(binding_key(b.name_hash, b.token)); }
+LOCKTAG tenure_tag(const BoundTenure& b) { return binding_tag(b.key); }
 
 void drop_lock(const BoundTenure& b) {
     LOCKTAG tag = tenure_tag(b);
@@ -56,10 +55,19 @@ void drop_lock(const BoundTenure& b) {
 
 void remove_at(int i) { bindings[i] = bindings[--binding_count]; }
 
-int find(uint64 name_hash) {
+int find(uint64 name_hash, uint64 key) {
     for (int i = 0; i < binding_count; i++)
-        if (bindings[i].name_hash == name_hash) return i;
+        if (bindings[i].name_hash == name_hash && bindings[i].key == key) return i;
     return -1;
+}
+
+// Bindings of earlier tenures of the lease (ended: the lease has one tenure).
+void drop_other_tenures(uint64 name_hash, uint64 key) {
+    for (int i = binding_count - 1; i >= 0; i--)
+        if (bindings[i].name_hash == name_hash && bindings[i].key != key) {
+            drop_lock(bindings[i]);
+            remove_at(i);
+        }
 }
 
 int append_slot() {
@@ -172,48 +180,54 @@ const char* client_host() {
 
 }  // namespace
 
-uint64 binding_key(uint64 name_hash, int64 token) {
-    return hash_combine64(name_hash, hash_bytes_uint32_extended(
-                                         static_cast<uint32>(token >> 32),
-                                         static_cast<uint64>(static_cast<uint32>(token))));
+uint64 new_binding_key() {
+    uint64 key = 0;
+    while (key == 0)
+        if (!pg_strong_random(&key, sizeof key))
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                            errmsg("could not generate a random binding key")));
+    return key;
 }
 
-void bind_this_session(uint64 name_hash, int64 token) {
-    int i = find(name_hash);
-    if (i >= 0 && bindings[i].token == token) {
+void bind_this_session(uint64 name_hash, uint64 key, bool tenure_is_current) {
+    if (tenure_is_current) drop_other_tenures(name_hash, key);
+    int i = find(name_hash, key);
+    if (i >= 0) {
         bindings[i].released_in = kNone;  // bound again after a release in this transaction
         return;
     }
-    if (i < 0 && binding_count >= max_bound_leases)
+    if (binding_count >= max_bound_leases)
         ereport(ERROR,
                 (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                  errmsg("this session is already bound to %d leases", binding_count),
                  errhint("Raise singleton_lock.max_bound_leases, or turn "
                          "singleton_lock.bind_session off for this role.")));
-    BoundTenure fresh = {name_hash, token, GetCurrentSubTransactionId(), kNone};
+    BoundTenure fresh = {name_hash, key, GetCurrentSubTransactionId(), kNone};
     LOCKTAG tag = tenure_tag(fresh);
     (void)LockAcquire(&tag, ShareLock, true, false);
-    if (i >= 0) {
-        drop_lock(bindings[i]);  // an earlier tenure of this name
-        bindings[i] = fresh;
-    } else {
-        int slot = append_slot();  // (may move `bindings`)
-        bindings[slot] = fresh;
-    }
+    int slot = append_slot();  // (may move `bindings`)
+    bindings[slot] = fresh;
     if (!exit_hook_installed) {
         before_shmem_exit(release_bindings_at_exit, 0);
         exit_hook_installed = true;
     }
 }
 
-void unbind_this_session(uint64 name_hash, int64 token) {
-    int i = find(name_hash);
-    if (i >= 0 && bindings[i].token == token) bindings[i].released_in = GetCurrentSubTransactionId();
+void unbind_this_session(uint64 name_hash, uint64 key) {
+    int i = find(name_hash, key);
+    if (i >= 0) bindings[i].released_in = GetCurrentSubTransactionId();
 }
 
-Binding observe_binding(uint64 name_hash, int64 token, const StoredBinding& stored) {
+void unbind_now(uint64 name_hash, uint64 key) {
+    int i = find(name_hash, key);
+    if (i < 0) return;
+    drop_lock(bindings[i]);
+    remove_at(i);
+}
+
+Binding observe_binding(uint64 key, const StoredBinding& stored) {
     if (!stored.bound) return Binding::Unbound;
-    LOCKTAG tag = binding_tag(binding_key(name_hash, token));
+    LOCKTAG tag = binding_tag(key);
     if (LockHeldByMeCompat(&tag, ShareLock)) return Binding::Live;
     if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
         return Binding::Live;

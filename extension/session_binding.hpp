@@ -1,9 +1,10 @@
 // Session binding: a lease can be tied to the database sessions of its
 // holder, so that it is free the moment the last of them ends.
 //
-// Every tenure (a name and its token) has a binding key; each session bound
-// to the tenure holds a share lock on the key's tag at session level, for its
-// whole life. "Does a bound session still exist?" is a conditional exclusive
+// Every tenure has a random binding key (stored in its row); each session
+// bound to the tenure holds a share lock on the key's tag at session level,
+// for its whole life. (A waiter may take the lock on a key of its own before
+// it gets the lease: a release can then hand it the lease, already bound.) "Does a bound session still exist?" is a conditional exclusive
 // lock probe: it answers correctly even when the holder was killed, because
 // the lock manager drops a dead backend's locks. Several sessions may bind one
 // tenure (singleton_bind, or a renewing acquire from another session): the
@@ -27,15 +28,19 @@ extern "C" {
 
 namespace singleton_lock {
 
-uint64 binding_key(uint64 name_hash, int64 token);
+// A fresh random binding key (never 0).
+uint64 new_binding_key();
 
-// Binds this session to the tenure (name, token). Drops this session's
-// binding of an earlier tenure of the same name. Undone if the
-// (sub)transaction that made it aborts. Raises 54000 beyond
-// singleton_lock.max_bound_leases tenures per session.
-void bind_this_session(uint64 name_hash, int64 token);
-// Ends this session's binding of the tenure, if it has one.
-void unbind_this_session(uint64 name_hash, int64 token);
+// Binds this session to a binding key of the lease: of its current tenure
+// (then this session's bindings of earlier tenures go), or a waiter's own key
+// for a tenure it may be handed. Undone if the (sub)transaction that made it
+// aborts. Raises 54000 beyond singleton_lock.max_bound_leases per session.
+void bind_this_session(uint64 name_hash, uint64 key, bool tenure_is_current = true);
+// Ends this session's binding of the tenure, if it has one, once the
+// current transaction commits (a release that rolls back keeps it).
+void unbind_this_session(uint64 name_hash, uint64 key);
+// Ends it now (a waiter's key that no tenure got).
+void unbind_now(uint64 name_hash, uint64 key);
 
 // What the row says about the binding (bound_since, bound_timeline).
 struct StoredBinding {
@@ -43,7 +48,7 @@ struct StoredBinding {
     TimestampTz bound_since;  // start of the newest bound session
     int32 timeline;           // timeline the binding was made on
 };
-Binding observe_binding(uint64 name_hash, int64 token, const StoredBinding& stored);
+Binding observe_binding(uint64 key, const StoredBinding& stored);
 
 // When this server run began: the postmaster's start or its last
 // crash-restart (a crash-restart restarts the checkpointer too).

@@ -15,8 +15,14 @@ CREATE TABLE @extschema@.singleton_lock_leases (
     expires_at      timestamptz,
     ttl             interval,
     holder_pid      integer,
+    binding_key     bigint,
     bound_since     timestamptz,
     bound_timeline  integer,
+    priority        integer NOT NULL DEFAULT 0,
+    paused          boolean NOT NULL DEFAULT false,
+    paused_reason   text,
+    paused_by       oid,
+    paused_at       timestamptz,
     transitions     bigint NOT NULL DEFAULT 0,
     last_transition text
 );
@@ -71,7 +77,7 @@ SET search_path = pg_catalog, pg_temp;
 -- (used by the view and inside the functions' own queries). It runs no SQL,
 -- so it needs no pinned search_path (which would cost a GUC save/restore per row).
 CREATE FUNCTION @extschema@.singleton_lock_state(
-    name text, token bigint, released boolean, bound_since timestamptz,
+    released boolean, paused boolean, binding_key bigint, bound_since timestamptz,
     bound_timeline integer, expires_at timestamptz, ttl interval, now timestamptz)
 RETURNS text
 AS 'MODULE_PATHNAME', 'singleton_lock_state'
@@ -89,9 +95,9 @@ SELECT l.name, l.holder, l.holder_role::regrole AS holder_role, l.token, s.state
 FROM @extschema@.singleton_lock_leases l,
      LATERAL (SELECT clock_timestamp() AS now) n,
      LATERAL (SELECT n.now,
-                     @extschema@.singleton_lock_state(l.name, l.token, l.released, l.bound_since,
-                                                      l.bound_timeline, l.expires_at, l.ttl,
-                                                      n.now) AS state) s;
+                     @extschema@.singleton_lock_state(l.released, l.paused, l.binding_key,
+                                                      l.bound_since, l.bound_timeline,
+                                                      l.expires_at, l.ttl, n.now) AS state) s;
 
 -- Nothing for PUBLIC: the README shows the one GRANT an application role needs.
 REVOKE ALL ON @extschema@.singleton_leases FROM PUBLIC;
@@ -102,7 +108,7 @@ REVOKE EXECUTE ON FUNCTION
     @extschema@.singleton_force_release(text),
     @extschema@.singleton_assert(text, bigint),
     @extschema@.singleton_bind(text, bigint),
-    @extschema@.singleton_lock_state(text, bigint, boolean, timestamptz, integer, timestamptz,
+    @extschema@.singleton_lock_state(boolean, boolean, bigint, timestamptz, integer, timestamptz,
                                      interval, timestamptz)
 FROM PUBLIC;
 
@@ -118,8 +124,8 @@ COMMENT ON FUNCTION @extschema@.singleton_assert(text, bigint) IS
     'fence the current transaction: error unless TOKEN holds lease NAME until commit';
 COMMENT ON FUNCTION @extschema@.singleton_bind(text, bigint) IS
     'bind the calling session too to the lease held with TOKEN: it is orphaned only when every bound session has ended';
-COMMENT ON FUNCTION @extschema@.singleton_lock_state(text, bigint, boolean, timestamptz, integer,
+COMMENT ON FUNCTION @extschema@.singleton_lock_state(boolean, boolean, bigint, timestamptz, integer,
                                                      timestamptz, interval, timestamptz) IS
-    'internal: state of a stored lease row at NOW (free, orphaned, expired, held)';
+    'internal: state of a stored lease row at NOW (paused, free, orphaned, expired, held)';
 COMMENT ON VIEW @extschema@.singleton_leases IS
     'administrators: every lease with its state, holder, role and token; leaderless_for says for how long nobody has held it';

@@ -59,6 +59,16 @@ void unregister_waiter(uint64 name_hash) {
     LockRelease(&tag, ShareLock, false);
 }
 
+void register_watcher(uint64 name_hash) {
+    LOCKTAG tag = waiter_tag(name_hash, kWatcherTagKind);
+    LockAcquire(&tag, ShareLock, false, false);
+}
+
+void unregister_watcher(uint64 name_hash) {
+    LOCKTAG tag = waiter_tag(name_hash, kWatcherTagKind);
+    LockRelease(&tag, ShareLock, false);
+}
+
 void sleep_until(TimestampTz until) {
     TimestampTz now = GetCurrentTimestamp();
     if (until > now) {
@@ -71,14 +81,22 @@ void sleep_until(TimestampTz until) {
     CHECK_FOR_INTERRUPTS();
 }
 
-void wake_waiters_now(uint64 name_hash) {
-    LOCKTAG tag = waiter_tag(name_hash);
-    VirtualTransactionId* waiters = GetLockConflicts(&tag, ExclusiveLock, nullptr);
-    for (; VirtualTransactionIdIsValid(*waiters); waiters++) {
-        PGPROC* proc = proc_of(*waiters);
+namespace {
+void wake_holders_of(LOCKTAG tag) {
+    VirtualTransactionId* sleepers = GetLockConflicts(&tag, ExclusiveLock, nullptr);
+    for (; VirtualTransactionIdIsValid(*sleepers); sleepers++) {
+        PGPROC* proc = proc_of(*sleepers);
         if (proc != nullptr) SetLatch(&proc->procLatch);
     }
 }
+}  // namespace
+
+void wake_waiters_now(uint64 name_hash) {
+    wake_holders_of(waiter_tag(name_hash));
+    wake_holders_of(waiter_tag(name_hash, kWatcherTagKind));
+}
+
+void wake_watchers_now(uint64 name_hash) { wake_holders_of(waiter_tag(name_hash, kWatcherTagKind)); }
 
 void wake_waiters_at_commit(uint64 name_hash) { pending_wakes.append(name_hash); }
 

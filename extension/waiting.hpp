@@ -21,13 +21,19 @@ uint64 lease_name_hash(const char* name, int len);
 // Transaction-scoped: an error or cancel releases the registration.
 void register_waiter(uint64 name_hash);
 void unregister_waiter(uint64 name_hash);
+// The same for a holder's singleton_watch.
+void register_watcher(uint64 name_hash);
+void unregister_watcher(uint64 name_hash);
 
 // Sleeps until woken, `until` passes, or an interrupt (statement_timeout,
 // cancel) raises its error.
 void sleep_until(TimestampTz until);
 
-// Wake the waiters of this name now (when the change is already visible).
+// Wake the waiters and watchers of this name now (when the change is
+// already visible).
 void wake_waiters_now(uint64 name_hash);
+// Wake only the holder's watchers (a waiter of higher priority arrived).
+void wake_watchers_now(uint64 name_hash);
 // Wake them when the current transaction commits (nothing on rollback).
 void wake_waiters_at_commit(uint64 name_hash);
 

@@ -9,8 +9,9 @@ CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT current_user AS admin \gset
 CREATE ROLE regress_err_app LOGIN;
 GRANT EXECUTE ON FUNCTION
-    singleton_acquire(text, interval, text, interval), singleton_heartbeat(text, bigint, interval),
-    singleton_release(text, bigint), singleton_assert(text, bigint), singleton_bind(text, bigint)
+    singleton_acquire(text, interval, text, interval, integer), singleton_heartbeat(text, bigint, interval),
+    singleton_release(text, bigint), singleton_assert(text, bigint), singleton_bind(text, bigint),
+    singleton_watch(text, bigint, interval)
 TO regress_err_app;
 CREATE TABLE err_log (note text);
 GRANT ALL ON err_log TO regress_err_app;
@@ -156,8 +157,9 @@ SELECT count(*) AS left_over_rows FROM err_log;
 DROP TABLE err_log;
 DROP FUNCTION lock_rows(text[]), unlock_row(), cancel_me_after(float), caught(text), after_error();
 REVOKE ALL ON FUNCTION
-    singleton_acquire(text, interval, text, interval), singleton_heartbeat(text, bigint, interval),
-    singleton_release(text, bigint), singleton_assert(text, bigint), singleton_bind(text, bigint)
+    singleton_acquire(text, interval, text, interval, integer), singleton_heartbeat(text, bigint, interval),
+    singleton_release(text, bigint), singleton_assert(text, bigint), singleton_bind(text, bigint),
+    singleton_watch(text, bigint, interval)
 FROM regress_err_app;
 DROP ROLE regress_err_app;
 DELETE FROM singleton_lock_leases WHERE name IN ('row', 'free', 'other');

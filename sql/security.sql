@@ -9,8 +9,9 @@ CREATE ROLE regress_sec_app LOGIN;
 CREATE ROLE regress_sec_other LOGIN;
 CREATE ROLE regress_sec_nobody LOGIN;
 GRANT EXECUTE ON FUNCTION
-    singleton_acquire(text, interval, text, interval), singleton_heartbeat(text, bigint, interval),
-    singleton_release(text, bigint), singleton_assert(text, bigint), singleton_bind(text, bigint)
+    singleton_acquire(text, interval, text, interval, integer), singleton_heartbeat(text, bigint, interval),
+    singleton_release(text, bigint), singleton_assert(text, bigint), singleton_bind(text, bigint),
+    singleton_watch(text, bigint, interval)
 TO regress_sec_app, regress_sec_other;
 CREATE TABLE sec_log (who text, note text);
 GRANT ALL ON sec_log TO PUBLIC;
@@ -114,7 +115,7 @@ SELECT q, sec_state(q) FROM unnest(ARRAY[
     $$SET singleton_lock.max_ttl = '2 days'$$,
     $$SET singleton_lock.max_bound_leases = 100000$$,
     $$SELECT singleton_force_release('exhausted')$$,
-    $$SELECT singleton_lock_state('x', 1, false, now(), 1, now(), '1s', now())$$,
+    $$SELECT singleton_lock_state(false, false, 1, now(), 1, now(), '1s', now())$$,
     $$CREATE TABLE singleton_lock_leases (x int)$$
 ]) AS q;
 

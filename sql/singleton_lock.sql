@@ -195,8 +195,9 @@ SET ROLE regress_sl_app;
 SELECT try($$SELECT singleton_acquire('app', '10s', 'app')$$);
 RESET ROLE;
 GRANT EXECUTE ON FUNCTION
-    singleton_acquire(text, interval, text, interval), singleton_heartbeat(text, bigint, interval),
-    singleton_release(text, bigint), singleton_assert(text, bigint), singleton_bind(text, bigint)
+    singleton_acquire(text, interval, text, interval, integer), singleton_heartbeat(text, bigint, interval),
+    singleton_release(text, bigint), singleton_assert(text, bigint), singleton_bind(text, bigint),
+    singleton_watch(text, bigint, interval)
 TO regress_sl_app;
 SET ROLE regress_sl_app;
 SELECT acquired, token AS a1 FROM singleton_acquire('app', '10s', 'app') \gset

@@ -30,16 +30,17 @@ list=0
 profile=${1:-test}
 PG=${SL_PG_MAJOR:-$(release_pg_major)}
 
-# The extension: server, headers and PGXS, a C++ compiler.
-EXTENSION=(postgresql-$PG postgresql-server-dev-$PG make g++)
+# The extension: server (+ contrib: dblink for the SQL tests), headers and PGXS, a C++ compiler.
+EXTENSION=(postgresql-$PG postgresql-contrib postgresql-server-dev-$PG make g++)
 # The client library and `singleton-lock` (meson), GoogleTest for their tests.
 CLIENT=(libpq-dev meson ninja-build pkg-config libcli11-dev libcpp-httplib-dev libgtest-dev)
 # Commands the test scripts call besides those: pgrep/pkill/ps (procps), ss/ip
 # (iproute2), curl (health endpoints), awk, git; Python tests and examples
-# (psycopg, pytest), Node examples (node, npm fetching `pg` over https), a real
-# PgBouncer, Patroni + etcd for the failover tests, gnuplot for the benchmark plot.
+# (psycopg, pytest; pip for the offline install test), Node examples (node, npm
+# fetching `pg` over https), a real PgBouncer, Patroni + etcd for the failover
+# tests, gnuplot for the benchmark plot.
 TOOLS=(procps iproute2 curl gawk git ca-certificates python3 python3-psycopg python3-pytest
-       nodejs npm pgbouncer patroni etcd-server etcd-client gnuplot-nox)
+       python3-pip nodejs npm pgbouncer patroni etcd-server etcd-client gnuplot-nox)
 # Debian packages: dpkg-buildpackage (dpkg-dev, build-essential), debhelper, pg_buildext.
 PACKAGING=(build-essential debhelper dpkg-dev postgresql-server-dev-all)
 

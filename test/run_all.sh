@@ -83,6 +83,11 @@ run_suite restart-and-promotion-tokens test/scenarios/restart_tokens.sh
 run_suite abandoned-calls test/scenarios/abandoned_calls.sh
 run_suite rolling-deploy test/scenarios/rolling_deploy.sh
 run_suite pgbouncer test/scenarios/pgbouncer.sh
+run_suite python-library-and-bot test/python/run.sh
+run_suite node-worker test/node/run.sh
+run_suite failover-streaming-async test/scenarios/failover_streaming.sh async
+run_suite failover-streaming-sync test/scenarios/failover_streaming.sh sync
+run_suite failover-patroni test/scenarios/failover_patroni.sh
 run_suite chaos-short test/scenarios/chaos.sh "${SL_CHAOS_SECONDS:-45}"
 
 echo

@@ -1,5 +1,6 @@
 #include "connection.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -74,12 +75,127 @@ ConnectParams::ConnectParams(const std::string& dsn,
     val_.emplace_back("singleton-lock");
     kw_.emplace_back("dbname");  // expanded: the DSN's own settings override the defaults above
     val_.push_back(dsn);
+    parse_hosts(dsn);
+    build_pointers();
+}
+
+void ConnectParams::build_pointers() {
+    kw_ptrs_.clear();
+    val_ptrs_.clear();
     for (std::size_t i = 0; i < kw_.size(); ++i) {
         kw_ptrs_.push_back(kw_[i].c_str());
         val_ptrs_.push_back(val_[i].c_str());
     }
     kw_ptrs_.push_back(nullptr);
     val_ptrs_.push_back(nullptr);
+}
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& value) {
+    std::vector<std::string> out;
+    std::string::size_type start = 0;
+    for (;;) {
+        const auto comma = value.find(',', start);
+        out.push_back(value.substr(start, comma - start));
+        if (comma == std::string::npos) return out;
+        start = comma + 1;
+    }
+}
+
+// The DSN's value of `keyword`, else its PG* environment variable, else "".
+std::string setting(PQconninfoOption* parsed, const char* keyword, const char* env) {
+    for (PQconninfoOption* o = parsed; o && o->keyword; ++o)
+        if (std::strcmp(o->keyword, keyword) == 0 && o->val && *o->val) return o->val;
+    const char* e = std::getenv(env);
+    return e ? e : "";
+}
+
+std::string joined(const std::vector<std::string>& items, std::size_t first) {
+    std::string out;
+    for (std::size_t i = 0; i < items.size(); ++i)
+        out += (i ? "," : "") + items[(first + i) % items.size()];
+    return out;
+}
+
+}  // namespace
+
+std::optional<std::chrono::milliseconds> ConnectParams::connect_timeout() const {
+    // The last value wins, as in libpq: our default, then the DSN's, then (for
+    // the default only) PGCONNECT_TIMEOUT, which made us leave ours out.
+    std::string value;
+    if (const char* env = std::getenv("PGCONNECT_TIMEOUT")) value = env;
+    for (std::size_t i = 0; i < kw_.size(); ++i)
+        if (kw_[i] == "connect_timeout") value = val_[i];
+    if (!dsn_connect_timeout_.empty()) value = dsn_connect_timeout_;
+    const long seconds = std::atol(value.c_str());
+    if (seconds <= 0) return std::nullopt;
+    return std::chrono::seconds(std::max(seconds, 2L));  // libpq's floor
+}
+
+// Only what is needed to rotate the host list; a DSN libpq cannot parse, or
+// whose lists do not line up, is left alone (libpq reports it when connecting).
+void ConnectParams::parse_hosts(const std::string& dsn) {
+    PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), nullptr);
+    if (parsed == nullptr) return;
+    const auto hosts = split_list(setting(parsed, "host", "PGHOST"));
+    const auto addrs = split_list(setting(parsed, "hostaddr", "PGHOSTADDR"));
+    const auto ports = split_list(setting(parsed, "port", "PGPORT"));
+    for (PQconninfoOption* o = parsed; o->keyword; ++o)
+        if (std::strcmp(o->keyword, "connect_timeout") == 0 && o->val)
+            dsn_connect_timeout_ = o->val;
+    PQconninfoFree(parsed);
+    const std::size_t n = std::max(hosts.size(), addrs.size());
+    if ((hosts.size() != n && hosts.size() != 1) || (addrs.size() != n && addrs.size() != 1) ||
+        (ports.size() != n && ports.size() != 1))
+        return;
+    per_host_ports_ = ports.size() == n && n > 1;
+    for (std::size_t i = 0; i < n; ++i)
+        hosts_.push_back({hosts.size() == n ? hosts[i] : hosts[0],
+                          addrs.size() == n ? addrs[i] : addrs[0],
+                          ports.size() == n ? ports[i] : ports[0]});
+}
+
+std::optional<std::size_t> ConnectParams::find_host(const std::string& host,
+                                                    const std::string& port) const {
+    for (std::size_t i = 0; i < hosts_.size(); ++i) {
+        const Host& h = hosts_[i];
+        const bool same_host = h.host == host || (h.host.empty() && h.hostaddr == host);
+        if (same_host && (h.port.empty() || h.port == port)) return i;
+    }
+    return std::nullopt;
+}
+
+ConnectParams ConnectParams::starting_at(std::size_t first) const {
+    ConnectParams out;
+    out.kw_ = kw_;
+    out.val_ = val_;
+    if (hosts_.size() > 1 && first % hosts_.size() != 0) {
+        // After the dbname entry: later keywords override the expanded DSN.
+        std::vector<std::string> hosts, addrs, ports;
+        for (const Host& h : hosts_) {
+            hosts.push_back(h.host);
+            addrs.push_back(h.hostaddr);
+            ports.push_back(h.port);
+        }
+        const auto any = [](const std::vector<std::string>& v) {
+            return std::any_of(v.begin(), v.end(), [](const std::string& x) { return !x.empty(); });
+        };
+        if (any(hosts)) {
+            out.kw_.emplace_back("host");
+            out.val_.push_back(joined(hosts, first));
+        }
+        if (any(addrs)) {
+            out.kw_.emplace_back("hostaddr");
+            out.val_.push_back(joined(addrs, first));
+        }
+        if (per_host_ports_) {
+            out.kw_.emplace_back("port");
+            out.val_.push_back(joined(ports, first));
+        }
+    }
+    out.build_pointers();
+    return out;
 }
 
 Connection Connection::open(const ConnectParams& params) {
@@ -90,13 +206,31 @@ Connection Connection::open(const ConnectParams& params) {
     return Connection(std::move(c));
 }
 
-Connection Connection::start(const ConnectParams& params) {
+ConnPtr Connection::start_conn(const ConnectParams& params) {
     ConnPtr c(PQconnectStartParams(params.keywords(), params.values(), 1));
     if (!c) throw ConnectionError("out of memory");
     if (PQstatus(c.get()) == CONNECTION_BAD)
         throw ConnectionError(trimmed(PQerrorMessage(c.get())));
     PQsetNoticeProcessor(c.get(), drop_notice, nullptr);
-    return Connection(std::move(c));
+    return c;
+}
+
+Connection Connection::start(ConnectParams& params) {
+    Connection c(start_conn(params.starting_at(params.first_host())));
+    c.params_ = &params;
+    return c;
+}
+
+bool Connection::next_host() {
+    if (!conn_ || !params_ || hosts_skipped_ + 1 >= params_->host_count()) return false;
+    const char* host = PQhost(conn_.get());
+    const char* port = PQport(conn_.get());
+    const auto silent = params_->find_host(host ? host : "", port ? port : "");
+    params_->rotate_after(silent.value_or(params_->first_host()));
+    ++hosts_skipped_;
+    conn_ = start_conn(params_->starting_at(params_->first_host()));
+    in_flight_ = false;
+    return true;
 }
 
 Connection::Progress Connection::advance() {

@@ -45,6 +45,13 @@ void check(PGconn* conn, const PGresult* result);
 // Connection parameters: defaults first, then the user's DSN (expand_dbname),
 // so anything the DSN says wins. A default is also skipped when its PG*
 // environment variable is set.
+//
+// Several hosts (host=a,b,c): libpq tries them in turn and moves on by itself
+// from a host that refuses or is not what target_session_attrs asks for, but
+// its non-blocking connect applies no connect_timeout, so one host that never
+// answers (a machine gone from the network) would stall every attempt. The
+// caller gives each host its own time (Connection::next_host); a host that
+// timed out goes to the back of the list for later attempts too.
 class ConnectParams {
   public:
     ConnectParams(const std::string& dsn,
@@ -52,9 +59,32 @@ class ConnectParams {
     const char* const* keywords() const { return kw_ptrs_.data(); }
     const char* const* values() const { return val_ptrs_.data(); }
 
+    std::size_t host_count() const { return hosts_.size(); }
+    // Where attempts start; rotate_after(i) makes it the host after host i.
+    std::size_t first_host() const { return first_; }
+    void rotate_after(std::size_t host) {
+        first_ = (host + 1) % std::max<std::size_t>(1, hosts_.size());
+    }
+    // Index of the host libpq reports (PQhost, PQport) in the DSN's list.
+    std::optional<std::size_t> find_host(const std::string& host, const std::string& port) const;
+    // These parameters with the host list starting at host `first`.
+    ConnectParams starting_at(std::size_t first) const;
+    // The connect_timeout libpq would use (at least 2 s); nullopt: none.
+    std::optional<std::chrono::milliseconds> connect_timeout() const;
+
   private:
+    struct Host {
+        std::string host, hostaddr, port;
+    };
+    ConnectParams() = default;
+    void parse_hosts(const std::string& dsn);
+    void build_pointers();
     std::vector<std::string> kw_, val_;
     std::vector<const char*> kw_ptrs_, val_ptrs_;
+    std::vector<Host> hosts_;
+    std::string dsn_connect_timeout_;
+    bool per_host_ports_ = false;
+    std::size_t first_ = 0;
 };
 
 class Connection {
@@ -66,8 +96,13 @@ class Connection {
     // Blocking connect (admin commands). Throws ConnectionError.
     static Connection open(const ConnectParams& params);
     // Non-blocking connect: start, then call advance() when fd() is ready.
-    static Connection start(const ConnectParams& params);
+    // Starts at params.first_host(); params must outlive the connection attempt.
+    static Connection start(ConnectParams& params);
     Progress advance();  // throws ConnectionError
+    // The host being tried did not answer in time: start over from the DSN's
+    // next host (and remember to start there next time). False when every host
+    // has had its turn in this attempt. Throws ConnectionError.
+    bool next_host();
 
     bool is_open() const { return conn_ != nullptr; }
     int fd() const { return conn_ ? PQsocket(conn_.get()) : -1; }
@@ -101,7 +136,10 @@ class Connection {
 
   private:
     explicit Connection(ConnPtr c) : conn_(std::move(c)) {}
+    static ConnPtr start_conn(const ConnectParams& params);
     ConnPtr conn_;
+    ConnectParams* params_ = nullptr;  // for next_host()
+    std::size_t hosts_skipped_ = 0;
     bool in_flight_ = false;
     bool writing_ = false;
     ResultPtr pending_;

@@ -111,10 +111,12 @@ struct Elector::Impl {
           ev(std::move(e)),
           sql(opt.schema),
           params(opt.dsn, policy::connection_defaults(timing)),
+          host_timeout(params.connect_timeout().value_or(timing.connect_timeout)),
           timer(timing),
           rng(std::random_device{}()),
-          backoff(opt.backoff_initial, opt.backoff_max,
-                  [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }) {
+          reconnect(
+              {opt.backoff_initial, opt.backoff_max, opt.failover_backoff_max, opt.failover_window},
+              [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }) {
         stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     }
     ~Impl() {
@@ -126,9 +128,10 @@ struct Elector::Impl {
     ElectorEvents ev;
     Sql sql;
     pq::ConnectParams params;
+    Duration host_timeout;  // per host of the DSN (libpq's non-blocking connect has none)
     policy::LeaseTimer timer;
     std::minstd_rand rng;
-    policy::Backoff backoff;
+    policy::Reconnect reconnect;
     pq::Connection conn;
 
     Phase phase = Phase::idle;
@@ -167,7 +170,7 @@ struct Elector::Impl {
     void begin_connect(TimePoint now) {
         state = State::connecting;
         phase = Phase::connecting;
-        due = now + timing.connect_timeout;
+        due = now + host_timeout;
         progress = pq::Connection::Progress::want_write;
         conn = pq::Connection::start(params);
     }
@@ -230,7 +233,7 @@ struct Elector::Impl {
 
     // --- replies -----------------------------------------------------------
     void on_reply(const pq::Result& r) {
-        backoff.reset();
+        reconnect.working();
         switch (phase) {
             case Phase::listen:
                 send_acquire();
@@ -343,7 +346,7 @@ struct Elector::Impl {
             finish(State::stopped);
             return;
         }
-        const Duration delay = backoff.next();
+        const Duration delay = reconnect.next(now, policy::primary_missing(e));
         phase = Phase::backoff;
         state = State::connecting;
         due = now + delay;
@@ -398,9 +401,13 @@ struct Elector::Impl {
                 }
                 return;
             case Phase::connecting:
-                if (now >= due)
-                    throw ConnectionError("could not connect within " +
-                                          format_duration(timing.connect_timeout));
+                if (now >= due) {  // that host never answered: libpq's next one, if any
+                    if (!conn.next_host())
+                        throw ConnectionError("could not connect within " +
+                                              format_duration(host_timeout));
+                    due = now + host_timeout;
+                    progress = pq::Connection::Progress::want_write;
+                }
                 return;
             case Phase::listen:
             case Phase::acquire:

@@ -52,16 +52,62 @@ Backoff::Backoff(Duration initial, Duration max, Random random)
       max_(std::max(max, initial_)),
       random_(std::move(random)) {}
 
-Duration Backoff::next() {
+Duration Backoff::next(Duration cap) {
+    cap = std::max(cap, initial_);
     Duration base = initial_;
-    for (int i = 0; i < attempt_ && base < max_; ++i) base *= 2;
-    base = std::min(base, max_);
+    for (int i = 0; i < attempt_ && base < cap; ++i) base *= 2;
+    base = std::min(base, cap);
     if (attempt_ < 64) ++attempt_;
     double r = random_ ? random_() : 0.0;
     r = std::clamp(r, 0.0, 1.0);
     const auto half = base.count() / 2;
     return Duration(half +
                     static_cast<Duration::rep>(r * static_cast<double>(base.count() - half)));
+}
+
+Reconnect::Reconnect(ReconnectLimits limits, Backoff::Random random)
+    : limits_(limits), backoff_(limits.initial, limits.max, std::move(random)) {}
+
+void Reconnect::working() {
+    working_ = true;
+    backoff_.reset();
+}
+
+Duration Reconnect::next(TimePoint now, bool primary_missing) {
+    if (working_) {
+        working_ = false;
+        lost_at_ = now;
+        if (!immediate_at_ || now - *immediate_at_ >= limits_.max) {
+            immediate_at_ = now;
+            return Duration::zero();
+        }
+    }
+    const bool failover =
+        primary_missing || (lost_at_ && now - *lost_at_ < limits_.failover_window);
+    return backoff_.next(failover ? limits_.failover_max : limits_.max);
+}
+
+bool primary_missing(const std::exception& error) {
+    if (const auto* server = dynamic_cast<const ServerError*>(&error))
+        return server->sqlstate() == "25006";  // read_only_sql_transaction: a standby
+    if (dynamic_cast<const ConnectionError*>(&error) == nullptr) return false;
+    // A failed connection attempt has no SQLSTATE in libpq: these are libpq's
+    // own target_session_attrs refusals and the server's 57P03 start-up
+    // refusals (English unless the program or the server set another language;
+    // the failover window covers that case).
+    static constexpr const char* kSigns[] = {
+        "session is read-only",
+        "server is in hot standby mode",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "the database system is not yet accepting connections",
+        "the database system is not accepting connections",
+        "the database system is shutting down",
+    };
+    const std::string text = error.what();
+    for (const char* sign : kSigns)
+        if (text.find(sign) != std::string::npos) return true;
+    return false;
 }
 
 Duration wait_slice(const Timing& timing, TimePoint now, std::optional<TimePoint> wait_until) {

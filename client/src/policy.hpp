@@ -66,12 +66,13 @@ class LeaseTimer {
 bool lead_before_confirmation(const Timing& timing, TimePoint acquire_sent, TimePoint now);
 
 // Capped exponential backoff with "equal jitter": the n-th delay is uniform in
-// [base/2, base], base = min(max, initial * 2^n). random() returns [0, 1).
+// [base/2, base], base = min(cap, initial * 2^n). random() returns [0, 1).
 class Backoff {
   public:
     using Random = std::function<double()>;
     Backoff(Duration initial, Duration max, Random random);
-    Duration next();
+    Duration next() { return next(max_); }
+    Duration next(Duration cap);  // this delay capped at `cap` (never below initial)
     void reset() { attempt_ = 0; }
     int attempts() const { return attempt_; }
 
@@ -80,6 +81,44 @@ class Backoff {
     Random random_;
     int attempt_ = 0;
 };
+
+// Reconnect pacing: capped backoff with jitter, shaped so that a standby finds
+// a new primary within `failover_max` of it accepting connections:
+//  - the first retry after a working connection broke goes out at once (the
+//    DSN's next host may be the new primary already, a restarted server may be
+//    back); at most once per `max`, so a connection that keeps breaking right
+//    after its first reply cannot turn into a busy loop;
+//  - then exponential backoff from `initial`, capped at `failover_max` while a
+//    failover looks under way: a server answered but none can take writes
+//    (standbys, a server starting up or shutting down), or a working
+//    connection broke less than `failover_window` ago (an address with nothing
+//    behind it yet: a virtual IP, a proxy); otherwise (an outage) at `max`.
+struct ReconnectLimits {
+    Duration initial{100};
+    Duration max{5000};
+    Duration failover_max{500};
+    Duration failover_window{60000};
+};
+
+class Reconnect {
+  public:
+    Reconnect(ReconnectLimits limits, Backoff::Random random);
+    // A request succeeded: the connection works, its loss will be a failover sign.
+    void working();
+    // Delay before the next connection attempt, after a failure at `now`.
+    Duration next(TimePoint now, bool primary_missing);
+
+  private:
+    ReconnectLimits limits_;
+    Backoff backoff_;
+    bool working_ = false;
+    std::optional<TimePoint> lost_at_, immediate_at_;
+};
+
+// True when the error shows that a server answered but cannot take writes
+// (a standby: SQLSTATE 25006 or libpq's target_session_attrs refusal; a server
+// starting up, in recovery or shutting down): a failover is under way.
+bool primary_missing(const std::exception& error);
 
 // Standby waiting: how long the next acquire may wait inside the server.
 // wait_until nullopt = wait forever. 0 means "try once, don't wait".

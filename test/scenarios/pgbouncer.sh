@@ -37,8 +37,9 @@ admin "SET client_min_messages = warning; DROP ROLE IF EXISTS regress_pooled_app
 admin "CREATE ROLE regress_pooled_app LOGIN"
 admin "ALTER ROLE regress_pooled_app SET singleton_lock.bind_session = off"
 admin "GRANT EXECUTE ON FUNCTION
-    singleton_acquire(text, interval, text, interval), singleton_heartbeat(text, bigint, interval),
-    singleton_release(text, bigint), singleton_assert(text, bigint) TO regress_pooled_app"
+    singleton_acquire(text, interval, text, interval, integer), singleton_heartbeat(text, bigint, interval),
+    singleton_release(text, bigint), singleton_assert(text, bigint), singleton_bind(text, bigint),
+    singleton_watch(text, bigint, interval) TO regress_pooled_app"
 admin "DELETE FROM singleton_lock_leases WHERE name LIKE 'pooled-%'"
 
 cat >"$DIR/pgbouncer.ini" <<EOF

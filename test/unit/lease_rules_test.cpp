@@ -45,6 +45,17 @@ TEST(Classify, OrphanedBeforeExpiredBeforeHeld) {
     EXPECT_EQ(classify(held_by("a", kNow + 1, Binding::Unbound), kNow), LeaseState::Held);
 }
 
+TEST(Classify, PausedComesFirstAndRefusesEveryone) {
+    LeaseRow row = held_by("me", kNow + 10, Binding::Live);
+    row.paused = true;
+    row.released = true;  // pausing ends the tenure
+    EXPECT_EQ(classify(row, kNow), LeaseState::Paused);
+    EXPECT_EQ(decide_acquire(row, me, kNow).outcome, AcquireOutcome::Refuse);
+    EXPECT_FALSE(needs_binding_check(row));
+    EXPECT_STREQ(state_name(LeaseState::Paused), "paused");
+    EXPECT_STREQ(tenure_end_name(TenureEnd::Paused), "paused");
+}
+
 TEST(Classify, SessionsOfAFormerPrimaryLeaveTheLeaseOrphanedAtOnce) {
     EXPECT_EQ(classify(held_by("a", kNow + 10, Binding::EndedByFailover), kNow),
               LeaseState::Orphaned);

@@ -33,6 +33,11 @@ struct ElectorOptions {
     bool listen = true;             // LISTEN singleton_lock: notice a force release at once
     Duration backoff_initial{100};  // reconnect backoff (capped exponential, jittered)
     Duration backoff_max{5000};
+    // Failover: the first retry after losing a working connection is immediate;
+    // while servers answer but none takes writes, or for failover_window after
+    // losing a working connection, delays stay within failover_backoff_max.
+    Duration failover_backoff_max{500};
+    Duration failover_window{std::chrono::seconds(60)};
 };
 
 enum class State {

@@ -1,0 +1,284 @@
+'use strict'
+// Leader election over a singleton_lock lease, with the same rules as the C++
+// and Python clients: a standby waits in server-side slices of at most 1 s
+// (woken at once when the lease is freed) and reconnects with capped, jittered
+// backoff; the leader heartbeats every ttl/3 on the holding connection and
+// counts the lease from the send time of its last confirmed heartbeat: when
+// the time left falls to grace + margin, a heartbeat is refused or the
+// connection breaks, the lease is lost.
+const os = require('os')
+const crypto = require('crypto')
+const { Link, ReplyTimeout, isFatal, isConnectionError } = require('./link')
+
+const now = () => Number(process.hrtime.bigint() / 1000000n) // monotonic, ms
+const clamp = (v, lo, hi) => Math.max(lo, Math.min(v, hi))
+
+function makeTiming (ttl) {
+  return {
+    ttl,
+    grace: ttl / 4,
+    heartbeat: ttl / 3,
+    margin: Math.min(ttl / 10, 1000),
+    heartbeatRetry: clamp(ttl / 20, 20, 1000),
+    waitSlice: 1000,
+    replySlack: clamp(ttl / 2, 1000, 10000),
+    connectTimeout: clamp(ttl / 2, 2000, 30000),
+    releaseTimeout: clamp(ttl / 2, 500, 5000)
+  }
+}
+
+const SQL = {
+  acquire: 'SELECT acquired, token::text AS token, holder, expires_at FROM singleton_acquire($1, $2::interval, $3, $4::interval)',
+  heartbeat: 'SELECT singleton_heartbeat($1, $2::bigint, $3::interval) AS expires_at',
+  release: 'SELECT singleton_release($1, $2::bigint) AS released',
+  bindSession: "SELECT current_setting('singleton_lock.bind_session', true) AS bind"
+}
+
+class Stopped extends Error {}
+
+// A sleep that wake() ends early.
+class Wake {
+  constructor () { this.resolve = null }
+  sleep (ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, ms))
+      this.resolve = () => { clearTimeout(timer); resolve() }
+    })
+  }
+
+  wake () { if (this.resolve) this.resolve() }
+}
+
+class Lease {
+  constructor (name, token) {
+    this.name = name
+    this.token = token // text: compare as BigInt, never decode
+    this.reason = null // null while held; 'released' or why it was lost
+    this.lost = new Promise((resolve) => { this.end = resolve })
+  }
+
+  get held () { return this.reason === null }
+  finish (reason) { if (this.reason === null) { this.reason = reason; this.end(reason) } }
+}
+
+class Elector {
+  constructor ({ name, clientOptions, ttl, log }) {
+    this.name = name
+    this.holder = `${os.hostname()}:${process.pid}:${crypto.randomBytes(6).toString('hex')}`
+    this.options = clientOptions
+    this.t = makeTiming(ttl)
+    this.log = log
+    this.link = null
+    this.stopping = false
+    this.attempt = 0
+    this.lastError = ''
+    this.wake = new Wake()
+    this.unreleased = null
+  }
+
+  backoff () {
+    const base = Math.min(5000, 100 * 2 ** Math.min(this.attempt++, 20))
+    return base / 2 + Math.random() * base / 2
+  }
+
+  async connected () {
+    while (!this.link || this.link.broken) {
+      try {
+        const link = await Link.open({ ...this.options, connectionTimeoutMillis: this.t.connectTimeout })
+        const [{ bind }] = await link.query(SQL.bindSession, [], this.t.replySlack)
+        if (bind !== 'off') { // LISTEN needs a direct connection (not a transaction pooler)
+          link.client.on('notification', (n) => this.onNotify(n, link))
+          await link.query('LISTEN singleton_lock', [], this.t.replySlack)
+        }
+        this.link = link
+      } catch (err) {
+        await this.afterError(err)
+      }
+    }
+    return this.link
+  }
+
+  async afterError (err) {
+    if (this.link) { this.link.close(); this.link = null }
+    if (this.stopping) throw new Stopped()
+    if (isFatal(err)) throw err
+    const delay = this.backoff()
+    if (err.message !== this.lastError) {
+      this.lastError = err.message
+      this.log(`lease "${this.name}": ${err.message}; retrying in ${Math.round(delay)} ms`)
+    }
+    await this.wake.sleep(delay)
+    if (this.stopping) throw new Stopped()
+  }
+
+  // Waits as a standby until the lease is ours. Throws Stopped after stop(),
+  // or a fatal database error (extension missing, permission denied).
+  async acquire () {
+    if (this.unreleased) await this.releaseAfterLoss()
+    let first = true
+    this.attempt = 0
+    for (;;) {
+      if (this.stopping) throw new Stopped()
+      const link = await this.connected()
+      const slice = first ? 0 : this.t.waitSlice
+      const sent = now()
+      let row
+      try {
+        [row] = await link.query(SQL.acquire, [this.name, `${this.t.ttl} milliseconds`, this.holder, `${slice} milliseconds`], slice + this.t.replySlack)
+      } catch (err) {
+        await this.afterError(err)
+        continue
+      }
+      first = false
+      this.attempt = 0
+      if (row.acquired) {
+        const lease = await this.take(link, row.token, sent, slice > 0)
+        if (lease) return lease
+      } else if (row.holder !== this.seenHolder) {
+        this.seenHolder = row.holder
+        this.log(`lease "${this.name}": standby, held by ${row.holder} until ${row.expires_at.toISOString()}`)
+      }
+    }
+  }
+
+  // After a long server-side wait the lease is confirmed with a heartbeat first.
+  async take (link, token, sent, waited) {
+    let confirmedAt = sent
+    this.heartbeatNow = false
+    if (waited && now() + this.t.heartbeat >= sent + this.t.ttl - this.t.grace - this.t.margin) {
+      const hbSent = now()
+      try {
+        const [{ expires_at: expires }] = await link.query(SQL.heartbeat, [this.name, token, `${this.t.ttl} milliseconds`], this.t.replySlack)
+        if (expires === null) return null
+      } catch (err) {
+        await this.afterError(err)
+        return null
+      }
+      confirmedAt = hbSent
+    } else if (waited) {
+      this.heartbeatNow = true // confirm at once; the count moves to it
+    }
+    const lease = new Lease(this.name, token)
+    this.confirmed = confirmedAt
+    this.nextHeartbeat = confirmedAt + this.t.heartbeat
+    this.releaseRequested = false
+    link.onBroken = () => this.wake.wake()
+    this.log(`lease "${this.name}": leader, token ${token}`)
+    this.keeper = this.keep(link, lease)
+    return lease
+  }
+
+  stepDownAt () { return this.confirmed + this.t.ttl - this.t.grace - this.t.margin }
+
+  async keep (link, lease) {
+    for (;;) {
+      const t = now()
+      if (t >= this.stepDownAt()) return this.lose(lease, 'deadline', 'no heartbeat confirmed in time')
+      if (link.broken) return this.lose(lease, 'connection lost', link.broken)
+      if (this.releaseRequested) return this.doRelease(link, lease)
+      if (this.heartbeatNow || t >= this.nextHeartbeat) {
+        await this.heartbeat(link, lease)
+        if (!lease.held) return null
+        continue
+      }
+      await this.wake.sleep(Math.min(this.nextHeartbeat, this.stepDownAt()) - t)
+    }
+  }
+
+  async heartbeat (link, lease) {
+    this.heartbeatNow = false
+    const sent = now()
+    let expires
+    try {
+      [{ expires_at: expires }] = await link.query(SQL.heartbeat, [this.name, lease.token, `${this.t.ttl} milliseconds`], this.stepDownAt() - sent)
+    } catch (err) {
+      if (err instanceof ReplyTimeout) return this.lose(lease, 'deadline', 'heartbeat not confirmed in time')
+      if (isConnectionError(err)) return this.lose(lease, 'connection lost', err.message)
+      if (isFatal(err)) return this.lose(lease, 'refused', err.message)
+      this.log(`lease "${this.name}": heartbeat failed: ${err.message}`)
+      this.nextHeartbeat = now() + this.t.heartbeatRetry
+      return
+    }
+    if (expires === null) return this.lose(lease, 'refused', 'singleton_heartbeat returned NULL')
+    this.confirmed = Math.max(this.confirmed, sent)
+    this.nextHeartbeat = this.confirmed + this.t.heartbeat
+  }
+
+  onNotify (notification, link) {
+    if (notification.payload === this.name && notification.processId !== link.client.processID) {
+      this.heartbeatNow = true // someone else changed our lease: check at once
+      this.wake.wake()
+    }
+  }
+
+  lose (lease, reason, detail) {
+    if (this.link) { this.link.close(); this.link = null }
+    if (reason !== 'refused') this.unreleased = lease // may still be ours on the server
+    this.log(`lease "${this.name}": LOST (${reason}: ${detail})`)
+    lease.finish(reason)
+    return null
+  }
+
+  async doRelease (link, lease) {
+    let released = false
+    try {
+      const [row] = await link.query(SQL.release, [this.name, lease.token], this.t.releaseTimeout)
+      released = row.released === true
+      this.log(`lease "${this.name}": released${released ? '' : ' (it was no longer ours)'}`)
+    } catch (err) {
+      this.log(`lease "${this.name}": release failed: ${err.message}`)
+      this.unreleased = lease
+    }
+    lease.finish('released')
+    if (this.link) { this.link.close(); this.link = null }
+    return this.unreleased ? this.releaseAfterLoss() : released
+  }
+
+  // Frees a lease we lost but may still hold on the server (a restart keeps a
+  // lease live until start + ttl unless released with its token), for at most a ttl.
+  async releaseAfterLoss () {
+    const lease = this.unreleased
+    this.unreleased = null
+    const giveUpAt = now() + this.t.ttl
+    for (this.attempt = 0; ;) {
+      let link = null
+      try {
+        link = await Link.open({ ...this.options, connectionTimeoutMillis: this.t.connectTimeout })
+        const [row] = await link.query(SQL.release, [this.name, lease.token], this.t.releaseTimeout)
+        this.log(`lease "${this.name}": token ${lease.token} ${row.released ? 'released' : 'was no longer ours'} after the loss`)
+        return row.released === true
+      } catch (err) {
+        const delay = this.backoff()
+        if (isFatal(err) || this.stopping || now() + delay >= giveUpAt) return false
+        await this.wake.sleep(delay)
+      } finally {
+        if (link) link.close()
+      }
+    }
+  }
+
+  // Leader: release (a waiting standby takes over in milliseconds). After a
+  // loss: release-after-loss. Standby: nothing (see stop()).
+  async release () {
+    if (this.keeper) {
+      const keeper = this.keeper
+      this.keeper = null
+      this.releaseRequested = true
+      this.wake.wake()
+      const result = await keeper
+      if (result !== null) return result
+    }
+    return this.unreleased ? this.releaseAfterLoss() : false
+  }
+
+  // Stop waiting: the in-flight acquire is cancelled in the server.
+  stop () {
+    this.stopping = true
+    this.wake.wake()
+    if (this.link && !this.keeper && this.link.busy) this.link.abandon()
+  }
+
+  close () { if (this.link) { this.link.close(); this.link = null } }
+}
+
+module.exports = { Elector, Stopped, makeTiming }

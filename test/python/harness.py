@@ -1,0 +1,283 @@
+"""Shared by the Python and Node example tests: the server from the PG*
+environment (test/run_all.sh exports it), example processes with timestamped
+output, the ledger checker, and a TCP relay that can freeze a connection."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else "python3"
+BOT = [PYTHON, str(ROOT / "examples/python/bot.py")]
+WORKER = ["node", str(ROOT / "examples/node/worker.js")]
+WAIT = 60.0  # generous: the machine is shared and noisy; waits end on events
+
+
+def admin() -> psycopg.Connection:
+    """A superuser connection from the PG* environment (autocommit)."""
+    return psycopg.connect("", autocommit=True)
+
+
+def tcp_dsn(port: Optional[int] = None, user: Optional[str] = None, **extra: str) -> str:
+    """A DSN for the example programs over TCP (the server listens on 127.0.0.1)."""
+    parts = {"host": "127.0.0.1", "port": str(port or os.environ["PGPORT"]),
+             "user": user or os.environ.get("PGUSER", "postgres"),
+             "dbname": os.environ.get("PGDATABASE", "postgres"), "sslmode": "disable"}
+    parts.update(extra)
+    return " ".join(f"{k}={v}" for k, v in parts.items())
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def ensure_extension() -> None:
+    with admin() as conn:
+        conn.execute("SET client_min_messages = warning")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS singleton_lock")
+
+
+class Instance:
+    """One example process (bot.py or worker.js). stdout lines are collected
+    with the monotonic time they arrived; stderr goes to a log file."""
+
+    def __init__(self, command: Sequence[str], label: str, logdir: Path) -> None:
+        self.label = label
+        self.log_path = logdir / f"{label}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=self._log,
+                                     cwd=ROOT)
+        self.lines: "queue.Queue[Tuple[float, str]]" = queue.Queue()
+        self.seen: List[Tuple[float, str]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.put((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stderr(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def next_leader(self, timeout: float = WAIT) -> Optional[Tuple[float, int]]:
+        """(arrival time, token) of the next "leader <token>" line, None if none came."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                at, line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                return None
+            self.seen.append((at, line))
+            match = re.fullmatch(r"leader (\d+)", line)
+            assert match, f"{self.label}: unexpected stdout line {line!r}"
+            return at, int(match.group(1))
+
+    def wait_stderr(self, pattern: str, timeout: float = WAIT, count: int = 1) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(re.findall(pattern, self.stderr())) >= count:
+                return True
+            if self.proc.poll() is not None:
+                return len(re.findall(pattern, self.stderr())) >= count
+            time.sleep(0.02)
+        return False
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait_exit(self, timeout: float = WAIT) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        """Best-effort cleanup (SIGCONT in case it was stopped, then SIGKILL)."""
+        if self.proc.poll() is None:
+            for signum in (signal.SIGCONT, signal.SIGKILL):
+                try:
+                    self.proc.send_signal(signum)
+                except ProcessLookupError:
+                    pass
+            self.proc.wait(10)
+        self._log.close()
+
+
+def wait_until(predicate, timeout: float = WAIT, every: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return bool(predicate())
+
+
+Row = Tuple[int, int, object, int]  # token, pid, at, xid
+
+
+def ledger(table: str) -> List[Row]:
+    """The ledger in insertion order (clock_timestamp at insert)."""
+    with admin() as conn:
+        return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+            f'SELECT token, pid, at, xmin::text::bigint FROM "{table}" ORDER BY at, xmin::text::bigint')]
+
+
+def check_ledger(rows: List[Row]) -> List[Tuple[int, int, int]]:
+    """Exactly one writer at a time: by insertion time AND by transaction id
+    order, the token sequence never decreases and each token's rows form one
+    contiguous run (no interleaving); one pid per token. Returns the runs
+    (token, pid, rows)."""
+    assert rows, "the ledger is empty"
+    for order_name, ordered in (("time", rows), ("xid", sorted(rows, key=lambda r: r[3]))):
+        tokens = [r[0] for r in ordered]
+        assert tokens == sorted(tokens), f"tokens go backwards in {order_name} order: {tokens}"
+    runs: List[Tuple[int, int, int]] = []
+    for token, pid, _, _ in rows:
+        if runs and runs[-1][0] == token:
+            assert runs[-1][1] == pid, f"token {token} used by two processes"
+            runs[-1] = (token, pid, runs[-1][2] + 1)
+        else:
+            assert all(t != token for t, _, _ in runs), f"token {token} interleaved"
+            runs.append((token, pid, 1))
+    by_token: Dict[int, List[Row]] = {}
+    for row in rows:
+        by_token.setdefault(row[0], []).append(row)
+    tenures = sorted(by_token.values(), key=lambda rs: rs[0][0])
+    for before, after in zip(tenures, tenures[1:]):
+        assert max(r[2] for r in before) < min(r[2] for r in after), "tenures overlap in time"
+    return runs
+
+
+class Freezer:
+    """A TCP relay 127.0.0.1:port -> target that can hold all traffic (both
+    directions) and later deliver it in order: a network path that stalls."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = ("127.0.0.1", target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._frozen = threading.Event()
+        self._thawed = threading.Condition()
+        self.held = bytearray()  # client->server bytes that arrived while frozen
+        self.replies = bytearray()  # server->client bytes relayed since the last thaw
+        self._lock = threading.Lock()
+        self._sockets: List[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self._frozen.set()
+
+    def thaw(self) -> None:
+        with self._lock:
+            self.replies.clear()
+        self._frozen.clear()
+        with self._thawed:
+            self._thawed.notify_all()
+
+    def held_text(self) -> str:
+        with self._lock:
+            return self.held.decode("latin-1")
+
+    def replies_text(self) -> str:
+        with self._lock:
+            return self.replies.decode("latin-1")
+
+    def close(self) -> None:
+        self.thaw()
+        self._listener.close()
+        for s in list(self._sockets):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._target)
+            self._sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if self._frozen.is_set():
+                    if upstream:
+                        with self._lock:
+                            self.held += data
+                    with self._thawed:
+                        self._thawed.wait_for(lambda: not self._frozen.is_set())
+                if not upstream:
+                    with self._lock:
+                        self.replies += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def first_leader(instances: Sequence[Instance],
+                 timeout: float = WAIT) -> Optional[Tuple[Instance, float, int]]:
+    """The first of `instances` to print a leader line: (instance, time, token)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for instance in instances:
+            if not instance.lines.empty():
+                got = instance.next_leader(0.01)
+                if got:
+                    return instance, got[0], got[1]
+        time.sleep(0.005)
+    return None
+
+
+def rows_of(table: str, token: int) -> int:
+    with admin() as conn:
+        row = conn.execute(f'SELECT count(*) FROM "{table}" WHERE token = %s', (token,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_rows(table: str, token: int, count: int, timeout: float = WAIT) -> bool:
+    def enough() -> bool:
+        try:
+            return rows_of(table, token) >= count
+        except psycopg.errors.UndefinedTable:
+            return False
+    return wait_until(enough, timeout, every=0.05)
+
+
+def lease_state(name: str) -> Optional[Tuple[str, Optional[int]]]:
+    """(state, holder_pid) from the administrators' view."""
+    with admin() as conn:
+        row = conn.execute("SELECT state, holder_pid FROM singleton_leases WHERE name = %s",
+                           (name,)).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"

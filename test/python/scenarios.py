@@ -1,0 +1,121 @@
+"""Scenarios run against both example programs (examples/python/bot.py and
+examples/node/worker.js): they share the command line and the ledger."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from typing import Callable, List
+
+import pytest
+
+from harness import (Instance, check_ledger, first_leader, ledger, lease_state, ms,
+                     tcp_dsn, unique, wait_rows)
+
+Spawn = Callable[[List[str], str], Instance]
+
+
+def command(program: List[str], name: str, table: str, ttl: str, dsn: str = "") -> List[str]:
+    return program + ["--dsn", dsn or tcp_dsn(), "--name", name, "--ledger", table, "--ttl", ttl]
+
+
+def two_copies_handover(spawn: Spawn, program: List[str], what: str) -> None:
+    """Leader + standby; SIGTERM to the leader hands over in milliseconds; exactly
+    one writes at a time; both exit 0 on SIGTERM."""
+    name, table = unique("two"), unique("ledger")
+    cmd = command(program, name, table, "5s")
+    a = spawn(cmd, "a")
+    got_a = a.next_leader()
+    assert got_a, "the first instance never led"
+    b = spawn(cmd, "b")
+    assert b.wait_stderr("standby"), "the second instance never reported standby"
+    assert wait_rows(table, got_a[1], 5), "the leader does not write its ledger"
+    assert b.lines.empty(), "the standby printed a leader line while the leader held the lease"
+    t0 = time.monotonic()
+    a.signal(signal.SIGTERM)
+    got_b = b.next_leader()
+    assert got_b, "the standby did not take over after SIGTERM to the leader"
+    print(f"\n[{what}] handover after SIGTERM (signal -> new leader line): {ms(got_b[0] - t0)}")
+    assert a.wait_exit() == 0
+    assert got_b[1] > got_a[1], "the fencing token did not grow"
+    assert wait_rows(table, got_b[1], 5), "the new leader does not write its ledger"
+    b.signal(signal.SIGTERM)
+    assert b.wait_exit() == 0
+    runs = check_ledger(ledger(table))
+    assert [r[0] for r in runs] == [got_a[1], got_b[1]]
+    assert [r[1] for r in runs] == [a.pid, b.pid]
+    state = lease_state(name)
+    assert state and state[0] == "free", f"lease not free after both stopped: {state}"
+    print(f"[{what}] ledger runs (token, pid, rows): {runs}")
+
+
+def three_copies_kill_and_term(spawn: Spawn, program: List[str], what: str) -> None:
+    """Three copies: one writes at a time; SIGKILL of the leader hands over by
+    session binding; SIGTERM of the next hands over to the last."""
+    name, table = unique("three"), unique("ledger")
+    cmd = command(program, name, table, "10s")
+    a = spawn(cmd, "a")
+    got_a = a.next_leader()
+    assert got_a
+    others = [spawn(cmd, "b"), spawn(cmd, "c")]
+    for other in others:
+        assert other.wait_stderr("standby")
+    assert wait_rows(table, got_a[1], 5)
+    assert all(o.lines.empty() for o in others), "a standby led while the leader held the lease"
+
+    t0 = time.monotonic()
+    a.signal(signal.SIGKILL)
+    second = first_leader(others)
+    assert second, "nobody took over after SIGKILL (session binding)"
+    print(f"\n[{what}] takeover after SIGKILL of the leader (ttl 10s): {ms(second[1] - t0)}")
+    leader2, token2 = second[0], second[2]
+    last = next(o for o in others if o is not leader2)
+    assert wait_rows(table, token2, 5)
+    assert last.lines.empty(), "two instances led at once"
+
+    t0 = time.monotonic()
+    leader2.signal(signal.SIGTERM)
+    third = last.next_leader()
+    assert third, "the last standby did not take over after SIGTERM"
+    print(f"[{what}] handover after SIGTERM with two standbys: {ms(third[0] - t0)}")
+    assert leader2.wait_exit() == 0
+    assert wait_rows(table, third[1], 5)
+    last.signal(signal.SIGTERM)
+    assert last.wait_exit() == 0
+    runs = check_ledger(ledger(table))
+    assert [r[0] for r in runs] == [got_a[1], token2, third[1]]
+    print(f"[{what}] ledger runs (token, pid, rows): {runs}")
+
+
+def database_restart(spawn: Spawn, program: List[str], what: str) -> None:
+    """A leader and a standby survive a server restart: a leader emerges again,
+    tokens never go backwards, the ledger resumes, nobody exits."""
+    restart = os.environ.get("SL_IT_RESTART")
+    if not restart:
+        pytest.skip("set SL_IT_RESTART to a command that restarts the server (test/run_all.sh does)")
+    name, table = unique("restart"), unique("ledger")
+    cmd = command(program, name, table, "5s")
+    a = spawn(cmd, "a")
+    got_a = a.next_leader()
+    assert got_a
+    b = spawn(cmd, "b")
+    assert b.wait_stderr("standby")
+    assert wait_rows(table, got_a[1], 3)
+    t0 = time.monotonic()
+    subprocess.run(shlex.split(restart), check=True, stdout=subprocess.DEVNULL)
+    print(f"\n[{what}] server restarted in {ms(time.monotonic() - t0)}")
+    new = first_leader([a, b])
+    assert new, "no instance led again after the restart"
+    print(f"[{what}] new leader line {ms(new[1] - t0)} after the restart began "
+          f"({'same' if new[0] is a else 'other'} instance, token {new[2]})")
+    assert new[2] >= got_a[1], "the token went backwards across the restart"
+    assert wait_rows(table, new[2], 3), "the ledger did not resume after the restart"
+    assert a.proc.poll() is None and b.proc.poll() is None, "an instance died in the restart"
+    for instance in (a, b):
+        instance.signal(signal.SIGTERM)
+    assert a.wait_exit() == 0 and b.wait_exit() == 0
+    runs = check_ledger(ledger(table))
+    print(f"[{what}] ledger runs (token, pid, rows): {runs}")

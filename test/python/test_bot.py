@@ -1,0 +1,107 @@
+"""examples/python/bot.py against the real server: several copies, signals,
+a paused leader, a database restart. Latencies are printed, never asserted."""
+
+from __future__ import annotations
+
+import pytest
+import os
+import signal
+import subprocess
+import time
+
+from harness import (BOT, Freezer, WAIT, admin, check_ledger, ledger, ms, rows_of, tcp_dsn,
+                     unique, wait_rows, wait_until)
+from scenarios import command, database_restart, three_copies_kill_and_term, two_copies_handover
+
+pytestmark = pytest.mark.usefixtures("extension")
+
+
+def test_two_copies_sigterm_hands_over(spawn):
+    two_copies_handover(spawn, BOT, "python")
+
+
+def test_three_copies_one_writer_sigkill_and_sigterm(spawn):
+    three_copies_kill_and_term(spawn, BOT, "python")
+
+
+def test_paused_leader_is_fenced_and_steps_down(spawn):
+    """The leader is frozen with an insert in flight (a stalled network path,
+    then SIGSTOP) past its TTL; the standby takes over; the late insert reaches
+    the server after the takeover and singleton_assert rejects it; resumed, the
+    old leader steps down and waits as a standby."""
+    name, table = unique("paused"), unique("ledger")
+    relay = Freezer(int(os.environ["PGPORT"]))
+    try:
+        a = spawn(command(BOT, name, table, "4s", tcp_dsn(port=relay.port)), "a")
+        got_a = a.next_leader()
+        assert got_a
+        b = spawn(command(BOT, name, table, "4s"), "b")
+        assert b.wait_stderr("standby")
+        assert wait_rows(table, got_a[1], 3)
+
+        relay.freeze()
+        assert wait_until(lambda: "singleton_assert" in relay.held_text()), \
+            "no insert of the leader got stuck in the frozen path"
+        a.signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        got_b = b.next_leader()
+        assert got_b, "the standby did not take over from the paused leader"
+        print(f"\n[python] takeover after the leader froze (ttl 4s): {ms(got_b[0] - t0)}")
+        assert got_b[1] > got_a[1]
+        assert wait_rows(table, got_b[1], 3)
+        rows_a = rows_of(table, got_a[1])
+
+        relay.thaw()  # the stalled insert reaches the server now, after the takeover
+        assert wait_until(lambda: "55000" in relay.replies_text()), \
+            "the late insert was not rejected with SQLSTATE 55000"
+        a.signal(signal.SIGCONT)
+        assert a.wait_stderr("insert rejected by singleton_assert"), "the bot did not see the rejection"
+        assert a.wait_stderr("waiting as a standby again"), "the resumed leader did not step down"
+        assert a.proc.poll() is None, "the resumed leader exited instead of waiting as a standby"
+        assert rows_of(table, got_a[1]) == rows_a, "a late insert of the paused leader landed"
+        assert a.lines.empty(), "the resumed leader printed a leader line while the other leads"
+
+        b.signal(signal.SIGTERM)  # the resumed instance is a healthy standby: it takes over
+        got_a2 = a.next_leader()
+        assert got_a2 and got_a2[1] > got_b[1]
+        assert b.wait_exit() == 0
+        assert wait_rows(table, got_a2[1], 3)
+        a.signal(signal.SIGTERM)
+        assert a.wait_exit() == 0
+        runs = check_ledger(ledger(table))
+        assert [r[0] for r in runs] == [got_a[1], got_b[1], got_a2[1]]
+    finally:
+        relay.close()
+
+
+def test_database_restart_is_survived(spawn):
+    database_restart(spawn, BOT, "python")
+
+
+def test_bad_input_gets_clear_errors(tmp_path):
+    def run(*args: str, dsn: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run(BOT + list(args), capture_output=True, text=True, timeout=WAIT)
+
+    missing = run("--name", "x", "--ledger", "t")
+    assert missing.returncode == 2 and "--dsn" in missing.stderr
+    bad_ttl = run("--dsn", tcp_dsn(), "--name", "x", "--ledger", "t", "--ttl", "10")
+    assert bad_ttl.returncode == 2 and "invalid duration '10'" in bad_ttl.stderr
+    small_ttl = run("--dsn", tcp_dsn(), "--name", "x", "--ledger", "t", "--ttl", "50ms")
+    assert small_ttl.returncode == 2 and "ttl must be at least 100ms" in small_ttl.stderr
+    long_name = run("--dsn", tcp_dsn(), "--name", "n" * 256, "--ledger", "t")
+    assert long_name.returncode == 2 and "name must be 1 to 255 characters" in long_name.stderr
+    bad_table = run("--dsn", tcp_dsn(), "--name", "x", "--ledger", "a..b")
+    assert bad_table.returncode == 2 and "invalid table name" in bad_table.stderr
+    bad_dsn = run("--dsn", "host=127.0.0.1 nonsense", "--name", "x", "--ledger", "t")
+    assert bad_dsn.returncode == 2 and "invalid dsn" in bad_dsn.stderr
+
+    db = unique("noext")
+    with admin() as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    try:
+        no_ext = run("--dsn", tcp_dsn(dbname=db), "--name", "x", "--ledger", "t")
+        assert no_ext.returncode == 1, no_ext.stderr
+        assert "CREATE EXTENSION singleton_lock" in no_ext.stderr
+    finally:
+        with admin() as conn:
+            conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')

@@ -1,0 +1,137 @@
+"""Two bots through a real PgBouncer in transaction pooling mode, for a role
+with singleton_lock.bind_session = off: leases then end by TTL (or release)
+alone, the elector does not LISTEN (it reads the role's setting), and no
+server-side prepared statement is used (psycopg's prepare_threshold=None)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import (BOT, admin, check_ledger, ledger, lease_state, ms, tcp_dsn, unique,
+                     wait_rows, wait_until)
+from scenarios import command
+
+pytestmark = pytest.mark.usefixtures("extension")
+
+ROLE = "regress_py_pooled"
+PORT = int(os.environ.get("SL_PY_BOUNCER_PORT", "64331"))
+
+
+def as_server_owner(args):
+    return ["runuser", "-u", "postgres", "--"] + args if os.geteuid() == 0 else args
+
+
+@pytest.fixture
+def bouncer():
+    # Not pytest's tmp_path: its parents are private to root, and pgbouncer
+    # runs as the server's user.
+    tmp_path = Path(tempfile.mkdtemp(prefix="sl_py_bouncer."))
+    if shutil.which("pgbouncer") is None:
+        pytest.fail("pgbouncer is not installed (test/install_deps.sh installs it)")
+    with admin() as conn:
+        conn.execute("SET client_min_messages = warning")
+        if _role_exists(conn):
+            conn.execute(f"DROP OWNED BY {ROLE}")
+        conn.execute(f"DROP ROLE IF EXISTS {ROLE}")
+        conn.execute(f"CREATE ROLE {ROLE} LOGIN")
+        conn.execute(f"ALTER ROLE {ROLE} SET singleton_lock.bind_session = off")
+        # The application's functions, whatever the installed version's signatures.
+        functions = conn.execute(
+            "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p "
+            "JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' "
+            "JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'singleton_lock' "
+            "WHERE p.proname IN ('singleton_acquire', 'singleton_heartbeat', "
+            "'singleton_release', 'singleton_assert', 'singleton_bind', 'singleton_watch')"
+        ).fetchone()[0]
+        conn.execute(f"GRANT EXECUTE ON FUNCTION {functions} TO {ROLE}")
+        conn.execute(f"GRANT CREATE ON SCHEMA public TO {ROLE}")
+    ini = tmp_path / "pgbouncer.ini"
+    ini.write_text(f"""[databases]
+* = host=127.0.0.1 port={os.environ['PGPORT']}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {PORT}
+unix_socket_dir =
+auth_type = trust
+auth_file = {tmp_path}/users.txt
+pool_mode = transaction
+default_pool_size = 8
+max_client_conn = 50
+logfile = {tmp_path}/pgbouncer.log
+pidfile = {tmp_path}/pgbouncer.pid
+""")
+    (tmp_path / "users.txt").write_text(f'"{ROLE}" ""\n')
+    if os.geteuid() == 0:
+        shutil.chown(tmp_path, "postgres")
+        for f in tmp_path.iterdir():
+            shutil.chown(f, "postgres")
+    subprocess.run(as_server_owner(["pgbouncer", "-d", str(ini)]), check=True)
+    try:
+        assert wait_until(lambda: _answers(tcp_dsn(port=PORT, user=ROLE))), "pgbouncer did not start"
+        yield tcp_dsn(port=PORT, user=ROLE)
+    finally:
+        pid = (tmp_path / "pgbouncer.pid").read_text().strip()
+        os.kill(int(pid), signal.SIGTERM)
+        time.sleep(0.2)
+        with admin() as conn:
+            conn.execute(f"DROP OWNED BY {ROLE}")
+            conn.execute(f"DROP ROLE {ROLE}")
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _role_exists(conn) -> bool:
+    return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone() is not None
+
+
+def _answers(dsn: str) -> bool:
+    import psycopg
+    try:
+        with psycopg.connect(dsn, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def test_bots_through_pgbouncer_transaction_pooling(spawn, bouncer):
+    name, table = unique("pooled"), unique("ledger")
+    cmd = command(BOT, name, table, "3s", bouncer)
+    a = spawn(cmd, "a")
+    got_a = a.next_leader()
+    assert got_a, "no leader through the pooler"
+    state = lease_state(name)
+    assert state == ("held", None), f"the pooled lease must not be session-bound: {state}"
+    b = spawn(cmd, "b")
+    assert b.wait_stderr("standby")
+    assert wait_rows(table, got_a[1], 5)
+    assert b.lines.empty()
+
+    t0 = time.monotonic()
+    a.signal(signal.SIGTERM)
+    got_b = b.next_leader()
+    assert got_b, "no handover through the pooler after SIGTERM"
+    print(f"\n[pgbouncer] handover after SIGTERM (release wakes the waiting standby): "
+          f"{ms(got_b[0] - t0)}")
+    assert a.wait_exit() == 0
+    assert wait_rows(table, got_b[1], 5)
+
+    c = spawn(cmd, "c")
+    assert c.wait_stderr("standby")
+    t0 = time.monotonic()
+    b.signal(signal.SIGKILL)  # no session binding behind the pooler: the TTL frees it
+    got_c = c.next_leader()
+    assert got_c, "no takeover through the pooler after SIGKILL"
+    print(f"[pgbouncer] takeover after SIGKILL (TTL alone, ttl 3s): {ms(got_c[0] - t0)}")
+    assert wait_rows(table, got_c[1], 5)
+    c.signal(signal.SIGTERM)
+    assert c.wait_exit() == 0
+    runs = check_ledger(ledger(table))
+    assert [r[0] for r in runs] == [got_a[1], got_b[1], got_c[1]]
