@@ -28,6 +28,12 @@ ci_debootstrap() {
   printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d"
   chmod +x "$dir/usr/sbin/policy-rc.d"
   cp /etc/resolv.conf "$dir/etc/resolv.conf"
+  # Certificate authorities this machine's network needs (a TLS-inspecting
+  # egress, for one): trusted in the root once its own ca-certificates is installed.
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    mkdir -p "$dir/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$dir/usr/local/share/ca-certificates/"
+  fi
   [ -e "$dir/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$dir/etc/hosts"
 }
 
@@ -54,7 +60,10 @@ ci_in_root() {
   local env_args=(HOME=/root LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
                   DEBIAN_FRONTEND=noninteractive TERM=dumb)
   local var
-  for var in CI SL_PGPORT SL_WERROR SL_CHAOS_SECONDS; do
+  # The machine's own settings worth keeping: CI markers, ports, and where its
+  # TLS trust store is (node has a CA list of its own: NODE_EXTRA_CA_CERTS).
+  for var in CI SL_PGPORT SL_WERROR SL_CHAOS_SECONDS NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR \
+             REQUESTS_CA_BUNDLE CURL_CA_BUNDLE GIT_SSL_CAINFO; do
     [ -n "${!var:-}" ] && env_args+=("$var=${!var}")
   done
   local rc=0
