@@ -180,6 +180,8 @@ bool heartbeat(const LeaseKey& key, int64 token, Oid role, const Interval* ttl_o
 }
 
 bool bind_to_lease(const LeaseKey& key, int64 token, Oid role, TimestampTz now) {
+    // (Before the row lock, which itself assigns a transaction id.)
+    bool wrote_before = TransactionIdIsValid(GetTopTransactionIdIfAny());
     StoredLease stored = load_own(key, token, role, kLoadOwnForKeyShare);
     if (!stored.exists || state_of(stored, now) != LeaseState::Held) return false;
     require_client_connected();
@@ -192,7 +194,8 @@ bool bind_to_lease(const LeaseKey& key, int64 token, Oid role, TimestampTz now) 
     Datum args[5] = {PointerGetDatum(key.name), Int32GetDatum(MyProcPid), TimestampTzGetDatum(mine),
                      Int32GetDatum(static_cast<int32>(current_timeline())),
                      Int64GetDatum(static_cast<int64>(binding))};
-    bool wrote_before = TransactionIdIsValid(GetTopTransactionIdIfAny());
+    // Without the flush wait: if a crash loses this write, the row names an
+    // older bound session, which the restart rule treats the same way.
     run(kMarkBound, args, nullptr, SPI_OK_UPDATE);
     skip_flush_if_sole_write(wrote_before);
     return true;

@@ -13,6 +13,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include "client_socket.hpp"
 #include "lock_tags.hpp"
 #include "pg_compat.hpp"
 #include "name_hash_list.hpp"
@@ -74,9 +75,17 @@ void sleep_until(TimestampTz until) {
     if (until > now) {
         int64 remaining_ms = (until - now + 999) / 1000;
         long timeout_ms = remaining_ms > INT_MAX ? INT_MAX : static_cast<long>(remaining_ms);
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
-                        PG_WAIT_EXTENSION);
+        // Also wake when the client goes away: a waiting session whose client
+        // was killed must end at once (a holder's watch would otherwise keep
+        // its lease bound, a waiter its registration, until the wait ran out).
+        pgsocket sock = client_socket();
+        int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+        if (sock != PGINVALID_SOCKET) events |= WL_SOCKET_CLOSED;
+        int rc = WaitLatchOrSocket(MyLatch, events, sock, timeout_ms, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
+        if (rc & WL_SOCKET_CLOSED)
+            ereport(FATAL, (errcode(ERRCODE_CONNECTION_FAILURE),
+                            errmsg("singleton_lock: the client disconnected while waiting")));
     }
     CHECK_FOR_INTERRUPTS();
 }

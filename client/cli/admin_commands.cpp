@@ -12,7 +12,7 @@
 namespace singleton_lock::cli {
 
 int status_command(const StatusArgs& args) {
-    std::vector<LeaseRow> rows;
+    std::vector<LeaseStatus> rows;
     try {
         rows = list_leases(args.dsn, args.schema, args.name);
     } catch (const Error& e) {

@@ -4,9 +4,9 @@
 
 #include <sstream>
 
-#include "policy.hpp"
 #include "exit_codes.hpp"
 #include "singleton_lock/errors.hpp"
+#include "singleton_lock/timing.hpp"
 
 namespace singleton_lock::cli {
 
@@ -26,6 +26,73 @@ HealthAddr parse_health_addr(const std::string& text) {
     return a;
 }
 
+namespace {
+
+// Durations and addresses as typed; checked after CLI11 has parsed.
+struct RunText {
+    std::string ttl = "10s", grace, wait = "forever", health;
+};
+
+CLI::App* add_run(CLI::App& app, RunArgs& r, RunText& t) {
+    auto* run = app.add_subcommand("run", "wait for the lease, then run COMMAND while holding it");
+    run->add_option("--name,-n", r.name, "lease name")->required();
+    run->add_option("--dsn,-d", r.dsn, "libpq connection string or URI (default: PG* environment)");
+    run->add_option("--ttl", t.ttl, "lease time to live (250ms, 10s, 2m, 1h)")
+        ->capture_default_str();
+    run->add_option("--holder", r.holder, "holder id (default: hostname:pid:random; a credential)");
+    run->add_option("--wait", t.wait, "how long to wait as standby: DURATION or forever")
+        ->capture_default_str();
+    run->add_option("--grace", t.grace,
+                    "SIGTERM->SIGKILL grace for COMMAND (default ttl/4, < ttl/2)");
+    run->add_option("--health-addr", t.health,
+                    "serve /livez /readyz /healthz /leader /metrics on HOST:PORT");
+    run->add_option("--schema", r.schema, "schema of the extension (default: search_path)");
+    run->add_option("command", r.command, "COMMAND [ARGS...] (after --)")->required();
+    return run;
+}
+
+CLI::App* add_status(CLI::App& app, StatusArgs& s) {
+    auto* status =
+        app.add_subcommand("status", "show leases (view singleton_leases; administrators)");
+    status->add_option("--name,-n", s.name, "only this lease");
+    status->add_option("--dsn,-d", s.dsn, "libpq connection string or URI");
+    status->add_option("--schema", s.schema, "schema of the extension");
+    return status;
+}
+
+void add_release(CLI::App& app, ReleaseArgs& r, bool& force) {
+    auto* release = app.add_subcommand("release", "free a lease whoever holds it (administrators)");
+    release->add_option("--name,-n", r.name, "lease name")->required();
+    release->add_flag("--force", force, "required: this ends the current holder's tenure")
+        ->required();
+    release->add_option("--dsn,-d", r.dsn, "libpq connection string or URI");
+    release->add_option("--schema", r.schema, "schema of the extension");
+}
+
+// Throws UsageError.
+void check_run(RunArgs& r, const RunText& t) {
+    r.ttl = parse_duration(t.ttl);
+    if (!t.grace.empty()) r.grace = parse_duration(t.grace);
+    r.wait = parse_wait(t.wait);
+    try {
+        r.grace = make_timing(r.ttl, r.grace).grace;  // validates the ttl and grace < ttl/2
+    } catch (const UsageError& e) {
+        throw UsageError(std::string("--ttl/--grace: ") + e.what());
+    }
+    if (!t.health.empty()) r.health = parse_health_addr(t.health);
+    if (r.name.empty()) throw UsageError("--name must not be empty");
+}
+
+Parsed usage_error(const std::string& message) {
+    Parsed p;
+    p.kind = Parsed::Kind::exit;
+    p.exit_code = exit_code::usage;
+    p.err = "singleton-lock: " + message + "\nRun with --help for more information.\n";
+    return p;
+}
+
+}  // namespace
+
 Parsed parse_args(int argc, const char* const* argv) {
     CLI::App app{
         "singleton-lock: run COMMAND only while holding a PostgreSQL singleton_lock lease"};
@@ -35,62 +102,25 @@ Parsed parse_args(int argc, const char* const* argv) {
         "Exit codes: COMMAND's status (128+N if it died of signal N); 1 error; 2 usage error;\n"
         "3 lease lost; 4 release --force found nothing to free; 75 --wait ran out;\n"
         "126/127 COMMAND not executable / not found; 128+N stopped by signal N while standby.");
-
     Parsed p;
-    std::string ttl = "10s", grace, wait = "forever", health;
-
-    auto* run = app.add_subcommand("run", "wait for the lease, then run COMMAND while holding it");
-    run->add_option("--name,-n", p.run.name, "lease name")->required();
-    run->add_option("--dsn,-d", p.run.dsn,
-                    "libpq connection string or URI (default: PG* environment)");
-    run->add_option("--ttl", ttl, "lease time to live (250ms, 10s, 2m, 1h)")->capture_default_str();
-    run->add_option("--holder", p.run.holder,
-                    "holder id (default: hostname:pid:random; a credential)");
-    run->add_option("--wait", wait, "how long to wait as standby: DURATION or forever")
-        ->capture_default_str();
-    run->add_option("--grace", grace,
-                    "SIGTERM->SIGKILL grace for COMMAND (default ttl/4, < ttl/2)");
-    run->add_option("--health-addr", health, "serve GET /healthz and /leader on HOST:PORT");
-    run->add_option("--schema", p.run.schema, "schema of the extension (default: search_path)");
-    run->add_option("command", p.run.command, "COMMAND [ARGS...] (after --)")->required();
-
-    auto* status =
-        app.add_subcommand("status", "show leases (view singleton_leases; administrators)");
-    status->add_option("--name,-n", p.status.name, "only this lease");
-    status->add_option("--dsn,-d", p.status.dsn, "libpq connection string or URI");
-    status->add_option("--schema", p.status.schema, "schema of the extension");
-
+    RunText text;
     bool force = false;
-    auto* release = app.add_subcommand("release", "free a lease whoever holds it (administrators)");
-    release->add_option("--name,-n", p.release.name, "lease name")->required();
-    release->add_flag("--force", force, "required: this ends the current holder's tenure")
-        ->required();
-    release->add_option("--dsn,-d", p.release.dsn, "libpq connection string or URI");
-    release->add_option("--schema", p.release.schema, "schema of the extension");
-
+    auto* run = add_run(app, p.run, text);
+    auto* status = add_status(app, p.status);
+    add_release(app, p.release, force);
     std::ostringstream out, err;
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        p.kind = Parsed::Kind::exit;
-        p.exit_code = app.exit(e, out, err);
-        if (p.exit_code != 0) p.exit_code = exit_code::usage;
+        p.exit_code = app.exit(e, out, err) == 0 ? 0 : exit_code::usage;
         p.out = out.str();
         p.err = err.str();
         return p;
     }
-
     try {
         if (run->parsed()) {
             p.kind = Parsed::Kind::run;
-            p.run.ttl = parse_duration(ttl);
-            if (!grace.empty()) p.run.grace = parse_duration(grace);
-            p.run.wait = parse_wait(wait);
-            const auto timing =
-                policy::make_timing(p.run.ttl, p.run.grace);  // validates grace < ttl/2
-            p.run.grace = timing.grace;
-            if (!health.empty()) p.run.health = parse_health_addr(health);
-            if (p.run.name.empty()) throw UsageError("--name must not be empty");
+            check_run(p.run, text);
         } else if (status->parsed()) {
             p.kind = Parsed::Kind::status;
         } else {
@@ -98,10 +128,7 @@ Parsed parse_args(int argc, const char* const* argv) {
             if (p.release.name.empty()) throw UsageError("--name must not be empty");
         }
     } catch (const UsageError& e) {
-        p.kind = Parsed::Kind::exit;
-        p.exit_code = exit_code::usage;
-        p.err = std::string("singleton-lock: ") + e.what() +
-                "\nRun with --help for more information.\n";
+        return usage_error(e.what());
     }
     return p;
 }

@@ -6,21 +6,23 @@
 
 namespace singleton_lock::cli {
 
-HealthServer::HealthServer(const std::string& host, int port, const std::atomic<bool>& leader)
+namespace {
+
+void reply(httplib::Response& res, bool ok, const char* body) {
+    res.status = ok ? 200 : 503;
+    res.set_content(std::string(body) + "\n", "text/plain");
+}
+
+}  // namespace
+
+HealthServer::HealthServer(const std::string& host, int port, const RunStatus& status)
     : server_(std::make_unique<httplib::Server>()) {
     auto& s = *server_;
     s.new_task_queue = [] { return new httplib::ThreadPool(1); };  // RSS: one worker is plenty
     s.set_keep_alive_max_count(1);
     s.set_read_timeout(2, 0);
     s.set_write_timeout(2, 0);
-    s.Get("/healthz", [&leader](const httplib::Request&, httplib::Response& res) {
-        res.set_content(leader.load() ? "leader\n" : "standby\n", "text/plain");
-    });
-    s.Get("/leader", [&leader](const httplib::Request&, httplib::Response& res) {
-        const bool yes = leader.load();
-        res.status = yes ? 200 : 503;
-        res.set_content(yes ? "leader\n" : "standby\n", "text/plain");
-    });
+    routes(status);
     if (port == 0) {
         port_ = s.bind_to_any_port(host);
         if (port_ <= 0) throw std::runtime_error("cannot listen on " + host + ":0");
@@ -30,6 +32,33 @@ HealthServer::HealthServer(const std::string& host, int port, const std::atomic<
         port_ = port;
     }
     thread_ = std::thread([this] { server_->listen_after_bind(); });
+}
+
+void HealthServer::routes(const RunStatus& status) {
+    auto& s = *server_;
+    s.Get("/livez", [&status](const httplib::Request&, httplib::Response& res) {
+        const bool alive = status.alive();
+        reply(res, alive, alive ? "alive" : "stuck");
+    });
+    const auto ready = [&status](const httplib::Request&, httplib::Response& res) {
+        const bool leader = status.leader();
+        reply(res, leader, leader ? "leader" : "standby");
+    };
+    s.Get("/readyz", ready);
+    s.Get("/leader", ready);
+    s.Get("/healthz", [&status](const httplib::Request&, httplib::Response& res) {
+        switch (status.health()) {
+            case RunStatus::Health::leader:
+                return reply(res, true, "leader");
+            case RunStatus::Health::standby:
+                return reply(res, true, "standby");
+            case RunStatus::Health::unreachable:
+                return reply(res, false, "unreachable");
+        }
+    });
+    s.Get("/metrics", [&status](const httplib::Request&, httplib::Response& res) {
+        res.set_content(status.metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    });
 }
 
 HealthServer::~HealthServer() {

@@ -1,11 +1,19 @@
-// HTTP health endpoint (cpp-httplib): GET /healthz -> 200 "leader"|"standby",
-// GET /leader -> 200 only while leader, else 503. Two small threads.
+// HTTP health endpoint of `singleton-lock run` (cpp-httplib), read-only over a
+// RunStatus:
+//   GET /livez    200 while the process's loop goes round, else 503 (liveness)
+//   GET /readyz   200 "leader" while leading, else 503 "standby" (readiness)
+//   GET /leader   the same as /readyz
+//   GET /healthz  200 "leader" or "standby" (a standby that reached the database
+//                 recently), else 503 "unreachable"
+//   GET /metrics  Prometheus text format
+// Two small threads (the listener and one worker).
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
+
+#include "run_status.hpp"
 
 namespace httplib {
 class Server;
@@ -16,13 +24,14 @@ namespace singleton_lock::cli {
 class HealthServer {
   public:
     // Binds at once (port 0: any free port); throws std::runtime_error when it cannot.
-    HealthServer(const std::string& host, int port, const std::atomic<bool>& leader);
+    HealthServer(const std::string& host, int port, const RunStatus& status);
     ~HealthServer();
     HealthServer(const HealthServer&) = delete;
     HealthServer& operator=(const HealthServer&) = delete;
     int port() const { return port_; }
 
   private:
+    void routes(const RunStatus& status);
     std::unique_ptr<httplib::Server> server_;
     std::thread thread_;
     int port_ = 0;

@@ -1,25 +1,32 @@
-// COMMAND in its own process group, under a tiny supervising process that is
-// the group leader:
+// COMMAND runs under a small supervising process forked by singleton-lock:
 //
-//   singleton-lock ──socketpair── supervisor (pgid leader) ── COMMAND (+ its children)
+//   singleton-lock ──socketpair── supervisor ── COMMAND (leads its own process group)
+//   (subreaper)                   (subreaper)      └─ its children, daemons that left the group
 //
-// The supervisor reports COMMAND's wait status over the socket, and kills the
-// whole group (SIGKILL) when COMMAND ends (no stray children keep running
-// without the lease) or when the socket reaches EOF, i.e. when singleton-lock
-// died, even by SIGKILL: the kernel closes its end. No PDEATHSIG race.
+// Strict process exclusion, by construction:
+// - The supervisor is a child subreaper: whatever COMMAND starts (children,
+//   setsid daemons, double forks) stays its descendant until reaped.
+// - At leadership singleton-lock hands it duplicates of the database sockets
+//   (SCM_RIGHTS). The server sees the lease's sessions end only when every copy
+//   is closed, and the supervisor closes its copies only after it has killed
+//   (SIGKILL) and reaped COMMAND's group and every remaining descendant.
+// - If singleton-lock dies (even SIGKILL), the supervisor sees EOF on the link
+//   and does exactly that: the lease can pass on only after everything is gone.
+// - Every other end (COMMAND exits, SIGTERM, lease lost, watchdog) is reported
+//   over the link only after the same kill-and-reap; singleton-lock releases
+//   the lease only after that report.
+// - singleton-lock is a subreaper too: if the supervisor itself dies, what it
+//   leaves is adopted by singleton-lock, which kills and reaps it all.
 //
 // It is forked early, while singleton-lock is still a standby (prepare()), and
-// at once forks the child that will exec COMMAND; that child blocks on a pipe.
-// On leadership start() sends the token and the first deadline, the child puts
-// SINGLETON_LOCK_TOKEN into its environment and execs COMMAND: no fork of
-// singleton-lock itself on the way from "leader" to COMMAND. Until then the
-// pair holds no database socket and never runs COMMAND; if singleton-lock ends
-// as a standby it kills and reaps them (discard(), or the EOF rule above).
+// at once forks the child that will exec COMMAND; that child waits on a gate.
+// On leadership start() sends the token, the watchdog's deadline and the
+// sockets, and writes the token into the gate: the child execs COMMAND with
+// SINGLETON_LOCK_TOKEN set, with no fork on the way.
 //
-// It is also a watchdog: singleton-lock sends it the latest deadline (a
-// monotonic time) after every confirmed heartbeat; if that passes, say because
-// singleton-lock itself hangs (SIGSTOP), the supervisor SIGTERMs the group and
-// SIGKILLs it after the grace, on its own.
+// Watchdog: singleton-lock sends the latest deadline after every confirmed
+// heartbeat; if it passes (singleton-lock hangs), the supervisor SIGTERMs the
+// group itself and SIGKILLs everything at the end of the grace.
 #pragma once
 
 #include <sys/types.h>
@@ -32,50 +39,62 @@
 
 namespace singleton_lock::cli {
 
+struct CommandReport {
+    int status = 0;                // COMMAND's wait status
+    int leftovers = 0;             // other processes of its tree killed and reaped after it
+    bool grace_ran_out = false;    // still running at the end of the grace: SIGKILLed
+    bool watchdog_fired = false;   // the supervisor acted on its own deadline
+    bool supervisor_lost = false;  // the supervisor died without a report
+};
+
 class Supervisor {
   public:
+    using TimePoint = std::chrono::steady_clock::time_point;
+    enum class Event { none, helper_lost, ended };
+
     Supervisor() = default;
     ~Supervisor();
     Supervisor(const Supervisor&) = delete;
     Supervisor& operator=(const Supervisor&) = delete;
 
-    // PATH lookup like execvp; std::nullopt when not found.
-    static std::optional<std::string> resolve(const std::string& command);
-
     // Forks the supervising process (and its waiting COMMAND child) now; COMMAND
     // runs only after start(). env: COMMAND's environment without
-    // SINGLETON_LOCK_TOKEN, which start() supplies. grace: the watchdog's
-    // SIGTERM-to-SIGKILL time. Throws std::system_error when fork/socketpair fail.
+    // SINGLETON_LOCK_TOKEN, which start() supplies. Throws std::system_error.
     void prepare(const std::string& path, const std::vector<std::string>& argv,
                  const std::vector<std::string>& env, std::chrono::nanoseconds grace);
-    // Runs the prepared COMMAND with SINGLETON_LOCK_TOKEN=token; the watchdog
-    // SIGTERMs the group at deadline (moved by extend()). False when the
-    // supervising process is gone (then discard() and prepare() again).
-    bool start(std::int64_t token, std::chrono::steady_clock::time_point deadline);
-    // Kills and reaps a prepared supervisor whose COMMAND never started (no-op otherwise).
+    // Runs the prepared COMMAND with SINGLETON_LOCK_TOKEN=token, handing over the
+    // database sockets. False when the supervising process is gone (discard()
+    // and prepare() again).
+    bool start(std::int64_t token, TimePoint watchdog_deadline, const std::vector<int>& sockets);
+    // Kills and reaps a prepared supervisor whose COMMAND never started.
     void discard();
-    // Moves the watchdog's deadline (no-op when unchanged or not running).
-    void extend(std::chrono::steady_clock::time_point deadline);
+    void extend(TimePoint watchdog_deadline);  // no-op when unchanged or not running
+    // Sends sig to COMMAND's group now; at the end of the grace, SIGKILL to
+    // whatever of it is left. Repeated calls forward the signal again.
+    void stop(int sig);
+    // The supervisor does not report in time: SIGKILL it. What it leaves is
+    // adopted by this process; on_readable() then kills and reaps it.
+    void kill_supervisor();
 
     bool prepared() const { return pid_ > 0 && !started_; }  // waiting for start()
-    bool spawned() const { return started_; }                // COMMAND was started
-    pid_t pgid() const { return pid_; }
-    bool running() const { return started_ && pid_ > 0 && !status_; }
-    // Readable: COMMAND ended or the supervisor died (prepared(): it died, discard() it).
+    bool running() const { return started_ && !report_; }
+    pid_t command_pid() const { return command_pid_; }  // COMMAND's pid = its group; 0 if unknown
     int fd() const { return running() || prepared() ? link_ : -1; }
-    void signal_group(int sig) const;                  // kill(-pgid, sig) while running
-    // Call when fd() is readable: COMMAND's wait status (SIGKILL if the supervisor died first).
-    int collect();
-    std::optional<int> status() const { return status_; }
+    // Call when fd() is readable. ended: report() says how COMMAND ended; it and
+    // every descendant are gone. helper_lost: the prepared supervisor died.
+    Event on_readable();
+    const std::optional<CommandReport>& report() const { return report_; }
 
   private:
     void close_gate(const std::int64_t* token);
-    pid_t pid_ = -1;  // supervisor = process group id
+    void collect_remains();
+    pid_t pid_ = -1;  // the supervising process
+    pid_t command_pid_ = 0;
     int link_ = -1;
     int gate_ = -1;  // write end of the COMMAND child's gate, until start()
     bool started_ = false;
-    std::optional<int> status_;
-    std::chrono::steady_clock::time_point sent_deadline_{};
+    std::optional<CommandReport> report_;
+    TimePoint sent_deadline_{};
 };
 
 // Shell convention: exit code, or 128+N for death by signal N.

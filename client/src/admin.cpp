@@ -14,17 +14,17 @@ pq::Connection connect_admin(const std::string& dsn) {
 
 }  // namespace
 
-std::vector<LeaseRow> list_leases(const std::string& dsn, const std::string& schema,
-                                  const std::optional<std::string>& name) {
+std::vector<LeaseStatus> list_leases(const std::string& dsn, const std::string& schema,
+                                     const std::optional<std::string>& name) {
     auto conn = connect_admin(dsn);
     const Sql sql(schema);
     const auto r = conn.exec(sql.leases, {name});
-    std::vector<LeaseRow> rows;
+    std::vector<LeaseStatus> rows;
     rows.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) {
-        rows.push_back(LeaseRow{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3),
-                                r.text(i, 4), r.text(i, 5), r.text(i, 6), r.text(i, 7),
-                                r.text(i, 8), r.text(i, 9), r.text(i, 10), r.text(i, 11)});
+        rows.push_back(LeaseStatus{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3),
+                                   r.text(i, 4), r.text(i, 5), r.text(i, 6), r.text(i, 7),
+                                   r.text(i, 8), r.text(i, 9), r.text(i, 10), r.text(i, 11)});
     }
     return rows;
 }

@@ -38,11 +38,6 @@ std::string Result::text(int row, int col) const {
     return PQgetvalue(r_.get(), row, col);
 }
 
-std::optional<std::string> Result::get(int row, int col) const {
-    if (!r_ || is_null(row, col)) return std::nullopt;
-    return std::string(PQgetvalue(r_.get(), row, col));
-}
-
 void check(PGconn* conn, const PGresult* result) {
     if (result == nullptr) throw ConnectionError(trimmed(conn ? PQerrorMessage(conn) : nullptr));
     const ExecStatusType status = PQresultStatus(result);

@@ -30,7 +30,6 @@ class Result {
     int rows() const { return r_ ? PQntuples(r_.get()) : 0; }
     bool is_null(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
     std::string text(int row, int col) const;  // "" for NULL
-    std::optional<std::string> get(int row, int col) const;
 
   private:
     ResultPtr r_;
@@ -104,7 +103,6 @@ class Connection {
     // has had its turn in this attempt. Throws ConnectionError.
     bool next_host();
 
-    bool is_open() const { return conn_ != nullptr; }
     int fd() const { return conn_ ? PQsocket(conn_.get()) : -1; }
     int backend_pid() const { return conn_ ? PQbackendPID(conn_.get()) : 0; }
     void close() {
@@ -119,7 +117,6 @@ class Connection {
     // Non-blocking request: send, then on socket readiness call read_input()
     // and poll_result() until it returns a result.
     void send(const std::string& sql, const Params& params);
-    bool in_flight() const { return in_flight_; }
     bool wants_write() const;  // unsent data left (PQflush pending)
     void flush();              // throws ConnectionError
     // Reads what the socket has; throws ConnectionError when the connection broke.

@@ -14,17 +14,25 @@ namespace {
                      "' (expected a number with a unit: 250ms, 10s, 2m, 1h)");
 }
 
+[[noreturn]] void too_long(std::string_view text) {
+    throw UsageError("duration '" + std::string(text) + "' is too long (at most " +
+                     format_duration(max_duration) + ")");
+}
+
 }  // namespace
 
 Duration parse_duration(std::string_view text) {
     std::size_t i = 0;
     std::uint64_t whole = 0;
     std::uint64_t frac = 0, frac_scale = 1;
-    bool digits = false;
-    constexpr std::uint64_t kLimit = std::numeric_limits<std::int64_t>::max() / 1000 / 3600;
+    bool digits = false, huge = false;
+    const auto max_ms = static_cast<std::uint64_t>(max_duration.count());
     for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
         whole = whole * 10 + static_cast<std::uint64_t>(text[i] - '0');
-        if (whole > kLimit) bad(text);
+        if (whole > max_ms) {  // too long in any unit; keep reading to report junk first
+            huge = true;
+            whole = max_ms;
+        }
         digits = true;
     }
     if (i < text.size() && text[i] == '.') {
@@ -52,7 +60,9 @@ Duration parse_duration(std::string_view text) {
         unit_ms = 3600 * 1000;
     else
         bad(text);
+    // whole <= max_ms and unit_ms <= 3.6e6: no overflow in 64 bits.
     const std::uint64_t ms = whole * unit_ms + frac * unit_ms / frac_scale;
+    if (huge || ms > max_ms) too_long(text);
     return Duration(static_cast<Duration::rep>(ms));
 }
 

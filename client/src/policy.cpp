@@ -4,22 +4,22 @@
 
 #include "singleton_lock/errors.hpp"
 
-namespace singleton_lock::policy {
+namespace singleton_lock {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 Timing make_timing(Duration ttl, std::optional<Duration> grace) {
-    if (ttl < kMinTtl)
-        throw UsageError("--ttl must be at least " + format_duration(kMinTtl) + " (got " +
+    if (ttl < min_ttl)
+        throw UsageError("the ttl must be at least " + format_duration(min_ttl) + " (got " +
                          format_duration(ttl) + ")");
     Timing t{};
     t.ttl = ttl;
     t.grace = grace.value_or(ttl / 4);
-    if (t.grace < Duration::zero()) throw UsageError("--grace must not be negative");
+    if (t.grace < Duration::zero()) throw UsageError("the grace must not be negative");
     // 2 * grace < ttl, i.e. grace < ttl/2 without rounding down ttl/2.
     if (2 * t.grace >= ttl)
-        throw UsageError("--grace (" + format_duration(t.grace) +
+        throw UsageError("the grace (" + format_duration(t.grace) +
                          ") must be less than ttl/2 (ttl " + format_duration(ttl) + ")");
     t.heartbeat_interval = ttl / 3;
     t.safety_margin = std::min<Duration>(ttl / 10, seconds(1));
@@ -27,18 +27,23 @@ Timing make_timing(Duration ttl, std::optional<Duration> grace) {
     t.wait_slice_max = seconds(1);
     t.reply_slack = std::clamp<Duration>(ttl / 2, seconds(1), seconds(10));
     t.connect_timeout = std::clamp<Duration>(ttl / 2, seconds(2), seconds(30));
-    t.release_timeout = std::clamp<Duration>(ttl / 2, milliseconds(500), seconds(5));
+    // Long enough to reconnect through a server restart: until the release
+    // arrives, the restarted server keeps the lease for its ttl.
+    t.release_timeout = std::clamp<Duration>(ttl, seconds(1), seconds(30));
+    t.watchdog_slack = t.safety_margin / 2;
     return t;
 }
+
+}  // namespace singleton_lock
+
+namespace singleton_lock::policy {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
 
 void LeaseTimer::confirmed(TimePoint sent) {
     if (!has_ || sent > sent_) sent_ = sent;
     has_ = true;
-}
-
-Duration LeaseTimer::time_left(TimePoint now) const {
-    if (!has_) return Duration::zero();
-    return std::chrono::duration_cast<Duration>(deadline() - now);
 }
 
 bool lead_before_confirmation(const Timing& timing, TimePoint acquire_sent, TimePoint now) {

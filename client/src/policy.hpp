@@ -12,28 +12,15 @@
 #include <vector>
 
 #include "singleton_lock/duration.hpp"
+#include "singleton_lock/timing.hpp"
 
 namespace singleton_lock::policy {
 
 using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 
-constexpr Duration kMinTtl{100};
-
-struct Timing {
-    Duration ttl;
-    Duration grace;               // SIGTERM -> SIGKILL
-    Duration heartbeat_interval;  // ttl/3
-    Duration safety_margin;       // min(ttl/10, 1s): scheduling, signal delivery, clock rates
-    Duration heartbeat_retry;     // after a failed (but not refused) heartbeat
-    Duration wait_slice_max;      // longest server-side wait of one acquire call
-    Duration reply_slack;  // a request is given up when no reply came this long after it could have
-    Duration connect_timeout;  // local bound on establishing a connection
-    Duration release_timeout;  // how long a release may take before we exit anyway
-};
-
-// Validates and derives. Throws UsageError: ttl < 100ms, grace < 0, grace >= ttl/2.
-Timing make_timing(Duration ttl, std::optional<Duration> grace);
+using singleton_lock::make_timing;
+using singleton_lock::Timing;
 
 // The leader's view of its lease: counted from when the last successful
 // acquire/heartbeat request was SENT (the server extended the lease after
@@ -43,13 +30,11 @@ class LeaseTimer {
     explicit LeaseTimer(const Timing& timing) : timing_(timing) {}
     void confirmed(TimePoint sent);  // keeps the latest
     bool valid() const { return has_; }
-    TimePoint last_sent() const { return sent_; }
     TimePoint deadline() const { return sent_ + timing_.ttl; }
     // Step down when the time left falls to grace + safety margin, so that a
     // SIGKILL at the end of the grace still lands before the deadline.
     TimePoint step_down_at() const { return deadline() - timing_.grace - timing_.safety_margin; }
     bool must_step_down(TimePoint now) const { return !has_ || now >= step_down_at(); }
-    Duration time_left(TimePoint now) const;
     TimePoint next_heartbeat_at() const { return sent_ + timing_.heartbeat_interval; }
 
   private:
@@ -74,7 +59,6 @@ class Backoff {
     Duration next() { return next(max_); }
     Duration next(Duration cap);  // this delay capped at `cap` (never below initial)
     void reset() { attempt_ = 0; }
-    int attempts() const { return attempt_; }
 
   private:
     Duration initial_, max_;
@@ -128,17 +112,6 @@ bool wait_ran_out(TimePoint now, std::optional<TimePoint> wait_until);
 // When an in-flight request that may wait `server_wait` in the server is
 // considered dead (the connection is then closed).
 TimePoint reply_deadline(const Timing& timing, TimePoint sent, Duration server_wait);
-
-// The supervising process's own deadline for COMMAND, in case singleton-lock
-// itself hangs (SIGSTOP, swapping): a little after the leader's step-down point
-// (so it never fires first in normal operation), and early enough that its
-// SIGKILL at the end of the grace still lands before the lease's deadline.
-inline Duration watchdog_slack(const Timing& timing) { return timing.safety_margin / 2; }
-
-// When to SIGKILL after SIGTERM was sent.
-inline TimePoint kill_at(const Timing& timing, TimePoint term_sent) {
-    return term_sent + timing.grace;
-}
 
 // libpq connection parameters derived from the TTL (connect_timeout,
 // tcp_user_timeout, keepalives*), applied unless the DSN or environment sets them.

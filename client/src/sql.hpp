@@ -1,6 +1,6 @@
-// The SQL the client sends, in one place (the contract is in SPEC.md, "SQL contract").
-// Plain parameterized statements (PQexecParams / PQsendQueryParams), no
-// server-side prepared statements: transaction poolers stay happy.
+// The SQL the client sends, in one place (the contract: SPEC.md, "SQL contract").
+// Plain parameterized statements, never server-side prepared ones, so that
+// transaction poolers work.
 #pragma once
 
 #include <string>
@@ -17,6 +17,8 @@ struct Sql {
                   "singleton_acquire($1, $2::interval, $3, $4::interval)";
         // $1 name, $2 token, $3 ttl
         heartbeat = "SELECT " + s + "singleton_heartbeat($1, $2::bigint, $3::interval)";
+        // $1 name, $2 token
+        bind = "SELECT " + s + "singleton_bind($1, $2::bigint)";
         release = "SELECT " + s + "singleton_release($1, $2::bigint)";
         force_release = "SELECT " + s + "singleton_force_release($1)";
         leases =
@@ -30,9 +32,8 @@ struct Sql {
             "FROM " +
             s + "singleton_leases WHERE $1::text IS NULL OR name = $1 ORDER BY name";
     }
-    std::string acquire, heartbeat, release, force_release, leases;
+    std::string acquire, heartbeat, bind, release, force_release, leases;
     static constexpr const char* listen = "LISTEN singleton_lock";
-    static constexpr const char* notify_channel = "singleton_lock";
 };
 
 }  // namespace singleton_lock

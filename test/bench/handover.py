@@ -7,9 +7,12 @@ Appends key=value lines to RESULTS (read by report.py) and writes one sample
 file per measurement to WORKDIR (one latency in ms per line).
 
 Every instance runs `singleton-lock run --name N --ttl T --dsn DSN -- SERVICE
-EVENTS TAG`; SERVICE (handover_service.c) appends "start TAG NS ..." to EVENTS
-as soon as it is exec'd and "exit TAG NS" when it gets SIGTERM, NS being
-CLOCK_MONOTONIC (the same clock as time.monotonic_ns() here). Before each fault
+EVENTS TAG tree`; SERVICE (handover_service.c) appends "start TAG NS ... OVERLAP"
+to EVENTS as soon as it is exec'd and "exit TAG NS" when it gets SIGTERM, NS
+being CLOCK_MONOTONIC (the same clock as time.monotonic_ns() here). OVERLAP
+counts the processes of earlier instances (each starts a child in its group and
+a setsid daemon that ignores SIGTERM) still running at that first instant: an
+overlap of leaders in processes, which must never happen. Before each fault
 the standby is waiting inside the server (its backend has wait_event_type
 'Extension'), then a random delay of 0..BENCH_HO_JITTER_MS puts the fault at a
 random phase of the leader's heartbeats and the standby's 1 s wait slices.
@@ -64,8 +67,9 @@ def events():
     with open(EVENTS) as f:
         for line in f:
             p = line.split()
-            if p and p[0] == "start" and len(p) >= 6:
-                starts[p[1]] = {"ns": int(p[2]), "pid": int(p[3]), "pgid": int(p[4]), "token": p[5]}
+            if p and p[0] == "start" and len(p) >= 7:
+                starts[p[1]] = {"ns": int(p[2]), "pid": int(p[3]), "pgid": int(p[4]), "token": p[5],
+                                "overlap": int(p[6])}
             elif p and p[0] == "exit" and len(p) >= 3:
                 exits[p[1]] = int(p[2])
     return starts, exits
@@ -98,7 +102,7 @@ class Instance:
         dsn = f"{DSN} application_name={self.app}"
         self.proc = subprocess.Popen(
             [CLI, "run", "--name", name, "--ttl", ttl, "--dsn", dsn, *extra, "--",
-             SERVICE, EVENTS, self.tag],
+             SERVICE, EVENTS, self.tag, "tree"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),
             start_new_session=True)
         self.pid = self.proc.pid
@@ -132,14 +136,6 @@ def log_time(inst, pattern):
     return None
 
 
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
 def pcts(v):
     s = sorted(v)
     import math
@@ -151,7 +147,7 @@ def pcts(v):
 # --- graceful (SIGTERM) and kill -9 -------------------------------------------------
 def chain(kind, rounds, ttl):
     name = f"ho-{kind}"
-    from_fault, from_exit, rcs, overlaps, old_alive, tokens_ok = [], [], [], 0, 0, True
+    from_fault, from_exit, rcs, overlaps, tokens_ok = [], [], [], 0, True
     pairs = []
     leader = Instance(name, ttl)
     wait_until("the first leader", 20, lambda: started(leader.tag))
@@ -163,13 +159,13 @@ def chain(kind, rounds, ttl):
         t0 = mono()
         os.kill(leader.pid, signal.SIGTERM if kind == "graceful" else signal.SIGKILL)
         new = wait_until(f"{standby.tag} to lead", 30, lambda: started(standby.tag))
-        if kind == "kill" and alive(old["pid"]):
-            old_alive += 1
+        if new["overlap"] != 0:  # old processes ran at the new COMMAND's first instant
+            overlaps += 1
         rcs.append(leader.rc())
         from_fault.append((new["ns"] - t0) / 1e6)
         if kind == "graceful":
             ex = events()[1].get(leader.tag)
-            if ex is None or ex > new["ns"]:
+            if (ex is None or ex > new["ns"]) and new["overlap"] == 0:  # (not counted twice)
                 overlaps += 1
             if ex is not None:
                 from_exit.append((new["ns"] - ex) / 1e6)
@@ -199,10 +195,10 @@ def chain(kind, rounds, ttl):
     put(f"ho.{kind}.ttl", ttl)
     put(f"ho.{kind}.old_rc", " ".join(sorted({str(r) for r in rcs})))
     put(f"ho.{kind}.overlaps", overlaps)
-    put(f"ho.{kind}.old_alive", old_alive)
     put(f"ho.{kind}.tokens_increase", "yes" if tokens_ok else "NO")
     p50, p99, mx = pcts(from_fault)
-    log(f"{kind}: {rounds} rounds, from the fault p50 {p50:.2f} p99 {p99:.2f} max {mx:.2f} ms"
+    log(f"{kind}: {rounds} rounds, from the fault p50 {p50:.2f} p99 {p99:.2f} max {mx:.2f} ms, "
+        f"{overlaps} overlaps"
         + (f"; from old COMMAND's exit p50 {pcts(from_exit)[0]:.2f} p99 {pcts(from_exit)[1]:.2f} ms"
            if from_exit else "") + f"; old wrapper exit codes {sorted({str(r) for r in rcs})}")
 
@@ -231,8 +227,11 @@ def stopped(kind, rounds, ttl):
         time.sleep(random.uniform(0, JITTER))
         old = started(leader.tag)
         t0 = mono()
+        # the supervising process is COMMAND's parent, outside COMMAND's group
+        sup = int(open(f"/proc/{old['pid']}/stat").read().rsplit(")", 1)[1].split()[1])
         os.kill(leader.pid, signal.SIGSTOP)
         if kind == "all":
+            os.kill(sup, signal.SIGSTOP)
             os.killpg(old["pgid"], signal.SIGSTOP)
         time.sleep(0.1)  # a heartbeat already sent has landed by now
         exp = lease_expiry_mono(name)
@@ -242,12 +241,13 @@ def stopped(kind, rounds, ttl):
         after_expiry.append((new["ns"] - exp) / 1e6)
         ex = events()[1].get(leader.tag)
         if kind == "wrapper":
-            if ex is None or ex > new["ns"]:
+            if ex is None or ex > new["ns"] or new["overlap"] != 0:
                 overlaps += 1
             else:
                 exit_before_expiry.append((exp - ex) / 1e6)
         if kind == "all":
             os.killpg(old["pgid"], signal.SIGCONT)
+            os.kill(sup, signal.SIGCONT)
         os.kill(leader.pid, signal.SIGCONT)
         rcs.append(leader.rc())
         os.kill(standby.pid, signal.SIGTERM)
@@ -277,7 +277,7 @@ def memory():
         put(f"ho.rss.{label}", mem_of(inst.pid))
         os.kill(inst.pid, signal.SIGTERM)
         inst.rc()
-    # the leader: the wrapper and its supervising process (COMMAND's group leader)
+    # the leader: the wrapper and its supervising process (COMMAND's parent)
     sup = int(open(f"/proc/{started(holder.tag)['pid']}/stat").read().rsplit(")", 1)[1].split()[1])
     put("ho.rss.leader", mem_of(holder.pid))
     put("ho.rss.supervisor", mem_of(sup))

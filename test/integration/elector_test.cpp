@@ -8,6 +8,7 @@
 #include <chrono>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "singleton_lock/admin.hpp"
 #include "singleton_lock/elector.hpp"
@@ -47,6 +48,17 @@ bool eventually(F&& f, std::chrono::milliseconds limit = 20s) {
         std::this_thread::sleep_for(5ms);
     }
     return f();
+}
+
+// One statement on a fresh connection; the first column of the first row ("" if none).
+std::string query(const std::string& sql) {
+    PGconn* c = PQconnectdb("");
+    PGresult* r = PQexec(c, sql.c_str());
+    std::string out = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0)
+                                                                               : std::string();
+    PQclear(r);
+    PQfinish(c);
+    return out;
 }
 
 #define REQUIRE_SERVER() \
@@ -148,6 +160,54 @@ TEST(ElectorIntegration, ForceReleaseIsALoss) {
     EXPECT_EQ(sa, State::lost);
     EXPECT_EQ(reason, LossReason::refused);
 }
+
+// With a second session, losing either session's backend is reported while the
+// lease is still held (so the work can stop before anyone else gets it), and
+// run() then releases it.
+class SecondSession : public ::testing::TestWithParam<int> {};
+
+TEST_P(SecondSession, LosingOneSessionKeepsTheLeaseUntilTheRelease) {
+    REQUIRE_SERVER();
+    const int victim = GetParam();  // 0: the main session, 1: the second one
+    ElectorOptions o;
+    o.name = unique_name(victim == 0 ? "second_keep_main" : "second_keep_second");
+    o.ttl = 5s;
+    o.second_session = true;
+    std::vector<int> backends;
+    std::atomic<std::int64_t> token{0};
+    std::atomic<bool> lost{false};
+    std::string state_at_loss, token_at_loss;
+    LossReason reason{};
+    bool released = false;
+    ElectorEvents e;
+    e.on_leader = [&](const LeaseInfo& l) {
+        backends = l.backend_pids;
+        token = l.token;
+    };
+    e.on_lost = [&](LossReason r, const std::string&) {
+        reason = r;
+        state_at_loss = query("SELECT state FROM singleton_leases WHERE name = '" + o.name + "'");
+        token_at_loss = query("SELECT token FROM singleton_leases WHERE name = '" + o.name + "'");
+        lost = true;
+    };
+    e.on_released = [&](bool ok) { released = ok; };
+    Elector a(o, e);
+    State end{};
+    std::thread t([&] { end = a.run(); });
+    ASSERT_TRUE(eventually([&] { return token != 0; }));
+    ASSERT_EQ(backends.size(), 2u) << "the lease is not bound to two sessions";
+    EXPECT_EQ(query("SELECT pg_terminate_backend(" + std::to_string(backends[victim]) + ")"), "t");
+    t.join();
+    EXPECT_TRUE(lost.load());
+    EXPECT_EQ(reason, LossReason::connection_lost);
+    EXPECT_EQ(state_at_loss, "held") << "the lease went with one of its two sessions";
+    EXPECT_EQ(token_at_loss, std::to_string(token.load()));
+    EXPECT_EQ(end, State::lost);
+    EXPECT_TRUE(released) << "the release after the loss was not confirmed";
+    EXPECT_EQ(query("SELECT state FROM singleton_leases WHERE name = '" + o.name + "'"), "free");
+}
+
+INSTANTIATE_TEST_SUITE_P(EitherSession, SecondSession, ::testing::Values(0, 1));
 
 TEST(ElectorIntegration, MissingSchemaIsFatal) {
     REQUIRE_SERVER();

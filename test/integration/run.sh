@@ -51,11 +51,19 @@ done
 "${PSQL[@]}" -c "SELECT 'singleton_acquire'::regproc" >/dev/null 2>&1 ||
     fail "extension singleton_lock is not available (make install; CREATE EXTENSION singleton_lock)"
 
-# The COMMAND used by the tests: records its pid, a grandchild's pid, its
-# environment and when it started; exits 0 on SIGTERM unless told to ignore it.
+# The COMMAND used by the tests: first notes any earlier COMMAND's process
+# (or its child) that still runs in LABEL.overlap; records its pid, a
+# grandchild's pid, its environment and when it started; exits 0 on SIGTERM
+# unless told to ignore it.
 cat >"$TMP/worker.sh" <<'WORKER'
 #!/bin/sh
 dir="$1"; label="$2"; mode="${3:-normal}"
+for f in "$dir"/*.child "$dir"/*.grandchild; do
+    case "$f" in "$dir/$label".*) continue ;; esac
+    [ -f "$f" ] || continue
+    st=$(sed 's/.*) //' "/proc/$(cat "$f")/stat" 2>/dev/null | cut -c1)
+    [ -n "$st" ] && [ "$st" != Z ] && echo "$(cat "$f") ($f)" >>"$dir/$label.overlap"
+done
 sleep 1000 &
 echo $! >"$dir/$label.grandchild"
 echo $$ >"$dir/$label.child"
@@ -78,15 +86,19 @@ start() {
 started() { [ -s "$TMP/$1.started" ]; }
 logged() { grep -q "$2" "$TMP/$1.log" 2>/dev/null; }
 alive() { kill -0 "$1" 2>/dev/null; }
+stopped() { [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = T ]; }
 # Dead, or a zombie waiting for init to reap it (its group was SIGKILLed with its parent).
 dead() { ! kill -0 "$1" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
 reap() { wait "$1"; RC=$?; }  # in this shell: $(...) could not wait
-lease_state() { "${PSQL[@]}" -c "SELECT state FROM singleton_leases WHERE name = '$NAME'"; }
-log_ms() {  # epoch ms of the first log line of LABEL matching PATTERN
-    local line; line=$(grep -m1 "$2" "$TMP/$1.log") || return 1
-    echo $(( $(date -d "$(echo "$line" | cut -c1-23)Z" +%s%N) / 1000000 ))
+children_of() {  # PID: its children, from /proc (no procps needed)
+    { cat /proc/[0-9]*/stat 2>/dev/null || :; } |  # (past processes that just ended)
+        awk -v parent="$1" '{ pid = $1; sub(/.*\) /, ""); if ($2 == parent) print pid }'
 }
+lease_state() { "${PSQL[@]}" -c "SELECT state FROM singleton_leases WHERE name = '$NAME'"; }
 token_of() { cut -d' ' -f2 <"$TMP/$1.env"; }
+no_overlap() {  # LABEL: its COMMAND found no earlier COMMAND's process running as it started
+    [ ! -s "$TMP/$1.overlap" ] || fail "overlap: $1's COMMAND started while these ran: $(cat "$TMP/$1.overlap")"
+}
 
 leader_and_standby() {
     start a "$@"
@@ -102,15 +114,16 @@ case "$CASE" in
 handover)
     leader_and_standby --ttl 5s
     t0=$(now_ns)
-    kill -TERM "$PID_a"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"
     wait_for 20 started b || fail "standby did not take over after SIGTERM to the leader"
+    no_overlap b
     info "handover after SIGTERM (signal -> new COMMAND started): $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms"
     reap "$PID_a"; rc=$RC
     [ "$rc" = 0 ] || fail "old leader exited $rc, expected COMMAND's status 0"
     logged a "released" || fail "old leader did not log the release"
     [ "$(token_of b)" -gt "$(token_of a)" ] || fail "fencing token did not increase: $(token_of a) -> $(token_of b)"
     info "tokens $(token_of a) -> $(token_of b): ok"
-    kill -TERM "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"
     reap "$PID_b"; rc=$RC
     [ "$rc" = 0 ] || fail "second leader exited $rc"
     [ "$(lease_state)" = free ] || fail "lease not free at the end: $(lease_state)"
@@ -119,13 +132,15 @@ sigkill_takeover)
     leader_and_standby --ttl 10s
     child=$(cat "$TMP/a.child"); grandchild=$(cat "$TMP/a.grandchild")
     t0=$(now_ns)
-    kill -KILL "$PID_a"
+    kill -KILL "$PID_a" || fail "could not send SIGKILL to a"
+    reap "$PID_a"; [ "$RC" = 137 ] || fail "a exited $RC, not killed by SIGKILL"
     wait_for 20 started b || fail "standby did not take over after SIGKILL of the leader's singleton-lock"
+    no_overlap b
     info "takeover after SIGKILL (TTL 10s): $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms"
     wait_for 10 dead "$child" || fail "the killed leader's COMMAND ($child) is still alive"
     wait_for 10 dead "$grandchild" || fail "the killed leader's COMMAND's child ($grandchild) is still alive"
     info "COMMAND and its child died with singleton-lock: ok"
-    kill -TERM "$PID_b"; reap "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
 force_release)
     start a --ttl 10s
@@ -154,25 +169,65 @@ lost_kills_stubborn_command)
     logged a "SIGKILL" || fail "no SIGKILL log line"
     ;;
 health)
-    start a --ttl 5s --health-addr 127.0.0.1:0
+    # Every endpoint, checked with bash's /dev/tcp (no curl needed): a leader, a
+    # standby, a standby that cannot reach the database, and after a handover.
+    . "$(dirname "$0")/http_get.sh"
+    port_of() { sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/$1.log"; }
+    expect() {  # expect PORT PATH CODE [BODY]
+        http_get "$1" "$2" || fail "no answer on :$1$2"
+        [ "$HTTP_CODE" = "$3" ] || fail ":$1$2 answered $HTTP_CODE ($HTTP_BODY), expected $3"
+        [ -z "${4:-}" ] || [ "$HTTP_BODY" = "$4" ] || fail ":$1$2 said '$HTTP_BODY', expected '$4'"
+    }
+    metric() {  # metric PORT NAME: its value for this lease
+        http_get "$1" /metrics && [ "$HTTP_CODE" = 200 ] || fail "no /metrics on :$1"
+        prometheus_text_ok "$HTTP_BODY" || fail "/metrics on :$1 is not Prometheus text"
+        awk -v m="$2{name=\"$NAME\"}" '$1 == m { print $2 }' <<<"$HTTP_BODY"
+    }
+    start a --ttl 2s --health-addr 127.0.0.1:0
     wait_for 20 started a || fail "COMMAND never started"
-    start b --ttl 5s --health-addr 127.0.0.1:0
+    start b --ttl 2s --health-addr 127.0.0.1:0
     wait_for 20 logged b "standby, held by" || fail "no standby"
-    pa=$(sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/a.log")
-    pb=$(sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/b.log")
+    pa=$(port_of a); pb=$(port_of b)
     [ -n "$pa" ] && [ -n "$pb" ] || fail "no health endpoint port in the logs"
-    get() { curl -s -o "$TMP/body" -w '%{http_code}' "http://127.0.0.1:$1$2"; }
-    [ "$(get "$pb" /healthz)" = 200 ] && grep -qx standby "$TMP/body" || fail "standby /healthz: $(cat "$TMP/body")"
-    [ "$(get "$pb" /leader)" = 503 ] || fail "standby /leader is not 503"
-    [ "$(get "$pa" /healthz)" = 200 ] && grep -qx leader "$TMP/body" || fail "leader /healthz: $(cat "$TMP/body")"
-    [ "$(get "$pa" /leader)" = 200 ] || fail "leader /leader is not 200"
-    info "/healthz and /leader answer on both instances: ok"
-    kill -TERM "$PID_a"
+    for p in /livez; do expect "$pa" $p 200 alive; expect "$pb" $p 200 alive; done
+    expect "$pa" /readyz 200 leader; expect "$pa" /leader 200 leader; expect "$pa" /healthz 200 leader
+    expect "$pb" /readyz 503 standby; expect "$pb" /leader 503 standby; expect "$pb" /healthz 200 standby
+    info "/livez /readyz /leader /healthz on a leader and a standby: ok"
+    wait_for 5 bash -c "[ \"\$(. '$(dirname "$0")/http_get.sh'; http_get $pa /metrics; awk '/^singleton_lock_heartbeat_duration_seconds_count/ { print \$2 }' <<<\"\$HTTP_BODY\")\" -ge 1 ]" ||
+        fail "no heartbeat counted in a's /metrics"
+    [ "$(metric "$pa" singleton_lock_leader)" = 1 ] || fail "a: singleton_lock_leader is not 1"
+    [ "$(metric "$pa" singleton_lock_token)" = "$(token_of a)" ] || fail "a: singleton_lock_token is not its token $(token_of a)"
+    [ "$(metric "$pa" singleton_lock_transitions_total)" = 1 ] || fail "a: transitions_total is not 1"
+    [ "$(metric "$pa" singleton_lock_up)" = 1 ] || fail "a: singleton_lock_up is not 1"
+    age=$(metric "$pa" singleton_lock_last_heartbeat_age_seconds)
+    awk -v a="$age" 'BEGIN { exit !(a >= 0 && a < 2) }' || fail "a: last heartbeat age '$age' is not within the ttl"
+    [ "$(metric "$pb" singleton_lock_leader)" = 0 ] || fail "b: singleton_lock_leader is not 0"
+    [ "$(metric "$pb" singleton_lock_token)" = 0 ] || fail "b: singleton_lock_token is not 0"
+    [ "$(metric "$pb" singleton_lock_up)" = 1 ] || fail "b: singleton_lock_up is not 1"
+    [ "$(metric "$pb" singleton_lock_transitions_total)" = 0 ] || fail "b: transitions_total is not 0"
+    [ "$(metric "$pb" singleton_lock_last_heartbeat_age_seconds)" = NaN ] || fail "b: heartbeat age is not NaN"
+    [ "$(metric "$pb" singleton_lock_database_errors_total)" = 0 ] || fail "b: database errors counted"
+    info "/metrics of the leader and the standby: ok"
+    # A standby that cannot reach its database: alive, but not healthy.
+    "$SL" run --name "$NAME" --dsn "host=127.0.0.1 port=1" --health-addr 127.0.0.1:0 \
+        -- "$TMP/worker.sh" "$TMP" c 2>"$TMP/c.log" &
+    PID_c=$!; PIDS+=("$PID_c")
+    wait_for 10 logged c "health endpoint on" || fail "c has no health endpoint"
+    pc=$(port_of c)
+    wait_for 10 logged c "database unavailable" || fail "c did not report the unreachable database"
+    expect "$pc" /livez 200 alive; expect "$pc" /healthz 503 unreachable; expect "$pc" /readyz 503 standby
+    [ "$(metric "$pc" singleton_lock_up)" = 0 ] || fail "c: singleton_lock_up is not 0"
+    [ "$(metric "$pc" singleton_lock_database_errors_total)" -ge 1 ] || fail "c: no database error counted"
+    kill -TERM "$PID_c" || fail "could not send SIGTERM to c"; reap "$PID_c"
+    info "a standby that cannot reach the database: /livez 200, /healthz 503 unreachable, up 0: ok"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"
     wait_for 20 started b || fail "no takeover"
-    wait_for 5 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$pb/leader)\" = 200 ]" ||
-        fail "new leader's /leader is not 200"
-    info "after the handover the new leader's /leader is 200: ok"
-    kill -TERM "$PID_b"; reap "$PID_b"
+    wait_for 5 bash -c ". '$(dirname "$0")/http_get.sh'; http_get $pb /readyz && [ \"\$HTTP_CODE\" = 200 ]" ||
+        fail "new leader's /readyz is not 200"
+    expect "$pb" /healthz 200 leader
+    [ "$(metric "$pb" singleton_lock_transitions_total)" = 1 ] || fail "b: transitions_total is not 1"
+    info "after the handover the new leader's /readyz is 200: ok"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
 wait_timeout)
     start a --ttl 5s
@@ -182,12 +237,12 @@ wait_timeout)
     info "--wait 1s on a held lease returned after $(ms_since "$t0") ms"
     [ "$rc" = 75 ] || fail "exit code $rc, expected 75"
     started b && fail "COMMAND ran although the wait ran out"
-    kill -TERM "$PID_a"; reap "$PID_a"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     ;;
 standby_signal)
     leader_and_standby --ttl 5s
     t0=$(now_ns)
-    kill -TERM "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"
     reap "$PID_b"; rc=$RC
     info "standby stopped by SIGTERM after $(ms_since "$t0") ms"
     [ "$rc" = 143 ] || fail "standby exit code $rc after SIGTERM, expected 143"
@@ -195,10 +250,10 @@ standby_signal)
     alive "$PID_a" || fail "the leader died"
     start c --ttl 5s
     wait_for 20 logged c "standby, held by" || fail "no standby"
-    kill -INT "$PID_c"
+    kill -INT "$PID_c" || fail "could not send SIGINT to c"
     reap "$PID_c"; rc=$RC
     [ "$rc" = 130 ] || fail "standby exit code $rc after SIGINT, expected 130"
-    kill -TERM "$PID_a"; reap "$PID_a"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     ;;
 exit_status)
     "$SL" run --name "$NAME" -- sh -c 'test -n "$SINGLETON_LOCK_TOKEN" && exit 7' 2>"$TMP/a.log"; rc=$?
@@ -206,9 +261,24 @@ exit_status)
     [ "$(lease_state)" = free ] || fail "lease not released after COMMAND exited: $(lease_state)"
     "$SL" run --name "$NAME" -- sh -c 'kill -USR1 $$' 2>"$TMP/b.log"; rc=$?
     [ "$rc" = 138 ] || fail "exit code $rc, expected 128+SIGUSR1=138"
+    # A COMMAND that cannot run is refused before the lease is taken.
+    transitions() { "${PSQL[@]}" -c "SELECT transitions FROM singleton_leases WHERE name = '$NAME'"; }
+    before=$(transitions)
     "$SL" run --name "$NAME" -- /nonexistent/command 2>"$TMP/c.log"; rc=$?
     [ "$rc" = 127 ] || fail "exit code $rc for a missing COMMAND, expected 127"
-    info "exit statuses 7, 138, 127 passed through; lease released: ok"
+    "$SL" run --name "$NAME" -- "no-such-command-$$" 2>"$TMP/d.log"; rc=$?
+    [ "$rc" = 127 ] || fail "exit code $rc for a COMMAND not in PATH, expected 127"
+    : >"$TMP/not-executable"
+    "$SL" run --name "$NAME" -- "$TMP/not-executable" 2>"$TMP/e.log"; rc=$?
+    [ "$rc" = 126 ] || fail "exit code $rc for a COMMAND that is not executable, expected 126"
+    "$SL" run --name "$NAME" -- "$TMP" 2>"$TMP/f.log"; rc=$?
+    [ "$rc" = 126 ] || fail "exit code $rc for a directory as COMMAND, expected 126"
+    [ "$(transitions)" = "$before" ] || fail "a COMMAND that cannot run took the lease"
+    grep -q "not found" "$TMP/c.log" || fail "no clear error for a missing COMMAND: $(cat "$TMP/c.log")"
+    "$SL" run --name "$NAME" --ttl 99999999999h -- true 2>"$TMP/g.log"; rc=$?
+    [ "$rc" = 2 ] || fail "exit code $rc for --ttl 99999999999h, expected usage error 2"
+    grep -q "too long" "$TMP/g.log" || fail "no clear error for --ttl 99999999999h: $(cat "$TMP/g.log")"
+    info "exit statuses 7, 138, 127, 126, and 2 for an overflowing ttl; a COMMAND that cannot run never took the lease: ok"
     ;;
 admin)
     start a --ttl 5s --holder "admin-test-holder"
@@ -222,53 +292,56 @@ admin)
     [ "$rc" = 2 ] || fail "grace = ttl/2 gave $rc, expected usage error 2"
     "$SL" status --dsn "host=/nonexistent port=1" >/dev/null 2>&1; rc=$?
     [ "$rc" = 1 ] || fail "status against no server gave $rc, expected 1"
-    kill -TERM "$PID_a"; reap "$PID_a"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     ;;
 hung_backend)
-    # The leader's database session hangs (its backend is SIGSTOPped): the
-    # heartbeat never returns. The wrapper must stop (SIGKILL, since COMMAND
-    # ignores SIGTERM) its COMMAND before the lease expires, without waiting for
-    # the database; the standby takes over after the TTL.
+    # The leader's main session hangs (its backend is SIGSTOPped): the heartbeat
+    # never returns. The wrapper must stop (SIGKILL, since COMMAND ignores
+    # SIGTERM) its COMMAND before the lease expires, without waiting for the
+    # database, then release the lease over its second session.
     WORKER_MODE=ignore_term leader_and_standby --ttl 2s --grace 300ms
-    backend=$("${PSQL[@]}" -c "SELECT holder_pid FROM singleton_leases WHERE name = '$NAME'")
-    [ -n "$backend" ] || fail "no holder_pid"
+    # The main session's backend (the one that heartbeats): the first the log names.
+    backend=$(sed -n 's/.*leader, token .*(backends \([0-9]*\).*/\1/p' "$TMP/a.log")
+    [ -n "$backend" ] || fail "no backend pid in the leader's log"
     trap 'kill -CONT $backend 2>/dev/null; cleanup' EXIT
     grep -q postgres "/proc/$backend/cmdline" 2>/dev/null ||
         { echo "SKIP: the server's backend $backend is not a local process"; exit 77; }
     t0=$(now_ns)
     kill -STOP "$backend" 2>/dev/null || { echo "SKIP: cannot signal the server's backend $backend"; exit 77; }
+    wait_for 5 stopped "$backend" || fail "backend $backend did not stop"
     reap "$PID_a"; rc=$RC
     info "leader exited $(ms_since "$t0") ms after its backend hung (ttl 2s, grace 300ms)"
     [ "$rc" = 3 ] || fail "leader exit code $rc, expected 3 (lease lost)"
     logged a "no heartbeat confirmed in time\|heartbeat not confirmed in time" || fail "no deadline log line"
     wait_for 20 started b || { kill -CONT "$backend"; fail "the standby never took over"; }
     info "standby took over $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms after the hang (ttl 2s)"
-    killed_at=$(log_ms a "COMMAND was killed") || fail "no kill log line"
-    b_started=$(( $(cat "$TMP/b.started") / 1000000 ))
-    [ "$killed_at" -le "$b_started" ] || fail "overlap: old COMMAND killed at $killed_at, new started at $b_started"
-    info "old COMMAND gone $(( b_started - killed_at )) ms before the new one started: ok"
-    kill -CONT "$backend"
-    kill -TERM "$PID_b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
+    logged a "COMMAND was killed" || fail "no kill log line"
+    no_overlap b
+    info "no process of the old COMMAND ran when the new one started: ok"
+    kill -CONT "$backend" || fail "could not resume backend $backend"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
     ;;
 wrapper_stopped)
     # singleton-lock itself hangs (SIGSTOP) while its COMMAND (ignoring SIGTERM)
     # keeps running: the supervising process's watchdog kills the COMMAND before
-    # the lease expires; the standby takes over after the TTL.
+    # the lease expires; the standby takes over after the TTL, and its COMMAND
+    # finds no process of the old one running.
     WORKER_MODE=ignore_term leader_and_standby --ttl 2s --grace 300ms
     child=$(cat "$TMP/a.child")
     trap 'kill -CONT $PID_a 2>/dev/null; cleanup' EXIT
     t0=$(now_ns)
-    kill -STOP "$PID_a"
+    kill -STOP "$PID_a" || fail "could not stop a"
+    wait_for 5 stopped "$PID_a" || fail "a did not stop"
     wait_for 20 dead "$child" || fail "COMMAND survived its hung singleton-lock"
     killed=$(now_ns)
     info "COMMAND killed by the watchdog $(( (killed - t0) / 1000000 )) ms after singleton-lock hung (ttl 2s, grace 300ms)"
     wait_for 20 started b || fail "the standby never took over"
-    [ "$killed" -le "$(cat "$TMP/b.started")" ] || fail "overlap: new COMMAND started before the old one died"
+    no_overlap b
     info "standby took over $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms after the hang; no overlap: ok"
-    kill -CONT "$PID_a"
+    kill -CONT "$PID_a" || fail "could not resume a"
     reap "$PID_a"; rc=$RC
     [ "$rc" = 3 ] || fail "the resumed ex-leader exited $rc, expected 3"
-    kill -TERM "$PID_b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
     ;;
 db_restart)
     # Needs a server this test may restart: SL_IT_RESTART="test/pgserver.sh restart fast"
@@ -277,30 +350,34 @@ db_restart)
     [ -n "${SL_IT_RESTART:-}" ] || { echo "SKIP: set SL_IT_RESTART to a command restarting the server"; exit 77; }
     leader_and_standby --ttl 3s
     child=$(cat "$TMP/a.child")
+    before=$("${PSQL[@]}" -c 'SELECT pg_postmaster_start_time()') || fail "server not reachable"
     t0=$(now_ns)
     $SL_IT_RESTART >/dev/null 2>&1 || fail "restart command failed"
+    [ "$("${PSQL[@]}" -c 'SELECT pg_postmaster_start_time()')" != "$before" ] || fail "the server did not restart"
     info "server restarted in $(ms_since "$t0") ms"
     reap "$PID_a"; rc=$RC
     [ "$rc" = 3 ] || fail "leader exit code $rc after the restart, expected 3"
     wait_for 10 dead "$child" || fail "old COMMAND still alive"
     wait_for 30 started b || fail "the standby did not take over after the restart"
+    no_overlap b
     info "standby took over $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms after the restart began"
-    kill -TERM "$PID_b"; reap "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
 prefork)
     # A standby forks COMMAND's supervising process and the child that will exec
     # COMMAND in advance; they never run COMMAND while standby, go away with the
     # standby (SIGTERM, --wait ran out, SIGKILL), and a dead one is forked anew.
     helpers() {  # PID: its supervising process and that one's children
-        local s; s=$(pgrep -P "$1") || return 1
-        echo "$s $(pgrep -P "$s" | tr '\n' ' ')"
+        local s; s=$(children_of "$1") && [ -n "$s" ] || return 1
+        echo "$s $(children_of "$s" | tr '\n' ' ')"
     }
-    check_helpers() {  # LABEL PID: two helpers, their own process group, no db socket
-        local h; h=$(helpers "$2") || fail "$1: no pre-forked supervising process"
+    pgid_of() { awk '{ sub(/.*\) /, ""); print $3 }' "/proc/$1/stat"; }
+    check_helpers() {  # LABEL PID: two helpers, COMMAND's group led by the child, no db socket
+        local wrapper="$2" h; h=$(helpers "$2") || fail "$1: no pre-forked supervising process"
         set -- "$1" $h
         [ $# = 3 ] || fail "$1: expected a supervisor and one waiting child, got: ${*:2}"
-        [ "$(ps -o pgid= -p "$3" | tr -d ' ')" = "$2" ] || fail "$1: waiting child not in the supervisor's group"
-        [ "$(ps -o pgid= -p "$2" | tr -d ' ')" = "$2" ] || fail "$1: supervisor does not lead its group"
+        [ "$(pgid_of "$3")" = "$3" ] || fail "$1: the waiting child does not lead its own process group"
+        [ "$(pgid_of "$2")" = "$(pgid_of "$wrapper")" ] || fail "$1: the supervisor left singleton-lock's group"
         for p in "$2" "$3"; do
             n=$(ls "/proc/$p/fd" | wc -l)
             [ "$n" -le 6 ] || fail "$1: helper $p holds $n descriptors: $(ls -l "/proc/$p/fd")"
@@ -310,7 +387,7 @@ prefork)
     }
     leader_and_standby --ttl 5s
     check_helpers b "$PID_b"; hb=$HELPERS
-    kill -TERM "$PID_b"; reap "$PID_b"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     [ "$RC" = 143 ] || fail "standby exit code $RC after SIGTERM, expected 143"
     for p in $hb; do wait_for 2 dead "$p" || fail "helper $p of the SIGTERMed standby is still alive"; done
     started b && fail "the standby ran COMMAND"
@@ -328,7 +405,7 @@ prefork)
     start k --ttl 5s
     wait_for 20 logged k "standby, held by" || fail "no standby k"
     check_helpers k "$PID_k"; hk=$HELPERS
-    kill -KILL "$PID_k"
+    kill -KILL "$PID_k" || fail "could not send SIGKILL to k"
     for p in $hk; do wait_for 2 dead "$p" || fail "helper $p of the SIGKILLed standby is still alive"; done
     info "SIGKILL of the standby: helpers $hk gone: ok"
 
@@ -337,16 +414,16 @@ prefork)
     start c --ttl 5s --holder "it-holder-$$"
     wait_for 20 logged c "standby, held by" || fail "no standby c"
     check_helpers c "$PID_c"; hc=$HELPERS
-    kill -KILL ${hc%% *}
+    kill -KILL ${hc%% *} || fail "could not kill c's supervising process"
     wait_for 5 logged c "pre-forked supervising process ended" || fail "c did not notice its helper died"
     for p in $hc; do wait_for 2 dead "$p" || fail "helper $p still alive"; done
-    kill -TERM "$PID_a"; reap "$PID_a"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     wait_for 20 started c || fail "c did not take over"
     read -r n t h <"$TMP/c.env"
     [ "$n" = "$NAME" ] && [ "$h" = "it-holder-$$" ] && [ "$t" -gt "$(token_of a)" ] ||
         fail "COMMAND's environment: '$n $t $h'"
     alive "$PID_c" || fail "c died"
-    kill -TERM "$PID_c"; reap "$PID_c"
+    kill -TERM "$PID_c" || fail "could not send SIGTERM to c"; reap "$PID_c"
     [ "$RC" = 0 ] || fail "c exited $RC"
     # ... and so does one with its pre-forked helpers in place.
     start d --ttl 5s --holder "it-holder-d-$$"
@@ -354,7 +431,7 @@ prefork)
     read -r n t h <"$TMP/d.env"
     [ "$n" = "$NAME" ] && [ "$h" = "it-holder-d-$$" ] && [ "$t" -gt "$(token_of c)" ] ||
         fail "COMMAND's environment: '$n $t $h'"
-    kill -TERM "$PID_d"; reap "$PID_d"
+    kill -TERM "$PID_d" || fail "could not send SIGTERM to d"; reap "$PID_d"
     [ "$RC" = 0 ] || fail "d exited $RC"
     [ "$(lease_state)" = free ] || fail "lease not free at the end: $(lease_state)"
     info "COMMAND's environment (name, token, holder) with fresh and pre-forked helpers: ok"

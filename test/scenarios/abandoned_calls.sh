@@ -58,6 +58,38 @@ late_call_changes_nothing held "SELECT singleton_acquire('held', '1 min', 'same'
 [ "$(q "SELECT bound_since IS NULL FROM singleton_lock_leases WHERE name = 'held'")" = t ] \
   || fail "the late call bound the lease to its session"
 echo "ok: and did not bind it"; checks=$((checks + 1))
+# A session sleeping in the extension's wait ends as soon as its client is
+# killed: a waiting acquire (its waiter registration goes with it) and a
+# holder's singleton_watch (its binding goes with it: the lease is orphaned
+# at once instead of when the watch would have run out).
+backend_ends_with_its_client() {
+  local what=$1 call=$2 before=${3:-SELECT 1}
+  psql -X -qAt -c "$before" -c "$call" >/dev/null 2>&1 &
+  local client=$! pid=""
+  for _ in $(seq 1 100); do
+    pid=$(q "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query = \$q\$$call\$q\$")
+    [ -n "$pid" ] && break; sleep 0.05
+  done
+  [ -n "$pid" ] || fail "$what never slept in the extension's wait"
+  kill -9 "$client"; wait "$client" 2>/dev/null || true
+  local gone=no
+  for _ in $(seq 1 40); do
+    [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE pid = $pid")" = 0 ] && { gone=yes; break; }
+    sleep 0.05
+  done
+  [ "$gone" = yes ] || fail "$what: backend $pid still there 2 s after its client was killed"
+  echo "ok: $what ends with its client"; checks=$((checks + 1))
+}
+q "SET singleton_lock.bind_session = off; SELECT acquired FROM singleton_acquire('busy', '1 h', 'someone-else')" >/dev/null
+backend_ends_with_its_client "a waiting acquire" "SELECT singleton_acquire('busy', '1 min', 'ghost', '10 min')"
+# The holder's session: it acquires (bound to it), then watches.
+backend_ends_with_its_client "a holder's watch" \
+  "SELECT singleton_watch('watched', (SELECT token FROM singleton_lock_leases WHERE name = 'watched'), '10 min')" \
+  "SELECT acquired FROM singleton_acquire('watched', '1 h', 'holder')"
+[ "$(q "SELECT state FROM singleton_leases WHERE name = 'watched'")" = orphaned ] \
+  || fail "the killed holder's lease is not orphaned"
+echo "ok: and its lease is orphaned at once"; checks=$((checks + 1))
+
 grep -q "the client has disconnected; nothing was changed" "/tmp/singleton_lock_pg.$SL_PGPORT/server.log" \
   || fail "the server log does not say why the late calls failed"
 echo "ok: the server log says why"; checks=$((checks + 1))

@@ -6,9 +6,12 @@
 # to a downstream table through a fencing check that rejects any write whose
 # token is below the highest already seen. A fault injector, only on this
 # machine (loopback / unix sockets), picks at random: SIGKILL the leader's
-# wrapper; SIGKILL only its child; SIGSTOP the leader (wrapper and child) for
-# longer than the TTL, then SIGCONT; pg_terminate_backend of the leader's
-# connection; restart PostgreSQL (fast, immediate).
+# wrapper; SIGKILL only its COMMAND; SIGSTOP the leader (wrapper and COMMAND)
+# for longer than the TTL, then SIGCONT; pg_terminate_backend of one of the
+# leader's two sessions; restart PostgreSQL (fast, immediate). Every fault is
+# verified as applied (the process is gone / stopped, the backend is gone, the
+# server's start time changed); a fault that cannot be applied fails the run.
+# No procps needed: processes are found through pid files and /proc.
 #
 # The checker works from the downstream table's commit order (a single
 # sequence assigned under the fence's row lock), not from processes' clocks:
@@ -18,7 +21,9 @@
 #     the commit order;
 #   - singleton_assert never let through a token below the highest one the
 #     downstream fence had already seen; stale leaders' writes are counted;
-#   - after each fault a leader was writing again within the limit.
+#   - after each fault a leader was writing again within the limit;
+#   - processes: every worker checks as it starts that no earlier worker
+#     process still runs (never two COMMANDs, not even for an instant).
 # It runs its own throwaway server (port 54370) so it may restart it freely.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -30,20 +35,30 @@ CLI="${SL_CLI:-$ROOT/build/client/client/singleton-lock}"
 export SL_PGPORT=54370
 WORK=$(mktemp -d /tmp/singleton_lock_chaos.XXXXXX)
 [ "$(id -u)" = 0 ] && chmod 755 "$WORK"
+mkdir "$WORK/workers"
+SLOTS=()
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# pid files hold "PID STARTTIME": a pid is signalled only while it still names
+# the process that wrote it.
+starttime() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+state_of() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1; }
+same() { [ -n "$2" ] && [ "$(starttime "$1")" = "$2" ]; }  # PID START
+running() { same "$1" "$2" && case "$(state_of "$1")" in Z | X) false ;; *) true ;; esac; }
 cleanup() {
-  set +e  # best effort: a process already gone must not fail the run
+  set +e  # best effort: a process already gone must not fail the cleanup
   touch "$WORK/stop"
-  pkill -CONT -f "$WORK/" 2>/dev/null || true
-  pkill -KILL -f "$WORK/slot.sh" 2>/dev/null || true
-  pkill -KILL -f "$WORK/worker.sh" 2>/dev/null || true
-  for f in "$WORK"/slot-*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
-  "$ROOT/test/pgserver.sh" stop >/dev/null 2>&1 || true
+  for p in "${SLOTS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  for f in "$WORK"/slot-*.pid "$WORK"/workers/*.pid; do
+    [ -f "$f" ] || continue
+    read -r pid start <"$f"
+    same "$pid" "$start" && { kill -CONT "$pid"; kill -KILL "$pid"; } 2>/dev/null
+  done
+  "$ROOT/test/pgserver.sh" stop >/dev/null 2>&1
   [ -n "${SL_CHAOS_KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
-"$ROOT/test/pgserver.sh" stop >/dev/null 2>&1 || true
+"$ROOT/test/pgserver.sh" stop >/dev/null 2>&1 || :  # (none may be running)
 eval "$("$ROOT/test/pgserver.sh" start)"
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 
@@ -73,30 +88,45 @@ BEGIN
   RETURN lease_ok AND fence_ok;
 END \$\$"
 
-cat >"$WORK/worker.sh" <<EOF
+cat >"$WORK/worker.sh" <<WORKER
 #!/usr/bin/env bash
-# The leader's work: one fenced write every 20 ms.
+# The leader's work: one fenced write every 20 ms. First the process check:
+# no earlier worker may still run.
 instance=\$1
+for f in "$WORK"/workers/*.pid; do
+  [ -f "\$f" ] || continue
+  read -r pid start <"\$f"
+  st=\$(sed 's/.*) //' "/proc/\$pid/stat" 2>/dev/null) || continue
+  [ "\$(echo "\$st" | cut -d' ' -f20)" = "\$start" ] || continue
+  case "\${st:0:1}" in Z | X) ;; *) echo "\$instance \$\$ started while \$f (\$pid) ran" >>"$WORK/overlaps" ;; esac
+done
+me="\$\$ \$(sed 's/.*) //' /proc/\$\$/stat | cut -d' ' -f20)"
+echo "\$me" >"$WORK/workers/\$instance-\$\$.pid"
+echo "\$me" >"$WORK/\$instance.worker"
 while :; do
   psql -X -qAt -c "SELECT chaos_write(\$SINGLETON_LOCK_TOKEN, '\$instance')" >/dev/null 2>&1
   sleep 0.02
 done
-EOF
-cat >"$WORK/slot.sh" <<EOF
+WORKER
+cat >"$WORK/slot.sh" <<SLOT
 #!/usr/bin/env bash
 # The platform: keeps one instance running in this slot, restarting it when it exits.
 slot=\$1
 while [ ! -f "$WORK/stop" ]; do
   "$CLI" run --name chaos --ttl ${TTL_MS}ms --holder "slot-\$slot-\$RANDOM" \\
      -- "$WORK/worker.sh" "slot-\$slot" 2>>"$WORK/slot-\$slot.log" &
-  echo \$! >"$WORK/slot-\$slot.pid"
-  wait \$! || true
+  pid=\$!
+  echo "\$pid \$(sed 's/.*) //' /proc/\$pid/stat | cut -d' ' -f20)" >"$WORK/slot-\$slot.pid"
+  wait \$pid || :  # its exit code is the platform's business; faults are verified elsewhere
   sleep 0.1
 done
-EOF
+SLOT
 chmod +x "$WORK/worker.sh" "$WORK/slot.sh"
 
-for i in $(seq 1 "$INSTANCES"); do "$WORK/slot.sh" "$i" & done
+for i in $(seq 1 "$INSTANCES"); do
+  "$WORK/slot.sh" "$i" &
+  SLOTS+=($!)
+done
 
 leader_slot() {
   q "SELECT holder FROM singleton_leases WHERE name = 'chaos' AND state = 'held'" 2>/dev/null \
@@ -108,7 +138,47 @@ wait_for_leader() {
   done
   return 1
 }
+wait_until() {  # wait_until SECONDS COMMAND...
+  local deadline=$(( $(date +%s%N) + $1 * 1000000000 )); shift
+  until "$@"; do [ "$(date +%s%N)" -lt "$deadline" ] || return 1; sleep 0.01; done
+}
+gone() { ! running "$1" "$2"; }
+is_stopped() { same "$1" "$2" && [ "$(state_of "$1")" = T ]; }
+not_stopped() { ! is_stopped "$1" "$2"; }
+backend_gone() { [ -z "$(q "SELECT 1 FROM pg_stat_activity WHERE pid = $1")" ]; }
+server_started() { q "SELECT pg_postmaster_start_time()"; }
 wait_for_leader || fail "no leader within 10 s of starting"
+
+# --- the faults: each one verified as applied, or the run fails ----------------------
+kill_process() {  # kill_process WHAT PID START
+  kill -KILL "$2" || fail "$1 ($2): SIGKILL could not be sent"
+  wait_until 10 gone "$2" "$3" || fail "$1 ($2) still runs 10 s after SIGKILL"
+}
+stop_cont() {  # the leader's wrapper and COMMAND hang for longer than the TTL
+  kill -STOP "$wrapper" || fail "wrapper $wrapper: SIGSTOP could not be sent"
+  kill -STOP "$worker" || fail "COMMAND $worker: SIGSTOP could not be sent"
+  wait_until 5 is_stopped "$wrapper" "$wrapper_start" || fail "wrapper $wrapper did not stop"
+  # (COMMAND may be gone already: the supervising process's watchdog kills it.)
+  wait_until 5 is_stopped "$worker" "$worker_start" || gone "$worker" "$worker_start" ||
+    fail "COMMAND $worker did not stop"
+  sleep "$(awk -v t="$TTL_MS" 'BEGIN { printf "%.2f", t / 1000 + 0.7 }')"
+  if running "$worker" "$worker_start"; then kill -CONT "$worker" || fail "COMMAND $worker: SIGCONT failed"; fi
+  kill -CONT "$wrapper" || fail "wrapper $wrapper: SIGCONT could not be sent"
+  wait_until 5 not_stopped "$wrapper" "$wrapper_start" || fail "wrapper $wrapper did not resume"
+}
+terminate_backend() {  # one of the leader's two sessions, at random
+  local which=$((RANDOM % 2 + 1)) backend
+  backend=$(grep 'leader, token' "$WORK/slot-$slot.log" | tail -n1 |
+            sed -n 's/.*(backends \([0-9, ]*\)).*/\1/p' | cut -d, -f"$which" | tr -d ' ')
+  [ -n "$backend" ] || fail "no backend of slot $slot's leader in its log"
+  [ "$(q "SELECT pg_terminate_backend($backend)")" = t ] || fail "could not terminate backend $backend"
+  wait_until 10 backend_gone "$backend" || fail "backend $backend still exists after pg_terminate_backend"
+}
+restart_server() {  # restart_server fast|immediate
+  local before; before=$(server_started) || fail "server not reachable before the restart"
+  "$ROOT/test/pgserver.sh" restart "$1" || fail "restart $1 failed"
+  [ "$(server_started)" != "$before" ] || fail "the server did not restart ($1)"
+}
 
 declare -A fault_counts=()
 KINDS=(kill_wrapper kill_child stop_cont terminate_backend restart_fast restart_immediate)
@@ -118,30 +188,36 @@ while [ $SECONDS -lt $end ]; do
   sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 1.5 + (r % 150) / 100 }')"
   wait_for_leader || continue
   slot=$(leader_slot); [ -n "$slot" ] || continue
-  wrapper=$(cat "$WORK/slot-$slot.pid" 2>/dev/null) || continue
+  # The target: the leader's wrapper and COMMAND, both running right now (else pick again).
+  read -r wrapper wrapper_start <"$WORK/slot-$slot.pid" || continue
+  read -r worker worker_start <"$WORK/slot-$slot.worker" 2>/dev/null || continue
+  running "$wrapper" "$wrapper_start" && running "$worker" "$worker_start" || continue
   kind=${KINDS[$((RANDOM % ${#KINDS[@]}))]}
   echo "$kind $(date +%s%N)" >>"$WORK/faults"
   case $kind in
-    kill_wrapper) kill -KILL "$wrapper" 2>/dev/null || true ;;
-    kill_child) pkill -KILL -f "$WORK/worker.sh slot-$slot\$" || true ;;
-    stop_cont)
-      kill -STOP "$wrapper" 2>/dev/null || true
-      pkill -STOP -f "$WORK/worker.sh slot-$slot\$" || true
-      sleep "$(awk -v t=$TTL_MS 'BEGIN { printf "%.2f", t / 1000 + 0.7 }')"
-      pkill -CONT -f "$WORK/worker.sh slot-$slot\$" || true
-      kill -CONT "$wrapper" 2>/dev/null || true ;;
-    terminate_backend)
-      q "SELECT pg_terminate_backend(holder_pid) FROM singleton_leases WHERE name = 'chaos' AND holder_pid IS NOT NULL" >/dev/null 2>&1 || true ;;
-    restart_fast) "$ROOT/test/pgserver.sh" restart fast ;;
-    restart_immediate) "$ROOT/test/pgserver.sh" restart immediate ;;
+    kill_wrapper) kill_process wrapper "$wrapper" "$wrapper_start" ;;
+    kill_child) kill_process COMMAND "$worker" "$worker_start" ;;
+    stop_cont) stop_cont ;;
+    terminate_backend) terminate_backend ;;
+    restart_fast) restart_server fast ;;
+    restart_immediate) restart_server immediate ;;
   esac
   fault_counts[$kind]=$(( ${fault_counts[$kind]:-0} + 1 ))
 done
 sleep 3   # let the last fault settle
 touch "$WORK/stop"
-pkill -TERM -f "$WORK/slot.sh" 2>/dev/null || true
-for f in "$WORK"/slot-*.pid; do kill -TERM "$(cat "$f")" 2>/dev/null || true; done
+for p in "${SLOTS[@]}"; do kill -TERM "$p" 2>/dev/null || :; done  # (a slot loop may have ended)
+for f in "$WORK"/slot-*.pid; do
+  read -r pid start <"$f"
+  if running "$pid" "$start"; then kill -TERM "$pid"; fi
+done
 sleep 1
+
+if [ -s "$WORK/overlaps" ]; then
+  SL_CHAOS_KEEP=1
+  fail "two COMMANDs ran at once: $(cat "$WORK/overlaps") (kept $WORK)"
+fi
+echo "process check: $(ls "$WORK"/workers | wc -l) workers started, none while an earlier one ran"
 
 q "SELECT ord, token, instance, lease_ok::int, fence_ok::int, (extract(epoch FROM at) * 1e9)::bigint
    FROM chaos_writes ORDER BY ord" | tr '|' ' ' >"$WORK/writes"

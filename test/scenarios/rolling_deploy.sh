@@ -50,20 +50,24 @@ wait_for() {  # wait_for DESCRIPTION SECONDS COMMAND...
   until "$@"; do [ $SECONDS -lt $deadline ] || fail "timed out waiting for $what"; sleep 0.02; done
 }
 has_event() { grep -q "^$1 $2 " "$EVENTS" 2>/dev/null; }
-health() { curl -s -o /dev/null -w '%{http_code} ' "http://127.0.0.1:$1$2"; curl -s "http://127.0.0.1:$1$2"; }
+. "$ROOT/test/integration/http_get.sh"  # http_get: bash's /dev/tcp, no curl needed
+health() { http_get "$1" "$2"; echo "$HTTP_CODE $HTTP_BODY"; }  # "CODE BODY"
+answers() { http_get "$1" "$2" && [ "$HTTP_CODE" = 200 ]; }
 
 run_instance A 18281
 wait_for "A to lead" 15 has_event start A
 run_instance B 18282
-wait_for "B's health endpoint" 10 curl -sf -o /dev/null http://127.0.0.1:18282/healthz
+wait_for "B's health endpoint" 10 answers 18282 /healthz
 [ "$(health 18282 /healthz)" = "200 standby" ] || fail "B /healthz: $(health 18282 /healthz)"
-[ "$(health 18282 /leader | cut -c1-3)" = 503 ] || fail "B /leader should be 503 while standby"
+[ "$(health 18282 /livez)" = "200 alive" ] || fail "B /livez: $(health 18282 /livez)"
+[ "$(health 18282 /readyz)" = "503 standby" ] || fail "B /readyz should be 503 while standby"
+[ "$(health 18282 /leader)" = "503 standby" ] || fail "B /leader should be 503 while standby"
 ok "B answers its health check as a standby while A leads"
 sleep 0.5
 has_event start B && fail "B's service started while A was leader"
 ok "B's service did not start while A led"
 
-kill -TERM "${pids[0]}"
+kill -TERM "${pids[0]}" || fail "could not send SIGTERM to A"
 wait_for "B to lead" 30 has_event start B
 wait "${pids[0]}" && a_status=0 || a_status=$?
 [ "$a_status" = 0 ] || fail "A's wrapper exited $a_status, expected its service's status 0"
@@ -79,11 +83,13 @@ ok "B started only after A's service had exited (never two leaders)"
 [ "$b_token" -gt "$a_token" ] || fail "B's token $b_token is not above A's $a_token"
 ok "B's fencing token $b_token is above A's $a_token"
 [ "$(health 18282 /leader)" = "200 leader" ] || fail "B /leader: $(health 18282 /leader)"
+[ "$(health 18282 /readyz)" = "200 leader" ] || fail "B /readyz: $(health 18282 /readyz)"
 ok "B reports leader on /leader"
 handover_ms=$(( (b_start - a_exit) / 1000000 ))
 echo "handover: A's service exited -> B's service started in ${handover_ms} ms" \
      "(A was told to stop at SIGTERM and took 2 s; the incident's fix took ~12 s, the original never)"
-kill -TERM "${pids[1]}"; wait "${pids[1]}" || true
+kill -TERM "${pids[1]}" || fail "could not send SIGTERM to B"
+wait "${pids[1]}" || fail "B's wrapper exited $? after SIGTERM, expected its service's 0"
 
 # --- The incident's policy, emulated: advisory lock + heartbeat row (TTL 30 s,
 # heartbeat every 10 s); the new instance tries 3 times, 2 s apart, then stays passive.
@@ -108,7 +114,7 @@ new_b_policy() {
   echo passive
 }
 outcome=$(new_b_policy 2>"$WORK/incident.log")
-wait $old_a || true
+wait $old_a || fail "the emulated old instance (psql) failed"
 free_now=$(psql -X -qAt -c "SELECT pg_try_advisory_lock(4242)")
 [ "$outcome" = passive ] || fail "the emulated incident policy was expected to give up"
 [ "$free_now" = t ] || fail "the old instance should be gone"

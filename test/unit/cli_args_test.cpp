@@ -55,15 +55,18 @@ TEST(CliArgs, GraceOfHalfTheTtlIsAUsageError) {
 
 TEST(CliArgs, UsageErrorsExitWith2) {
     const std::vector<std::vector<const char*>> cases = {
-        {},                                                        // no subcommand
-        {"frobnicate"},                                            // unknown subcommand
-        {"run", "--", "true"},                                     // no --name
-        {"run", "--name", "bot"},                                  // no COMMAND
-        {"run", "--name", "bot", "--ttl", "10", "--", "true"},     // no unit
-        {"run", "--name", "bot", "--ttl", "50ms", "--", "true"},   // below the floor
-        {"run", "--name", "bot", "--wait", "soon", "--", "true"},  // bad wait
-        {"run", "--name", "bot", "--grace", "-1s", "--", "true"},  // negative
-        {"run", "--name", "", "--", "true"},                       // empty name
+        {},                                                                 // no subcommand
+        {"frobnicate"},                                                     // unknown subcommand
+        {"run", "--", "true"},                                              // no --name
+        {"run", "--name", "bot"},                                           // no COMMAND
+        {"run", "--name", "bot", "--ttl", "10", "--", "true"},              // no unit
+        {"run", "--name", "bot", "--ttl", "50ms", "--", "true"},            // below the floor
+        {"run", "--name", "bot", "--ttl", "99999999999h", "--", "true"},    // overflows
+        {"run", "--name", "bot", "--wait", "99999999999h", "--", "true"},   // overflows
+        {"run", "--name", "bot", "--grace", "99999999999h", "--", "true"},  // overflows
+        {"run", "--name", "bot", "--wait", "soon", "--", "true"},           // bad wait
+        {"run", "--name", "bot", "--grace", "-1s", "--", "true"},           // negative
+        {"run", "--name", "", "--", "true"},                                // empty name
         {"run", "--name", "bot", "--health-addr", "8080", "--", "true"},
         {"run", "--name", "bot", "--health-addr", "localhost:99999", "--", "true"},
         {"run", "--name", "bot", "--bogus", "--", "true"},

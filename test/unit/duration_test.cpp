@@ -26,6 +26,20 @@ TEST(Duration, RefusesJunk) {
     }
 }
 
+TEST(Duration, RefusesWhatWouldOverflow) {
+    EXPECT_EQ(parse_duration("87600h"), max_duration);
+    EXPECT_EQ(parse_duration("315360000000ms"), max_duration);
+    for (const char* huge : {"87600.001h", "87601h", "99999999999h", "5256001m", "315360000001ms",
+                             "18446744073709551616ms", "99999999999999999999999999h"}) {
+        try {
+            parse_duration(huge);
+            ADD_FAILURE() << huge << " was accepted";
+        } catch (const UsageError& e) {
+            EXPECT_NE(std::string(e.what()).find("too long"), std::string::npos) << e.what();
+        }
+    }
+}
+
 TEST(Duration, WaitAcceptsForever) {
     EXPECT_EQ(parse_wait("forever"), std::nullopt);
     EXPECT_EQ(parse_wait("1s"), std::optional<Duration>(1s));

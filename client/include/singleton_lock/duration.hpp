@@ -10,8 +10,12 @@ namespace singleton_lock {
 
 using Duration = std::chrono::milliseconds;
 
+// The longest duration accepted anywhere (10 years): every deadline the client
+// computes from one stays far inside the monotonic clock's range.
+constexpr Duration max_duration = std::chrono::hours(24 * 3650);
+
 // "250ms", "10s", "2m", "1h"; a decimal fraction is allowed ("1.5s").
-// Throws UsageError on anything else (no unit, negative, overflow, junk).
+// Throws UsageError on anything else (no unit, negative, junk, above max_duration).
 Duration parse_duration(std::string_view text);
 
 // Like parse_duration, but also "forever" (returned as std::nullopt).

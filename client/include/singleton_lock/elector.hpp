@@ -1,14 +1,22 @@
 // Leader election over a singleton_lock lease (PostgreSQL extension).
 //
 // An Elector waits for the lease NAME as a standby, becomes leader when it
-// gets it, heartbeats every ttl/3 on the connection that holds it and steps
-// down (on_lost) as soon as the lease may no longer be safely assumed: the
-// heartbeat is refused, the connection is lost, or the local deadline (send
-// time of the last confirmed heartbeat + ttl) is closer than grace + a safety
-// margin. It never blocks on the database: all I/O is non-blocking, so it can
-// be driven by any poll() loop (fd()/events()/next_wakeup()/step()) or by the
-// blocking run().
+// gets it, heartbeats every ttl/3 on the connection that holds it and reports
+// the loss (on_lost) as soon as the lease may no longer be safely assumed: the
+// heartbeat is refused, a session is lost, or the local deadline (send time of
+// the last confirmed heartbeat + ttl) is closer than grace + a safety margin.
+//
+// After a loss it keeps its sessions open (state stepping_down): the lease stays
+// bound to them, so it cannot pass on while the application is still stopping
+// its work. Once the work has stopped, release() frees the lease at once (over
+// whichever session still works, or a new one), so the next leader starts in
+// milliseconds, never while the old work runs.
+//
+// It never blocks on the database: all I/O is non-blocking, so it can be
+// driven by any poll() loop (pollfds()/next_wakeup()/step()) or by run().
 #pragma once
+
+#include <poll.h>
 
 #include <chrono>
 #include <cstdint>
@@ -16,9 +24,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "singleton_lock/duration.hpp"
 #include "singleton_lock/errors.hpp"
+#include "singleton_lock/timing.hpp"
 
 namespace singleton_lock {
 
@@ -31,6 +41,12 @@ struct ElectorOptions {
     std::optional<Duration> wait;   // how long to wait as standby; nullopt: forever
     std::string schema;             // schema of the extension; empty: search_path
     bool listen = true;             // LISTEN singleton_lock: notice a force release at once
+    // Bind the lease to a second session too (singleton_bind) before leading:
+    // the lease is then orphaned only when both sessions are gone, so losing
+    // one of them (its backend terminated, say) is reported while the lease is
+    // still held, and release() frees it after the work stopped. One more
+    // connection per instance; needs session binding (not behind a transaction pooler).
+    bool second_session = false;
     Duration backoff_initial{100};  // reconnect backoff (capped exponential, jittered)
     Duration backoff_max{5000};
     // Failover: the first retry after losing a working connection is immediate;
@@ -41,14 +57,15 @@ struct ElectorOptions {
 };
 
 enum class State {
-    idle,        // not started
-    connecting,  // no usable connection yet (or backing off after an error)
-    standby,     // connected, someone else holds the lease, waiting for it
-    leader,      // we hold the lease
-    releasing,   // release() in progress
+    idle,           // not started
+    connecting,     // no usable connection yet (or backing off after an error)
+    standby,        // connected, someone else holds the lease, waiting for it
+    leader,         // we hold the lease
+    stepping_down,  // lost while leading: stop the work, then call release()
+    releasing,      // release() in progress
     // terminal states:
     released,      // released (or release attempted) after leading
-    lost,          // the lease was lost while leading
+    lost,          // the lease was lost while leading (and release() attempted since)
     wait_expired,  // options.wait ran out before the lease was ours
     failed,        // a non-retryable error (extension missing, permission denied, bad name)
     stopped,       // stop() was called
@@ -59,15 +76,16 @@ bool is_terminal(State s);
 enum class LossReason {
     refused,          // the heartbeat returned NULL (expired, taken over, force-released)
     deadline,         // no confirmed heartbeat in time: local deadline rule
-    connection_lost,  // the holding connection broke (the session binding frees the lease)
+    connection_lost,  // a session holding the lease broke
 };
 const char* to_string(LossReason r);
 
 struct LeaseInfo {
     std::string name;
-    std::string holder;      // for a standby: the current holder (may be empty)
-    std::int64_t token = 0;  // only for our own lease (a token is a capability)
-    std::string expires_at;  // server time, as text
+    std::string holder;             // for a standby: the current holder (may be empty)
+    std::int64_t token = 0;         // only for our own lease (a token is a capability)
+    std::string expires_at;         // server time, as text
+    std::vector<int> backend_pids;  // leader: the server processes of the sessions holding it
 };
 
 // All callbacks run on the thread that calls step()/run().
@@ -77,8 +95,13 @@ struct ElectorEvents {
     std::function<void(LossReason, const std::string& detail)> on_lost;
     std::function<void(bool released)> on_released;  // false: could not confirm the release
     std::function<void()> on_wait_expired;
+    // A standby's connection, or a release after a lost session, is retried.
     std::function<void(const std::string& error, Duration retry_in)> on_retry;
     std::function<void(const std::string& error)> on_failed;
+    std::function<void(const std::string& message)> on_warning;
+    std::function<void(std::chrono::microseconds round_trip)> on_heartbeat;  // each confirmed one
+    // Every failed database call or broken session, whatever follows (a retry, a loss).
+    std::function<void(const std::string& error)> on_database_error;
 };
 
 // "hostname:pid:random" — a holder id is a credential, hence the random part.
@@ -93,29 +116,41 @@ class Elector {
     Elector& operator=(const Elector&) = delete;
 
     const ElectorOptions& options() const;  // holder and grace resolved
+    const Timing& timing() const;           // what the elector derived from ttl and grace
     State state() const;
     std::int64_t token() const;  // 0 unless leader
     // Leader: when the deadline rule fires (lease lost) unless a heartbeat is
     // confirmed before; time_point::max() when not leading. Stop acting by then.
     std::chrono::steady_clock::time_point step_down_at() const;
+    // When a reply (or a connection) last came from the server; time_point{} before.
+    std::chrono::steady_clock::time_point last_contact() const;
+    // Leader and stepping_down: the sockets of the sessions the lease is bound
+    // to. A supervising process may hold duplicates of them (never read or write
+    // them): the server sees those sessions alive while any copy is open.
+    std::vector<int> session_sockets() const;
 
     // --- poll()-loop interface ---------------------------------------------
+    static constexpr int max_pollfds = 2;
     void start();
-    int fd() const;                                             // socket to poll, -1 when none
-    short events() const;                                       // POLLIN/POLLOUT wanted on fd()
+    // Writes the descriptors to poll (at most max_pollfds) and returns how many.
+    int pollfds(pollfd* out) const;
     std::chrono::steady_clock::time_point next_wakeup() const;  // call step() by then
-    void step(short revents);  // revents of fd() (0 on a timeout); never blocks
+    // With what poll() returned for the entries pollfds() wrote (count 0 after a
+    // timeout); never blocks.
+    void step(const pollfd* fds, int count);
 
     // Leader: release the lease (asynchronously; on_released reports the end).
+    // stepping_down: the work has stopped; release the lease if it is still ours.
     // Otherwise the same as stop().
     void release();
-    // Stop at once: cancel an in-flight request (bounded wait), close the
-    // connection. A held lease is then freed by the server's session binding.
+    // Stop at once: cancel a request in flight (bounded wait), close the
+    // sessions. A held lease is then freed by the server's session binding.
     void stop();
 
     // --- blocking interface --------------------------------------------------
-    // Runs until a terminal state. request_stop() (any thread, async-signal-safe)
-    // makes a leader release and a standby stop.
+    // Runs until a terminal state; after on_lost returns it releases at once.
+    // request_stop() (any thread, async-signal-safe) makes a leader release and
+    // a standby stop.
     State run();
     void request_stop() noexcept;
 

@@ -4,3 +4,4 @@
 #include "singleton_lock/duration.hpp"
 #include "singleton_lock/elector.hpp"
 #include "singleton_lock/errors.hpp"
+#include "singleton_lock/timing.hpp"

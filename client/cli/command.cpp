@@ -1,0 +1,68 @@
+#include "command.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+extern char** environ;
+
+namespace singleton_lock::cli {
+
+namespace {
+
+// 0 when path is an executable regular file, else the errno execve would give.
+int check_executable(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return errno;
+    if (!S_ISREG(st.st_mode)) return EACCES;
+    return ::access(path.c_str(), X_OK) == 0 ? 0 : errno;
+}
+
+ResolvedCommand failed(int err, const std::string& what) {
+    const bool missing = err == ENOENT || err == ENOTDIR;
+    return {"", missing ? 127 : 126,
+            what + (missing ? ": not found" : std::string(": ") + std::strerror(err))};
+}
+
+}  // namespace
+
+ResolvedCommand resolve_command(const std::string& command) {
+    if (command.empty()) return failed(ENOENT, "COMMAND ''");
+    if (command.find('/') != std::string::npos) {
+        const int err = check_executable(command);
+        return err == 0 ? ResolvedCommand{command, 0, ""} : failed(err, "COMMAND " + command);
+    }
+    const char* env = std::getenv("PATH");
+    const std::string path = env && *env ? env : "/usr/local/bin:/usr/bin:/bin";
+    int first_error = ENOENT;  // as execvp: a candidate we may not run beats "not found"
+    for (std::size_t start = 0; start <= path.size();) {
+        const auto end = path.find(':', start);
+        std::string dir = path.substr(start, end == std::string::npos ? end : end - start);
+        const std::string candidate = (dir.empty() ? "." : dir) + "/" + command;
+        const int err = check_executable(candidate);
+        if (err == 0) return {candidate, 0, ""};
+        if (err != ENOENT && err != ENOTDIR && first_error == ENOENT) first_error = err;
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    return failed(first_error, "COMMAND " + command + " (searched PATH)");
+}
+
+std::vector<std::string> command_environment(const std::string& name, const std::string& holder) {
+    std::vector<std::string> env;
+    for (char** e = environ; e && *e; ++e) {
+        const std::string s(*e);
+        if (s.rfind("SINGLETON_LOCK_NAME=", 0) == 0 || s.rfind("SINGLETON_LOCK_TOKEN=", 0) == 0 ||
+            s.rfind("SINGLETON_LOCK_HOLDER=", 0) == 0)
+            continue;
+        env.push_back(s);
+    }
+    env.push_back("SINGLETON_LOCK_NAME=" + name);
+    env.push_back("SINGLETON_LOCK_HOLDER=" + holder);
+    return env;
+}
+
+}  // namespace singleton_lock::cli

@@ -1,0 +1,173 @@
+// The Runner's loop and inputs; its transitions: runner_transitions.cpp.
+#include "runner.hpp"
+
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "command.hpp"
+#include "exit_codes.hpp"
+#include "log.hpp"
+
+namespace singleton_lock::cli {
+
+namespace {
+
+ElectorOptions elector_options(const RunArgs& a) {
+    ElectorOptions o;
+    o.name = a.name;
+    o.dsn = a.dsn;
+    o.ttl = a.ttl;
+    o.grace = a.grace;
+    o.holder = a.holder;
+    o.wait = a.wait;
+    o.schema = a.schema;
+    o.second_session = true;
+    return o;
+}
+
+// /livez fails when the loop has not gone round for this long (it wakes at
+// least once a second; nothing in it blocks for long).
+constexpr Duration kStuckAfter = std::chrono::seconds(10);
+
+int timeout_ms(std::chrono::steady_clock::time_point wake) {
+    if (wake == std::chrono::steady_clock::time_point::max()) return -1;
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(wake - std::chrono::steady_clock::now())
+            .count();
+    return static_cast<int>(std::clamp<long long>(left, 0, INT_MAX));
+}
+
+}  // namespace
+
+Runner::Runner(const RunArgs& args, std::string command_path, int signal_fd)
+    : args_(args), command_path_(std::move(command_path)), signal_fd_(signal_fd) {
+    elector_ = std::make_unique<Elector>(elector_options(args_), elector_events());
+    command_env_ = command_environment(args_.name, elector_->options().holder);
+    // A waiting standby hears from the server at least once per wait slice (1 s).
+    const Timing& t = elector_->timing();
+    status_ =
+        std::make_unique<RunStatus>(args_.name, std::max(t.ttl, 2 * t.wait_slice_max), kStuckAfter);
+    prepare_supervisor();  // before any thread starts (the health endpoint's)
+    if (args_.health) {
+        health_ = std::make_unique<HealthServer>(args_.health->host, args_.health->port, *status_);
+        cli::log("health endpoint on http://" + args_.health->host + ":" +
+                 std::to_string(health_->port()));
+    }
+}
+
+// The supervising process and COMMAND's child are forked now, while this
+// process is small and single-threaded, so that becoming leader costs no fork
+// (handover latency). If that fails, they are forked at leadership.
+void Runner::prepare_supervisor() {
+    try {
+        supervisor_.prepare(command_path_, args_.command, command_env_, elector_->timing().grace);
+    } catch (const std::exception& e) {
+        log(std::string("cannot fork the supervising process now (retried at leadership): ") +
+            e.what());
+    }
+}
+
+int Runner::run() {
+    const Timing& t = elector_->timing();
+    log("waiting as " + elector_->options().holder + " (ttl " + format_duration(t.ttl) +
+        ", grace " + format_duration(t.grace) + ", wait " +
+        (args_.wait ? format_duration(*args_.wait) : "forever") + ")");
+    elector_->start();
+    while (phase_ != Phase::done) {
+        refresh();
+        if (phase_ == Phase::done) break;
+        if (poll_once() != 0) return exit_code::error;
+        timers();
+    }
+    status_->set_leader(false, 0);
+    return exit_code_;
+}
+
+int Runner::poll_once() {
+    pollfd fds[2 + Elector::max_pollfds] = {{signal_fd_, POLLIN, 0}, {supervisor_.fd(), POLLIN, 0}};
+    const int n = elector_->pollfds(fds + 2);
+    // At least once a second, so that /livez sees the loop go round.
+    const TimePoint wake = std::min({elector_->next_wakeup(), fallback_kill_at_,
+                                     std::chrono::steady_clock::now() + std::chrono::seconds(1)});
+    if (::poll(fds, static_cast<nfds_t>(2 + n), timeout_ms(wake)) < 0 && errno != EINTR) {
+        log(std::string("poll: ") + std::strerror(errno));
+        return -1;
+    }
+    if (fds[0].revents != 0) read_signals();
+    if (fds[1].revents != 0) on_supervisor();
+    elector_->step(fds + 2, n);
+    return 0;
+}
+
+// Before every wait: the watchdog follows the lease; the health flag; the elector's end.
+void Runner::refresh() {
+    const State st = elector_->state();
+    if (st == State::leader) supervisor_.extend(watchdog_deadline());
+    status_->tick();
+    status_->set_leader(phase_ == Phase::running && st == State::leader, elector_->token());
+    status_->contact(elector_->last_contact());
+    if (is_terminal(st)) on_elector_terminal();
+}
+
+void Runner::timers() {
+    if (phase_ != Phase::stopping || std::chrono::steady_clock::now() < fallback_kill_at_) return;
+    fallback_kill_at_ = TimePoint::max();
+    log("the supervising process did not report by the end of the grace: killing it");
+    supervisor_.kill_supervisor();
+}
+
+void Runner::read_signals() {
+    signalfd_siginfo si{};
+    while (::read(signal_fd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si))
+        on_signal(static_cast<int>(si.ssi_signo));
+}
+
+void Runner::on_signal(int sig) {
+    const std::string name = std::string("SIG") + sigabbrev_np(sig);
+    switch (phase_) {
+        case Phase::standby:
+            stop_signal_ = sig;
+            log("received " + name + " as standby; exiting");
+            elector_->stop();
+            return;
+        case Phase::running:
+        case Phase::stopping:
+            log("forwarded " + name + " to COMMAND; SIGKILL in " +
+                format_duration(elector_->timing().grace) + " if it is still running");
+            begin_stopping(sig);
+            return;
+        case Phase::releasing:
+        case Phase::done:
+            log("received " + name + "; COMMAND has ended, the lease is being released");
+            return;
+    }
+}
+
+void Runner::on_supervisor() {
+    switch (supervisor_.on_readable()) {
+        case Supervisor::Event::none:
+            return;
+        case Supervisor::Event::helper_lost:
+            log("the pre-forked supervising process ended; forking it at leadership");
+            return;
+        case Supervisor::Event::ended:
+            on_command_ended(*supervisor_.report());
+            return;
+    }
+}
+
+Runner::TimePoint Runner::watchdog_deadline() const {
+    const TimePoint t = elector_->step_down_at();
+    return t == TimePoint::max() ? t : t + elector_->timing().watchdog_slack;
+}
+
+void Runner::log(const std::string& message) const {
+    cli::log("lease \"" + args_.name + "\": " + message);
+}
+
+}  // namespace singleton_lock::cli

@@ -1,0 +1,154 @@
+// The Runner's transitions and the elector's events (see runner.hpp).
+#include <sys/wait.h>
+
+#include <csignal>
+#include <cstring>
+
+#include "exit_codes.hpp"
+#include "runner.hpp"
+
+namespace singleton_lock::cli {
+
+namespace {
+
+std::string describe(const CommandReport& r) {
+    std::string s;
+    if (WIFSIGNALED(r.status))
+        s = std::string("was killed by signal ") + std::to_string(WTERMSIG(r.status)) + " (" +
+            strsignal(WTERMSIG(r.status)) + ")";
+    else
+        s = "exited with status " + std::to_string(exit_code_of(r.status));
+    if (r.watchdog_fired) s += "; the supervising process's watchdog had stopped it";
+    if (r.grace_ran_out) s += "; grace over: SIGKILL to everything left of it";
+    if (r.supervisor_lost) s += "; its supervising process died";
+    if (r.leftovers > 0) s += "; " + std::to_string(r.leftovers) + " more of its processes killed";
+    return s;
+}
+
+std::string backends(const std::vector<int>& pids) {
+    std::string s;
+    for (int p : pids) s += (s.empty() ? "" : ", ") + std::to_string(p);
+    return s;
+}
+
+}  // namespace
+
+ElectorEvents Runner::elector_events() {
+    ElectorEvents ev;
+    ev.on_standby = [this](const LeaseInfo& l) {
+        last_retry_.clear();
+        log("standby, held by " + (l.holder.empty() ? "?" : l.holder) + " until " + l.expires_at);
+    };
+    ev.on_leader = [this](const LeaseInfo& l) { on_leader(l); };
+    ev.on_lost = [this](LossReason r, const std::string& d) { on_lost(r, d); };
+    ev.on_released = [this](bool ok) {
+        log(ok ? "released"
+               : "release not confirmed (the lease ends with its sessions or its TTL)");
+    };
+    ev.on_wait_expired = [this] { log("--wait ran out; COMMAND not started"); };
+    ev.on_retry = [this](const std::string& e, Duration in) { on_retry(e, in); };
+    ev.on_failed = [this](const std::string& e) { log("giving up: " + e); };
+    ev.on_warning = [this](const std::string& m) { log("warning: " + m); };
+    ev.on_heartbeat = [this](std::chrono::microseconds rtt) { status_->heartbeat(rtt); };
+    ev.on_database_error = [this](const std::string&) { status_->database_error(); };
+    return ev;
+}
+
+void Runner::on_leader(const LeaseInfo& l) {
+    last_retry_.clear();
+    log("leader, token " + std::to_string(l.token) + ", expires " + l.expires_at + " (backends " +
+        backends(l.backend_pids) + ")");
+    if (phase_ == Phase::standby) start_command(l.token);
+}
+
+void Runner::on_lost(LossReason reason, const std::string& detail) {
+    log(std::string("LOST (") + to_string(reason) + ": " + detail + ")");
+    if (phase_ == Phase::running) {
+        lost_ = true;
+        log("stopping COMMAND: SIGTERM now, SIGKILL in " +
+            format_duration(elector_->timing().grace));
+        begin_stopping(SIGTERM);
+    } else if (phase_ == Phase::stopping) {
+        lost_ = true;  // already stopping (a forwarded signal)
+    }
+}
+
+void Runner::on_retry(const std::string& error, Duration retry_in) {
+    if (error != last_retry_)
+        log("database unavailable (" + error + "); retrying in " + format_duration(retry_in));
+    last_retry_ = error;
+}
+
+void Runner::start_command(std::int64_t token) {
+    const auto sockets = elector_->session_sockets();
+    try {
+        if (!supervisor_.start(token, watchdog_deadline(), sockets)) {
+            supervisor_.discard();  // (it died meanwhile, or was never forked)
+            supervisor_.prepare(command_path_, args_.command, command_env_,
+                                elector_->timing().grace);
+            if (!supervisor_.start(token, watchdog_deadline(), sockets))
+                throw std::runtime_error("the supervising process did not start");
+        }
+    } catch (const std::exception& e) {
+        log(std::string("cannot start COMMAND: ") + e.what());
+        exit_code_ = exit_code::error;
+        begin_releasing();
+        return;
+    }
+    phase_ = Phase::running;
+    log("started COMMAND" + (supervisor_.command_pid() > 0
+                                 ? " in process group " + std::to_string(supervisor_.command_pid())
+                                 : std::string()));
+}
+
+void Runner::begin_stopping(int sig) {
+    supervisor_.stop(sig);
+    if (phase_ == Phase::stopping) return;
+    phase_ = Phase::stopping;
+    const Timing& t = elector_->timing();
+    fallback_kill_at_ = std::chrono::steady_clock::now() + t.grace + t.watchdog_slack;
+}
+
+// COMMAND and every process of its tree are gone: only now may the lease go.
+void Runner::on_command_ended(const CommandReport& report) {
+    log("COMMAND " + describe(report));
+    if (report.watchdog_fired) lost_ = true;
+    exit_code_ = lost_ ? exit_code::lease_lost : exit_code_of(report.status);
+    fallback_kill_at_ = TimePoint::max();
+    begin_releasing();
+}
+
+void Runner::begin_releasing() {
+    phase_ = Phase::releasing;
+    elector_->release();
+}
+
+void Runner::on_elector_terminal() {
+    switch (phase_) {
+        case Phase::standby:
+            switch (elector_->state()) {
+                case State::wait_expired:
+                    return finish(exit_code::wait_expired);
+                case State::stopped:
+                    return finish(stop_signal_ > 0 ? exit_code::signal_base + stop_signal_
+                                                   : exit_code::error);
+                default:
+                    return finish(exit_code::error);
+            }
+        case Phase::releasing:
+            return finish(exit_code_);
+        case Phase::running:  // (the elector never ends while COMMAND runs)
+            lost_ = true;
+            return begin_stopping(SIGTERM);
+        case Phase::stopping:
+        case Phase::done:
+            return;
+    }
+}
+
+void Runner::finish(int exit_code) {
+    exit_code_ = exit_code;
+    phase_ = Phase::done;
+}
+
+}  // namespace singleton_lock::cli

@@ -1,0 +1,143 @@
+// The elector's state machine over one or two non-blocking sessions (main:
+// LISTEN, acquire, heartbeats; second: binds the lease too, see
+// ElectorOptions::second_session). Timing decisions come from policy.hpp, SQL
+// from sql.hpp, error mapping from connection.cpp.
+//
+//   idle -> connecting -> listen -> acquire (standby waits here, in the server)
+//        -> binding (second session binds; a waited acquire is confirmed)
+//        -> lead <-> heartbeat -> releasing -> done
+//   lead/heartbeat -> stepping_down (lost; sessions kept) -> releasing -> done
+//   any standby phase --error--> backoff -> connecting
+//
+// Split by concern: elector_standby.cpp (connect, acquire, bind),
+// elector_leader.cpp (heartbeats, loss), elector_release.cpp (release, stop),
+// elector_step.cpp (I/O dispatch, timers, poll set).
+#pragma once
+
+#include <poll.h>
+
+#include <optional>
+#include <random>
+#include <string>
+
+#include "policy.hpp"
+#include "session.hpp"
+#include "singleton_lock/elector.hpp"
+#include "sql.hpp"
+
+namespace singleton_lock {
+
+struct Elector::Impl {
+    enum class Phase {
+        idle,
+        backoff,        // waiting to reconnect after an error
+        connecting,     // the session(s) connecting
+        listen,         // LISTEN in flight
+        acquire,        // acquire in flight (a standby waits inside it)
+        binding,        // acquired: bind on the second session and/or confirming heartbeat
+        lead,           // leader, no request in flight
+        heartbeat,      // leader, heartbeat in flight
+        stepping_down,  // lost: sessions kept (the lease stays bound) until release()/stop()
+        releasing,      // release in flight, or reconnecting to send it
+        done,
+    };
+    using TimePoint = policy::TimePoint;
+
+    Impl(ElectorOptions o, ElectorEvents e);
+    ~Impl();
+
+    // --- configuration
+    Timing timing;
+    ElectorOptions opt;
+    ElectorEvents ev;
+    Sql sql;
+    pq::ConnectParams params;
+    Duration host_timeout;  // per host of the DSN (libpq's non-blocking connect has none)
+    std::minstd_rand rng;
+    policy::Reconnect reconnect;      // pacing a standby's reconnects
+    policy::Backoff release_backoff;  // reconnecting to send a release
+    int stop_fd = -1;                 // eventfd of request_stop()
+
+    // --- sessions
+    Session main{"main"};
+    Session second{"second"};
+    bool use_second = false;  // options.second_session, while the server has singleton_bind
+
+    // --- state
+    Phase phase = Phase::idle;
+    State state = State::idle;
+    policy::LeaseTimer timer;
+    TimePoint due{};                        // backoff: reconnect at; releasing: give up at
+    TimePoint retry_at = TimePoint::max();  // releasing: reconnect at
+    Session* release_on = nullptr;          // releasing: the session the release went out on
+    std::optional<TimePoint> wait_until;
+    TimePoint last_contact{};
+    TimePoint next_heartbeat{};
+    bool first_attempt = true;
+    bool waited = false;
+    bool heartbeat_now = false;
+    bool release_requested = false;
+    bool awaiting_bind = false;
+    bool awaiting_confirm = false;
+    bool was_lost = false;
+    std::int64_t token = 0;
+    std::string expires_at;
+    std::string seen_holder;
+    bool seen_any = false;
+
+    // --- standby side (elector_standby.cpp)
+    void start();
+    void begin_connect();
+    void on_connected();
+    void on_warmed_up();
+    void send_acquire();
+    void on_acquire_reply(const pq::Result& r);
+    void on_standby_reply(const pq::Result& r);
+    void begin_binding();
+    void on_bind_reply(const pq::Result& r);
+    void on_confirm_reply(const pq::Result& r);
+    void maybe_lead();
+    void on_standby_error(Session& s, const std::exception& e);
+    void without_second(const std::exception& e);
+    void back_off(const std::exception& e);
+
+    // --- leader side (elector_leader.cpp)
+    void become_leader();
+    void send_heartbeat();
+    void on_heartbeat_reply(const pq::Result& r);
+    void on_leader_error(Session& s, const std::exception& e);
+    void lose(LossReason reason, const std::string& detail);
+    void leader_timers(TimePoint now);
+    void notifications();
+
+    // --- release and stop (elector_release.cpp)
+    void release();
+    void begin_release();
+    void try_release();
+    void on_release_reply(const pq::Result& r);
+    void on_release_error(Session& s, const std::exception& e);
+    void release_timers(TimePoint now);
+    void finish(State s);
+    void stop();
+
+    // --- the step (elector_step.cpp)
+    template <typename F>
+    void guarded(Session& s, F&& f) {
+        try {
+            f();
+        } catch (const std::exception& e) {
+            on_error(s, e);
+        }
+    }
+    void step(const pollfd* fds, int count);
+    void io(Session& s, short revents);
+    void on_reply(Session& s, const pq::Result& r);
+    void on_error(Session& s, const std::exception& e);
+    void timers();
+    void check_deadlines(TimePoint now);
+    int pollfds(pollfd* out) const;
+    TimePoint next_wakeup() const;
+    State run();
+};
+
+}  // namespace singleton_lock

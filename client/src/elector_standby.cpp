@@ -1,0 +1,173 @@
+// The standby side of the elector: connect, wait for the lease, bind it to the
+// second session (and confirm a waited acquire) before reporting leadership.
+#include "elector_impl.hpp"
+
+namespace singleton_lock {
+
+using policy::Clock;
+
+void Elector::Impl::start() {
+    if (phase != Phase::idle) return;
+    const auto now = Clock::now();
+    if (opt.wait) wait_until = now + *opt.wait;
+    guarded(main, [&] { begin_connect(); });
+}
+
+// The second session connects first and calls singleton_bind once with a
+// token no lease has: that loads the extension into its backend and prepares
+// the call (milliseconds, kept out of the takeover's path) and finds out early
+// whether the server has singleton_bind. Then the main session connects: being
+// the newer one, it stays the lease's newest binding, so the bind at
+// leadership only reads and takes a session lock, with no commit to flush.
+void Elector::Impl::begin_connect() {
+    state = State::connecting;
+    phase = Phase::connecting;
+    (use_second ? second : main).connect(params, host_timeout);
+}
+
+void Elector::Impl::on_warmed_up() { main.connect(params, host_timeout); }
+
+void Elector::Impl::on_connected() {
+    last_contact = Clock::now();
+    if (!main.idle()) {  // the second session is up: warm it up
+        second.send(sql.bind, {opt.name, "0"}, Clock::now() + timing.reply_slack);
+        return;
+    }
+    if (opt.listen) {
+        phase = Phase::listen;
+        main.send(Sql::listen, {}, Clock::now() + timing.reply_slack);
+    } else {
+        send_acquire();
+    }
+}
+
+void Elector::Impl::send_acquire() {
+    const auto now = Clock::now();
+    const Duration slice =
+        first_attempt ? Duration::zero() : policy::wait_slice(timing, now, wait_until);
+    waited = slice > Duration::zero();
+    phase = Phase::acquire;
+    main.send(sql.acquire,
+              {opt.name, interval_literal(opt.ttl), opt.holder, interval_literal(slice)},
+              policy::reply_deadline(timing, now, slice));
+}
+
+void Elector::Impl::on_acquire_reply(const pq::Result& r) {
+    if (r.rows() != 1) throw ServerError("singleton_acquire returned no row", "XX000");
+    if (r.text(0, 0) != "t") {
+        on_standby_reply(r);
+        return;
+    }
+    token = std::stoll(r.text(0, 1));
+    expires_at = r.text(0, 3);
+    timer = policy::LeaseTimer(timing);
+    begin_binding();
+}
+
+void Elector::Impl::on_standby_reply(const pq::Result& r) {
+    first_attempt = false;
+    const std::string holder = r.text(0, 2);
+    state = State::standby;
+    if (!seen_any || holder != seen_holder) {
+        seen_any = true;
+        seen_holder = holder;
+        if (ev.on_standby) ev.on_standby(LeaseInfo{opt.name, holder, 0, r.text(0, 3), {}});
+    }
+    if (policy::wait_ran_out(Clock::now(), wait_until)) {
+        finish(State::wait_expired);
+        if (ev.on_wait_expired) ev.on_wait_expired();
+        return;
+    }
+    send_acquire();
+}
+
+// Leadership needs the lease bound to the second session too (so that losing
+// one session never frees it while the work runs) and, after an acquire that
+// waited, a confirmation when the wait left too little of the lease.
+void Elector::Impl::begin_binding() {
+    phase = Phase::binding;
+    awaiting_bind = use_second;
+    awaiting_confirm = false;
+    const TimePoint sent = main.sent_at(), now = Clock::now();
+    if (!waited) {
+        timer.confirmed(sent);
+    } else if (policy::lead_before_confirmation(timing, sent, now)) {
+        // Count from the acquire's send time; the confirming heartbeat goes out
+        // as soon as we lead and the count continues from it.
+        timer.confirmed(sent);
+        heartbeat_now = true;
+    } else {
+        // A wait can outlast the TTL: confirm first, count from the confirmation.
+        awaiting_confirm = true;
+        main.send(sql.heartbeat, {opt.name, std::to_string(token), interval_literal(opt.ttl)},
+                  now + timing.reply_slack);
+    }
+    if (use_second)
+        second.send(sql.bind, {opt.name, std::to_string(token)}, now + timing.reply_slack);
+    maybe_lead();
+}
+
+void Elector::Impl::on_bind_reply(const pq::Result& r) {
+    // false: the token is no longer current (lost in between): nothing started yet.
+    if (r.rows() != 1 || r.text(0, 0) != "t")
+        throw Error("the lease was lost before the second session could bind it");
+    awaiting_bind = false;
+    maybe_lead();
+}
+
+void Elector::Impl::on_confirm_reply(const pq::Result& r) {
+    if (r.rows() != 1 || r.is_null(0, 0))
+        throw Error("the lease was lost between the waited acquire and its confirmation");
+    timer.confirmed(main.sent_at());
+    expires_at = r.text(0, 0);
+    awaiting_confirm = false;
+    maybe_lead();
+}
+
+void Elector::Impl::maybe_lead() {
+    if (!awaiting_bind && !awaiting_confirm) become_leader();
+}
+
+void Elector::Impl::on_standby_error(Session& s, const std::exception& e) {
+    if (&s == &second && dynamic_cast<const ExtensionMissingError*>(&e)) {
+        without_second(e);
+        return;
+    }
+    token = 0;
+    main.close();  // cancels what is in flight: an abandoned acquire must not run on
+    second.close();
+    if (policy::recovery_for(e) == policy::Recovery::fatal) {
+        finish(State::failed);
+        if (ev.on_failed) ev.on_failed(e.what());
+    } else if (release_requested) {  // stop requested while (re)connecting
+        finish(State::stopped);
+    } else {
+        back_off(e);
+    }
+}
+
+// An extension without singleton_bind: lead with one session, and say so.
+void Elector::Impl::without_second(const std::exception& e) {
+    use_second = false;
+    second.close();
+    if (ev.on_warning)
+        ev.on_warning(std::string("the extension has no singleton_bind (update it): the lease is "
+                                  "bound to one session only (") +
+                      e.what() + ")");
+    if (phase == Phase::connecting && main.fd() < 0) on_warmed_up();
+    if (phase == Phase::binding) {
+        awaiting_bind = false;
+        maybe_lead();
+    }
+}
+
+void Elector::Impl::back_off(const std::exception& e) {
+    const auto now = Clock::now();
+    const Duration delay = reconnect.next(now, policy::primary_missing(e));
+    phase = Phase::backoff;
+    state = State::connecting;
+    due = now + delay;
+    if (ev.on_retry) ev.on_retry(e.what(), delay);
+}
+
+}  // namespace singleton_lock

@@ -1,0 +1,115 @@
+#include "session.hpp"
+
+#include <poll.h>
+
+#include "singleton_lock/duration.hpp"
+#include "singleton_lock/errors.hpp"
+
+namespace singleton_lock {
+
+namespace {
+constexpr std::chrono::milliseconds kCancelWait{200};
+}
+
+void Session::connect(pq::ConnectParams& params, std::chrono::milliseconds per_host) {
+    close();
+    conn_ = pq::Connection::start(params);
+    status_ = Status::connecting;
+    progress_ = pq::Connection::Progress::want_write;
+    per_host_ = per_host;
+    deadline_ = std::chrono::steady_clock::now() + per_host;
+}
+
+void Session::send(const std::string& sql, const pq::Params& params, TimePoint reply_by) {
+    if (status_ != Status::idle)
+        throw Error("internal: a request on the " + label_ + " session while it is not idle");
+    sent_at_ = std::chrono::steady_clock::now();
+    status_ = Status::busy;
+    deadline_ = reply_by;
+    conn_.send(sql, params);
+}
+
+short Session::events() const {
+    switch (status_) {
+        case Status::connecting:
+            return progress_ == pq::Connection::Progress::want_read ? POLLIN : POLLOUT;
+        case Status::idle:
+            return POLLIN;
+        case Status::busy:
+            return static_cast<short>(POLLIN | (conn_.wants_write() ? POLLOUT : 0));
+        case Status::closed:
+            break;
+    }
+    return 0;
+}
+
+Session::Event Session::on_ready(short revents) {
+    if (revents == 0) return Event::none;
+    switch (status_) {
+        case Status::connecting:
+            return advance_connect();
+        case Status::idle:
+            conn_.read_input();  // throws when the connection closed
+            return Event::none;
+        case Status::busy:
+            return advance_request(revents);
+        case Status::closed:
+            break;
+    }
+    return Event::none;
+}
+
+Session::Event Session::advance_connect() {
+    progress_ = conn_.advance();
+    if (progress_ != pq::Connection::Progress::ready) return Event::none;
+    status_ = Status::idle;
+    deadline_ = TimePoint::max();
+    return Event::connected;
+}
+
+Session::Event Session::advance_request(short revents) {
+    if (revents & POLLOUT) conn_.flush();
+    if (revents & (POLLIN | POLLERR | POLLHUP)) conn_.read_input();
+    std::optional<pq::Result> r;
+    try {
+        r = conn_.poll_result();
+    } catch (const ConnectionError&) {
+        throw;
+    } catch (const Error&) {
+        status_ = Status::idle;  // the request completed, with an error
+        deadline_ = TimePoint::max();
+        throw;
+    }
+    if (!r) return Event::none;
+    status_ = Status::idle;
+    deadline_ = TimePoint::max();
+    result_ = std::move(*r);
+    return Event::replied;
+}
+
+void Session::check_deadline(TimePoint now) {
+    if (now < deadline_) return;
+    if (status_ == Status::connecting) {
+        if (conn_.next_host()) {  // that host never answered: the DSN's next one
+            deadline_ = now + per_host_;
+            progress_ = pq::Connection::Progress::want_write;
+            return;
+        }
+        throw ConnectionError("could not connect the " + label_ + " session within " +
+                              format_duration(per_host_));
+    }
+    if (status_ == Status::busy)
+        throw ConnectionError("no reply from the server in time (" + label_ + " session)");
+}
+
+void Session::close() noexcept {
+    try {
+        if (status_ == Status::busy) conn_.cancel(kCancelWait);
+    } catch (...) {  // (out of memory: nothing better to do than close)
+    }
+    conn_.close();
+    status_ = Status::closed;
+    deadline_ = TimePoint::max();
+}
+
+}  // namespace singleton_lock

@@ -1,0 +1,74 @@
+// One database session of the elector: a non-blocking libpq connection with at
+// most one request in flight, every step bounded by a deadline on the local
+// monotonic clock. Closing it cancels a request still in flight, so a query the
+// client stopped waiting for never runs on (and acts late) in the server.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "connection.hpp"
+
+namespace singleton_lock {
+
+class Session {
+  public:
+    using TimePoint = std::chrono::steady_clock::time_point;
+    enum class Status { closed, connecting, idle, busy };
+    enum class Event { none, connected, replied };
+
+    explicit Session(std::string label) : label_(std::move(label)) {}
+    ~Session() { close(); }
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    Status status() const { return status_; }
+    bool idle() const { return status_ == Status::idle; }
+
+    // Starts a non-blocking connect (closing what was open); each host of the
+    // DSN gets per_host to answer (libpq's non-blocking connect applies no
+    // connect_timeout). params must outlive the attempt. Throws ConnectionError.
+    void connect(pq::ConnectParams& params, std::chrono::milliseconds per_host);
+    // Sends a request on an idle session. Throws ConnectionError.
+    void send(const std::string& sql, const pq::Params& params, TimePoint reply_by);
+    TimePoint sent_at() const { return sent_at_; }
+
+    int fd() const { return status_ == Status::closed ? -1 : conn_.fd(); }
+    short events() const;
+    // The socket is ready (revents != 0): advances the connect or the request.
+    // An idle session reads too, so a closed connection is noticed at once.
+    // Throws ConnectionError when the session broke, the typed ServerError when
+    // the request failed (the session is idle again then).
+    Event on_ready(short revents);
+    pq::Result take_result() { return std::move(result_); }
+    // When the connect or the reply is overdue (TimePoint::max() when none is due).
+    TimePoint deadline() const { return deadline_; }
+    // When deadline() has passed: a connect moves on to the DSN's next host,
+    // else throws ConnectionError (every host tried, or no reply in time).
+    void check_deadline(TimePoint now);
+
+    int backend_pid() const { return status_ == Status::closed ? 0 : conn_.backend_pid(); }
+    std::vector<std::pair<int, std::string>> notifications() { return conn_.take_notifications(); }
+
+    // Cancels a request in flight (waiting for the cancel at most ~200 ms), then
+    // closes the connection. Never throws.
+    void close() noexcept;
+
+  private:
+    Event advance_connect();
+    Event advance_request(short revents);
+
+    std::string label_;
+    pq::Connection conn_;
+    Status status_ = Status::closed;
+    pq::Connection::Progress progress_ = pq::Connection::Progress::want_write;
+    TimePoint deadline_ = TimePoint::max();
+    std::chrono::milliseconds per_host_{0};
+    TimePoint sent_at_{};
+    pq::Result result_;
+};
+
+}  // namespace singleton_lock
