@@ -97,7 +97,7 @@ Parsed parse_args(int argc, const char* const* argv) {
     CLI::App app{
         "singleton-lock: run COMMAND only while holding a PostgreSQL singleton_lock lease"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", "singleton-lock 1.0");
+    app.set_version_flag("--version", "singleton-lock " SINGLETON_LOCK_VERSION);
     app.footer(
         "Exit codes: COMMAND's status (128+N if it died of signal N); 1 error; 2 usage error;\n"
         "3 lease lost; 4 release --force found nothing to free; 75 --wait ran out;\n"
