@@ -7,6 +7,7 @@ extern "C" {
 
 #include "guard.hpp"
 #include "lease_rules.hpp"
+#include "pg_compat.hpp"
 #include "session_binding.hpp"
 #include "settings.hpp"
 #include "waiting.hpp"

@@ -249,7 +249,8 @@ Datum singleton_resume(PG_FUNCTION_ARGS) {
 
 // singleton_watch(name, token, wait): blocks up to `wait` while the lease is
 // held with `token` and nobody of higher priority waits for it; returns
-// 'held', 'step_down' or 'lost' (at once, when that is already so).
+// 'held', 'step_down' or 'lost' (at once, when that is already so). It also
+// returns 'held' as soon as the client sends its next statement.
 PG_FUNCTION_INFO_V1(singleton_watch);
 Datum singleton_watch(PG_FUNCTION_ARGS) {
     const char* fn = "singleton_watch";
@@ -266,7 +267,9 @@ Datum singleton_watch(PG_FUNCTION_ARGS) {
             TimestampTz lease_deadline = 0;
             outcome = watch_once(key, token, call.caller, GetCurrentTimestamp(), &lease_deadline);
             if (outcome != WatchOutcome::Held || GetCurrentTimestamp() >= deadline) break;
-            sleep_until(Min(deadline, lease_deadline));
+            // The holder's next statement (a heartbeat, a release) ends the
+            // watch: no cancel request needed to get the connection back.
+            if (sleep_until(Min(deadline, lease_deadline), true)) break;
             require_client_connected();
         }
         unregister_watcher(key.name_hash);

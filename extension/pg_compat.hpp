@@ -5,8 +5,13 @@ extern "C" {
 #include "postgres.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
-#if PG_VERSION_NUM < 170000
-#include "storage/sinvaladt.h"
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"  // VARDATA_ANY, VARSIZE_ANY_EXHDR: no longer in postgres.h since 16
+#endif
+#if PG_VERSION_NUM >= 170000
+#include "storage/procarray.h"  // ProcNumberGetProc
+#else
+#include "storage/sinvaladt.h"  // BackendIdGetProc
 #endif
 #include "utils/backend_status.h"
 }

@@ -70,8 +70,9 @@ void unregister_watcher(uint64 name_hash) {
     LockRelease(&tag, ShareLock, false);
 }
 
-void sleep_until(TimestampTz until) {
+bool sleep_until(TimestampTz until, bool wake_on_client_input) {
     TimestampTz now = GetCurrentTimestamp();
+    bool input = false;
     if (until > now) {
         int64 remaining_ms = (until - now + 999) / 1000;
         long timeout_ms = remaining_ms > INT_MAX ? INT_MAX : static_cast<long>(remaining_ms);
@@ -81,13 +82,16 @@ void sleep_until(TimestampTz until) {
         pgsocket sock = client_socket();
         int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
         if (sock != PGINVALID_SOCKET) events |= WL_SOCKET_CLOSED;
+        if (sock != PGINVALID_SOCKET && wake_on_client_input) events |= WL_SOCKET_READABLE;
         int rc = WaitLatchOrSocket(MyLatch, events, sock, timeout_ms, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
         if (rc & WL_SOCKET_CLOSED)
             ereport(FATAL, (errcode(ERRCODE_CONNECTION_FAILURE),
                             errmsg("singleton_lock: the client disconnected while waiting")));
+        input = (rc & WL_SOCKET_READABLE) != 0;
     }
     CHECK_FOR_INTERRUPTS();
+    return input;
 }
 
 namespace {

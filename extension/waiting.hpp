@@ -26,8 +26,10 @@ void register_watcher(uint64 name_hash);
 void unregister_watcher(uint64 name_hash);
 
 // Sleeps until woken, `until` passes, or an interrupt (statement_timeout,
-// cancel) raises its error.
-void sleep_until(TimestampTz until);
+// cancel) raises its error; ends the backend (FATAL) if the client
+// disconnects meanwhile. With wake_on_client_input, returns true early when
+// the client has sent something (its next statement, queued behind this one).
+bool sleep_until(TimestampTz until, bool wake_on_client_input = false);
 
 // Wake the waiters and watchers of this name now (when the change is
 // already visible).

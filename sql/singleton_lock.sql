@@ -151,31 +151,35 @@ RESET singleton_lock.bind_session;
 
 -- Heartbeats of session-bound leases commit without waiting for the WAL
 -- flush (a crash ends the bound session anyway); unbound ones stay durable.
--- pg_stat_wal.wal_sync counts WAL fsyncs (the server runs with fsync on).
+-- WAL fsyncs (the server runs with fsync on): pg_stat_wal.wal_sync up to PostgreSQL 17,
+-- the WAL rows of pg_stat_io from 18 on.
+SELECT CASE WHEN current_setting('server_version_num')::int >= 180000
+            THEN 'SELECT sum(fsyncs)::bigint AS wal_sync FROM pg_stat_io WHERE object = ''wal'''
+            ELSE 'SELECT wal_sync FROM pg_stat_wal' END AS wal_syncs \gset
 SELECT token AS quick_token FROM singleton_acquire('quick', '10 min', 'alpha') \gset
 SELECT token AS pooled_token FROM singleton_leases WHERE name = 'pooled' \gset
 SELECT pg_stat_force_next_flush();
-SELECT wal_sync AS syncs_before FROM pg_stat_wal \gset
+SELECT wal_sync AS syncs_before FROM (:wal_syncs) s \gset
 -- \gexec runs each generated call as its own statement (its own transaction).
 SELECT format('SELECT singleton_heartbeat(%L, %s) IS NOT NULL AS renewed', 'quick',
               '(SELECT token FROM singleton_lock_leases WHERE name = ''quick'')')
 FROM generate_series(1, 20) \gexec
 SELECT pg_stat_force_next_flush();
-SELECT wal_sync - :syncs_before < 10 AS bound_heartbeats_skip_the_flush FROM pg_stat_wal;
-SELECT wal_sync AS syncs_before FROM pg_stat_wal \gset
+SELECT wal_sync - :syncs_before < 10 AS bound_heartbeats_skip_the_flush FROM (:wal_syncs) s;
+SELECT wal_sync AS syncs_before FROM (:wal_syncs) s \gset
 SELECT format('SELECT singleton_heartbeat(%L, %s) IS NOT NULL AS renewed', 'pooled',
               '(SELECT token FROM singleton_lock_leases WHERE name = ''pooled'')')
 FROM generate_series(1, 10) \gexec
 SELECT pg_stat_force_next_flush();
-SELECT wal_sync - :syncs_before >= 10 AS unbound_heartbeats_are_flushed FROM pg_stat_wal;
+SELECT wal_sync - :syncs_before >= 10 AS unbound_heartbeats_are_flushed FROM (:wal_syncs) s;
 -- With another write in the same transaction, the application's write stays durable.
-SELECT wal_sync AS syncs_before FROM pg_stat_wal \gset
+SELECT wal_sync AS syncs_before FROM (:wal_syncs) s \gset
 BEGIN;
 SELECT singleton_heartbeat('quick', :quick_token) IS NOT NULL AS renewed;
 CREATE TEMP TABLE app_write AS SELECT 1 AS x;
 COMMIT;
 SELECT pg_stat_force_next_flush();
-SELECT wal_sync - :syncs_before >= 1 AS mixed_transaction_is_flushed FROM pg_stat_wal;
+SELECT wal_sync - :syncs_before >= 1 AS mixed_transaction_is_flushed FROM (:wal_syncs) s;
 SHOW synchronous_commit;
 
 -- A waiting acquire needs READ COMMITTED (a fixed snapshot never sees a release).

@@ -68,6 +68,7 @@ LANGUAGE sql AS $$
            END
     FROM pg_depend d
     WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+      AND d.classid <> 'pg_type'::regclass  -- a table's row types: members only on 17+
       AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'singleton_lock')
     UNION ALL
     SELECT 'configuration tables', extconfig::regclass[]::text

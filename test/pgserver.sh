@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Throwaway PostgreSQL 15 cluster for tests, demos and benchmarks.
+# Throwaway PostgreSQL cluster (the major pg_config names: 15, 17 or 18) for
+# tests, demos and benchmarks.
 #
 #   test/pgserver.sh start    initdb (if needed) + start; prints the env to use
 #   test/pgserver.sh stop     stop and delete the cluster
@@ -14,13 +15,25 @@ set -euo pipefail
 
 PORT="${SL_PGPORT:-54329}"
 DIR="${SL_PGDIR:-/tmp/singleton_lock_pg.$PORT}"
-BINDIR="$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)"
-[ -x "$BINDIR/initdb" ] || BINDIR=/usr/lib/postgresql/15/bin
 SOCKDIR=/tmp
 
+# The server binaries of the major the extension is built for; else the newest installed.
+server_bindir() {
+  local dir
+  dir=$(pg_config --bindir 2>/dev/null) && [ -x "$dir/initdb" ] && { echo "$dir"; return; }
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$dir/initdb" ] && { echo "$dir"; return; }
+  done
+  echo "no PostgreSQL server found (initdb): install postgresql-NN or run ./bootstrap test" >&2
+  exit 1
+}
+BINDIR=$(server_bindir)
+
+# As root the server's commands run as `postgres`, from a directory it can
+# read (the caller's may be under /root).
 as_owner() {
   if [ "$(id -u)" = 0 ]; then
-    runuser -u postgres -- "$@"
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi

@@ -2,14 +2,17 @@
 """The incident's kind of service: an asyncio bot that must run as exactly one
 instance, with singleton_lock instead of a hand-written advisory-lock module.
 
-    python3 examples/python/bot.py --dsn DSN --name NAME --ledger TABLE [--ttl 10s]
+    python3 examples/python/bot.py --dsn DSN --name NAME --ledger TABLE [--ttl 10s] [--priority N]
 
 Every instance waits as a healthy standby for as long as it takes. The leader
 prints "leader <token>" once on stdout and inserts (token, pid,
 clock_timestamp()) into TABLE every 100 ms; each insert is a transaction that
 first calls singleton_assert(NAME, token), so a stale leader's insert is
 rejected by the database. If the lease is lost the work stops and the bot waits
-as a standby again. SIGTERM/SIGINT: stop, release, exit 0.
+as a standby again. With --priority N (extension 1.1), a newer deployment
+started with a higher priority takes over: the running leader is asked to step
+down, stops its work and hands the lease over. SIGTERM/SIGINT: stop, release,
+exit 0.
 Exit codes: 0 stopped by a signal, 1 fatal database error (extension missing,
 permission denied), 2 usage error.
 """
@@ -133,6 +136,9 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                         help="table to insert (token, pid, at) into; created if missing")
     parser.add_argument("--ttl", default="10s", type=duration,
                         help="lease TTL: 250ms, 10s, 2m, 1h (default 10s)")
+    parser.add_argument("--priority", default=0, type=int,
+                        help="an integer (default 0): a copy of higher priority takes the lease "
+                             "over from a running leader of lower priority (extension 1.1)")
     return parser.parse_args(argv)
 
 
@@ -140,7 +146,8 @@ async def serve(args: argparse.Namespace) -> int:
     ledger = Ledger(args.dsn, args.ledger)
     try:
         await singleton_lock.run_as_leader(
-            args.name, lambda lease: lead(lease, ledger), dsn=args.dsn, ttl=args.ttl)
+            args.name, lambda lease: lead(lease, ledger), dsn=args.dsn, ttl=args.ttl,
+            priority=args.priority)
     except singleton_lock.UsageError as error:
         log.error("%s", error)
         return 2

@@ -15,20 +15,20 @@ from .durations import format_duration, parse_duration
 from .elector import AsyncElector
 from .errors import (DatabaseUnavailableError, ElectorClosed, Error, ExtensionMissingError,
                      InvalidArgumentError, LeaseLost, LeaseNotHeldError, PermissionDeniedError,
-                     QueryCanceledError, ReadOnlyServerError, ServerError, UsageError,
-                     WaitExpired)
+                     QueryCanceledError, ReadOnlyServerError, ServerError, SteppedDown,
+                     UsageError, WaitExpired)
 from .holder import default_holder_id
 from .lease import Lease, LossReason, State
 from .link import abandon
 from .runner import run_as_leader
 from .sync import Elector, SyncLease
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 __all__ = [
     "AsyncElector", "DatabaseUnavailableError", "Elector", "ElectorClosed", "Error",
     "ExtensionMissingError", "InvalidArgumentError", "Lease", "LeaseLost", "LeaseNotHeldError",
     "LossReason", "PermissionDeniedError", "QueryCanceledError", "ReadOnlyServerError",
-    "ServerError", "State", "SyncLease", "UsageError", "WaitExpired", "abandon", "default_holder_id",
+    "ServerError", "State", "SteppedDown", "SyncLease", "UsageError", "WaitExpired", "abandon", "default_holder_id",
     "format_duration", "parse_duration", "run_as_leader",
 ]

@@ -1,34 +1,41 @@
 """AsyncElector: leader election over a singleton_lock lease, for asyncio.
 
 A standby waits for the lease NAME in short server-side waits (woken at once
-when the lease is freed), reconnecting with capped, jittered backoff through
-database outages, for as long as `wait` allows (default: forever). The leader
-heartbeats every ttl/3 on the connection that holds the lease, watches that
-connection continuously, and counts the lease from when the last confirmed
-heartbeat was sent: when the time left falls to grace + a safety margin, or a
-heartbeat is refused, or the connection breaks, the lease is lost (Lease.lost
-is set, `run()` cancels the leader's coroutine). Timing rules: policy.py.
+when the lease is freed or handed to it), with its `priority` (extension 1.1),
+reconnecting through database outages and failovers (policy.Reconnect: at once
+after losing a working connection, then capped backoff with jitter; each host
+of a multi-host DSN with its own connect timeout: connector.py), for as long
+as `wait` allows (default: forever). The leader's tenure (keeper.py):
+heartbeats every ttl/3 on the connection that holds the lease, singleton_watch
+between them (a step-down request of a waiter of higher priority, or a loss,
+is known at once), and the local deadline rule. On loss Lease.lost is set and
+run() cancels the leader's coroutine; on a step-down request
+Lease.step_down_requested is set and run() cancels it and releases, which
+hands the lease to that waiter. Timing rules: policy.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
-from typing import Any, Awaitable, Callable, Optional, TypeVar
+from typing import Any, Awaitable, Callable, Optional, Tuple, TypeVar
 
 import psycopg
 
+from .connector import Connector
 from .durations import interval_literal
-from .errors import (DatabaseUnavailableError, ElectorClosed, Error, LeaseLost, UsageError,
-                     WaitExpired, is_fatal)
+from .errors import (ElectorClosed, Error, LeaseLost, SteppedDown, UsageError, WaitExpired,
+                     is_fatal)
+from .keeper import Keeper
 from .lease import Lease, LossReason, State
-from .link import Link, ReplyTimeout
+from .link import Link
 from .options import Options, make_options
-from .policy import (Backoff, LeaseTimer, lead_before_confirmation, reply_deadline, wait_ran_out,
-                     wait_slice)
-from .sql import Statements
+from .policy import (Backoff, LeaseTimer, Reconnect, lead_before_confirmation, primary_missing,
+                     reply_deadline, wait_ran_out, wait_slice)
+from .sql import ServerFeatures, Statements
 
 log = logging.getLogger("singleton_lock")
 T = TypeVar("T")
@@ -40,14 +47,22 @@ class AsyncElector:
     dsn (libpq conninfo or URI; "" = PG* environment), ttl (default 10 s),
     grace (default ttl/4, < ttl/2), holder (default host:pid:random), wait
     (None/"forever" or a duration), schema, listen (None: LISTEN unless
-    singleton_lock.bind_session is off), backoff_initial/backoff_max,
-    on_lost(lease). Durations: seconds, timedelta, or "250ms"/"10s"/"2m"/"1h".
-    Bad options raise UsageError at once."""
+    singleton_lock.bind_session is off), priority (an integer, default 0;
+    non-zero needs extension 1.1), backoff_initial/backoff_max,
+    failover_backoff_max/failover_window, on_lost(lease), on_step_down(lease).
+    Durations: seconds, timedelta, or "250ms"/"10s"/"2m"/"1h". Bad options
+    raise UsageError at once."""
 
     def __init__(self, name: str, *, on_lost: Optional[Callable[[Lease], None]] = None,
+                 on_step_down: Optional[Callable[[Lease], None]] = None,
                  **options: Any) -> None:
         self.options: Options = make_options(name, **options)
         self._sql = Statements(self.options.schema)
+        self._on_step_down = on_step_down
+        self._features: Optional[ServerFeatures] = None
+        self._tenure: Optional[Keeper] = None
+        self._connector = Connector(self.options.conninfo, self.options.timing.connect_timeout,
+                                    os.environ)
         self._on_lost = on_lost
         self._state = State.IDLE
         self._link: Optional[Link] = None
@@ -56,15 +71,13 @@ class AsyncElector:
         self._timer = LeaseTimer(self.options.timing)
         self._keeper: Optional["asyncio.Task[Optional[bool]]"] = None
         self._contender: Optional["asyncio.Task[Lease]"] = None
-        self._wake: Optional[asyncio.Event] = None
-        self._next_heartbeat = 0.0
-        self._heartbeat_now = False
-        self._release_requested = False
         self._closed = False
         self._last_error = ""
         self._last_holder = ""
-        self._backoff = Backoff(self.options.backoff_initial, self.options.backoff_max,
-                                random.random)
+        opts = self.options
+        self._reconnect = Reconnect(initial=opts.backoff_initial, maximum=opts.backoff_max,
+                                    failover_max=opts.failover_backoff_max,
+                                    failover_window=opts.failover_window, random=random.random)
 
     # --- public API ---------------------------------------------------------
     @property
@@ -107,6 +120,7 @@ class AsyncElector:
             return await self._contender
         except asyncio.CancelledError:
             self._close_link()  # the waiting call was cancelled in the server already
+            self._reconnect.stopped()
             self._set_state(State.STOPPED)
             if self._closed and not _cancelling(asyncio.current_task()):
                 raise ElectorClosed("the elector was closed while waiting") from None
@@ -120,9 +134,8 @@ class AsyncElector:
         (deadline, broken connection), releases it with its token over a new
         connection. A standby stops waiting. True if a lease was freed."""
         if self._keeper is not None and not self._keeper.done():
-            self._release_requested = True
-            assert self._wake is not None
-            self._wake.set()
+            assert self._tenure is not None
+            self._tenure.request_release()
             released = await asyncio.shield(self._keeper)
             if released is not None:
                 return released
@@ -146,49 +159,54 @@ class AsyncElector:
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
 
-    async def run(self, main: Callable[[Lease], Awaitable[T]]) -> T:
+    async def run(self, main: Callable[[Lease], Awaitable[T]], *, step_down: bool = True) -> T:
         """Wait for the lease, then run `main(lease)` as leader. If the lease is
         lost, `main` is cancelled and LeaseLost raised (after the lease was
-        released, if it may still be ours); when `main` returns or raises, or
-        run() is cancelled (e.g. on SIGTERM), the lease is released."""
+        released, if it may still be ours). If a waiter of higher priority asks
+        for the lease (step_down=True), `main` is cancelled, the lease released
+        (handed to that waiter) and SteppedDown raised. When `main` returns or
+        raises, or run() is cancelled (e.g. on SIGTERM), the lease is released."""
         lease = await self.acquire()
         work = asyncio.ensure_future(main(lease))
-        lost = asyncio.ensure_future(lease.lost.wait())
+        ended = asyncio.ensure_future(lease.lost.wait())
+        asked = asyncio.ensure_future(lease.step_down_requested.wait())
         try:
-            await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({work, ended, asked} if step_down else {work, ended},
+                               return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            await self._stop_work(work, lost)
-            await self.release()
+            await self._wind_down(work, ended, asked)
             raise
-        if not work.done():
-            await self._stop_work(work, lost)
-            await self.release()
-            raise LeaseLost(lease.loss_reason, lease.loss_detail)
-        lost.cancel()
-        await self.release()
-        return work.result()
+        if work.done():
+            await self._wind_down(work, ended, asked)
+            return work.result()
+        stepping_down = not lease.lost.is_set()
+        await self._wind_down(work, ended, asked)
+        if stepping_down:
+            raise SteppedDown()
+        raise LeaseLost(lease.loss_reason or "released", lease.loss_detail)
 
     # --- standby ------------------------------------------------------------
     async def _contend(self) -> Lease:
         opts = self.options
         wait_until = None if opts.wait is None else now() + opts.wait
-        self._backoff.reset()
+        if self._reconnect.was_working:  # our working connection broke (a leader's loss)
+            delay = self._reconnect.next(now(), False)
+            log.debug("lease %r: reconnecting in %.0f ms", self.name, delay * 1000)
+            await self._pause(delay, wait_until)
         first = True
         while True:
             link = await self._connected(wait_until)
             slice_ = 0.0 if first else wait_slice(opts.timing, now(), wait_until)
             sent = now()
             try:
-                row = await link.execute(
-                    self._sql.acquire,
-                    (opts.name, opts.ttl_literal, opts.holder, interval_literal(slice_)),
-                    reply_deadline(opts.timing, sent, slice_) - sent)
+                row = await link.execute(*self._acquire_call(slice_),
+                                         reply_deadline(opts.timing, sent, slice_) - sent)
                 if row is None:
                     raise Error("singleton_acquire returned no row")
             except Error as error:
                 await self._after_error(error, wait_until)
                 continue
-            self._backoff.reset()
+            self._reconnect.working()
             first = False
             if row[0]:
                 lease = await self._take(link, row, sent, waited=slice_ > 0, wait_until=wait_until)
@@ -200,6 +218,13 @@ class AsyncElector:
                 self._set_state(State.WAIT_EXPIRED, "the wait ran out")
                 raise WaitExpired(f"lease {opts.name!r}: still held by {row[2]} when the wait ran out")
 
+    def _acquire_call(self, wait: float) -> Tuple[Any, Tuple[Any, ...]]:
+        opts = self.options
+        args = (opts.name, opts.ttl_literal, opts.holder, interval_literal(wait))
+        if opts.priority:  # (checked against the server's version when connecting)
+            return self._sql.acquire_ranked, args + (opts.priority,)
+        return self._sql.acquire, args  # the form every version has
+
     async def _connected(self, wait_until: Optional[float]) -> Link:
         while self._link is None or self._link.broken or self._link.closed:
             self._close_link()
@@ -209,16 +234,19 @@ class AsyncElector:
                 self._link = await self._open_link()
             except Error as error:
                 await self._after_error(error, wait_until)
+            else:
+                self._reconnect.working()
         return self._link
 
     async def _open_link(self) -> Link:
         timing = self.options.timing
-        link = await Link.open(self.options.conninfo, timing.connect_timeout)
+        link = await self._connector.open()
         try:
+            row = await link.execute(self._sql.probe, self._sql.probe_params, timing.reply_slack)
+            self._learn(ServerFeatures.from_probe(row))
             listen = self.options.listen
             if listen is None:
-                row = await link.execute(self._sql.bind_session, None, timing.reply_slack)
-                listen = not (row and row[0] in ("off", "false", "0", "no"))
+                listen = self._features is not None and self._features.bind_session
             if listen:
                 link.add_notify_handler(self._on_notify)
                 await link.execute(self._sql.listen, None, timing.reply_slack)
@@ -227,29 +255,60 @@ class AsyncElector:
             raise
         return link
 
+    def _learn(self, features: ServerFeatures) -> None:
+        """What the server offers: refuse a priority it cannot honour (unless
+        the extension is missing altogether: the acquire then says so)."""
+        priority = self.options.priority
+        if priority and features.installed and not features.priority:
+            raise UsageError(
+                f"priority {priority} needs singleton_lock 1.1 on the server, which has an older "
+                "version (ALTER EXTENSION singleton_lock UPDATE), or use priority 0")
+        if features != self._features and features.installed:
+            if features.watch:
+                log.info("lease %r: the server notifies step-down requests and losses at once "
+                         "(singleton_watch)", self.name)
+            elif features.priority:
+                log.warning("lease %r: no EXECUTE on singleton_watch: step-down requests are not "
+                            "noticed (see the GRANT in the docs)", self.name)
+        self._features = features
+
     async def _after_error(self, error: Error, wait_until: Optional[float]) -> None:
         """A failed call while not leading: give up on fatal errors, else back off."""
         self._close_link()
         if is_fatal(error):
+            self._reconnect.stopped()
             self._set_state(State.FAILED, str(error))
             raise error
-        delay = self._backoff.next()
+        delay = self._reconnect.next(now(), primary_missing(error))
+        log.debug("lease %r: reconnecting in %.0f ms", self.name, delay * 1000)
         if str(error) != self._last_error:  # one log line per distinct error
             self._last_error = str(error)
             log.warning("lease %r: %s; retrying in %.0f ms", self.name, error, delay * 1000)
         self._set_state(State.CONNECTING)
+        await self._pause(delay, wait_until, error)
+
+    async def _pause(self, delay: float, wait_until: Optional[float],
+                     error: Optional[Error] = None) -> None:
+        """Sleep before the next attempt, no longer than `wait` allows."""
         if wait_until is not None:
             delay = min(delay, max(0.0, wait_until - now()))
-        await asyncio.sleep(delay)
+        if delay > 0:
+            await asyncio.sleep(delay)
         if wait_ran_out(now(), wait_until):
             self._set_state(State.WAIT_EXPIRED, "the wait ran out")
-            raise WaitExpired(f"lease {self.name!r}: the wait ran out ({error})")
+            raise WaitExpired(f"lease {self.name!r}: the wait ran out"
+                              + (f" ({error})" if error else ""))
 
-    def _standby(self, holder: str, expires_at: Any) -> None:
+    def _standby(self, holder: Optional[str], expires_at: Any) -> None:
+        holder = holder or ""
         if self._state is not State.STANDBY or holder != self._last_holder:
             self._last_holder = holder
             self._state = State.STANDBY
-            log.info("lease %r: standby, held by %s until %s", self.name, holder, expires_at)
+            if holder:
+                log.info("lease %r: standby, held by %s until %s", self.name, holder, expires_at)
+            else:
+                log.info("lease %r: standby, no holder (paused, or kept for a waiter of higher "
+                         "priority)", self.name)
 
     # --- becoming leader ----------------------------------------------------
     async def _take(self, link: Link, row: Any, sent: float, waited: bool,
@@ -259,12 +318,12 @@ class AsyncElector:
         timing = self.options.timing
         token, expires_at = int(row[1]), row[3]
         self._timer = LeaseTimer(timing)
-        self._heartbeat_now = False
+        confirm_now = False
         if not waited:
             self._timer.confirmed(sent)
         elif lead_before_confirmation(timing, sent, now()):
             self._timer.confirmed(sent)
-            self._heartbeat_now = True  # confirm at once; the count moves to it
+            confirm_now = True  # confirm at once; the count moves to it
         else:
             confirm_sent = now()
             try:
@@ -278,102 +337,48 @@ class AsyncElector:
                 return None
             self._timer.confirmed(confirm_sent)
             expires_at = reply[0]
-        return self._become_leader(link, token, expires_at)
+        return self._become_leader(link, token, expires_at, confirm_now)
 
-    def _become_leader(self, link: Link, token: int, expires_at: Any) -> Lease:
+    def _become_leader(self, link: Link, token: int, expires_at: Any,
+                       confirm_now: bool) -> Lease:
+        opts = self.options
         lease = Lease(self.name, self.holder, token, expires_at, self._sql,
-                      lambda: self._timer.step_down_at, self.options.timing.grace)
+                      lambda: self._timer.step_down_at, opts.timing.grace)
         if self._on_lost is not None:
             lease.add_loss_callback(self._on_lost)
+        if self._on_step_down is not None:
+            lease.add_step_down_callback(self._on_step_down)
         self._lease = lease
-        self._release_requested = False
-        self._next_heartbeat = self._timer.next_heartbeat_at
-        self._wake = asyncio.Event()
+        self._tenure = Keeper(
+            link=link, lease=lease, timer=self._timer, timing=opts.timing, statements=self._sql,
+            ttl_literal=opts.ttl_literal, confirm_now=confirm_now,
+            watch=self._features is not None and self._features.watch,
+            on_lost=lambda reason, detail: self._tenure_lost(lease, reason, detail),
+            on_reply=self._reconnect.working)
         self._set_state(State.LEADER, f"token {token}, expires {expires_at}")
-        self._keeper = asyncio.ensure_future(self._keep(link, lease))
+        self._keeper = asyncio.ensure_future(self._keep(self._tenure, lease))
         return lease
 
     # --- leader -------------------------------------------------------------
-    async def _keep(self, link: Link, lease: Lease) -> Optional[bool]:
-        """The leader's loop. Returns the release's result, or None when lost."""
-        assert self._wake is not None
-        try:
-            while True:
-                t = now()
-                if self._timer.must_step_down(t):
-                    self._lose(lease, LossReason.DEADLINE, "no heartbeat confirmed in time")
-                    return None
-                if link.broken or link.closed:
-                    self._lose(lease, LossReason.CONNECTION_LOST, link.broken or "connection closed")
-                    return None
-                if self._release_requested:
-                    return await self._release(link, lease)
-                if self._heartbeat_now or t >= self._next_heartbeat:
-                    await self._heartbeat(link, lease)
-                    if lease.lost.is_set():
-                        return None
-                    continue
-                await self._idle(link, min(self._next_heartbeat, self._timer.step_down_at) - t)
-        except asyncio.CancelledError:
-            self._lose(lease, LossReason.CONNECTION_LOST, "the elector's task was cancelled")
-            raise
-        except Exception as error:  # never leave a lease "held" after a bug
-            log.exception("lease %r: unexpected error while leading", self.name)
-            self._lose(lease, LossReason.CONNECTION_LOST, f"unexpected error: {error}")
-            return None
-
-    async def _idle(self, link: Link, timeout: float) -> None:
-        """Sleep until the next timer, but wake at once on anything the server
-        sends (a notification about our lease, or the end of the connection)."""
-        assert self._wake is not None
-        self._wake.clear()
-        link.watch(self._wake.set)
-        try:
-            await asyncio.wait_for(self._wake.wait(), max(timeout, 0))
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            link.unwatch()
-
-    async def _heartbeat(self, link: Link, lease: Lease) -> None:
-        self._heartbeat_now = False
-        sent = now()
-        try:
-            row = await link.execute(self._sql.heartbeat,
-                                     (self.name, lease.token, self.options.ttl_literal),
-                                     self._timer.step_down_at - sent)
-        except ReplyTimeout:
-            self._lose(lease, LossReason.DEADLINE, "heartbeat not confirmed in time")
-            return
-        except DatabaseUnavailableError as error:
-            self._lose(lease, LossReason.CONNECTION_LOST, str(error))
-            return
-        except Error as error:
-            if is_fatal(error):
-                self._lose(lease, LossReason.REFUSED, str(error))
-            else:  # transient: try again soon; the deadline rule still applies
-                log.warning("lease %r: heartbeat failed: %s", self.name, error)
-                self._next_heartbeat = now() + self.options.timing.heartbeat_retry
-            return
-        if row is None or row[0] is None:
-            self._lose(lease, LossReason.REFUSED, "singleton_heartbeat returned NULL")
-            return
-        self._timer.confirmed(sent)
-        lease.expires_at = row[0]
-        self._next_heartbeat = self._timer.next_heartbeat_at
+    async def _keep(self, keeper: Keeper, lease: Lease) -> Optional[bool]:
+        """The tenure. Returns the release's result, or None when lost."""
+        if await keeper.run():
+            return await self._release(keeper.link, lease)
+        self._close_link()
+        return None
 
     def _on_notify(self, notify: psycopg.Notify) -> None:
         link = self._link
         if (notify.payload == self.name and self._state is State.LEADER and link is not None
-                and not link.closed and notify.pid != link.backend_pid):
-            self._heartbeat_now = True  # someone else changed our lease: check at once
-            if self._wake is not None:
-                self._wake.set()
+                and not link.closed and notify.pid != link.backend_pid
+                and self._tenure is not None):
+            self._tenure.notified()  # someone else changed our lease: check at once
 
-    def _lose(self, lease: Lease, reason: LossReason, detail: str) -> None:
-        self._close_link()  # ends the session binding too
+    def _tenure_lost(self, lease: Lease, reason: LossReason, detail: str) -> None:
         if reason is not LossReason.REFUSED:
             self._unreleased = lease  # may still be ours on the server: release() frees it
+        else:  # the server answered: the connection worked, its end is no failover sign
+            self._reconnect.stopped()
         self._set_state(State.LOST, f"{reason}: {detail}")
         lease._end(reason, detail)
 
@@ -389,6 +394,7 @@ class AsyncElector:
             released = False
         lease._end(None, "released")
         self._close_link()
+        self._reconnect.stopped()
         self._set_state(State.RELEASED, "" if released else "(the lease was no longer ours)")
         if self._unreleased is lease:
             released = await self._release_after_loss()
@@ -408,7 +414,7 @@ class AsyncElector:
             left = give_up_at - now()
             link: Optional[Link] = None
             try:
-                link = await Link.open(self.options.conninfo, min(timing.connect_timeout, left))
+                link = await self._connector.open(min(timing.connect_timeout, left))
                 row = await link.execute(self._sql.release, (self.name, lease.token),
                                          min(timing.release_timeout, max(left, 0.05)))
                 released = bool(row and row[0])
@@ -427,9 +433,19 @@ class AsyncElector:
                     link.close()
 
     # --- helpers ------------------------------------------------------------
-    async def _stop_work(self, work: "asyncio.Future[Any]", lost: "asyncio.Future[Any]") -> None:
+    async def _wind_down(self, work: "asyncio.Future[Any]", *waits: "asyncio.Future[Any]") -> None:
+        """The end of run(): stop the work (unless done) and release. The
+        connection is freed for the release while the work stops."""
+        for wait in waits:
+            wait.cancel()
+        if self._tenure is not None and self.lease is not None:
+            self._tenure.quiesce()
+        if not work.done():
+            await self._stop_work(work)
+        await self.release()
+
+    async def _stop_work(self, work: "asyncio.Future[Any]") -> None:
         """Cancel the leader's work and give it up to `grace` to finish."""
-        lost.cancel()
         work.cancel()
         done, _ = await asyncio.wait({work}, timeout=self.options.timing.grace)
         if not done:

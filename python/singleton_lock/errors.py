@@ -64,6 +64,17 @@ class LeaseLost(Error):
         self.detail = detail
 
 
+class SteppedDown(LeaseLost):
+    """run() gave the lease up because a waiter of higher priority asked for it
+    (extension 1.1): the leader's work was cancelled and the release handed the
+    lease to that waiter. run_as_leader() then waits as a standby again."""
+
+    def __init__(self, detail: str = "a waiter of higher priority asked for the lease") -> None:
+        Error.__init__(self, f"stepped down: {detail}")
+        self.reason = "step-down"
+        self.detail = detail
+
+
 class WaitExpired(Error):
     """The ``wait`` option ran out before the lease was ours."""
 

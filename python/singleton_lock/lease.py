@@ -46,7 +46,9 @@ class Lease:
     """Our tenure of a lease. `token` is the fencing token: pass it to
     singleton_assert (see assert_held) or to any downstream system that can
     reject stale writers. `lost` is set the moment the lease may no longer be
-    assumed; stop acting on it by then."""
+    assumed; stop acting on it by then. `step_down_requested` is set when a
+    waiter of higher priority asks for the lease (extension 1.1): stop the
+    work and release, and the release hands the lease to that waiter."""
 
     def __init__(self, name: str, holder: str, token: int, expires_at: Optional[datetime],
                  statements: Statements, step_down_at: Callable[[], float],
@@ -57,12 +59,14 @@ class Lease:
         self.expires_at = expires_at  # server time of the last acquire/heartbeat
         self.grace = grace  # seconds the work has to stop once `lost` is set
         self.lost = asyncio.Event()
+        self.step_down_requested = asyncio.Event()
         self.loss_reason: Optional[LossReason] = None
         self.loss_detail = ""
         self._statements = statements
         self._step_down_at = step_down_at
         self._loss_callbacks: List[Callable[["Lease"], None]] = []
         self._end_callbacks: List[Callable[["Lease"], None]] = []  # loss or release
+        self._step_down_callbacks: List[Callable[["Lease"], None]] = []
 
     def __repr__(self) -> str:
         state = f"lost: {self.loss_reason}" if self.lost.is_set() else "held"
@@ -102,6 +106,15 @@ class Lease:
         elif not self.lost.is_set():
             self._loss_callbacks.append(callback)
 
+    def add_step_down_callback(self, callback: Callable[["Lease"], None]) -> None:
+        """Call `callback(lease)` when a waiter of higher priority asks for the
+        lease (at once if one already did while the lease is held)."""
+        if self.step_down_requested.is_set():
+            if not self.lost.is_set():
+                callback(self)
+        else:
+            self._step_down_callbacks.append(callback)
+
     @property
     def released(self) -> bool:
         """True once we gave the lease up ourselves (lost is set, loss_reason None)."""
@@ -114,6 +127,20 @@ class Lease:
         else:
             self._end_callbacks.append(callback)
 
+    def _request_step_down(self) -> None:
+        """Internal: a waiter of higher priority asks for the lease."""
+        if self.step_down_requested.is_set() or self.lost.is_set():
+            return
+        self.step_down_requested.set()
+        self._run_callbacks(self._step_down_callbacks, "step-down")
+
+    def _run_callbacks(self, callbacks: List[Callable[["Lease"], None]], what: str) -> None:
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:  # a callback's bug must not stop the others
+                log.exception("lease %r: %s callback failed", self.name, what)
+
     def _end(self, reason: Optional[LossReason], detail: str) -> None:
         """The tenure is over: lost for `reason`, or released (reason None: the
         loss callbacks are not called)."""
@@ -122,8 +149,4 @@ class Lease:
         self.loss_reason, self.loss_detail = reason, detail
         self.lost.set()
         callbacks = self._end_callbacks + (self._loss_callbacks if reason is not None else [])
-        for callback in callbacks:
-            try:
-                callback(self)
-            except Exception:  # a callback's bug must not stop the others
-                log.exception("lease %r: loss callback failed", self.name)
+        self._run_callbacks(callbacks, "loss")

@@ -21,6 +21,10 @@ class ReplyTimeout(DatabaseUnavailableError):
     """No reply in time; the request was cancelled and the connection closed."""
 
 
+class ConnectTimeout(DatabaseUnavailableError):
+    """The server did not complete the connection in time (a silent host)."""
+
+
 def build_conninfo(dsn: str, defaults: Dict[str, str], env: Dict[str, str]) -> str:
     """The user's DSN plus our defaults for what it (or PGCONNECT_TIMEOUT) leaves unset.
     Raises UsageError-like psycopg.ProgrammingError for a malformed DSN."""
@@ -46,7 +50,10 @@ def _send_cancel(cancel: Any, done: "asyncio.Future[None]",
     except Exception:  # the server may be gone: nothing left to cancel then
         pass
     finally:
-        loop.call_soon_threadsafe(finished)
+        try:
+            loop.call_soon_threadsafe(finished)
+        except RuntimeError:  # the loop has ended meanwhile: nobody waits any more
+            pass
 
 
 async def abandon(conn: "psycopg.AsyncConnection[Any]", busy: Optional[bool] = None) -> None:
@@ -90,7 +97,9 @@ class Link:
                 timeout,
             )
         except asyncio.TimeoutError:
-            raise DatabaseUnavailableError(f"could not connect within {timeout:g} s") from None
+            raise ConnectTimeout(f"could not connect within {timeout:g} s") from None
+        except psycopg.errors.ConnectionTimeout:  # psycopg's own connect_timeout
+            raise ConnectTimeout(f"could not connect within {timeout:g} s") from None
         except psycopg.Error as error:
             raise translate(error) from None
         return cls(conn)
@@ -107,15 +116,16 @@ class Link:
         self._conn.add_notify_handler(handler)
 
     async def execute(self, statement: Any, params: Optional[Sequence[Any]],
-                      timeout: float) -> Optional[Tuple[Any, ...]]:
+                      timeout: Optional[float]) -> Optional[Tuple[Any, ...]]:
         """The first row of the reply (None for none). A reply later than
-        `timeout` or a cancellation of the caller abandons the call: it is
-        cancelled in the server and the connection is closed."""
+        `timeout` (None: no limit) or a cancellation of the caller abandons the
+        call: it is cancelled in the server and the connection is closed."""
         if self.broken or self._conn.closed:
             raise DatabaseUnavailableError(self.broken or "the connection is closed")
         self._busy = True
         try:
-            cursor = await asyncio.wait_for(self._conn.execute(statement, params), max(timeout, 0))
+            cursor = await asyncio.wait_for(self._conn.execute(statement, params),
+                                            None if timeout is None else max(timeout, 0))
             row = await cursor.fetchone() if cursor.description else None
             self._busy = False
             return row
@@ -132,6 +142,22 @@ class Link:
                 self.broken = str(typed)
                 self.close()
             raise typed from None
+
+    def interrupt(self) -> "asyncio.Future[None]":
+        """Ask the server to cancel the statement in flight, keeping the
+        connection (it then fails with 57014). The future is done once the
+        cancel request was delivered (or could not be): only then may another
+        statement be sent, else the late cancel could hit that one instead."""
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[None] = loop.create_future()
+        try:
+            cancel: Any = self._conn.pgconn.get_cancel()
+        except psycopg.Error:
+            delivered.set_result(None)
+            return delivered
+        threading.Thread(target=_send_cancel, args=(cancel, delivered, loop),
+                         name="singleton-lock-cancel", daemon=True).start()
+        return delivered
 
     async def abandon(self) -> None:
         """Cancel the request in flight, then close the connection."""

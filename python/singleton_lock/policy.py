@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
 from .durations import format_duration
-from .errors import UsageError
+from .errors import DatabaseUnavailableError, ReadOnlyServerError, UsageError
 
 MIN_TTL = 0.1
 
@@ -107,7 +107,7 @@ def lead_before_confirmation(timing: Timing, acquire_sent: float, now: float) ->
 
 class Backoff:
     """Capped exponential backoff with "equal jitter": the n-th delay is uniform
-    in [base/2, base], base = min(maximum, initial * 2**n). random() is in [0, 1)."""
+    in [base/2, base], base = min(cap, initial * 2**n). random() is in [0, 1)."""
 
     def __init__(self, initial: float, maximum: float, random: Callable[[], float]) -> None:
         self._initial = max(initial, 0.001)
@@ -115,14 +115,95 @@ class Backoff:
         self._random = random
         self.attempts = 0
 
-    def next(self) -> float:
-        base: float = min(self._max, self._initial * 2.0 ** min(self.attempts, 62))
+    def next(self, cap: Optional[float] = None) -> float:
+        """This delay, capped at `cap` (default: the maximum; never below initial)."""
+        cap = max(self._max if cap is None else cap, self._initial)
+        base: float = min(cap, self._initial * 2.0 ** min(self.attempts, 62))
         self.attempts = min(self.attempts + 1, 64)
         r = _clamp(float(self._random()), 0.0, 1.0)
         return base / 2 + r * (base - base / 2)
 
     def reset(self) -> None:
         self.attempts = 0
+
+
+class Reconnect:
+    """Reconnect pacing, shaped so that a standby finds a new primary within
+    `failover_max` of it accepting connections (client/src/policy.hpp):
+    - the first retry after a working connection broke goes out at once (the
+      DSN's next host may be the new primary already, a restarted server may be
+      back); at most once per `maximum`, so a connection that keeps breaking
+      right after its first reply cannot turn into a busy loop;
+    - then exponential backoff from `initial`, capped at `failover_max` while a
+      failover looks under way: a server answered but none takes writes
+      (primary_missing), or a working connection broke less than
+      `failover_window` ago (an address with nothing behind it yet: a virtual
+      IP, a proxy); otherwise (an outage) at `maximum`."""
+
+    def __init__(self, *, initial: float, maximum: float, failover_max: float,
+                 failover_window: float, random: Callable[[], float]) -> None:
+        self._backoff = Backoff(initial, maximum, random)
+        self._max = max(maximum, initial)
+        self._failover_max = failover_max
+        self._failover_window = failover_window
+        self._working = False
+        self._lost_at: Optional[float] = None
+        self._immediate_at: Optional[float] = None
+
+    @property
+    def was_working(self) -> bool:
+        """A request succeeded on the last connection, and it was not closed by us."""
+        return self._working
+
+    def working(self) -> None:
+        """A request succeeded: the connection works; its loss is a failover sign."""
+        self._working = True
+        self._backoff.reset()
+
+    def stopped(self) -> None:
+        """We closed the connection ourselves (release, refused lease, stop):
+        its end says nothing about the servers."""
+        self._working = False
+        self._backoff.reset()
+
+    def next(self, now: float, primary_missing: bool) -> float:
+        """Delay before the next connection attempt, after a failure at `now`."""
+        if self._working:
+            self._working = False
+            self._lost_at = now
+            if self._immediate_at is None or now - self._immediate_at >= self._max:
+                self._immediate_at = now
+                return 0.0
+        failover = primary_missing or (self._lost_at is not None
+                                       and now - self._lost_at < self._failover_window)
+        return self._backoff.next(self._failover_max if failover else self._max)
+
+
+# A failed connection attempt has no SQLSTATE: these are libpq's own
+# target_session_attrs refusals and the server's start-up/shutdown refusals
+# (English unless the server or libpq use another language; the failover
+# window covers that case).
+_PRIMARY_MISSING_SIGNS = (
+    "session is read-only",
+    "server is in hot standby mode",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "the database system is not accepting connections",
+    "the database system is shutting down",
+)
+
+
+def primary_missing(error: BaseException) -> bool:
+    """True when the error shows that a server answered but cannot take writes
+    (a standby: SQLSTATE 25006 or libpq's target_session_attrs refusal; a server
+    starting up, in recovery or shutting down): a failover is under way."""
+    if isinstance(error, ReadOnlyServerError):
+        return True
+    if not isinstance(error, DatabaseUnavailableError):
+        return False
+    text = str(error)
+    return any(sign in text for sign in _PRIMARY_MISSING_SIGNS)
 
 
 def wait_slice(timing: Timing, now: float, wait_until: Optional[float]) -> float:

@@ -8,7 +8,7 @@ import signal
 from typing import Any, Awaitable, Callable, List, Optional, Sequence, TypeVar
 
 from .elector import AsyncElector
-from .errors import LeaseLost
+from .errors import LeaseLost, SteppedDown
 from .lease import Lease
 
 log = logging.getLogger("singleton_lock")
@@ -17,15 +17,17 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 async def run_as_leader(name: str, main: Callable[[Lease], Awaitable[T]], *,
-                        rejoin: bool = True,
+                        rejoin: bool = True, step_down: bool = True,
                         stop_signals: Sequence[signal.Signals] = STOP_SIGNALS,
                         **options: Any) -> Optional[T]:
     """Wait as a healthy standby for as long as it takes, then run
     `main(lease)` as leader. On loss `main` is cancelled; with rejoin=True we
-    go back to waiting (else LeaseLost is raised). A stop signal (SIGTERM,
-    SIGINT) cancels whatever runs, releases the lease and returns None; when
-    `main` returns, the lease is released and its result returned. Options:
-    those of AsyncElector."""
+    go back to waiting (else LeaseLost is raised). When a waiter of higher
+    priority asks for the lease (step_down=True), `main` is cancelled and the
+    lease handed over; we then wait as a standby too (rejoin=False: SteppedDown,
+    a LeaseLost, is raised). A stop signal (SIGTERM, SIGINT) cancels whatever
+    runs, releases the lease and returns None; when `main` returns, the lease
+    is released and its result returned. Options: those of AsyncElector."""
     current = asyncio.current_task()
     if current is None:
         raise RuntimeError("run_as_leader must run inside an asyncio task")
@@ -45,7 +47,11 @@ async def run_as_leader(name: str, main: Callable[[Lease], Awaitable[T]], *,
         async with AsyncElector(name, **options) as elector:
             while True:
                 try:
-                    return await elector.run(main)
+                    return await elector.run(main, step_down=step_down)
+                except SteppedDown as stepped:
+                    if not rejoin:
+                        raise
+                    log.info("lease %r: %s; waiting as a standby again", name, stepped)
                 except LeaseLost as lost:
                     if not rejoin:
                         raise

@@ -4,7 +4,7 @@ transaction poolers (PgBouncer) work."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from psycopg import sql
 
@@ -16,10 +16,29 @@ class Statements:
         def q(text: str) -> sql.Composed:
             return sql.SQL(text).format(s=prefix)
 
-        # (name, ttl, holder, wait)
+        # (name, ttl, holder, wait): the form every version has
         self.acquire = q(
             "SELECT acquired, token, holder, expires_at "
             "FROM {s}singleton_acquire(%s, %s::interval, %s, %s::interval)"
+        )
+        # (name, ttl, holder, wait, priority): version 1.1
+        self.acquire_ranked = q(
+            "SELECT acquired, token, holder, expires_at "
+            "FROM {s}singleton_acquire(%s, %s::interval, %s, %s::interval, %s::integer)"
+        )
+        # (name, token, wait) -> 'held' | 'step_down' | 'lost': version 1.1
+        self.watch = q("SELECT {s}singleton_watch(%s, %s::bigint, %s::interval)")
+        # What the server offers, without an error on any version (or none):
+        # (bind_session setting, 1.1 acquire exists, 1.0 acquire exists, may watch).
+        qualified = '"' + schema.replace('"', '""') + '".' if schema else ""
+        self.probe_params = tuple(qualified + f for f in (
+            "singleton_acquire(text,interval,text,interval,integer)",
+            "singleton_acquire(text,interval,text,interval)",
+            "singleton_watch(text,bigint,interval)"))
+        self.probe = sql.SQL(
+            "SELECT current_setting('singleton_lock.bind_session', true), "
+            "to_regprocedure(%s::text) IS NOT NULL, to_regprocedure(%s::text) IS NOT NULL, "
+            "coalesce(has_function_privilege(to_regprocedure(%s::text), 'EXECUTE'), false)"
         )
         # (name, token, ttl)
         self.heartbeat = q("SELECT {s}singleton_heartbeat(%s, %s::bigint, %s::interval)")
@@ -30,6 +49,20 @@ class Statements:
 
     listen = sql.SQL("LISTEN singleton_lock")
     channel = "singleton_lock"
-    # 'off' (e.g. ALTER ROLE app SET singleton_lock.bind_session = off, for
-    # transaction-pooled connections) means LISTEN would not work either.
-    bind_session = sql.SQL("SELECT current_setting('singleton_lock.bind_session', true)")
+
+
+class ServerFeatures(NamedTuple):
+    """What the connected server's extension offers the calling role."""
+
+    bind_session: bool  # False: singleton_lock.bind_session = off (pooled): LISTEN would not work
+    priority: bool  # singleton_acquire takes a priority (1.1)
+    installed: bool  # some singleton_acquire exists (else the calls fail: extension missing)
+    watch: bool  # singleton_watch exists (1.1) and the role may execute it
+
+    @classmethod
+    def from_probe(cls, row: Optional[tuple]) -> "ServerFeatures":  # type: ignore[type-arg]
+        if row is None:
+            return cls(True, False, False, False)
+        setting, ranked, plain, watch = row
+        return cls(bind_session=setting not in ("off", "false", "0", "no"),
+                   priority=bool(ranked), installed=bool(ranked or plain), watch=bool(watch))

@@ -18,7 +18,9 @@ T = TypeVar("T")
 
 class SyncLease:
     """A Lease seen from other threads. `lost` is a threading.Event, set when
-    the lease is lost or released; check() raises LeaseLost then."""
+    the lease is lost or released; check() raises LeaseLost then.
+    `step_down_requested` (a threading.Event) is set when a waiter of higher
+    priority asks for the lease: finish up and call Elector.release()."""
 
     def __init__(self, lease: Lease) -> None:
         self._lease = lease
@@ -26,7 +28,9 @@ class SyncLease:
         self.holder = lease.holder
         self.token = lease.token
         self.lost = threading.Event()
+        self.step_down_requested = threading.Event()
         lease._on_end(lambda _: self.lost.set())
+        lease.add_step_down_callback(lambda _: self.step_down_requested.set())
 
     def __repr__(self) -> str:
         return repr(self._lease).replace("<Lease", "<SyncLease", 1)
@@ -59,12 +63,15 @@ class SyncLease:
 
 class Elector:
     """Blocking leader election; the options are AsyncElector's. on_lost(lease)
-    runs on the elector's thread: keep it short (set a flag, signal a worker)."""
+    and on_step_down(lease) run on the elector's thread: keep them short (set a
+    flag, signal a worker)."""
 
     def __init__(self, name: str, *, on_lost: Optional[Callable[[SyncLease], None]] = None,
+                 on_step_down: Optional[Callable[[SyncLease], None]] = None,
                  **options: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._on_lost = on_lost
+        self._on_step_down = on_step_down
         self._lease: Optional[SyncLease] = None
         self._thread = threading.Thread(target=self._loop.run_forever,
                                          name="singleton-lock-elector", daemon=True)
@@ -115,9 +122,13 @@ class Elector:
         lease = await self._async.acquire()
         if self._lease is None or self._lease._lease is not lease:
             self._lease = SyncLease(lease)
+            sync_lease = self._lease
             if self._on_lost is not None:
-                on_lost, sync_lease = self._on_lost, self._lease
+                on_lost = self._on_lost
                 lease.add_loss_callback(lambda _: on_lost(sync_lease))
+            if self._on_step_down is not None:
+                on_step_down = self._on_step_down
+                lease.add_step_down_callback(lambda _: on_step_down(sync_lease))
         return self._lease
 
     def release(self) -> bool:

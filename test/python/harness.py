@@ -25,9 +25,9 @@ WORKER = ["node", str(ROOT / "examples/node/worker.js")]
 WAIT = 60.0  # generous: the machine is shared and noisy; waits end on events
 
 
-def admin() -> psycopg.Connection:
-    """A superuser connection from the PG* environment (autocommit)."""
-    return psycopg.connect("", autocommit=True)
+def admin(dsn: str = "") -> psycopg.Connection:
+    """A superuser connection (autocommit): the PG* environment's server, or `dsn`."""
+    return psycopg.connect(dsn, autocommit=True)
 
 
 def tcp_dsn(port: Optional[int] = None, user: Optional[str] = None, **extra: str) -> str:
@@ -73,7 +73,8 @@ class Instance:
         return self.proc.pid
 
     def stderr(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def next_leader(self, timeout: float = WAIT) -> Optional[Tuple[float, int]]:
@@ -129,9 +130,9 @@ def wait_until(predicate, timeout: float = WAIT, every: float = 0.02) -> bool:
 Row = Tuple[int, int, object, int]  # token, pid, at, xid
 
 
-def ledger(table: str) -> List[Row]:
+def ledger(table: str, dsn: str = "") -> List[Row]:
     """The ledger in insertion order (clock_timestamp at insert)."""
-    with admin() as conn:
+    with admin(dsn) as conn:
         return [tuple(r) for r in conn.execute(  # type: ignore[misc]
             f'SELECT token, pid, at, xmin::text::bigint FROM "{table}" ORDER BY at, xmin::text::bigint')]
 
@@ -242,6 +243,125 @@ class Freezer:
                     pass
 
 
+class SilentHost:
+    """A host that never answers: accept=True accepts TCP connections and never
+    replies (a hung server); accept=False never completes the TCP handshake
+    (its accept queue is full and it never accepts: SYNs go unanswered, like a
+    dead machine). `accepted` counts the connections that reached it."""
+
+    def __init__(self, accept: bool = True) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self.port = self._listener.getsockname()[1]
+        self.accepted = 0
+        self._held: List[socket.socket] = []
+        if accept:
+            threading.Thread(target=self._accept, daemon=True).start()
+        else:
+            self._fill_queue()
+
+    def _fill_queue(self) -> None:
+        for _ in range(4):  # more than the queue holds (backlog 0: one, maybe two)
+            filler = socket.socket()
+            filler.setblocking(False)
+            try:
+                filler.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            self._held.append(filler)
+        time.sleep(0.2)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(conn)
+
+    def close(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        for s in self._held:
+            s.close()
+
+
+class Gate:
+    """A TCP relay 127.0.0.1:port -> target that can go down: close() severs
+    every relayed connection and refuses new ones (nothing listens on the
+    port); open() listens on the same port again. Counts accepted connections."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = ("127.0.0.1", target_port)
+        self._lock = threading.Lock()
+        self._sockets: List[socket.socket] = []
+        self._listener: Optional[socket.socket] = None
+        self.accepted = 0
+        self.port = 0
+        self.open()
+
+    def open(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread (close does not)
+            except OSError:
+                pass
+            listener.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._target)
+            with self._lock:
+                self.accepted += 1
+                self._sockets += [client, server]
+            for src, dst in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
 def first_leader(instances: Sequence[Instance],
                  timeout: float = WAIT) -> Optional[Tuple[Instance, float, int]]:
     """The first of `instances` to print a leader line: (instance, time, token)."""
@@ -256,17 +376,17 @@ def first_leader(instances: Sequence[Instance],
     return None
 
 
-def rows_of(table: str, token: int) -> int:
-    with admin() as conn:
+def rows_of(table: str, token: int, dsn: str = "") -> int:
+    with admin(dsn) as conn:
         row = conn.execute(f'SELECT count(*) FROM "{table}" WHERE token = %s', (token,)).fetchone()
     return int(row[0]) if row else 0
 
 
-def wait_rows(table: str, token: int, count: int, timeout: float = WAIT) -> bool:
+def wait_rows(table: str, token: int, count: int, timeout: float = WAIT, dsn: str = "") -> bool:
     def enough() -> bool:
         try:
-            return rows_of(table, token) >= count
-        except psycopg.errors.UndefinedTable:
+            return rows_of(table, token, dsn) >= count
+        except (psycopg.errors.UndefinedTable, psycopg.OperationalError):
             return False
     return wait_until(enough, timeout, every=0.05)
 

@@ -9,8 +9,8 @@ import signal
 import subprocess
 import time
 
-from harness import (BOT, Freezer, WAIT, admin, check_ledger, ledger, ms, rows_of, tcp_dsn,
-                     unique, wait_rows, wait_until)
+from harness import (BOT, Freezer, WAIT, admin, check_ledger, first_leader, lease_state, ledger,
+                     ms, rows_of, tcp_dsn, unique, wait_rows, wait_until)
 from scenarios import command, database_restart, three_copies_kill_and_term, two_copies_handover
 
 pytestmark = pytest.mark.usefixtures("extension")
@@ -74,6 +74,100 @@ def test_paused_leader_is_fenced_and_steps_down(spawn):
         relay.close()
 
 
+def test_a_newer_deployment_of_higher_priority_takes_over(spawn):
+    """Two copies of priority 0 run (a leader, a standby); a third copy of
+    priority 1 starts (the new deployment): the leader is asked to step down,
+    stops its work, releases, and the release hands the lease to the new copy.
+    The older copies wait as standbys and never take it back; the ledger shows
+    one writer at a time."""
+    name, table = unique("prio"), unique("ledger")
+    old = command(BOT, name, table, "2s")
+    a = spawn(old, "a")
+    got_a = a.next_leader()
+    assert got_a, "the first instance never led"
+    b = spawn(old, "b")
+    assert b.wait_stderr("standby")
+    assert wait_rows(table, got_a[1], 5)
+
+    t0 = time.monotonic()
+    c = spawn(command(BOT, name, table, "2s") + ["--priority", "1"], "c")
+    got_c = c.next_leader()
+    assert got_c, "the instance of higher priority did not take over"
+    print(f"\n[python] copy of priority 1 started -> its leader line: {ms(got_c[0] - t0)} "
+          "(the process start included)")
+    assert c.wait_stderr(r": leader, token")
+    refused, led = _logged_at(c, "standby, held by"), _logged_at(c, ": leader, token")
+    print(f"[python] its first refused acquire -> it leads (its log, ms resolution): "
+          f"{ms(led - refused)}")
+    assert got_c[1] > got_a[1]
+    assert a.wait_stderr("step-down requested"), "the leader did not report the step-down request"
+    assert a.wait_stderr("waiting as a standby again"), "the old leader did not go back to standby"
+    assert wait_rows(table, got_c[1], 5)
+    time.sleep(3.0)  # > ttl: several heartbeats of the new leader
+    assert a.lines.empty() and b.lines.empty(), "an older copy took the lease back"
+    assert a.proc.poll() is None and b.proc.poll() is None, "an older copy exited"
+    assert lease_state(name)[0] == "held"
+
+    c.signal(signal.SIGTERM)  # the new leader goes: an older copy leads again
+    assert c.wait_exit() == 0
+    after = first_leader([a, b])
+    assert after and after[2] > got_c[1]
+    assert wait_rows(table, after[2], 3)
+    for instance in sorted((a, b), key=lambda i: i is after[0]):  # the standby first
+        instance.signal(signal.SIGTERM)
+        assert instance.wait_exit() == 0
+    runs = check_ledger(ledger(table))
+    print(f"[python] ledger runs (token, pid, rows): {runs}")
+    assert [r[0] for r in runs] == [got_a[1], got_c[1], after[2]]
+    assert [r[1] for r in runs][:2] == [a.pid, c.pid]
+
+
+def _logged_at(instance, text: str) -> float:
+    """When the bot logged its first line containing `text` (its log's clock, seconds)."""
+    from datetime import datetime
+
+    line = next(l for l in instance.stderr().splitlines() if text in l)
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def test_pause_and_resume_by_an_administrator(spawn):
+    """singleton_pause ends the leader's tenure at once (its work stops, it
+    waits as a standby), nobody leads while paused, and singleton_resume hands
+    the lease to a waiting copy at once."""
+    name, table = unique("pause"), unique("ledger")
+    cmd = command(BOT, name, table, "10s")
+    a = spawn(cmd, "a")
+    got_a = a.next_leader()
+    assert got_a
+    b = spawn(cmd, "b")
+    assert b.wait_stderr("standby")
+    assert wait_rows(table, got_a[1], 3)
+
+    with admin() as conn:
+        conn.execute("SELECT singleton_pause(%s, 'deploying the database')", (name,))
+    assert a.wait_stderr("LOST"), "the leader did not notice the pause"
+    assert a.wait_stderr("waiting as a standby again")
+    rows = rows_of(table, got_a[1])
+    time.sleep(1.5)
+    assert a.lines.empty() and b.lines.empty(), "someone led while the lease was paused"
+    assert rows_of(table, got_a[1]) == rows, "the paused leader kept writing"
+    assert lease_state(name)[0] == "paused"
+
+    t0 = time.monotonic()
+    with admin() as conn:
+        conn.execute("SELECT singleton_resume(%s)", (name,))
+    resumed = first_leader([a, b])
+    assert resumed, "nobody led after the resume"
+    print(f"\n[python] resume -> a leader line: {ms(resumed[1] - t0)}")
+    assert resumed[2] > got_a[1]
+    assert wait_rows(table, resumed[2], 3)
+    for instance in sorted((a, b), key=lambda i: i is resumed[0]):  # the standby first
+        instance.signal(signal.SIGTERM)
+        assert instance.wait_exit() == 0
+    runs = check_ledger(ledger(table))
+    assert [r[0] for r in runs] == [got_a[1], resumed[2]]
+
+
 def test_database_restart_is_survived(spawn):
     database_restart(spawn, BOT, "python")
 
@@ -92,6 +186,8 @@ def test_bad_input_gets_clear_errors(tmp_path):
     assert long_name.returncode == 2 and "name must be 1 to 255 characters" in long_name.stderr
     bad_table = run("--dsn", tcp_dsn(), "--name", "x", "--ledger", "a..b")
     assert bad_table.returncode == 2 and "invalid table name" in bad_table.stderr
+    bad_priority = run("--dsn", tcp_dsn(), "--name", "x", "--ledger", "t", "--priority", "high")
+    assert bad_priority.returncode == 2 and "--priority" in bad_priority.stderr
     bad_dsn = run("--dsn", "host=127.0.0.1 nonsense", "--name", "x", "--ledger", "t")
     assert bad_dsn.returncode == 2 and "invalid dsn" in bad_dsn.stderr
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import signal
 import threading
 import time
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -15,7 +18,7 @@ import singleton_lock
 from singleton_lock import LossReason, State
 from singleton_lock.link import Link, ReplyTimeout
 
-from harness import WAIT, admin, lease_state, ms, tcp_dsn, unique, wait_until
+from harness import PYTHON, ROOT, WAIT, Gate, SilentHost, admin, lease_state, ms, tcp_dsn, unique, wait_until
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -186,6 +189,9 @@ async def test_fatal_errors_are_clear():
         with pytest.raises(singleton_lock.ExtensionMissingError, match="CREATE EXTENSION"):
             await no_ext.acquire()
         assert no_ext.state is State.FAILED
+        ranked = singleton_lock.AsyncElector("n", dsn=tcp_dsn(dbname=db), priority=1)
+        with pytest.raises(singleton_lock.ExtensionMissingError, match="CREATE EXTENSION"):
+            await ranked.acquire()
         no_grant = singleton_lock.AsyncElector("n", dsn=tcp_dsn(user="regress_py_nogrant"))
         with pytest.raises(singleton_lock.PermissionDeniedError) as denied:
             await no_grant.acquire()
@@ -231,6 +237,313 @@ def test_blocking_elector():
     second.close()
 
 
+class LogLines(logging.Handler):
+    """The `singleton_lock` logger's messages (DEBUG and up) matching a pattern
+    (its first group, if it has one)."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines = []
+        self._pattern = re.compile(pattern)
+        self._logger = logging.getLogger("singleton_lock")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self._pattern.search(record.getMessage())
+        if match:
+            self.lines.append(match.group(1) if match.groups() else match.group(0))
+
+    def __enter__(self) -> "LogLines":
+        self._level = self._logger.level
+        self._logger.setLevel(logging.DEBUG)
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+
+async def test_a_standby_retries_at_once_then_within_the_failover_cap():
+    """The standby's working connection breaks and the server stays unreachable
+    for 3 s (connections refused): the first retry goes out at once, and every
+    later delay stays within failover_backoff_max (500 ms) instead of growing
+    towards backoff_max (5 s), so it is back soon after the server is."""
+    name = unique("lib_failover")
+    gate = Gate(int(os.environ["PGPORT"]))
+    try:
+        async with singleton_lock.AsyncElector(name, ttl="5s") as holder:
+            await holder.acquire()
+            standby = singleton_lock.AsyncElector(name, ttl="5s", dsn=tcp_dsn(port=gate.port))
+            waiting = asyncio.ensure_future(standby.acquire())
+            assert await _eventually(lambda: standby.state is State.STANDBY)
+            with LogLines(r"reconnecting in (\d+) ms") as retries:
+                gate.close()
+                assert await _eventually(lambda: standby.state is State.CONNECTING)
+                await asyncio.sleep(3.0)
+                accepted = gate.accepted
+                gate.open()
+                t0 = time.monotonic()
+                assert await _eventually(lambda: gate.accepted > accepted)
+                delays_ms = [int(d) for d in retries.lines]
+                print(f"\n[library] standby reconnected {ms(time.monotonic() - t0)} after the "
+                      f"server was reachable again; reconnect delays (ms): {delays_ms}")
+                assert await _eventually(lambda: standby.state is State.STANDBY)
+            assert len(delays_ms) >= 3, "the outage did not cause retries"
+            assert delays_ms[0] == 0, "the first retry after a working connection waited"
+            assert max(delays_ms) <= 500, "a delay grew beyond the failover cap"
+            await standby.aclose()
+            with pytest.raises(singleton_lock.ElectorClosed):
+                await waiting
+    finally:
+        gate.close()
+
+
+@pytest.mark.parametrize("accepts", [True, False], ids=["hung-server", "dead-machine"])
+async def test_a_silent_first_host_does_not_stall_every_attempt(accepts):
+    """host=SILENT,GOOD: psycopg 3.1 applies connect_timeout to the whole
+    connection attempt, so the good host was never tried. Now each host gets
+    its own timeout, and the silent one moves to the back of the list: the
+    next connection (after the leader's connection is killed) goes straight to
+    the good host."""
+    name = unique("lib_hosts")
+    silent = SilentHost(accept=accepts)
+    dsn = tcp_dsn(host="127.0.0.1,127.0.0.1", port=f"{silent.port},{os.environ['PGPORT']}",
+                  connect_timeout="2")
+    elector = singleton_lock.AsyncElector(name, ttl="5s", dsn=dsn, wait="20s")
+    try:
+        t0 = time.monotonic()
+        lease = await elector.acquire()
+        print(f"\n[library] leader through host 2 of 2, host 1 silent "
+              f"({'accepts, never answers' if accepts else 'never accepts'}, connect_timeout 2s): "
+              f"{ms(time.monotonic() - t0)}")
+        assert elector.state is State.LEADER
+        if accepts:
+            assert silent.accepted == 1
+        with admin() as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (lease_state(name)[1],))
+        assert await lease.wait_lost() is LossReason.CONNECTION_LOST
+        t0 = time.monotonic()
+        lease = await elector.acquire()
+        print(f"[library] leader again after its connection was killed: {ms(time.monotonic() - t0)}")
+        assert lease.held
+        if accepts:
+            assert silent.accepted == 1, "the silent host was tried first again"
+    finally:
+        await elector.aclose()
+        silent.close()
+
+
+async def test_a_waiter_of_higher_priority_takes_over_from_run():
+    """run() leads with priority 0; a waiter of equal priority never preempts
+    it; a waiter of priority 5 asks it to step down: run() learns it at once
+    (singleton_watch), cancels the leader's coroutine, releases, and the
+    release hands the lease to that waiter; run() raises SteppedDown."""
+    name = unique("lib_prio")
+    running, cancelled = asyncio.Event(), asyncio.Event()
+    requests = []
+
+    async def main(lease):
+        running.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    leader = singleton_lock.AsyncElector(name, ttl="1s", on_step_down=requests.append)
+    equal = singleton_lock.AsyncElector(name, ttl="1s")
+    better = singleton_lock.AsyncElector(name, ttl="1s", priority=5)
+    run = asyncio.ensure_future(leader.run(main))
+    await asyncio.wait_for(running.wait(), WAIT)
+    lease = leader.lease
+    equal_waits = asyncio.ensure_future(equal.acquire())
+    assert await _eventually(lambda: equal.state is State.STANDBY)
+    await asyncio.sleep(1.5)  # several heartbeats and watches: an equal priority never preempts
+    assert lease.held and not lease.step_down_requested.is_set() and not run.done()
+
+    t0 = time.monotonic()
+    better_lease = await asyncio.wait_for(better.acquire(), WAIT)
+    print(f"\n[library] waiter of priority 5 starts -> leads (leader of priority 0 "
+          f"stepped down and handed over): {ms(time.monotonic() - t0)}")
+    with pytest.raises(singleton_lock.SteppedDown):
+        await asyncio.wait_for(run, WAIT)
+    assert cancelled.is_set() and lease.released and lease.step_down_requested.is_set()
+    assert requests == [lease]
+    assert better_lease.token > lease.token and lease_state(name)[0] == "held"
+    assert not equal_waits.done() and equal.state is State.STANDBY
+    await better.aclose()
+    assert (await asyncio.wait_for(equal_waits, WAIT)).token > better_lease.token
+    for elector in (leader, equal):
+        await elector.aclose()
+
+
+async def test_step_down_request_without_run_and_release_hands_over():
+    """acquire()/release() users get lease.step_down_requested (an asyncio.Event)
+    and decide themselves; the lease stays theirs until they release."""
+    name = unique("lib_ask")
+    leader = singleton_lock.AsyncElector(name, ttl="2s", priority=1)
+    lease = await leader.acquire()
+    better = singleton_lock.AsyncElector(name, ttl="2s", priority=2)
+    waiting = asyncio.ensure_future(better.acquire())
+    t0 = time.monotonic()
+    await asyncio.wait_for(lease.step_down_requested.wait(), WAIT)
+    print(f"\n[library] step-down request noticed: {ms(time.monotonic() - t0)} after the "
+          "better waiter started")
+    await asyncio.sleep(2.5)  # > ttl: the leader keeps heartbeating until it decides
+    assert lease.held and not waiting.done() and lease_state(name)[0] == "held"
+    t0 = time.monotonic()
+    assert await leader.release() is True
+    better_lease = await asyncio.wait_for(waiting, WAIT)
+    print(f"[library] release -> the better waiter leads (handoff): {ms(time.monotonic() - t0)}")
+    assert better_lease.token > lease.token
+    await better.aclose()
+    await leader.aclose()
+
+
+async def test_a_release_is_never_hit_by_the_cancel_of_its_watch(monkeypatch):
+    """A release interrupts the watch in flight with a cancel request. If the
+    watch ends on its own meanwhile, the late cancel could hit the release
+    instead (57014): it is sent only once the cancel was delivered. Watches of
+    10 ms make that race frequent (without the wait 6 of 100 releases failed)."""
+    import singleton_lock.keeper
+
+    monkeypatch.setattr(singleton_lock.keeper, "WATCH_MAX", 0.01)
+    elector = singleton_lock.AsyncElector(unique("lib_race"), ttl="5s")
+    released = 0
+    with LogLines(r"release failed.*") as failures:
+        for i in range(60):
+            await elector.acquire()
+            await asyncio.sleep(0.02 + (i % 7) * 0.0013)  # release at varying points of a watch
+            released += await elector.release()
+    await elector.aclose()
+    assert failures.lines == [] and released == 60
+
+
+async def test_pause_ends_the_tenure_at_once_and_resume_hands_it_over():
+    """ttl 60 s (a heartbeat every 20 s) and no LISTEN: only singleton_watch
+    can tell the leader at once that an administrator paused the lease. No
+    acquire succeeds while paused; resume hands the lease to the waiter."""
+    name = unique("lib_pause")
+    leader = singleton_lock.AsyncElector(name, ttl="60s", listen=False)
+    started = time.monotonic()  # the first heartbeat is due 20 s after the acquire was sent
+    lease = await leader.acquire()
+    standby = singleton_lock.AsyncElector(name, ttl="60s", listen=False)
+    waiting = asyncio.ensure_future(standby.acquire())
+    assert await _eventually(lambda: standby.state is State.STANDBY)
+    t0 = time.monotonic()
+    with admin() as conn:
+        conn.execute("SELECT singleton_pause(%s, 'maintenance')", (name,))
+    assert await asyncio.wait_for(lease.wait_lost(), WAIT) is LossReason.REFUSED
+    print(f"\n[library] paused -> leader lost: {ms(time.monotonic() - t0)} (ttl 60s)")
+    assert time.monotonic() - started < 20, "noticed only at the next heartbeat"
+    await asyncio.sleep(1.5)
+    assert not waiting.done() and lease_state(name)[0] == "paused"
+    t0 = time.monotonic()
+    with admin() as conn:
+        conn.execute("SELECT singleton_resume(%s)", (name,))
+    resumed = await asyncio.wait_for(waiting, WAIT)
+    print(f"[library] resumed -> the standby leads: {ms(time.monotonic() - t0)}")
+    assert resumed.token > lease.token
+    await standby.aclose()
+    await leader.aclose()
+
+
+LEADER_SCRIPT = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+import singleton_lock, singleton_lock.keeper
+singleton_lock.keeper.WATCH_MAX = 5.0  # (the server's wait wakes every ~10 s for reasons of its own)
+async def main():
+    lease = await singleton_lock.AsyncElector(sys.argv[2], ttl="600s").acquire()
+    print(f"leader {lease.token}", flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+def test_a_killed_leader_frees_the_lease_while_its_watch_waits(spawn):
+    """A leader process is killed (-9) just after its backend started a 5 s
+    singleton_watch: its session ends at once (the server's wait watches the
+    client socket too; before that, the session and the lease bound to it
+    outlived the process until the watch ended), so the standby's tenure
+    begins before that watch would have ended (both server times)."""
+    name = unique("lib_kill")
+    leader = spawn([PYTHON, "-c", LEADER_SCRIPT, str(ROOT / "python"), name], "leader")
+    assert leader.next_leader(), "the leader process did not lead"
+    backend = lease_state(name)[1]
+
+    async def standby_takes_over():
+        async with singleton_lock.AsyncElector(name, ttl="60s") as standby:
+            waiting = asyncio.ensure_future(standby.acquire())
+            assert await _eventually(lambda: standby.state is State.STANDBY)
+            watch_started = await _poll(lambda: _fresh_watch(backend))
+            assert watch_started, "the leader's backend never started a watch"
+            t0 = time.monotonic()
+            leader.signal(signal.SIGKILL)
+            await asyncio.wait_for(waiting, WAIT)
+            print(f"\n[library] leader killed during its watch -> standby leads: "
+                  f"{ms(time.monotonic() - t0)}")
+        return watch_started
+
+    watch_started = asyncio.run(standby_takes_over())
+    with admin() as conn:
+        taken_at = conn.execute("SELECT acquired_at FROM singleton_leases WHERE name = %s",
+                                (name,)).fetchone()[0]
+    assert taken_at < watch_started + timedelta(seconds=5), \
+        "the lease outlived its killed holder until the holder's watch ended"
+
+
+def _fresh_watch(pid: int):
+    """query_start of the backend's singleton_watch if it began less than 1 s ago."""
+    with admin() as conn:
+        row = conn.execute(
+            "SELECT query_start FROM pg_stat_activity WHERE pid = %s AND wait_event_type = "
+            "'Extension' AND query LIKE '%%singleton_watch%%' "
+            "AND clock_timestamp() - query_start < interval '1 second'", (pid,)).fetchone()
+    return row[0] if row else None
+
+
+async def _poll(probe, timeout: float = WAIT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await asyncio.get_running_loop().run_in_executor(None, probe)
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    return None
+
+
+async def test_extension_1_0_keeps_working_and_priority_is_refused_clearly():
+    """A database with extension version 1.0 (no priorities, no singleton_watch):
+    the elector leads, heartbeats and releases as before; a non-zero priority
+    is refused with a clear error instead of a missing-function error."""
+    db = unique("ext10")
+    with admin() as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    try:
+        with psycopg.connect(tcp_dsn(dbname=db), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION singleton_lock VERSION '1.0'")
+            assert conn.execute("SELECT to_regproc('singleton_watch')").fetchone() == (None,)
+        name = unique("lib_10")
+        leader = singleton_lock.AsyncElector(name, ttl="1s", dsn=tcp_dsn(dbname=db))
+        lease = await leader.acquire()
+        await asyncio.sleep(1.5)  # heartbeats; a call to a missing function would have lost it
+        assert lease.held
+        standby = singleton_lock.AsyncElector(name, ttl="1s", dsn=tcp_dsn(dbname=db))
+        waiting = asyncio.ensure_future(standby.acquire())
+        assert await _eventually(lambda: standby.state is State.STANDBY)
+        assert await leader.release() is True
+        assert (await asyncio.wait_for(waiting, WAIT)).token > lease.token
+        await standby.aclose()
+        ranked = singleton_lock.AsyncElector(name, ttl="1s", dsn=tcp_dsn(dbname=db), priority=3)
+        with pytest.raises(singleton_lock.UsageError, match="priority 3 needs singleton_lock 1.1"):
+            await ranked.acquire()
+        assert ranked.state is State.FAILED
+    finally:
+        with admin() as conn:
+            conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+
+
 async def _eventually(predicate, timeout: float = WAIT) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -238,6 +551,24 @@ async def _eventually(predicate, timeout: float = WAIT) -> bool:
             return True
         await asyncio.sleep(0.02)
     return False
+
+
+def test_blocking_elector_step_down_request():
+    name = unique("lib_sync_ask")
+    asked = []
+    first = singleton_lock.Elector(name, ttl="2s", on_step_down=asked.append)
+    lease = first.acquire()
+    better = singleton_lock.Elector(name, ttl="2s", priority=1)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(better.acquire()))
+    waiter.start()
+    assert lease.step_down_requested.wait(WAIT), "no step-down request reached the blocking API"
+    assert asked == [lease] and lease.held
+    assert first.release() is True
+    waiter.join(WAIT)
+    assert got and got[0].token > lease.token and not got[0].step_down_requested.is_set()
+    better.close()
+    first.close()
 
 
 def test_a_blocked_blocking_acquire_is_interruptible():

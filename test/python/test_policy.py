@@ -112,6 +112,9 @@ def test_options_are_checked_before_any_connection():
         (dict(name="n", ttl="1s", grace="600ms"), "grace"),
         (dict(name="n", dsn="host=x bogus"), "invalid dsn"),
         (dict(name="n", wait="later"), "invalid duration"),
+        (dict(name="n", priority="high"), "priority must be an integer"),
+        (dict(name="n", priority=True), "priority must be an integer"),
+        (dict(name="n", priority=2**31), "priority must be between"),
     ]
     for kwargs, message in bad:
         with pytest.raises(UsageError, match=message):
@@ -154,3 +157,177 @@ def test_sqlstates_map_to_typed_errors():
     assert not is_fatal(translate(pe.ReadOnlySqlTransaction("x")))
     assert not is_fatal(translate(pe.QueryCanceled("x")))
     assert not is_fatal(translate(psycopg.OperationalError("x")))
+
+
+# --- reconnect pacing across a failover (the C++ client's policy::Reconnect) ---
+
+LIMITS = dict(initial=0.1, maximum=5.0, failover_max=0.5, failover_window=60.0)
+
+
+class FakeClock:
+    """A reconnect policy, a fake clock and a fixed jitter draw."""
+
+    def __init__(self, r: float = 0.999999) -> None:
+        self.now = 3_600_000.0
+        self.r = r
+        self.reconnect = policy.Reconnect(**LIMITS, random=lambda: self.r)
+
+    def found_after(self, until: float, primary_missing: bool) -> float:
+        """Time from the loss of a working connection until the first attempt
+        at or after `until`, retrying each time a delay runs out."""
+        lost = self.now
+        while self.now - lost < until:
+            self.now += self.reconnect.next(self.now, primary_missing)
+        return self.now - lost
+
+
+def test_first_retry_after_losing_a_working_connection_is_immediate():
+    f = FakeClock()
+    f.reconnect.working()
+    assert f.reconnect.was_working
+    assert f.reconnect.next(f.now, False) == 0.0
+    assert f.reconnect.next(f.now, False) == pytest.approx(0.1, rel=1e-5)  # then the backoff
+
+
+def test_without_a_working_connection_the_first_retry_waits():
+    assert FakeClock().reconnect.next(0.0, False) == pytest.approx(0.1, rel=1e-5)
+
+
+@pytest.mark.parametrize("promoted_after", [0.3, 1.0, 3.0, 10.0, 59.0])
+@pytest.mark.parametrize("r", [0.0, 0.5, 0.999999])
+def test_new_primary_found_within_the_failover_cap(promoted_after, r):
+    """The primary crashed, a standby answers read-only until it is promoted:
+    the attempt after the promotion comes within failover_max (before this
+    policy the delays grew to seconds)."""
+    f = FakeClock(r)
+    f.reconnect.working()
+    assert f.found_after(promoted_after, True) - promoted_after <= LIMITS["failover_max"]
+
+
+def test_failover_window_caps_delays_without_a_standby_sign():
+    f = FakeClock()  # a virtual IP with nothing behind it yet: no sign, but a recent loss
+    f.reconnect.working()
+    assert f.found_after(20.0, False) - 20.0 <= LIMITS["failover_max"]
+
+
+def test_outside_a_failover_delays_grow_to_the_max():
+    f = FakeClock()
+    f.reconnect.working()
+    f.found_after(LIMITS["failover_window"], False)  # the window has passed
+    delays = []
+    for _ in range(10):
+        delays.append(f.reconnect.next(f.now, False))
+        f.now += delays[-1]
+    assert LIMITS["failover_max"] < max(delays) <= LIMITS["maximum"]
+
+
+def test_a_standby_sign_keeps_the_cap_after_the_window():
+    f = FakeClock()  # e.g. started while the cluster had only standbys
+    for _ in range(200):
+        delay = f.reconnect.next(f.now, True)
+        assert delay <= LIMITS["failover_max"]
+        f.now += delay
+
+
+def test_immediate_retry_at_most_once_per_max():
+    """A server that closes every connection right after its first reply is
+    not retried at once every time."""
+    f = FakeClock(r=0.0)
+    f.reconnect.working()
+    assert f.reconnect.next(f.now, False) == 0.0
+    f.now += 0.01
+    f.reconnect.working()
+    assert f.reconnect.next(f.now, False) == pytest.approx(0.05)
+    f.now += LIMITS["maximum"]
+    f.reconnect.working()
+    assert f.reconnect.next(f.now, False) == 0.0
+
+
+def test_a_connection_we_closed_ourselves_is_no_failover_sign():
+    f = FakeClock(r=0.0)
+    f.reconnect.working()
+    f.reconnect.stopped()  # released, or lost by a refused heartbeat: the link worked
+    assert not f.reconnect.was_working
+    assert f.reconnect.next(f.now, False) == pytest.approx(0.05)
+    f.now += LIMITS["failover_window"] / 2
+    delays = [f.reconnect.next(f.now, False) for _ in range(10)]
+    assert max(delays) > LIMITS["failover_max"], "no failover window without a loss"
+
+
+@pytest.mark.parametrize("r", [0.0, 0.25, 0.5, 0.75, 0.999999])
+def test_failover_jitter_stays_within_half_to_full_cap(r):
+    f = FakeClock(r)
+    for _ in range(10):
+        f.reconnect.next(f.now, True)
+    assert LIMITS["failover_max"] / 2 <= f.reconnect.next(f.now, True) <= LIMITS["failover_max"]
+
+
+def test_backoff_cap_per_call():
+    b = policy.Backoff(0.1, 5.0, lambda: 0.999999)
+    assert [b.next(0.5) for _ in range(5)] == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5], rel=1e-5)
+    assert b.next() == pytest.approx(3.2, rel=1e-5)  # the attempt count went on
+
+
+@pytest.mark.parametrize("message", [
+    'connection to server at "127.0.0.1", port 5432 failed: Connection refused\n'
+    'connection to server at "127.0.0.1", port 5433 failed: session is read-only',
+    'connection to server at "10.0.0.2", port 5432 failed: server is in hot standby mode',
+    'connection to server on socket "/tmp/.s.PGSQL.5432" failed: FATAL:  the database system '
+    'is starting up',
+    "FATAL:  the database system is shutting down",
+    "FATAL:  the database system is not yet accepting connections",
+])
+def test_standby_and_startup_refusals_are_failover_signs(message):
+    assert policy.primary_missing(singleton_lock.DatabaseUnavailableError(message))
+
+
+def test_read_only_server_errors_are_failover_signs_and_others_are_not():
+    from psycopg import errors as pe
+
+    assert policy.primary_missing(translate(pe.ReadOnlySqlTransaction("cannot execute")))
+    assert not policy.primary_missing(singleton_lock.DatabaseUnavailableError(
+        'connection to server at "127.0.0.1", port 5432 failed: Connection refused'))
+    assert not policy.primary_missing(singleton_lock.DatabaseUnavailableError(
+        "no reply from the server within 1.000 s"))
+    assert not policy.primary_missing(translate(pe.DeadlockDetected("deadlock detected")))
+    assert not policy.primary_missing(UsageError("session is read-only"))
+
+
+def test_failover_options_are_checked():
+    opts = singleton_lock.AsyncElector("n").options
+    assert (opts.failover_backoff_max, opts.failover_window) == (0.5, 60.0)
+    custom = singleton_lock.AsyncElector("n", failover_backoff_max="250ms",
+                                         failover_window="2m").options
+    assert (custom.failover_backoff_max, custom.failover_window) == (0.25, 120.0)
+    with pytest.raises(UsageError, match="failover_window"):
+        singleton_lock.AsyncElector("n", failover_window="soon")
+
+
+# --- hosts of a multi-host DSN (connector.py) ---
+
+def test_each_host_of_a_multi_host_dsn_is_tried_on_its_own():
+    from psycopg.conninfo import conninfo_to_dict
+    from singleton_lock.connector import host_timeout, per_host
+
+    params = conninfo_to_dict("host=a,b,c port=5432,5433,5434 dbname=app target_session_attrs=read-write")
+    attempts = per_host(params, {})
+    assert [(a["host"], a["port"]) for a in attempts] == [("a", "5432"), ("b", "5433"), ("c", "5434")]
+    assert all(a["dbname"] == "app" and a["target_session_attrs"] == "read-write" for a in attempts)
+    one_port = per_host(conninfo_to_dict("host=a,b port=6000"), {})
+    assert [(a["host"], a["port"]) for a in one_port] == [("a", "6000"), ("b", "6000")]
+    uri = per_host(conninfo_to_dict("postgresql://u@a:1,b:2/d"), {})
+    assert [(a["host"], a["port"], a["user"]) for a in uri] == [("a", "1", "u"), ("b", "2", "u")]
+    from_env = per_host({}, {"PGHOST": "x,y", "PGPORT": "7,8"})
+    assert [(a["host"], a["port"]) for a in from_env] == [("x", "7"), ("y", "8")]
+    addrs = per_host(conninfo_to_dict("host=a,b hostaddr=10.0.0.1,10.0.0.2"), {})
+    assert [(a["host"], a["hostaddr"]) for a in addrs] == [("a", "10.0.0.1"), ("b", "10.0.0.2")]
+    # One host, lists that do not line up, or libpq choosing: the DSN as it is.
+    for dsn in ("host=a port=1", "host=a,b port=1,2,3", ""):
+        assert per_host(conninfo_to_dict(dsn), {}) == [conninfo_to_dict(dsn)]
+    libpq16 = {"host": "a,b", "load_balance_hosts": "random"}  # (libpq 15 does not parse it)
+    assert per_host(libpq16, {}) == [libpq16]
+    assert host_timeout({"connect_timeout": "7"}, {}, 5.0) == 7.0
+    assert host_timeout({"connect_timeout": "1"}, {}, 5.0) == 2.0  # libpq's floor
+    assert host_timeout({}, {"PGCONNECT_TIMEOUT": "9"}, 5.0) == 9.0
+    assert host_timeout({"connect_timeout": "0"}, {}, 5.0) == 5.0  # never wait forever
+    assert host_timeout({}, {}, 5.0) == 5.0

@@ -90,6 +90,24 @@ backend_ends_with_its_client "a holder's watch" \
   || fail "the killed holder's lease is not orphaned"
 echo "ok: and its lease is orphaned at once"; checks=$((checks + 1))
 
+# A holder's next statement ends its singleton_watch at once (no cancel
+# request needed): a watch of 20 s pipelined with a release returns
+# 'held' and the release goes through well within those 20 s.
+/usr/bin/python3 - <<'PY' || fail "a queued statement did not end the watch"
+import time, psycopg
+with psycopg.connect(autocommit=True) as conn:
+    token = conn.execute("SELECT token FROM singleton_acquire('piped', '1 h', 'holder')").fetchone()[0]
+    started = time.monotonic()
+    with conn.pipeline():
+        watch = conn.execute("SELECT singleton_watch('piped', %s, '20 s')", (token,))
+        release = conn.execute("SELECT singleton_release('piped', %s)", (token,))
+    outcome, released = watch.fetchone()[0], release.fetchone()[0]
+    took = time.monotonic() - started
+    assert outcome == "held" and released is True and took < 10, (outcome, released, took)
+    print(f"ok: a pipelined release ended the watch ({outcome}) and released in {took * 1000:.0f} ms")
+PY
+checks=$((checks + 1))
+
 grep -q "the client has disconnected; nothing was changed" "/tmp/singleton_lock_pg.$SL_PGPORT/server.log" \
   || fail "the server log does not say why the late calls failed"
 echo "ok: the server log says why"; checks=$((checks + 1))

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Inside a Debian root of another release, from the checkout, as root: PostgreSQL
+# 17 on Debian 13, 18 on Debian testing.
+#   .ci/release_check.sh extension   the extension from source: builds with warnings as
+#                                    errors, pg_regress + isolation specs on a throwaway
+#                                    server, versions agree (on 18: the magic block's too)
+#   .ci/release_check.sh packages    the Debian packages built there (pg_buildext makes
+#                                    postgresql-NN-singleton-lock for the release's major;
+#                                    the client with that release's compiler), installed
+#                                    with apt; pg_regress + isolation against the packaged
+#                                    extension, the packaged singleton-lock's version
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}
+
+regress() {  # pg_regress and the isolation specs against the installed extension
+  eval "$(test/pgserver.sh start)"
+  trap 'test/pgserver.sh stop >/dev/null 2>&1' EXIT
+  echo "PostgreSQL $(psql -X -qAt -c 'SHOW server_version')"
+  if ! make -s installcheck; then
+    cat regression.diffs output_iso/regression.diffs 2>/dev/null
+    exit 1
+  fi
+}
+
+case "$mode" in
+  extension)
+    test/install_deps.sh extension
+    make -s SL_WERROR=1
+    make -s install
+    regress
+    test/packaging/version_test.sh --no-client
+    ;;
+  packages)
+    test/install_deps.sh packaging
+    PG=$(pg_config --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+    # debian/control lists the packages for Debian 12's major: regenerate it (pg_buildext's way).
+    PG_UPDATECONTROL=1 SL_WERROR=1 test/packaging/build_debs.sh /root/debs
+    make -s uninstall  # the extension from the "extension" step: only the package's is left
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      /root/debs/postgresql-"$PG"-singleton-lock_*.deb /root/debs/singleton-lock_*.deb >/tmp/apt.log 2>&1 ||
+      { cat /tmp/apt.log; exit 1; }
+    echo "ok installed with apt: postgresql-$PG-singleton-lock, singleton-lock"
+    regress
+    test/packaging/version_test.sh /usr/bin/singleton-lock
+    ;;
+  *) echo "usage: $0 extension|packages" >&2; exit 2 ;;
+esac

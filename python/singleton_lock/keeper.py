@@ -1,0 +1,269 @@
+"""The leader's side of one tenure, on the connection that holds the lease.
+
+Heartbeats every ttl/3. Between them, with extension 1.1, it waits inside
+singleton_watch until the next heartbeat is due: the server answers at once
+when a waiter of higher priority asks for the lease (`step_down`) or when the
+lease is lost (`lost`: released or taken by someone else, force-released,
+paused), so both are known within a round trip. Without it (1.0, no EXECUTE,
+after a step-down request, while stopping) it sleeps, woken by NOTIFY and by
+the end of the connection.
+
+The deadline rule never waits for the server: every call is bounded by the
+step-down point (the lease counted from the last confirmed heartbeat's send
+time, minus grace and a safety margin); when it passes the tenure ends at once
+and only then is the call abandoned. A release request interrupts a watch with
+a cancel request, so the connection is free for the release (run() asks for
+that early, while the work is still stopping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
+
+from .durations import interval_literal
+from .errors import DatabaseUnavailableError, Error, QueryCanceledError, is_fatal
+from .lease import Lease, LossReason
+from .link import Link
+from .policy import LeaseTimer, Timing
+from .sql import Statements
+
+log = logging.getLogger("singleton_lock")
+now = time.monotonic
+WATCH_MAX = 1.0  # longest singleton_watch: bounds how long a lost cancel request could matter
+
+
+class Duty(enum.Enum):
+    """What the leader's loop does next: the first that applies."""
+
+    DEADLINE = "deadline"  # no heartbeat confirmed in time: the lease counts as lost
+    BROKEN = "broken"  # the holding connection broke: lost
+    RELEASE = "release"  # release() was called and the connection is free for it
+    HEARTBEAT = "heartbeat"  # due, or a NOTIFY says someone changed the lease
+    WATCH = "watch"  # 1.1: wait in singleton_watch until the next heartbeat is due
+    IDLE = "idle"  # sleep until then, woken by NOTIFY, the connection's end or a request
+
+
+class Reply(NamedTuple):
+    row: Optional[Tuple[Any, ...]]
+    error: Optional[Error]
+
+
+class Keeper:
+    """Keeps one lease (see the module docstring). `on_lost(reason, detail)`
+    ends the tenure for the elector; `on_reply()` says the connection works."""
+
+    def __init__(self, *, link: Link, lease: Lease, timer: LeaseTimer, timing: Timing,
+                 statements: Statements, ttl_literal: str, watch: bool, confirm_now: bool,
+                 on_lost: Callable[[LossReason, str], None], on_reply: Callable[[], None]) -> None:
+        self.link = link
+        self._lease = lease
+        self._timer = timer
+        self._timing = timing
+        self._sql = statements
+        self._ttl = ttl_literal
+        self._watch_enabled = watch
+        self._on_lost = on_lost
+        self._on_reply = on_reply
+        self._next_heartbeat = timer.next_heartbeat_at
+        self._heartbeat_now = confirm_now  # after a waited acquire: confirm at once
+        self._release_requested = False
+        self._quiet = False  # stopping: watch no more (the connection stays free)
+        self._wake = asyncio.Event()  # anything worth a look (while idle)
+        self._requested = asyncio.Event()  # release() or quiesce(): ends a watch early
+
+    # --- requests (from the elector, on the loop's thread) -----------------
+    def request_release(self) -> None:
+        self._release_requested = True
+        self._requested.set()
+        self._wake.set()
+
+    def quiesce(self) -> None:
+        """The work is stopping and a release will follow: stop watching now,
+        so the connection is free when the release comes."""
+        self._quiet = True
+        self._requested.set()
+        self._wake.set()
+
+    def notified(self) -> None:
+        """Someone else changed our lease (NOTIFY): heartbeat at once."""
+        self._heartbeat_now = True
+        self._wake.set()
+
+    def duty(self, t: float) -> Duty:
+        if self._timer.must_step_down(t):
+            return Duty.DEADLINE
+        if self.link.broken or self.link.closed:
+            return Duty.BROKEN
+        if self._release_requested:
+            return Duty.RELEASE
+        if self._heartbeat_now or t >= self._next_heartbeat:
+            return Duty.HEARTBEAT
+        if self._watch_enabled and not self._quiet and not self._lease.step_down_requested.is_set():
+            return Duty.WATCH
+        return Duty.IDLE
+
+    # --- the loop ------------------------------------------------------------
+    async def run(self) -> bool:
+        """True: a release was requested and the connection is free for it.
+        False: the tenure was lost (on_lost was called)."""
+        try:
+            while not self._lease.lost.is_set():
+                duty = self.duty(now())
+                if duty is Duty.DEADLINE:
+                    self._lost(LossReason.DEADLINE, "no heartbeat confirmed in time")
+                elif duty is Duty.BROKEN:
+                    self._lost(LossReason.CONNECTION_LOST, self.link.broken or "connection closed")
+                elif duty is Duty.RELEASE:
+                    return True
+                elif duty is Duty.HEARTBEAT:
+                    await self._heartbeat()
+                elif duty is Duty.WATCH:
+                    await self._watch()
+                else:
+                    await self._idle()
+            return False
+        except asyncio.CancelledError:
+            self._lost(LossReason.CONNECTION_LOST, "the elector's task was cancelled")
+            raise
+        except Exception as error:  # never leave a lease "held" after a bug
+            log.exception("lease %r: unexpected error while leading", self._lease.name)
+            self._lost(LossReason.CONNECTION_LOST, f"unexpected error: {error}")
+            return False
+
+    def _lost(self, reason: LossReason, detail: str) -> None:
+        self.link.close()  # ends the session binding too
+        if not self._lease.lost.is_set():
+            self._on_lost(reason, detail)
+
+    async def _heartbeat(self) -> None:
+        self._heartbeat_now = False
+        sent = now()
+        reply = await self._call(self._sql.heartbeat, (self._lease.name, self._lease.token,
+                                                        self._ttl), interruptible=False)
+        if reply is None:
+            return
+        if reply.error is not None:
+            if isinstance(reply.error, DatabaseUnavailableError):
+                self._lost(LossReason.CONNECTION_LOST, str(reply.error))
+            elif is_fatal(reply.error):
+                self._lost(LossReason.REFUSED, str(reply.error))
+            else:  # transient: try again soon; the deadline rule still applies
+                log.warning("lease %r: heartbeat failed: %s", self._lease.name, reply.error)
+                self._next_heartbeat = now() + self._timing.heartbeat_retry
+            return
+        if reply.row is None or reply.row[0] is None:
+            self._lost(LossReason.REFUSED, "singleton_heartbeat returned NULL")
+            return
+        self._timer.confirmed(sent)
+        self._on_reply()
+        self._lease.expires_at = reply.row[0]
+        self._next_heartbeat = self._timer.next_heartbeat_at
+
+    async def _watch(self) -> None:
+        wait = max(0.0, min(self._next_heartbeat - now(), WATCH_MAX))
+        reply = await self._call(self._sql.watch, (self._lease.name, self._lease.token,
+                                                    interval_literal(wait)), interruptible=True)
+        if reply is None:
+            return
+        if reply.error is not None:
+            self._watch_failed(reply.error)
+            return
+        self._on_reply()
+        outcome = reply.row[0] if reply.row else None
+        if outcome == "step_down":
+            log.info("lease %r: step-down requested: a waiter of higher priority asks for the "
+                     "lease", self._lease.name)
+            self._lease._request_step_down()
+        elif outcome == "lost":
+            self._lost(LossReason.REFUSED, "singleton_watch: the lease is no longer ours "
+                       "(released or taken by someone else, force-released, or paused)")
+        elif outcome != "held":
+            self._watch_failed(Error(f"singleton_watch returned {outcome!r}"))
+
+    def _watch_failed(self, error: Error) -> None:
+        if isinstance(error, DatabaseUnavailableError):
+            self._lost(LossReason.CONNECTION_LOST, str(error))
+        elif isinstance(error, QueryCanceledError) and self._requested.is_set():
+            pass  # we interrupted it for a release
+        else:  # e.g. a statement_timeout shorter than the watch: heartbeats alone from now on
+            self._watch_enabled = False
+            log.warning("lease %r: singleton_watch failed (%s); until this tenure ends, step-down "
+                        "requests and losses are noticed at heartbeats and by NOTIFY only",
+                        self._lease.name, error)
+
+    async def _idle(self) -> None:
+        """Sleep until the next timer, but wake at once on anything the server
+        sends (a notification about our lease, or the end of the connection)
+        and on a request."""
+        timeout = min(self._next_heartbeat, self._timer.step_down_at) - now()
+        self._wake.clear()
+        self.link.watch(self._wake.set)
+        try:
+            await asyncio.wait_for(self._wake.wait(), max(timeout, 0))
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self.link.unwatch()
+
+    # --- one call, bounded by the step-down point ---------------------------
+    async def _call(self, statement: Any, params: Sequence[Any],
+                    interruptible: bool) -> Optional[Reply]:
+        """Its reply, or None when the tenure ended first (the deadline rule:
+        the loss is declared at the step-down point, then the call abandoned).
+        An interruptible call is cancelled in the server on a release request."""
+        call = asyncio.ensure_future(self.link.execute(statement, params, None))
+        delivered: Optional["asyncio.Future[None]"] = None  # our cancel request, once sent
+        try:
+            while not await self._await_call(call, interruptible and delivered is None):
+                if now() >= self._timer.step_down_at:
+                    self._on_lost(LossReason.DEADLINE, "no reply from the server in time")
+                    return None  # (finally: the call is cancelled in the server)
+                if interruptible and delivered is None and self._requested.is_set():
+                    delivered = self.link.interrupt()
+            reply = _reply(call)
+            if delivered is not None and not isinstance(reply.error, QueryCanceledError):
+                await self._settle_cancel(delivered)
+            return reply
+        finally:
+            if not call.done():
+                call.cancel()
+                await asyncio.gather(call, return_exceptions=True)
+            if self._lease.lost.is_set():
+                self.link.close()
+
+    async def _await_call(self, call: "asyncio.Future[Any]", interruptible: bool) -> bool:
+        """Wait for the call until the step-down point, or until a request if
+        `interruptible`. True if the call is done."""
+        request = asyncio.ensure_future(self._requested.wait()) if interruptible else None
+        waits = {call} if request is None else {call, request}
+        try:
+            await asyncio.wait(waits, timeout=max(0.0, self._timer.step_down_at - now()),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if request is not None:
+                request.cancel()
+        return call.done()
+
+    async def _settle_cancel(self, delivered: "asyncio.Future[None]") -> None:
+        """The interrupted statement ended on its own: wait until our cancel
+        request has been delivered (a signal to a backend that is idle by then
+        is ignored), so it cannot hit the next statement; if that takes too
+        long, give the connection up (the release then uses a new one)."""
+        limit = min(self._timing.release_timeout, self._timer.step_down_at - now())
+        try:
+            await asyncio.wait_for(asyncio.shield(delivered), max(limit, 0.0))
+        except asyncio.TimeoutError:
+            self.link.close()
+
+
+def _reply(call: "asyncio.Future[Optional[Tuple[Any, ...]]]") -> Reply:
+    error = call.exception()
+    if error is None:
+        return Reply(call.result(), None)
+    if isinstance(error, Error):
+        return Reply(None, error)
+    raise error
