@@ -580,6 +580,32 @@ WARM
     dead "$bchild" || fail "the warm leader's COMMAND survived the lost lease"
     info "SIGTERM as standby (143), --wait (75), COMMAND's own exit as standby (9), lost lease (3): ok"
     ;;
+warm_examples)
+    # The documented --warm examples (examples/warm/, shell and Python): a leader
+    # and a warm standby of each; kill -9 of the leader; the standby's service
+    # reads its line and works with the new token; SIGTERM stops it.
+    EX="$(cd "$(dirname "$0")/../../examples/warm" && pwd)"
+    for kind in sh py; do
+        if [ $kind = sh ]; then svc=("$EX/warm_service.sh" 0.2); else svc=(/usr/bin/python3 "$EX/warm_service.py" 0.2); fi
+        "$SL" run --name "$NAME-$kind" --ttl 5s --warm -- "${svc[@]}" >"$TMP/$kind-a.out" 2>"$TMP/$kind-a.log" &
+        pa=$!; PIDS+=("$pa")
+        wait_for 20 logged "$kind-a" "leader with fencing token" || fail "$kind: the first instance never worked as leader"
+        "$SL" run --name "$NAME-$kind" --ttl 5s --warm -- "${svc[@]}" >"$TMP/$kind-b.out" 2>"$TMP/$kind-b.log" &
+        pb=$!; PIDS+=("$pb")
+        wait_for 20 logged "$kind-b" "booted; waiting to lead\|booting" || fail "$kind: the warm standby did not boot"
+        wait_for 20 logged "$kind-b" "standby, held by" || fail "$kind: no standby"
+        logged "$kind-b" "leader with fencing token" && fail "$kind: the warm standby worked as leader while the other led"
+        kill -KILL "$pa"; reap "$pa"
+        wait_for 20 logged "$kind-b" "warm_service: leader with fencing token" || fail "$kind: the warm standby never led"
+        tok=$(sed -n 's/.*leader with fencing token \([0-9]*\).*/\1/p' "$TMP/$kind-b.log" | head -n1)
+        grep -q "told the warm COMMAND" "$TMP/$kind-b.log" || fail "$kind: no 'told the warm COMMAND' line"
+        [ "$(sed -n 's/.*leader, token \([0-9]*\),.*/\1/p' "$TMP/$kind-b.log")" = "$tok" ] ||
+            fail "$kind: the service's token $tok is not the lease's"
+        wait_for 5 grep -q "working as the leader (token $tok)" "$TMP/$kind-b.out" || fail "$kind: no leader work"
+        kill -TERM "$pb"; reap "$pb"; [ "$RC" = 0 ] || fail "$kind: the warm leader exited $RC after SIGTERM"
+        info "examples/warm/warm_service.$kind: booted as standby, led with token $tok after kill -9 of the leader: ok"
+    done
+    ;;
 *)
     echo "unknown case $CASE"; exit 2 ;;
 esac
