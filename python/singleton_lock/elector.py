@@ -68,6 +68,7 @@ class AsyncElector:
         self._link: Optional[Link] = None
         self._lease: Optional[Lease] = None
         self._unreleased: Optional[Lease] = None  # lost, maybe still ours on the server
+        self._watch_yields: Optional[bool] = None  # see Link.yields: learned once, kept
         self._timer = LeaseTimer(self.options.timing)
         self._keeper: Optional["asyncio.Task[Optional[bool]]"] = None
         self._contender: Optional["asyncio.Task[Lease]"] = None
@@ -349,6 +350,8 @@ class AsyncElector:
         if self._on_step_down is not None:
             lease.add_step_down_callback(self._on_step_down)
         self._lease = lease
+        if link.yields is None:
+            link.yields = self._watch_yields
         self._tenure = Keeper(
             link=link, lease=lease, timer=self._timer, timing=opts.timing, statements=self._sql,
             ttl_literal=opts.ttl_literal, confirm_now=confirm_now,
@@ -362,10 +365,14 @@ class AsyncElector:
     # --- leader -------------------------------------------------------------
     async def _keep(self, keeper: Keeper, lease: Lease) -> Optional[bool]:
         """The tenure. Returns the release's result, or None when lost."""
-        if await keeper.run():
-            return await self._release(keeper.link, lease)
-        self._close_link()
-        return None
+        try:
+            if await keeper.run():
+                return await self._release(keeper.link, lease)
+            self._close_link()
+            return None
+        finally:
+            if keeper.link.yields is not None:
+                self._watch_yields = keeper.link.yields
 
     def _on_notify(self, notify: psycopg.Notify) -> None:
         link = self._link

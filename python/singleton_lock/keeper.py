@@ -1,19 +1,23 @@
 """The leader's side of one tenure, on the connection that holds the lease.
 
 Heartbeats every ttl/3. Between them, with extension 1.1, it waits inside
-singleton_watch until the next heartbeat is due: the server answers at once
-when a waiter of higher priority asks for the lease (`step_down`) or when the
-lease is lost (`lost`: released or taken by someone else, force-released,
-paused), so both are known within a round trip. Without it (1.0, no EXECUTE,
-after a step-down request, while stopping) it sleeps, woken by NOTIFY and by
-the end of the connection.
+singleton_watch: the server answers at once when a waiter of higher priority
+asks for the lease (`step_down`) or when the lease is lost (`lost`: released
+or taken by someone else, force-released, paused), so both are known within a
+round trip. Without it (1.0, no EXECUTE, while stopping) it sleeps, woken by
+NOTIFY and by the end of the connection.
+
+The watch stays in flight when the next statement is due: the heartbeat, or
+the release (run() returns with the watch still waiting), is queued behind it
+(link.py, pipe.py) and the server ends the watch when that statement arrives,
+so no cancel request is needed. A server that does not (a build of 1.1 older
+than that) is noticed (link.yields): there the watch ends by itself before the
+next heartbeat, at most WATCH_MAX, and a release cancels it.
 
 The deadline rule never waits for the server: every call is bounded by the
 step-down point (the lease counted from the last confirmed heartbeat's send
 time, minus grace and a safety margin); when it passes the tenure ends at once
-and only then is the call abandoned. A release request interrupts a watch with
-a cancel request, so the connection is free for the release (run() asks for
-that early, while the work is still stopping).
+and only then is the call abandoned.
 """
 
 from __future__ import annotations
@@ -22,18 +26,24 @@ import asyncio
 import enum
 import logging
 import time
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Set, Tuple
 
 from .durations import interval_literal
 from .errors import DatabaseUnavailableError, Error, QueryCanceledError, is_fatal
 from .lease import Lease, LossReason
 from .link import Link
+from .pipe import PipedCall, Reply
 from .policy import LeaseTimer, Timing
 from .sql import Statements
 
 log = logging.getLogger("singleton_lock")
 now = time.monotonic
-WATCH_MAX = 1.0  # longest singleton_watch: bounds how long a lost cancel request could matter
+# Where the server ends a watch when the next statement arrives, a watch is
+# asked to last this much past the next heartbeat (which then ends it).
+WATCH_PAST_HEARTBEAT = 1.0
+# Elsewhere a watch is asked to end before the next heartbeat, and within this
+# (it bounds how long a lost cancel request could matter).
+WATCH_MAX = 1.0
 
 
 class Duty(enum.Enum):
@@ -41,15 +51,10 @@ class Duty(enum.Enum):
 
     DEADLINE = "deadline"  # no heartbeat confirmed in time: the lease counts as lost
     BROKEN = "broken"  # the holding connection broke: lost
-    RELEASE = "release"  # release() was called and the connection is free for it
+    RELEASE = "release"  # release() was called (it is queued behind a watch in flight)
     HEARTBEAT = "heartbeat"  # due, or a NOTIFY says someone changed the lease
     WATCH = "watch"  # 1.1: wait in singleton_watch until the next heartbeat is due
     IDLE = "idle"  # sleep until then, woken by NOTIFY, the connection's end or a request
-
-
-class Reply(NamedTuple):
-    row: Optional[Tuple[Any, ...]]
-    error: Optional[Error]
 
 
 class Keeper:
@@ -70,22 +75,19 @@ class Keeper:
         self._on_reply = on_reply
         self._next_heartbeat = timer.next_heartbeat_at
         self._heartbeat_now = confirm_now  # after a waited acquire: confirm at once
-        self._release_requested = False
-        self._quiet = False  # stopping: watch no more (the connection stays free)
+        self._quiet = False  # stopping: start no more watches
         self._wake = asyncio.Event()  # anything worth a look (while idle)
-        self._requested = asyncio.Event()  # release() or quiesce(): ends a watch early
+        self._release_requested = asyncio.Event()  # release(): ends the loop, even mid-watch
 
     # --- requests (from the elector, on the loop's thread) -----------------
     def request_release(self) -> None:
-        self._release_requested = True
-        self._requested.set()
+        self._release_requested.set()
         self._wake.set()
 
     def quiesce(self) -> None:
-        """The work is stopping and a release will follow: stop watching now,
-        so the connection is free when the release comes."""
+        """The work is stopping and a release will follow: start no more
+        watches (the one in flight, if any, ends when the release arrives)."""
         self._quiet = True
-        self._requested.set()
         self._wake.set()
 
     def notified(self) -> None:
@@ -98,7 +100,7 @@ class Keeper:
             return Duty.DEADLINE
         if self.link.broken or self.link.closed:
             return Duty.BROKEN
-        if self._release_requested:
+        if self._release_requested.is_set():
             return Duty.RELEASE
         if self._heartbeat_now or t >= self._next_heartbeat:
             return Duty.HEARTBEAT
@@ -108,8 +110,9 @@ class Keeper:
 
     # --- the loop ------------------------------------------------------------
     async def run(self) -> bool:
-        """True: a release was requested and the connection is free for it.
-        False: the tenure was lost (on_lost was called)."""
+        """True: a release was requested (a watch may still be in flight: the
+        release is queued behind it). False: the tenure was lost (on_lost was
+        called)."""
         try:
             while not self._lease.lost.is_set():
                 duty = self.duty(now())
@@ -143,7 +146,7 @@ class Keeper:
         self._heartbeat_now = False
         sent = now()
         reply = await self._call(self._sql.heartbeat, (self._lease.name, self._lease.token,
-                                                        self._ttl), interruptible=False)
+                                                        self._ttl))
         if reply is None:
             return
         if reply.error is not None:
@@ -164,13 +167,50 @@ class Keeper:
         self._next_heartbeat = self._timer.next_heartbeat_at
 
     async def _watch(self) -> None:
-        wait = max(0.0, min(self._next_heartbeat - now(), WATCH_MAX))
-        reply = await self._call(self._sql.watch, (self._lease.name, self._lease.token,
-                                                    interval_literal(wait)), interruptible=True)
-        if reply is None:
+        """One singleton_watch, until the next heartbeat is due. Where the
+        server ends it when the next statement arrives (or may: link.yields is
+        not False), it is asked to last past that point and the heartbeat is
+        queued behind it; else it is asked to end by then."""
+        queue_heartbeat = self.link.yields is not False
+        wait = self._next_heartbeat - now()
+        wait = wait + WATCH_PAST_HEARTBEAT if queue_heartbeat else min(wait, WATCH_MAX)
+        try:
+            watch = await self.link.start(
+                self._sql.watch, (self._lease.name, self._lease.token,
+                                  interval_literal(max(0.0, wait))),
+                max(0.0, self._timer.step_down_at - now()))
+        except Error as error:
+            self._watch_failed(error, interrupted=False)
             return
+        while not watch.done() and not self._lease.lost.is_set():
+            if self._release_requested.is_set():
+                return  # the release is queued behind the watch, which it ends
+            if now() >= self._timer.step_down_at:
+                self._lost(LossReason.DEADLINE, "no reply from the server in time")
+                return
+            if queue_heartbeat and now() >= self._next_heartbeat:
+                await self._heartbeat()  # queued behind the watch, which it ends
+                continue
+            await self._await_watch(watch, self._next_heartbeat if queue_heartbeat else None)
+        if watch.done() and not self._lease.lost.is_set():
+            self._watched(watch.reply())
+
+    async def _await_watch(self, watch: PipedCall, heartbeat_at: Optional[float]) -> None:
+        """Until the watch's reply, a release request, `heartbeat_at` or the
+        step-down point, whichever comes first."""
+        until = self._timer.step_down_at if heartbeat_at is None \
+            else min(heartbeat_at, self._timer.step_down_at)
+        request = asyncio.ensure_future(self._release_requested.wait())
+        waits: Set["asyncio.Future[Any]"] = {watch.future, request}
+        try:
+            await asyncio.wait(waits, timeout=max(0.0, until - now()),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            request.cancel()
+
+    def _watched(self, reply: Reply) -> None:
         if reply.error is not None:
-            self._watch_failed(reply.error)
+            self._watch_failed(reply.error, reply.interrupted)
             return
         self._on_reply()
         outcome = reply.row[0] if reply.row else None
@@ -182,13 +222,13 @@ class Keeper:
             self._lost(LossReason.REFUSED, "singleton_watch: the lease is no longer ours "
                        "(released or taken by someone else, force-released, or paused)")
         elif outcome != "held":
-            self._watch_failed(Error(f"singleton_watch returned {outcome!r}"))
+            self._watch_failed(Error(f"singleton_watch returned {outcome!r}"), False)
 
-    def _watch_failed(self, error: Error) -> None:
+    def _watch_failed(self, error: Error, interrupted: bool) -> None:
         if isinstance(error, DatabaseUnavailableError):
             self._lost(LossReason.CONNECTION_LOST, str(error))
-        elif isinstance(error, QueryCanceledError) and self._requested.is_set():
-            pass  # we interrupted it for a release
+        elif isinstance(error, QueryCanceledError) and interrupted:
+            pass  # the link cancelled it for the statement queued behind it
         else:  # e.g. a statement_timeout shorter than the watch: heartbeats alone from now on
             self._watch_enabled = False
             log.warning("lease %r: singleton_watch failed (%s); until this tenure ends, step-down "
@@ -210,54 +250,22 @@ class Keeper:
             self.link.unwatch()
 
     # --- one call, bounded by the step-down point ---------------------------
-    async def _call(self, statement: Any, params: Sequence[Any],
-                    interruptible: bool) -> Optional[Reply]:
+    async def _call(self, statement: Any, params: Sequence[Any]) -> Optional[Reply]:
         """Its reply, or None when the tenure ended first (the deadline rule:
-        the loss is declared at the step-down point, then the call abandoned).
-        An interruptible call is cancelled in the server on a release request."""
+        the loss is declared at the step-down point, then the call abandoned)."""
         call = asyncio.ensure_future(self.link.execute(statement, params, None))
-        delivered: Optional["asyncio.Future[None]"] = None  # our cancel request, once sent
         try:
-            while not await self._await_call(call, interruptible and delivered is None):
-                if now() >= self._timer.step_down_at:
-                    self._on_lost(LossReason.DEADLINE, "no reply from the server in time")
-                    return None  # (finally: the call is cancelled in the server)
-                if interruptible and delivered is None and self._requested.is_set():
-                    delivered = self.link.interrupt()
-            reply = _reply(call)
-            if delivered is not None and not isinstance(reply.error, QueryCanceledError):
-                await self._settle_cancel(delivered)
-            return reply
+            await asyncio.wait({call}, timeout=max(0.0, self._timer.step_down_at - now()))
+            if not call.done():
+                self._on_lost(LossReason.DEADLINE, "no reply from the server in time")
+                return None  # (finally: the call is cancelled in the server)
+            return _reply(call)
         finally:
             if not call.done():
                 call.cancel()
                 await asyncio.gather(call, return_exceptions=True)
             if self._lease.lost.is_set():
                 self.link.close()
-
-    async def _await_call(self, call: "asyncio.Future[Any]", interruptible: bool) -> bool:
-        """Wait for the call until the step-down point, or until a request if
-        `interruptible`. True if the call is done."""
-        request = asyncio.ensure_future(self._requested.wait()) if interruptible else None
-        waits = {call} if request is None else {call, request}
-        try:
-            await asyncio.wait(waits, timeout=max(0.0, self._timer.step_down_at - now()),
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if request is not None:
-                request.cancel()
-        return call.done()
-
-    async def _settle_cancel(self, delivered: "asyncio.Future[None]") -> None:
-        """The interrupted statement ended on its own: wait until our cancel
-        request has been delivered (a signal to a backend that is idle by then
-        is ignored), so it cannot hit the next statement; if that takes too
-        long, give the connection up (the release then uses a new one)."""
-        limit = min(self._timing.release_timeout, self._timer.step_down_at - now())
-        try:
-            await asyncio.wait_for(asyncio.shield(delivered), max(limit, 0.0))
-        except asyncio.TimeoutError:
-            self.link.close()
 
 
 def _reply(call: "asyncio.Future[Optional[Tuple[Any, ...]]]") -> Reply:

@@ -1,20 +1,32 @@
 """One database connection of the elector: psycopg's AsyncConnection in
 autocommit mode, without server-side prepared statements (PgBouncer), with
-every call bounded in time and every abandoned call cancelled in the server."""
+every call bounded in time and every abandoned call cancelled in the server.
+A statement may be started and left in flight (the leader's singleton_watch):
+the next one is then queued behind it (pipe.py), and a cancel request ends it
+only on a server that does not end it when the next statement arrives."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .errors import DatabaseUnavailableError, translate
+from .errors import DatabaseUnavailableError, QueryCanceledError, translate
+from .pipe import Pipe, PipedCall, Reply
 
+log = logging.getLogger("singleton_lock")
+now = time.monotonic
 CANCEL_LIMIT = 0.2  # how long we wait for a cancel request to be delivered (as the C++ client)
+# How long a statement queued behind a watch waits for the server to end that
+# watch before a cancel request ends it (a server whose watch does not end
+# when the next statement arrives: a build of 1.1 older than that).
+YIELD_WITHIN = 0.2
 
 
 class ReplyTimeout(DatabaseUnavailableError):
@@ -87,7 +99,12 @@ class Link:
         self._conn = conn
         self._busy = False
         self._watching: Optional[int] = None
+        self._pipe = Pipe(conn, self._pipe_broke)
+        self._cancel: Optional["asyncio.Future[None]"] = None  # ours, until delivered
         self.broken: Optional[str] = None  # why the connection broke, once it did
+        # Whether the server ends a waiting statement (singleton_watch) when
+        # the next one arrives; None until seen (the elector carries it over).
+        self.yields: Optional[bool] = None
 
     @classmethod
     async def open(cls, conninfo: str, timeout: float) -> "Link":
@@ -119,13 +136,18 @@ class Link:
                       timeout: Optional[float]) -> Optional[Tuple[Any, ...]]:
         """The first row of the reply (None for none). A reply later than
         `timeout` (None: no limit) or a cancellation of the caller abandons the
-        call: it is cancelled in the server and the connection is closed."""
+        call: it is cancelled in the server and the connection is closed.
+        While a started statement is in flight, this one is queued behind it."""
         if self.broken or self._conn.closed:
             raise DatabaseUnavailableError(self.broken or "the connection is closed")
+        give_up_at = None if timeout is None else now() + max(timeout, 0)
+        await self._cancel_delivered(give_up_at)
+        if self._pipe.busy:
+            return await self._queued(statement, params, give_up_at)
         self._busy = True
         try:
             cursor = await asyncio.wait_for(self._conn.execute(statement, params),
-                                            None if timeout is None else max(timeout, 0))
+                                            _left(give_up_at))
             row = await cursor.fetchone() if cursor.description else None
             self._busy = False
             return row
@@ -137,11 +159,94 @@ class Link:
             raise
         except psycopg.Error as error:
             self._busy = False
-            typed = translate(error)
-            if isinstance(typed, DatabaseUnavailableError):
-                self.broken = str(typed)
-                self.close()
-            raise typed from None
+            raise self._failed(translate(error)) from None
+
+    async def start(self, statement: Any, params: Optional[Sequence[Any]],
+                    timeout: float) -> PipedCall:
+        """Send a statement that waits in the server (singleton_watch) and
+        return once sent; its reply comes in the call's future. Until then,
+        execute() queues behind it (see _queued). `timeout` bounds the wait
+        for an earlier cancel request of ours to be delivered."""
+        if self.broken or self._conn.closed:
+            raise DatabaseUnavailableError(self.broken or "the connection is closed")
+        await self._cancel_delivered(now() + timeout)
+        query = psycopg.AsyncClientCursor(self._conn).mogrify(statement, params)
+        return self._pipe.send(query.encode(self._conn.info.encoding), waits=True)
+
+    async def _queued(self, statement: Any, params: Optional[Sequence[Any]],
+                      give_up_at: Optional[float]) -> Optional[Tuple[Any, ...]]:
+        """execute() while a started statement is in flight: sent at once,
+        behind it. The server ends that one when this arrives; if it does not
+        within YIELD_WITHIN (at once once known not to), a cancel request ends
+        it. If that cancel hits this statement instead (the earlier one had
+        just ended), it is sent again once the cancel was delivered."""
+        waiting = self._pipe.waiting_call()
+        query = psycopg.AsyncClientCursor(self._conn).mogrify(statement, params)
+        call = self._pipe.send(query.encode(self._conn.info.encoding), waits=False)
+        cancelled = False
+        try:
+            if waiting is not None:
+                cancelled = await self._end_waiting(waiting, give_up_at)
+            reply: Reply = await asyncio.wait_for(asyncio.shield(call.future), _left(give_up_at))
+        except asyncio.TimeoutError:
+            await self.abandon()
+            raise ReplyTimeout("no reply from the server in time") from None
+        except asyncio.CancelledError:
+            await self.abandon()
+            raise
+        if cancelled and isinstance(reply.error, QueryCanceledError):
+            log.debug("our cancel request hit the queued statement (the one before had just "
+                      "ended): sending it again")
+            return await self.execute(statement, params, _left(give_up_at))
+        if reply.error is not None:
+            raise self._failed(reply.error)
+        return reply.row
+
+    async def _end_waiting(self, waiting: PipedCall, give_up_at: Optional[float]) -> bool:
+        """Wait for the server to end `waiting` now that a statement is queued
+        behind it; else cancel it. True if a cancel request was sent."""
+        queued_at = now()
+        if self.yields is not False:
+            left = _left(give_up_at)
+            await asyncio.wait({waiting.future},
+                               timeout=YIELD_WITHIN if left is None else min(YIELD_WITHIN, left))
+            if waiting.done():
+                if waiting.reply().error is None:
+                    self.yields = True
+                return False
+            # (sent just before, it may have reached the server together with
+            # this one, which the server then cannot notice: learn nothing)
+            if queued_at - waiting.sent_at >= YIELD_WITHIN:
+                self.yields = False
+                log.info("the server did not end singleton_watch when the next statement "
+                         "arrived (a build of extension 1.1 older than that): a cancel request "
+                         "ends it from now on")
+        waiting.interrupted = True
+        self._cancel = self.interrupt()
+        return True
+
+    async def _cancel_delivered(self, give_up_at: Optional[float]) -> None:
+        """Send nothing while a cancel request of ours may still arrive: it
+        would hit that statement. Past the limit, give the connection up."""
+        if self._cancel is None or self._cancel.done():
+            return
+        limit = _left(give_up_at)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._cancel), limit)
+        except asyncio.TimeoutError:
+            self.close()
+            raise DatabaseUnavailableError("a cancel request was not delivered in time; "
+                                           "the connection was given up") from None
+
+    def _failed(self, error: Exception) -> Exception:
+        if isinstance(error, DatabaseUnavailableError):
+            self.broken = str(error)
+            self.close()
+        return error
+
+    def _pipe_broke(self, why: str) -> None:
+        self.broken = why
+        self.close()
 
     def interrupt(self) -> "asyncio.Future[None]":
         """Ask the server to cancel the statement in flight, keeping the
@@ -161,14 +266,15 @@ class Link:
 
     async def abandon(self) -> None:
         """Cancel the request in flight, then close the connection."""
-        busy, self._busy = self._busy, False
+        busy, self._busy = self._busy or self._pipe.busy, False
         self.unwatch()
+        self._pipe.close("the call was abandoned")
         await abandon(self._conn, busy)
 
     def watch(self, on_input: Callable[[], None]) -> None:
         """While idle: read what the server sends (notifications, or the end of
         the connection) as soon as it arrives, then call on_input()."""
-        if self._conn.closed or self._watching is not None:
+        if self._conn.closed or self._watching is not None or self._pipe.busy:
             return
         fd = self._conn.fileno()
         loop = asyncio.get_running_loop()
@@ -203,7 +309,12 @@ class Link:
 
     def close(self) -> None:
         self.unwatch()
+        self._pipe.close(self.broken or "the connection was closed")
         self._busy = False
         if not self._conn.closed:
             self._conn.pgconn.finish()  # AsyncConnection.close() without a loop turn
 
+
+def _left(give_up_at: Optional[float]) -> Optional[float]:
+    """Seconds until `give_up_at` (None: no limit)."""
+    return None if give_up_at is None else max(give_up_at - now(), 0.0)

@@ -5,6 +5,7 @@ output, the ledger checker, and a TCP relay that can freeze a connection."""
 from __future__ import annotations
 
 import os
+import logging
 import queue
 import re
 import signal
@@ -399,5 +400,40 @@ def lease_state(name: str) -> Optional[Tuple[str, Optional[int]]]:
     return (row[0], row[1]) if row else None
 
 
+def watch_in_flight(pid: Optional[int] = None, user: Optional[str] = None) -> bool:
+    """Whether a backend (of `pid`, or of role `user`) is running singleton_watch."""
+    with admin() as conn:
+        return conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE "
+            "'%%singleton_watch(%%' AND pid = coalesce(%s, pid) AND usename = "
+            "coalesce(%s, usename)", (pid, user)).fetchone() is not None
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
+
+
+class LogLines(logging.Handler):
+    """The `singleton_lock` logger's messages (DEBUG and up) matching a pattern
+    (its first group, if it has one)."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines = []
+        self._pattern = re.compile(pattern)
+        self._logger = logging.getLogger("singleton_lock")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self._pattern.search(record.getMessage())
+        if match:
+            self.lines.append(match.group(1) if match.groups() else match.group(0))
+
+    def __enter__(self) -> "LogLines":
+        self._level = self._logger.level
+        self._logger.setLevel(logging.DEBUG)
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)

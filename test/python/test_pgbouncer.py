@@ -135,3 +135,36 @@ def test_bots_through_pgbouncer_transaction_pooling(spawn, bouncer):
     assert c.wait_exit() == 0
     runs = check_ledger(ledger(table))
     assert [r[0] for r in runs] == [got_a[1], got_b[1], got_c[1]]
+
+
+async def test_statements_queued_behind_a_watch_through_pgbouncer(monkeypatch, bouncer):
+    """Through the pooler (transaction pooling: each statement of the
+    pipeline is a transaction of its own, PgBouncer counts their Syncs): the
+    heartbeats queued behind watches asked to last 10 minutes past them, and
+    the release queued behind the last, end those watches; no cancel request."""
+    import asyncio
+
+    import singleton_lock
+    import singleton_lock.keeper
+    import singleton_lock.link
+    from singleton_lock.link import Link
+
+    from harness import WAIT, wait_until, watch_in_flight
+
+    sent = []
+    interrupt = Link.interrupt
+    monkeypatch.setattr(Link, "interrupt", lambda link: sent.append(1) or interrupt(link))
+    monkeypatch.setattr(singleton_lock.keeper, "WATCH_PAST_HEARTBEAT", 600.0, raising=False)
+    monkeypatch.setattr(singleton_lock.link, "YIELD_WITHIN", 10 * WAIT, raising=False)
+    name = unique("pooled_q")
+    leader = singleton_lock.AsyncElector(name, ttl="3s", dsn=bouncer)
+    lease = await leader.acquire()
+    await asyncio.sleep(5)  # five heartbeats, each queued behind a watch
+    assert lease.held and lease_state(name) == ("held", None)
+    assert await asyncio.get_running_loop().run_in_executor(
+        None, lambda: wait_until(lambda: watch_in_flight(user=ROLE), WAIT)), "no watch in flight"
+    t0 = time.monotonic()
+    assert await asyncio.wait_for(leader.release(), WAIT) is True
+    print(f"\n[pgbouncer] release queued behind a watch: {ms(time.monotonic() - t0)}")
+    assert sent == [] and lease_state(name)[0] == "free"
+    await leader.aclose()
