@@ -189,7 +189,13 @@ bool bind_to_lease(const LeaseKey& key, int64 token, Oid role, TimestampTz now) 
     bind_this_session(key.name_hash, binding);
     forbid_prepare("singleton_bind");
     TimestampTz mine = own_session_start();
-    if (stored.binding.bound && stored.binding.bound_since >= mine) return true;
+    if (stored.binding.bound && stored.binding.bound_since >= mine) {
+        // Only the row lock was written (it assigned a transaction id): losing
+        // its commit in a crash loses nothing, so the new leader's bind does
+        // not wait for a WAL flush on the way to starting COMMAND.
+        skip_flush_if_sole_write(wrote_before);
+        return true;
+    }
     // This session is the newest bound one (the restart rule counts from it).
     Datum args[5] = {PointerGetDatum(key.name), Int32GetDatum(MyProcPid), TimestampTzGetDatum(mine),
                      Int32GetDatum(static_cast<int32>(current_timeline())),

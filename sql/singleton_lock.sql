@@ -172,6 +172,14 @@ SELECT format('SELECT singleton_heartbeat(%L, %s) IS NOT NULL AS renewed', 'pool
 FROM generate_series(1, 10) \gexec
 SELECT pg_stat_force_next_flush();
 SELECT wal_sync - :syncs_before >= 10 AS unbound_heartbeats_are_flushed FROM (:wal_syncs) s;
+-- Binding an already bound session only locks the row: no flush either (it
+-- is on the new leader's path to starting its work).
+SELECT wal_sync AS syncs_before FROM (:wal_syncs) s \gset
+SELECT format('SELECT singleton_bind(%L, %s) AS bound', 'quick',
+              '(SELECT token FROM singleton_lock_leases WHERE name = ''quick'')')
+FROM generate_series(1, 20) \gexec
+SELECT pg_stat_force_next_flush();
+SELECT wal_sync - :syncs_before < 10 AS rebinds_skip_the_flush FROM (:wal_syncs) s;
 -- With another write in the same transaction, the application's write stays durable.
 SELECT wal_sync AS syncs_before FROM (:wal_syncs) s \gset
 BEGIN;
