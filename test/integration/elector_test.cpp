@@ -1,69 +1,26 @@
 // The library's blocking API (Elector::run / request_stop) against the real
 // server from the PG* environment. Skipped when no server answers.
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <random>
 #include <thread>
 #include <vector>
 
 #include "singleton_lock/admin.hpp"
 #include "singleton_lock/elector.hpp"
+#include "it_support.hpp"
 
 namespace singleton_lock {
 namespace {
 
 using namespace std::chrono_literals;
 
-bool server_ready() {
-    static const bool ready = [] {
-        PGconn* c = PQconnectdb("");
-        bool ok = PQstatus(c) == CONNECTION_OK;
-        if (ok) {
-            PGresult* r = PQexec(c, "CREATE EXTENSION IF NOT EXISTS singleton_lock");
-            PQclear(r);
-            r = PQexec(c, "SELECT 'singleton_acquire'::regproc");
-            ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-            PQclear(r);
-        }
-        PQfinish(c);
-        return ok;
-    }();
-    return ready;
-}
+#define REQUIRE_SERVER() IT_REQUIRE_SERVER("SELECT 'singleton_acquire'::regproc", "singleton_lock")
 
-std::string unique_name(const char* what) {
-    return std::string("it_lib_") + what + "_" + std::to_string(getpid()) + "_" +
-           std::to_string(std::random_device{}() % 100000);
-}
-
-template <typename F>
-bool eventually(F&& f, std::chrono::milliseconds limit = 20s) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (f()) return true;
-        std::this_thread::sleep_for(5ms);
-    }
-    return f();
-}
-
-// One statement on a fresh connection; the first column of the first row ("" if none).
-std::string query(const std::string& sql) {
-    PGconn* c = PQconnectdb("");
-    PGresult* r = PQexec(c, sql.c_str());
-    std::string out = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0)
-                                                                               : std::string();
-    PQclear(r);
-    PQfinish(c);
-    return out;
-}
-
-#define REQUIRE_SERVER() \
-    if (!server_ready()) \
-    GTEST_SKIP() << "no PostgreSQL server with singleton_lock (PG* environment)"
+std::string unique_name(const char* what) { return it::unique_name("it_lib_", what); }
+using it::eventually;
+using it::query;
 
 TEST(ElectorIntegration, HandoverOnRequestStop) {
     REQUIRE_SERVER();

@@ -24,7 +24,6 @@ SL="$1"
 CMD="$2"
 CASE="$3"
 ROUNDS="${SL_IT_ROUNDS:-30}"
-PSQL=(psql -XAtq -v ON_ERROR_STOP=1)
 TMP="$(mktemp -d /tmp/sl-excl.XXXXXX)"
 NAME="ex_${CASE}_$$_${RANDOM}"
 PIDS=()
@@ -45,24 +44,10 @@ fail() {
     for f in "$TMP"/*.log "$TMP"/*.check; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done
     exit 1
 }
-info() { echo "[$CASE] $*"; }
-now_ns() { date +%s%N; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
-wait_for() {  # wait_for SECONDS COMMAND...: poll every 10 ms until COMMAND succeeds
-    local limit=$(( $(now_ns) + $1 * 1000000000 )); shift
-    until "$@"; do
-        [ "$(now_ns)" -gt "$limit" ] && return 1
-        sleep 0.01
-    done
-}
-
-if ! "${PSQL[@]}" -c 'SELECT 1' >/dev/null 2>&1; then
-    echo "SKIP: no PostgreSQL server answers with the PG* environment"
-    exit 77
-fi
-"${PSQL[@]}" -c 'CREATE EXTENSION IF NOT EXISTS singleton_lock' >/dev/null 2>&1
-"${PSQL[@]}" -c "SELECT 'singleton_acquire'::regproc" >/dev/null 2>&1 ||
-    fail "extension singleton_lock is not available"
+require_extension
 
 MODE=honour
 # start LABEL [singleton-lock run options...]: an instance whose sessions carry
@@ -103,6 +88,25 @@ check_handover() {
     none_runs "$old" || fail "a process of $old's COMMAND survived: $(cat "$TMP/$old.ids")"
     [ "$(token_of "$new")" -gt "$(token_of "$old")" ] ||
         fail "token did not increase: $(token_of "$old") -> $(token_of "$new")"
+}
+
+# lost_then_handover OLD NEW WHAT: OLD's singleton-lock exits 3 (lease lost) after
+# WHAT, then check_handover OLD NEW.
+lost_then_handover() {
+    local wpid rc; eval "wpid=\$PID_$1"
+    wait "$wpid"; rc=$?
+    [ "$rc" = 3 ] || fail "$1 exited $rc after $3, expected 3"
+    check_handover "$1" "$2"
+}
+
+# stop_leader LABEL: SIGTERM to LABEL's singleton-lock; it exits 0, or 137 when
+# its COMMAND ignores SIGTERM (MODE=ignore: killed at the end of the grace).
+stop_leader() {
+    local wpid rc expected=0; eval "wpid=\$PID_$1"
+    kill -TERM "$wpid" || fail "could not stop $1"
+    wait "$wpid"; rc=$?
+    [ "$MODE" = ignore ] && expected=137
+    [ "$rc" = "$expected" ] || fail "$1 exited $rc after SIGTERM, expected $expected"
 }
 
 standby() {  # standby LABEL OPTIONS...: start LABEL and wait until it waits as a standby
@@ -188,17 +192,10 @@ terminate_rounds() {  # terminate_rounds SESSION MODE ROUNDS
         wait_for 10 backend_gone "$backend" || fail "backend $backend still exists after pg_terminate_backend"
         wait_for 30 started "$new" || fail "$new did not take over after $old's $session backend was terminated"
         LAT+=("$(ms_until_started "$t0" "$new")")
-        local wpid; eval "wpid=\$PID_$old"
-        wait "$wpid"; local rc=$?
-        [ "$rc" = 3 ] || fail "$old exited $rc after losing its $session session, expected 3"
-        check_handover "$old" "$new"
+        lost_then_handover "$old" "$new" "losing its $session session"
         old="$new"
     done
-    local wpid; eval "wpid=\$PID_$old"
-    kill -TERM "$wpid" || fail "could not stop $old"
-    wait "$wpid"; local rc=$? expected=0
-    [ "$MODE" = ignore ] && expected=137  # (killed at the end of the grace)
-    [ "$rc" = "$expected" ] || fail "$old exited $rc after SIGTERM, expected $expected"
+    stop_leader "$old"
     report_latencies "$session backend terminated, COMMAND ${MODE}s SIGTERM"
 }
 
@@ -235,15 +232,8 @@ case_restart() {
             restart_server "$how"
             wait_for 60 started "$new" || fail "$new did not take over after the restart ($how)"
             LAT+=("$(ms_until_started "$t0" "$new")")
-            local wpid; eval "wpid=\$PID_$old"
-            wait "$wpid"; local rc=$?
-            [ "$rc" = 3 ] || fail "$old exited $rc after the restart, expected 3"
-            check_handover "$old" "$new"
-            eval "wpid=\$PID_$new"
-            kill -TERM "$wpid" || fail "could not stop $new"
-            wait "$wpid"; local rc=$? expected=0
-            [ "$MODE" = ignore ] && expected=137  # (killed at the end of the grace)
-            [ "$rc" = "$expected" ] || fail "$new exited $rc after SIGTERM, expected $expected"
+            lost_then_handover "$old" "$new" "the restart"
+            stop_leader "$new"
             i=$((i + 1))
         done
     done

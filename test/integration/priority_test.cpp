@@ -3,19 +3,17 @@
 // PG* environment, with one and with two sessions per elector. Skipped when no
 // server answers. Latencies are printed, never asserted.
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 #include <poll.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <random>
 #include <string>
 #include <thread>
 
 #include "singleton_lock/admin.hpp"
 #include "singleton_lock/elector.hpp"
+#include "it_support.hpp"
 
 namespace singleton_lock {
 namespace {
@@ -23,49 +21,15 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-bool server_ready() {
-    static const bool ready = [] {
-        PGconn* c = PQconnectdb("");
-        bool ok = PQstatus(c) == CONNECTION_OK;
-        if (ok) {
-            PQclear(PQexec(c, "CREATE EXTENSION IF NOT EXISTS singleton_lock"));
-            PGresult* r = PQexec(c, "SELECT singleton_lock_version()");
-            ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-            PQclear(r);
-        }
-        PQfinish(c);
-        return ok;
-    }();
-    return ready;
-}
+#define REQUIRE_SERVER() IT_REQUIRE_SERVER("SELECT singleton_lock_version()", "singleton_lock 1.1")
 
-#define REQUIRE_SERVER() \
-    if (!server_ready()) \
-    GTEST_SKIP() << "no PostgreSQL server with singleton_lock 1.1 (PG* environment)"
+std::string unique_name(const char* what) { return it::unique_name("it_prio_", what); }
+using it::query;
 
-std::string unique_name(const char* what) {
-    return std::string("it_prio_") + what + "_" + std::to_string(getpid()) + "_" +
-           std::to_string(std::random_device{}() % 100000);
-}
-
+// Polls finer than the default: the latencies printed are measured by it.
 template <typename F>
 bool eventually(F&& f, std::chrono::milliseconds limit = 20s) {
-    const auto end = Clock::now() + limit;
-    while (Clock::now() < end) {
-        if (f()) return true;
-        std::this_thread::sleep_for(2ms);
-    }
-    return f();
-}
-
-std::string query(const std::string& sql) {
-    PGconn* c = PQconnectdb("");
-    PGresult* r = PQexec(c, sql.c_str());
-    std::string out = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0)
-                                                                               : std::string();
-    PQclear(r);
-    PQfinish(c);
-    return out;
+    return it::eventually(std::forward<F>(f), limit, 2ms);
 }
 
 // True once an acquire of `name` sleeps in the server's wait.

@@ -11,7 +11,6 @@ set -uo pipefail
 
 SL="$1"
 CASE="$2"
-PSQL=(psql -XAtq -v ON_ERROR_STOP=1)
 TMP="$(mktemp -d /tmp/sl-it.XXXXXX)"
 NAME="it_${CASE}_$$_${RANDOM}"
 PIDS=()
@@ -27,29 +26,11 @@ fail() {
     for f in "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done
     exit 1
 }
-info() { echo "[$CASE] $*"; }
-now_ns() { date +%s%N; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
 
-# wait_for SECONDS COMMAND...: poll every 10 ms until COMMAND succeeds.
-wait_for() {
-    local limit=$(( $(now_ns) + $1 * 1000000000 )); shift
-    until "$@"; do
-        [ "$(now_ns)" -gt "$limit" ] && return 1
-        sleep 0.01
-    done
-}
-
-if ! "${PSQL[@]}" -c 'SELECT 1' >/dev/null 2>&1; then
-    echo "SKIP: no PostgreSQL server answers with the PG* environment (PGHOST=${PGHOST:-} PGPORT=${PGPORT:-})"
-    exit 77
-fi
-for _ in 1 2 3; do
-    "${PSQL[@]}" -c 'CREATE EXTENSION IF NOT EXISTS singleton_lock' >/dev/null 2>&1 && break
-    sleep 0.2
-done
-"${PSQL[@]}" -c "SELECT 'singleton_acquire'::regproc" >/dev/null 2>&1 ||
-    fail "extension singleton_lock is not available (make install; CREATE EXTENSION singleton_lock)"
+require_extension
 
 # The COMMAND used by the tests: first notes any earlier COMMAND's process
 # (or its child) that still runs in LABEL.overlap; records its pid, a

@@ -14,8 +14,9 @@ import subprocess
 import threading
 import time
 import uuid
+from functools import partial
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import psycopg
 
@@ -164,6 +165,38 @@ def check_ledger(rows: List[Row]) -> List[Tuple[int, int, int]]:
     return runs
 
 
+def accept_each(listener: socket.socket, on_accept: Callable[[socket.socket], None]) -> None:
+    """Hands each connection `listener` accepts to on_accept, until it is closed."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        on_accept(conn)
+
+
+def relay(src: socket.socket, dst: socket.socket,
+          on_data: Callable[[bytes], None] = lambda data: None) -> None:
+    """Copies src to dst until either end closes or fails (on_data sees each
+    chunk before it is sent on), then shuts both sockets down: one direction of
+    a TCP relay (Freezer, Gate)."""
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            on_data(data)
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 class Freezer:
     """A TCP relay 127.0.0.1:port -> target that can hold all traffic (both
     directions) and later deliver it in order: a network path that stalls."""
@@ -178,7 +211,8 @@ class Freezer:
         self.replies = bytearray()  # server->client bytes relayed since the last thaw
         self._lock = threading.Lock()
         self._sockets: List[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=accept_each, args=(self._listener, self._relay),
+                         daemon=True).start()
 
     def freeze(self) -> None:
         self._frozen.set()
@@ -207,41 +241,24 @@ class Freezer:
             except OSError:
                 pass
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self._target)
-            self._sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+    def _relay(self, client: socket.socket) -> None:
+        server = socket.create_connection(self._target)
+        self._sockets += [client, server]
+        for src, dst, upstream in ((client, server, True), (server, client, False)):
+            on_data = partial(self._pass, upstream=upstream)
+            threading.Thread(target=relay, args=(src, dst, on_data), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if self._frozen.is_set():
-                    if upstream:
-                        with self._lock:
-                            self.held += data
-                    with self._thawed:
-                        self._thawed.wait_for(lambda: not self._frozen.is_set())
-                if not upstream:
-                    with self._lock:
-                        self.replies += data
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+    def _pass(self, data: bytes, upstream: bool) -> None:
+        """Holds `data` while frozen (noting what the client sent), notes replies."""
+        if self._frozen.is_set():
+            if upstream:
+                with self._lock:
+                    self.held += data
+            with self._thawed:
+                self._thawed.wait_for(lambda: not self._frozen.is_set())
+        if not upstream:
+            with self._lock:
+                self.replies += data
 
 
 class SilentHost:
@@ -258,7 +275,8 @@ class SilentHost:
         self.accepted = 0
         self._held: List[socket.socket] = []
         if accept:
-            threading.Thread(target=self._accept, daemon=True).start()
+            threading.Thread(target=accept_each, args=(self._listener, self._hold),
+                             daemon=True).start()
         else:
             self._fill_queue()
 
@@ -273,14 +291,9 @@ class SilentHost:
             self._held.append(filler)
         time.sleep(0.2)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self._held.append(conn)
+    def _hold(self, conn: socket.socket) -> None:
+        self.accepted += 1
+        self._held.append(conn)
 
     def close(self) -> None:
         try:
@@ -313,7 +326,7 @@ class Gate:
         listener.listen(64)
         self.port = listener.getsockname()[1]
         self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        threading.Thread(target=accept_each, args=(listener, self._relay), daemon=True).start()
 
     def close(self) -> None:
         listener, self._listener = self._listener, None
@@ -332,35 +345,13 @@ class Gate:
             except OSError:
                 pass
 
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self._target)
-            with self._lock:
-                self.accepted += 1
-                self._sockets += [client, server]
-            for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+    def _relay(self, client: socket.socket) -> None:
+        server = socket.create_connection(self._target)
+        with self._lock:
+            self.accepted += 1
+            self._sockets += [client, server]
+        for src, dst in ((client, server), (server, client)):
+            threading.Thread(target=relay, args=(src, dst), daemon=True).start()
 
 
 def first_leader(instances: Sequence[Instance],

@@ -8,7 +8,7 @@ import shlex
 import signal
 import subprocess
 import time
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 import pytest
 
@@ -22,24 +22,41 @@ def command(program: List[str], name: str, table: str, ttl: str, dsn: str = "") 
     return program + ["--dsn", dsn or tcp_dsn(), "--name", name, "--ledger", table, "--ttl", ttl]
 
 
-def two_copies_handover(spawn: Spawn, program: List[str], what: str) -> None:
-    """Leader + standby; SIGTERM to the leader hands over in milliseconds; exactly
-    one writes at a time; both exit 0 on SIGTERM."""
-    name, table = unique("two"), unique("ledger")
-    cmd = command(program, name, table, "5s")
+def leader_and_standby(spawn: Spawn, program: List[str], prefix: str, ttl: str,
+                       rows: int) -> Tuple[str, str, Instance, Tuple[float, int], Instance]:
+    """Copies "a" and "b" of `program` on a new lease and ledger: a leads and has
+    written `rows` rows, b waits as a standby. (name, table, a, a's leader
+    line (time, token), b)."""
+    name, table = unique(prefix), unique("ledger")
+    cmd = command(program, name, table, ttl)
     a = spawn(cmd, "a")
     got_a = a.next_leader()
     assert got_a, "the first instance never led"
     b = spawn(cmd, "b")
     assert b.wait_stderr("standby"), "the second instance never reported standby"
-    assert wait_rows(table, got_a[1], 5), "the leader does not write its ledger"
-    assert b.lines.empty(), "the standby printed a leader line while the leader held the lease"
+    assert wait_rows(table, got_a[1], rows), "the leader does not write its ledger"
+    return name, table, a, got_a, b
+
+
+def sigterm_hands_over(leader: Instance, standby: Instance, figure: str) -> Tuple[float, int]:
+    """SIGTERM to `leader`: `standby` prints its leader line (the time from the
+    signal is printed as `figure`) and `leader` exits 0. standby's (time, token)."""
     t0 = time.monotonic()
-    a.signal(signal.SIGTERM)
-    got_b = b.next_leader()
-    assert got_b, "the standby did not take over after SIGTERM to the leader"
-    print(f"\n[{what}] handover after SIGTERM (signal -> new leader line): {ms(got_b[0] - t0)}")
-    assert a.wait_exit() == 0
+    leader.signal(signal.SIGTERM)
+    got = standby.next_leader()
+    assert got, "the standby did not take over after SIGTERM to the leader"
+    print(f"{figure}: {ms(got[0] - t0)}")
+    assert leader.wait_exit() == 0
+    return got
+
+
+def two_copies_handover(spawn: Spawn, program: List[str], what: str) -> None:
+    """Leader + standby; SIGTERM to the leader hands over in milliseconds; exactly
+    one writes at a time; both exit 0 on SIGTERM."""
+    name, table, a, got_a, b = leader_and_standby(spawn, program, "two", "5s", 5)
+    assert b.lines.empty(), "the standby printed a leader line while the leader held the lease"
+    got_b = sigterm_hands_over(a, b,
+                               f"\n[{what}] handover after SIGTERM (signal -> new leader line)")
     assert got_b[1] > got_a[1], "the fencing token did not grow"
     assert wait_rows(table, got_b[1], 5), "the new leader does not write its ledger"
     b.signal(signal.SIGTERM)
@@ -76,12 +93,7 @@ def three_copies_kill_and_term(spawn: Spawn, program: List[str], what: str) -> N
     assert wait_rows(table, token2, 5)
     assert last.lines.empty(), "two instances led at once"
 
-    t0 = time.monotonic()
-    leader2.signal(signal.SIGTERM)
-    third = last.next_leader()
-    assert third, "the last standby did not take over after SIGTERM"
-    print(f"[{what}] handover after SIGTERM with two standbys: {ms(third[0] - t0)}")
-    assert leader2.wait_exit() == 0
+    third = sigterm_hands_over(leader2, last, f"[{what}] handover after SIGTERM with two standbys")
     assert wait_rows(table, third[1], 5)
     last.signal(signal.SIGTERM)
     assert last.wait_exit() == 0
@@ -96,14 +108,7 @@ def database_restart(spawn: Spawn, program: List[str], what: str) -> None:
     restart = os.environ.get("SL_IT_RESTART")
     if not restart:
         pytest.skip("set SL_IT_RESTART to a command that restarts the server (test/run_all.sh does)")
-    name, table = unique("restart"), unique("ledger")
-    cmd = command(program, name, table, "5s")
-    a = spawn(cmd, "a")
-    got_a = a.next_leader()
-    assert got_a
-    b = spawn(cmd, "b")
-    assert b.wait_stderr("standby")
-    assert wait_rows(table, got_a[1], 3)
+    _, table, a, got_a, b = leader_and_standby(spawn, program, "restart", "5s", 3)
     t0 = time.monotonic()
     subprocess.run(shlex.split(restart), check=True, stdout=subprocess.DEVNULL)
     print(f"\n[{what}] server restarted in {ms(time.monotonic() - t0)}")

@@ -11,7 +11,8 @@ import time
 
 from harness import (BOT, Freezer, WAIT, admin, check_ledger, first_leader, lease_state, ledger,
                      ms, rows_of, tcp_dsn, unique, wait_rows, wait_until)
-from scenarios import command, database_restart, three_copies_kill_and_term, two_copies_handover
+from scenarios import (command, database_restart, leader_and_standby, three_copies_kill_and_term,
+                       two_copies_handover)
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -80,14 +81,7 @@ def test_a_newer_deployment_of_higher_priority_takes_over(spawn):
     stops its work, releases, and the release hands the lease to the new copy.
     The older copies wait as standbys and never take it back; the ledger shows
     one writer at a time."""
-    name, table = unique("prio"), unique("ledger")
-    old = command(BOT, name, table, "2s")
-    a = spawn(old, "a")
-    got_a = a.next_leader()
-    assert got_a, "the first instance never led"
-    b = spawn(old, "b")
-    assert b.wait_stderr("standby")
-    assert wait_rows(table, got_a[1], 5)
+    name, table, a, got_a, b = leader_and_standby(spawn, BOT, "prio", "2s", 5)
 
     t0 = time.monotonic()
     c = spawn(command(BOT, name, table, "2s") + ["--priority", "1"], "c")
@@ -134,14 +128,7 @@ def test_pause_and_resume_by_an_administrator(spawn):
     """singleton_pause ends the leader's tenure at once (its work stops, it
     waits as a standby), nobody leads while paused, and singleton_resume hands
     the lease to a waiting copy at once."""
-    name, table = unique("pause"), unique("ledger")
-    cmd = command(BOT, name, table, "10s")
-    a = spawn(cmd, "a")
-    got_a = a.next_leader()
-    assert got_a
-    b = spawn(cmd, "b")
-    assert b.wait_stderr("standby")
-    assert wait_rows(table, got_a[1], 3)
+    name, table, a, got_a, b = leader_and_standby(spawn, BOT, "pause", "10s", 3)
 
     with admin() as conn:
         conn.execute("SELECT singleton_pause(%s, 'deploying the database')", (name,))

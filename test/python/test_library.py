@@ -33,6 +33,21 @@ def backend_gone(pid: int) -> bool:
                             (pid,)).fetchone() == (0,)
 
 
+def leader_until_cancelled():
+    """A leader coroutine for run() that works until it is cancelled, and two
+    events: (main, running: set when it starts, cancelled: set when cancelled)."""
+    running, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def main(lease):
+        running.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+    return main, running, cancelled
+
+
 async def test_handover_heartbeats_and_tokens():
     name = unique("lib")
     a = singleton_lock.AsyncElector(name, ttl="1s")
@@ -67,16 +82,8 @@ async def test_wait_runs_out():
 
 async def test_run_cancels_the_leader_coroutine_on_loss():
     name = unique("lib_run")
-    running, cancelled = asyncio.Event(), asyncio.Event()
+    main, running, cancelled = leader_until_cancelled()
     losses = []
-
-    async def main(lease):
-        running.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
 
     async def force_release_when_running():
         await running.wait()
@@ -312,16 +319,8 @@ async def test_a_waiter_of_higher_priority_takes_over_from_run():
     (singleton_watch), cancels the leader's coroutine, releases, and the
     release hands the lease to that waiter; run() raises SteppedDown."""
     name = unique("lib_prio")
-    running, cancelled = asyncio.Event(), asyncio.Event()
+    main, running, cancelled = leader_until_cancelled()
     requests = []
-
-    async def main(lease):
-        running.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
 
     leader = singleton_lock.AsyncElector(name, ttl="1s", on_step_down=requests.append)
     equal = singleton_lock.AsyncElector(name, ttl="1s")

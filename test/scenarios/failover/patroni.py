@@ -35,6 +35,9 @@ class PatroniScenario(Scenario):
         super().__init__("failover_patroni")
         self.cluster = PatroniCluster(self.workdir, PG_PORTS, API_PORTS, ETCD_PORTS)
 
+    def explain_failure(self):
+        print(self.cluster.list(), file=sys.stderr)
+
     def stop_servers(self):
         try:
             self.cluster.stop()
@@ -100,18 +103,7 @@ class PatroniScenario(Scenario):
 
 def main():
     run = PatroniScenario()
-    ok = False
-    try:
-        run.run()
-        ok = True
-    except Failure as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        print(run.cluster.list(), file=sys.stderr)
-    finally:
-        run.cleanup(keep=not ok)
-    if ok:
-        run.report()
-    return 0 if ok else 1
+    return run.main(run.run)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import urllib.request
 import yaml
 
 from ledger import SCHEMA_SQL
-from pg import BINDIR, OWNER, USER, Failure, Queries, chown_owner, pid_alive, port_open, wait_for
+from pg import (BINDIR, OWNER, USER, Failure, Queries, chown_owner, pid_alive, port_open,
+                postmaster_pid, wait_for)
 
 SCOPE = "singleton-lock-ha"
 DCS = {"ttl": 10, "loop_wait": 1, "retry_timeout": 4, "maximum_lag_on_failover": 1048576,
@@ -131,16 +132,9 @@ class Member(Queries):
     def is_streaming_replica(self):
         return self.api("/replica")[0] == 200
 
-    def postmaster_pid(self):
-        try:
-            with open(os.path.join(self.data, "postmaster.pid")) as f:
-                return int(f.readline())
-        except (FileNotFoundError, ValueError):
-            return None
-
     def kill_postmaster(self):
         """kill -9 of the postmaster (not of Patroni), verified dead."""
-        pid = self.postmaster_pid()
+        pid = postmaster_pid(self.data)
         if not pid or not pid_alive(pid):
             raise Failure(f"{self.name}: no running postmaster to kill")
         os.kill(pid, signal.SIGKILL)
@@ -149,7 +143,7 @@ class Member(Queries):
 
     def stop(self):
         """Stops Patroni (it stops PostgreSQL), verified; PostgreSQL too if Patroni did not."""
-        pid = self.postmaster_pid()
+        pid = postmaster_pid(self.data)
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:

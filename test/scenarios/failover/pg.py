@@ -57,6 +57,15 @@ def pid_alive(pid):
         return False
 
 
+def postmaster_pid(data_dir):
+    """The pid in data_dir's postmaster.pid; None when there is none."""
+    try:
+        with open(os.path.join(data_dir, "postmaster.pid")) as f:
+            return int(f.readline())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 BASE_SETTINGS = """
 listen_addresses = '127.0.0.1'
 max_connections = 100
@@ -135,17 +144,10 @@ class Server(Queries):
     def stop(self, mode="fast"):
         as_owner([f"{BINDIR}/pg_ctl", "-D", self.data, "-m", mode, "-w", "stop"])
 
-    def postmaster_pid(self):
-        try:
-            with open(os.path.join(self.data, "postmaster.pid")) as f:
-                return int(f.readline())
-        except (FileNotFoundError, ValueError):
-            return None
-
     def crash(self):
         """pg_ctl stop -m immediate (every process gets SIGQUIT: no shutdown
         checkpoint, clients' connections break), then verifies it is down."""
-        pid = self.postmaster_pid()
+        pid = postmaster_pid(self.data)
         r = as_owner([f"{BINDIR}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
         if r.returncode:
             raise Failure(f"immediate stop of {self.name}: {r.stdout}{r.stderr}")

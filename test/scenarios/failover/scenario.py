@@ -5,6 +5,7 @@ import glob
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -226,4 +227,24 @@ class Scenario:
         for key, value in self.figures:
             print(f"  {value:8.0f} ms  {key}")
         print(f"{self.checks} passed, 0 failed")
+
+    def explain_failure(self):
+        """Prints what helps to understand a failure (a scenario may add to it)."""
+
+    def main(self, steps):
+        """Runs steps(); a Failure is printed (with explain_failure()); the
+        cleanup keeps a failed run's work directory; the figures are reported
+        when it passed. The exit status: 0 passed, 1 failed."""
+        ok = False
+        try:
+            steps()
+            ok = True
+        except Failure as e:
+            print(f"FAIL: {e}", file=sys.stderr)
+            self.explain_failure()
+        finally:
+            self.cleanup(keep=not ok)
+        if ok:
+            self.report()
+        return 0 if ok else 1
 

@@ -298,8 +298,8 @@ class Streaming(Scenario):
 
 def main():
     run = Streaming(MODE)
-    ok = False
-    try:
+
+    def steps():
         run.setup_cluster()
         run.standby_refuses_with_hint()
         run.start_instances(run.dsn, TTL, INSTANCES, run.health_base)
@@ -307,14 +307,7 @@ def main():
         run.crash_and_promote()
         run.pooled_after()
         run.final_checks()
-        ok = True
-    except Failure as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-    finally:
-        run.cleanup(keep=not ok)
-    if ok:
-        run.report()
-    return 0 if ok else 1
+    return run.main(steps)
 
 
 if __name__ == "__main__":
