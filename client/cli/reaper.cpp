@@ -139,18 +139,21 @@ bool become_subreaper() { return ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 
 
 // One scan of /proc normally does: it kills the group and every child; the
 // rest is reaping them as they die (an adopted zombie is announced by SIGCHLD
-// too). Only when no child ends for a while may there be one we never
-// signalled (adopted after the scan, its parent just killed): scan again.
+// too). A process whose parent we just reaped is adopted by us without any
+// signal, so every reap is followed by a quick look at our children list (no
+// waiting for a quiet period before killing the adopted). Only when no child
+// ends for a while may there be one we never signalled: a full scan of /proc.
 int kill_and_reap_all(pid_t group, pid_t watched, int* watched_status, int sigchld_fd) {
     int reaped = 0;
-    bool watched_left = watched > 0, scan = true, first = true;
+    bool watched_left = watched > 0, scan = true, quick = true;
     for (;;) {
         if (scan) {
             // The group's number cannot be reused while its leader is unreaped.
             if (group > 0 && watched_left) ::kill(-group, SIGKILL);
-            kill_children(first);
-            scan = first = false;
+            kill_children(quick);
+            scan = false;
         }
+        const int before = reaped;
         for (;;) {
             int st = 0;
             const pid_t w = ::waitpid(-1, &st, WNOHANG);
@@ -166,7 +169,12 @@ int kill_and_reap_all(pid_t group, pid_t watched, int* watched_status, int sigch
             if (w < 0) return reaped;  // ECHILD: no child, so no descendant, is left
             break;                     // children left that have not died yet
         }
-        if (!child_event_within_2ms(sigchld_fd)) scan = true;
+        if (reaped > before) {
+            scan = quick = true;  // their orphans are ours now
+        } else if (!child_event_within_2ms(sigchld_fd)) {
+            scan = true;
+            quick = false;
+        }
     }
 }
 

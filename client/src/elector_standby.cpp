@@ -188,6 +188,9 @@ void Elector::Impl::without_second(const std::exception& e) {
 
 void Elector::Impl::back_off(const std::exception& e) {
     const auto now = Clock::now();
+    // A server that answered "read-only" or "starting up" was reached: during a
+    // failover this standby is looking for the primary, not cut off (health).
+    if (policy::primary_missing(e)) last_contact = now;
     const Duration delay = reconnect.next(now, policy::primary_missing(e));
     phase = Phase::backoff;
     state = State::connecting;

@@ -32,6 +32,7 @@ from .errors import (ElectorClosed, Error, LeaseLost, SteppedDown, UsageError, W
 from .keeper import Keeper
 from .lease import Lease, LossReason, State
 from .link import Link
+from .within import cancels_requested
 from .options import Options, make_options
 from .policy import (Backoff, LeaseTimer, Reconnect, lead_before_confirmation, primary_missing,
                      reply_deadline, wait_ran_out, wait_slice)
@@ -123,7 +124,7 @@ class AsyncElector:
             self._close_link()  # the waiting call was cancelled in the server already
             self._reconnect.stopped()
             self._set_state(State.STOPPED)
-            if self._closed and not _cancelling(asyncio.current_task()):
+            if self._closed and not cancels_requested(asyncio.current_task()):
                 raise ElectorClosed("the elector was closed while waiting") from None
             raise
         finally:
@@ -472,9 +473,3 @@ class AsyncElector:
             log.warning("lease %r: LOST (%s)", self.name, detail)
         elif state is not State.CONNECTING:
             log.info("lease %r: %s%s", self.name, state.value, f", {detail}" if detail else "")
-
-
-def _cancelling(task: Optional["asyncio.Task[Any]"]) -> int:
-    """How many cancel requests are pending on `task` (Python >= 3.11; else 0)."""
-    counter = getattr(task, "cancelling", None)
-    return int(counter()) if counter is not None else 0

@@ -35,6 +35,7 @@ from .link import Link
 from .pipe import PipedCall, Reply
 from .policy import LeaseTimer, Timing
 from .sql import Statements
+from .within import within
 
 log = logging.getLogger("singleton_lock")
 now = time.monotonic
@@ -243,7 +244,7 @@ class Keeper:
         self._wake.clear()
         self.link.watch(self._wake.set)
         try:
-            await asyncio.wait_for(self._wake.wait(), max(timeout, 0))
+            await within(self._wake.wait(), max(timeout, 0))
         except asyncio.TimeoutError:
             pass
         finally:

@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import DatabaseUnavailableError, QueryCanceledError, translate
 from .pipe import Pipe, PipedCall, Reply
+from .within import within
 
 log = logging.getLogger("singleton_lock")
 now = time.monotonic
@@ -109,9 +110,9 @@ class Link:
     @classmethod
     async def open(cls, conninfo: str, timeout: float) -> "Link":
         try:
-            conn = await asyncio.wait_for(
+            conn = await within(
                 psycopg.AsyncConnection.connect(conninfo, autocommit=True, prepare_threshold=None),
-                timeout,
+                timeout, discard=lambda unused: unused.pgconn.finish(),
             )
         except asyncio.TimeoutError:
             raise ConnectTimeout(f"could not connect within {timeout:g} s") from None
@@ -146,8 +147,7 @@ class Link:
             return await self._queued(statement, params, give_up_at)
         self._busy = True
         try:
-            cursor = await asyncio.wait_for(self._conn.execute(statement, params),
-                                            _left(give_up_at))
+            cursor = await within(self._conn.execute(statement, params), _left(give_up_at))
             row = await cursor.fetchone() if cursor.description else None
             self._busy = False
             return row
@@ -187,7 +187,7 @@ class Link:
         try:
             if waiting is not None:
                 cancelled = await self._end_waiting(waiting, give_up_at)
-            reply: Reply = await asyncio.wait_for(asyncio.shield(call.future), _left(give_up_at))
+            reply: Reply = await within(asyncio.shield(call.future), _left(give_up_at))
         except asyncio.TimeoutError:
             await self.abandon()
             raise ReplyTimeout("no reply from the server in time") from None
@@ -232,7 +232,7 @@ class Link:
             return
         limit = _left(give_up_at)
         try:
-            await asyncio.wait_for(asyncio.shield(self._cancel), limit)
+            await within(asyncio.shield(self._cancel), limit)
         except asyncio.TimeoutError:
             self.close()
             raise DatabaseUnavailableError("a cancel request was not delivered in time; "

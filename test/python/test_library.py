@@ -171,6 +171,35 @@ async def test_abandoned_calls_are_cancelled_in_the_server():
     assert await _eventually(lambda: backend_gone(pid)), "the cancelled query kept running"
 
 
+async def test_a_cancel_wins_over_a_reply_that_came_in_meanwhile():
+    """Before Python 3.12, asyncio.wait_for returns a result that came in while
+    its caller was being cancelled, and the cancel is lost: a standby stopped
+    by SIGTERM just as a release handed it the lease led on and never exited.
+    Swept over the loop iterations between the reply's arrival and the
+    caller's resumption: every cancel that was accepted ends the call."""
+    conninfo = singleton_lock.AsyncElector("x").options.conninfo
+    swallowed = []
+    for spins in range(16):
+        link = await Link.open(conninfo, 10)
+        try:
+            call = asyncio.ensure_future(link.execute("SELECT 1", None, 10))
+            for _ in range(8):  # let it send the query
+                await asyncio.sleep(0)
+            time.sleep(0.05)  # the reply is in; this loop has not looked yet
+            for _ in range(spins):
+                await asyncio.sleep(0)
+            accepted = call.cancel()
+            try:
+                await call
+            except asyncio.CancelledError:
+                continue
+            if accepted:
+                swallowed.append(spins)
+        finally:
+            link.close()
+    assert not swallowed, f"cancels lost after {swallowed} loop iterations"
+
+
 async def test_standby_stop_cancels_its_waiting_acquire():
     name = unique("lib_stop")
     async with singleton_lock.AsyncElector(name, ttl="5s") as holder:

@@ -11,6 +11,17 @@ import urllib.request
 from pg import pid_alive
 
 
+def healthz(port):
+    """(status, body) of GET /healthz on 127.0.0.1:port, (None, error) when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+            return r.status, r.read().decode().strip()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode().strip()
+    except OSError as e:
+        return None, str(e)
+
+
 class Slot:
     def __init__(self, platform, index):
         self.platform, self.index = platform, index
@@ -39,15 +50,7 @@ class Slot:
             time.sleep(0.1)
 
     def healthz(self):
-        """(status, body) of GET /healthz, (None, error) when it does not answer."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz",
-                                        timeout=2) as r:
-                return r.status, r.read().decode().strip()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode().strip()
-        except OSError as e:
-            return None, str(e)
+        return healthz(self.health_port)
 
     def log_lines(self):
         with open(self.log) as f:

@@ -36,6 +36,7 @@ import time
 
 import psycopg
 
+from instances import healthz
 from ledger import SCHEMA_SQL, lost_writes
 from pg import USER, Failure, Server, wait_for
 from probe import WriteProbe
@@ -169,7 +170,7 @@ class Streaming(Scenario):
                 f"{self.primary.port} refuses connections")
         self.old_leader_stops(leader, crash_ns, "primary crash")
         remaining = NO_PRIMARY_SECONDS - (time.time_ns() - crash_ns) / 1e9
-        standby_only = self.start_standby_only_instance()
+        standby_only = self.start_standby_only_instance(max(remaining, 1.0) + 2)
         self.standbys_keep_looking(crash_ns, max(remaining, 1.0), "no primary")
         self.check_standby_only_instance(standby_only)
         probe = WriteProbe(self.standby.dsn()).start()
@@ -186,18 +187,42 @@ class Streaming(Scenario):
         self.crash_ns, self.accepted_ns = crash_ns, accepted_ns
 
     # --- an instance whose DSN names only the standby, without target_session_attrs
-    def start_standby_only_instance(self):
+    def start_standby_only_instance(self, fresh_wait_s):
+        """Two instances started while there is no primary: one whose DSN names
+        only the standby, and one with the cluster's DSN (it has never reached
+        the primary; libpq refuses the read-only standby)."""
         log = open(os.path.join(self.workdir, "standby-only.log"), "w")
         proc = subprocess.Popen([CLI, "run", "--name", LEASE, "--ttl", TTL, "--wait", "2s",
                                  "--dsn", self.standby.dsn(), "--", "touch",
                                  os.path.join(self.workdir, "standby-only-ran")],
                                 stdout=log, stderr=log)
         log.close()
-        return proc
+        log = open(os.path.join(self.workdir, "started-without-primary.log"), "w")
+        fresh = subprocess.Popen([CLI, "run", "--name", LEASE, "--ttl", TTL,
+                                  "--wait", f"{int(fresh_wait_s * 1000)}ms",
+                                  "--dsn", self.dsn, "--health-addr",
+                                  f"127.0.0.1:{self.health_base + 9}", "--", "true"],
+                                 stdout=log, stderr=log)
+        log.close()
+        return proc, fresh
 
-    def check_standby_only_instance(self, proc):
+    def check_fresh_instance_health(self, fresh):
+        """An instance that has only ever reached the read-only standby is
+        looking for the primary: /healthz 200 'standby', not 'unreachable'."""
+        port = self.health_base + 9
+        seen = healthz(port)  # (it has been refused for seconds by now)
+        code = fresh.wait(timeout=60)
+        if seen != (200, "standby") or code != 75:
+            raise Failure(f"instance started without a primary: /healthz {seen}, exit {code}")
+        self.ok("an instance started while there was no primary (it never reached one; libpq "
+                "refused the read-only standby) answered /healthz 200 standby and exited 75 when "
+                "its --wait ran out")
+
+    def check_standby_only_instance(self, procs):
         """It connects, every call fails with 25006: it keeps retrying (one log
         line), never leads, and exits 75 when --wait runs out."""
+        proc, fresh = procs
+        self.check_fresh_instance_health(fresh)
         code = proc.wait(timeout=60)
         with open(os.path.join(self.workdir, "standby-only.log")) as f:
             lines = f.read().splitlines()
