@@ -247,4 +247,3 @@ class Scenario:
         if ok:
             self.report()
         return 0 if ok else 1
-
