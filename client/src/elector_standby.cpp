@@ -188,10 +188,11 @@ void Elector::Impl::without_second(const std::exception& e) {
 
 void Elector::Impl::back_off(const std::exception& e) {
     const auto now = Clock::now();
+    const bool failover = policy::primary_missing(e);
     // A server that answered "read-only" or "starting up" was reached: during a
     // failover this standby is looking for the primary, not cut off (health).
-    if (policy::primary_missing(e)) last_contact = now;
-    const Duration delay = reconnect.next(now, policy::primary_missing(e));
+    if (failover) last_contact = now;
+    const Duration delay = reconnect.next(now, failover);
     phase = Phase::backoff;
     state = State::connecting;
     due = now + delay;

@@ -18,7 +18,7 @@ from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import DatabaseUnavailableError, QueryCanceledError, translate
-from .pipe import Pipe, PipedCall, Reply
+from .pipe import Pipe, PipedCall, Reply, dispatch_notifies
 from .within import within
 
 log = logging.getLogger("singleton_lock")
@@ -283,12 +283,7 @@ class Link:
             pgconn = self._conn.pgconn
             try:
                 pgconn.consume_input()
-                while True:
-                    notify = pgconn.notifies()
-                    if notify is None:
-                        break
-                    if pgconn.notify_handler:
-                        pgconn.notify_handler(notify)
+                dispatch_notifies(pgconn)
                 if pgconn.status == pq.ConnStatus.BAD:
                     raise psycopg.OperationalError("the server closed the connection")
             except psycopg.Error as error:

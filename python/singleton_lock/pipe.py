@@ -30,6 +30,16 @@ from .errors import DatabaseUnavailableError, Error, translate
 now = time.monotonic
 
 
+def dispatch_notifies(pgconn: pq.abc.PGconn) -> None:
+    """Hand every notification libpq has read to the connection's handler."""
+    while True:
+        notify = pgconn.notifies()
+        if notify is None:
+            return
+        if pgconn.notify_handler:
+            pgconn.notify_handler(notify)
+
+
 class Reply(NamedTuple):
     row: Optional[Tuple[Any, ...]]  # the first row (None for none, or on error)
     error: Optional[Error]
@@ -137,7 +147,7 @@ class Pipe:
         pgconn = self._conn.pgconn
         try:
             pgconn.consume_input()
-            self._dispatch_notifies(pgconn)
+            dispatch_notifies(pgconn)
             self._take_results(pgconn)
             if pgconn.status == pq.ConnStatus.BAD:
                 raise psycopg.OperationalError("the server closed the connection")
@@ -177,14 +187,6 @@ class Pipe:
         loader = adapt.Transformer.from_context(self._conn)
         loader.set_pgresult(result)
         return Reply(loader.load_row(0, tuple), None, call.interrupted)
-
-    def _dispatch_notifies(self, pgconn: pq.abc.PGconn) -> None:
-        while True:
-            notify = pgconn.notifies()
-            if notify is None:
-                return
-            if pgconn.notify_handler:
-                pgconn.notify_handler(notify)
 
     def _break(self, why: str) -> None:
         self.close(why)
