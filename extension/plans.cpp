@@ -105,8 +105,12 @@ SPIPlanPtr plan(PlanId id) {
     const char* name = get_namespace_name(plans_schema);
     if (name == nullptr) elog(ERROR, "singleton_lock: the extension's schema no longer exists");
     const PlanSpec& spec = kPlans[id];
-    SPIPlanPtr fresh = SPI_prepare(psprintf(spec.sql, quote_identifier(name)), spec.nargs,
-                                   const_cast<Oid*>(spec.argtypes));
+    // Generic from the first call: every query finds one row by its key, so a
+    // custom plan is never better, and planning each of a backend's first
+    // five calls costs CPU on the takeover's path (a woken waiter replanned).
+    SPIPlanPtr fresh =
+        SPI_prepare_cursor(psprintf(spec.sql, quote_identifier(name)), spec.nargs,
+                           const_cast<Oid*>(spec.argtypes), CURSOR_OPT_GENERIC_PLAN);
     if (fresh == nullptr)
         elog(ERROR, "singleton_lock: could not prepare query %d: %s", static_cast<int>(id),
              SPI_result_code_string(SPI_result));

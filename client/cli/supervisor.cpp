@@ -51,6 +51,7 @@ int exit_code_of(int wait_status) {
 void Supervisor::prepare(const std::string& path, const std::vector<std::string>& argv,
                          const std::vector<std::string>& env, std::chrono::nanoseconds grace,
                          bool warm) {
+    reap_exited();  // the last one's (its release has been sent)
     if (pid_ > 0) throw std::logic_error("Supervisor::prepare: already prepared");
     int gate[2] = {-1, -1};  // without it the supervisor forks COMMAND's child at start
     if (warm) {  // a pipe: COMMAND reads a line from it (a datagram would truncate short reads)
@@ -165,7 +166,17 @@ Supervisor::Event Supervisor::on_readable() {
         return Event::helper_lost;
     }
     report_ = read_report(r, m);
-    collect_remains();
+    if (report_->supervisor_lost) {
+        collect_remains();  // its orphans are ours to kill before anything else happens
+    } else {
+        // It reported after killing and reaping all of COMMAND's: only its own
+        // exit is left. Waiting for that (milliseconds of unmapping on a slow
+        // VM) would delay the release; it is reaped later (reap_exited()).
+        exiting_pid_ = pid_;
+        pid_ = -1;
+        ::close(link_);
+        link_ = -1;
+    }
     return Event::ended;
 }
 
@@ -188,18 +199,31 @@ CommandReport Supervisor::read_report(int received, const link::Message& m) cons
 // report it left nothing (it had no child left), which one waitpid confirms.
 void Supervisor::collect_remains() {
     wait_for(pid_);
-    const pid_t other = ::waitpid(-1, nullptr, WNOHANG);
-    if (other != -1 || errno != ECHILD) {
-        const int reaped = reaper::kill_and_reap_all(0, -1, nullptr, -1) + (other > 0 ? 1 : 0);
-        if (report_) report_->leftovers += reaped;
-    }
+    reap_orphans();
     ::close(link_);
     link_ = -1;
     pid_ = -1;
 }
 
+void Supervisor::reap_orphans() {
+    const pid_t other = ::waitpid(-1, nullptr, WNOHANG);
+    if (other != -1 || errno != ECHILD) {
+        const int reaped = reaper::kill_and_reap_all(0, -1, nullptr, -1) + (other > 0 ? 1 : 0);
+        if (report_) report_->leftovers += reaped;
+    }
+}
+
+// Before any new fork: reap_orphans() must not take a new supervisor for an orphan.
+void Supervisor::reap_exited() {
+    if (exiting_pid_ <= 0) return;
+    wait_for(exiting_pid_);
+    exiting_pid_ = -1;
+    reap_orphans();
+}
+
 Supervisor::~Supervisor() {
     discard();
+    reap_exited();
     if (running()) {
         kill_supervisor();
         report_ = CommandReport{};

@@ -101,11 +101,14 @@ class Supervisor {
   private:
     void close_gate(const std::int64_t* token);
     void collect_remains();
+    void reap_orphans();
+    void reap_exited();
     CommandReport read_report(int received, const link::Message& m) const;
     pid_t pid_ = -1;  // the supervising process
     pid_t command_pid_ = 0;
     int link_ = -1;
     int gate_ = -1;  // write end of the COMMAND child's gate, until start()
+    pid_t exiting_pid_ = -1;  // a supervising process that reported: reaped before the next fork
     bool started_ = false;
     bool warm_ = false;
     std::optional<CommandReport> report_;
