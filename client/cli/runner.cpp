@@ -66,9 +66,10 @@ Runner::Runner(const RunArgs& args, std::string command_path, int signal_fd)
     }
 }
 
-// The supervising process and COMMAND's child are forked now, while this
-// process is small and single-threaded, so that becoming leader costs no fork
-// (handover latency). If that fails, they are forked at leadership.
+// The supervising process is forked now, while this process is small and
+// single-threaded, so that becoming leader costs only its vfork of COMMAND
+// (handover latency); a warm COMMAND starts now too. If that fails, it is
+// forked at leadership.
 void Runner::prepare_supervisor() {
     try {
         supervisor_.prepare(command_path_, args_.command, command_env_, elector_->timing().grace,

@@ -108,10 +108,10 @@ void SupervisingProcess::run(int gate_r, int gate_w) {
     for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) sigaddset(&set, s);
     ::sigprocmask(SIG_BLOCK, &set, nullptr);  // signals meant for COMMAND: read and ignored
     sfd_ = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (gate_r >= 0) fork_waiting_child(gate_r, gate_w);
+    if (warm_ && gate_r >= 0) fork_waiting_child(gate_r, gate_w);
     if (gate_w >= 0) ::close(gate_w);
     if (sfd_ < 0) end(false);  // singleton-lock sees EOF: start() fails or it reports SIGKILL
-    // The first message: up, with COMMAND's waiting child (0: none, start forks it).
+    // The first message: up, with a warm COMMAND's process (0: none, start vforks it).
     (void)link::send(link_, {link::Kind::child, child_ > 0 ? child_ : 0, 0, 0});
     for (;;) {
         on_timers(monotonic_ns());
@@ -127,10 +127,9 @@ void SupervisingProcess::run(int gate_r, int gate_w) {
     }
 }
 
-// COMMAND's child is forked now and waits on the gate for the token; EOF on
-// the gate (singleton-lock gone, or it gave up) makes it exit without running
-// COMMAND. A warm COMMAND is exec'd at once, with the gate's read end as its
-// SINGLETON_LOCK_LEADER_FD (the same descriptor number as in singleton-lock).
+// A warm COMMAND is forked and exec'd now, while standby, with the gate's read
+// end as its SINGLETON_LOCK_LEADER_FD (the same descriptor number as in
+// singleton-lock).
 void SupervisingProcess::fork_waiting_child(int gate_r, int gate_w) {
     child_ = ::fork();
     if (child_ == 0) {
@@ -138,16 +137,8 @@ void SupervisingProcess::fork_waiting_child(int gate_r, int gate_w) {
         ::close(gate_w);
         ::close(link_);
         if (sfd_ >= 0) ::close(sfd_);
-        if (warm_ && ::fcntl(gate_r, F_SETFD, 0) == 0) exec_command(command_, 0);
-        if (warm_) ::_exit(126);
-        std::int64_t token = 0;
-        ssize_t n;
-        do {
-            n = ::read(gate_r, &token, sizeof token);
-        } while (n < 0 && errno == EINTR);
-        if (n != static_cast<ssize_t>(sizeof token)) ::_exit(0);
-        ::close(gate_r);
-        exec_command(command_, token);
+        if (::fcntl(gate_r, F_SETFD, 0) == 0) exec_command(command_, 0);
+        ::_exit(126);
     }
     if (child_ > 0) ::setpgid(child_, child_);  // (also done by the child: whoever runs first)
     ::close(gate_r);
@@ -173,8 +164,11 @@ void SupervisingProcess::on_link() {
 void SupervisingProcess::on_start(const link::Message& m) {
     started_ = true;
     deadline_ns_ = m.b;
-    if (child_ > 0) return;  // singleton-lock has written the token into the child's gate
-    child_ = ::fork();       // no child waits (it died, or none could be forked)
+    if (child_ > 0) return;  // a warm COMMAND: singleton-lock has written its line
+    // vfork: this process waits until the child has exec'd (or _exit'ed); the
+    // child only writes the token into its environment (prepared before the
+    // fork of this process) and makes syscalls.
+    child_ = ::vfork();
     if (child_ == 0) {
         ::setpgid(0, 0);
         exec_command(command_, m.a);
@@ -197,18 +191,6 @@ void SupervisingProcess::on_stop(int sig) {
 
 void SupervisingProcess::on_child_ended() {
     if (child_ <= 0 || !reaper::reap_ended(child_)) return;  // (adopted orphans were reaped)
-    if (!started_ && !warm_) {
-        // Died while waiting for its token: COMMAND never ran, unless "start" is
-        // already queued (then the token was in its gate, and this is COMMAND's end).
-        link::Message peek{};
-        if (::recv(link_, &peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT) !=
-            static_cast<ssize_t>(sizeof peek)) {
-            while (::waitpid(child_, nullptr, 0) < 0 && errno == EINTR) {
-            }
-            child_ = -1;  // start forks a new one
-            return;
-        }
-    }
     end(true);
 }
 

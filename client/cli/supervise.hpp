@@ -23,10 +23,10 @@ struct CommandImage {
 
 constexpr unsigned token_digits = 20;  // room for any int64
 
-// link: the socket to singleton-lock. gate_r/gate_w: the socketpair on which
-// COMMAND's pre-forked child waits for its token (-1: fork COMMAND at start).
-// warm: the child execs COMMAND at once instead, keeping gate_r (a pipe) open
-// as SINGLETON_LOCK_LEADER_FD; COMMAND's end, even before start, is reported.
+// link: the socket to singleton-lock. Cold (warm false): COMMAND is vforked
+// at start with the token it brings; gate_r/gate_w are -1. warm: COMMAND is
+// forked and exec'd at once, keeping gate_r (a pipe) open as
+// SINGLETON_LOCK_LEADER_FD; its end, even before start, is reported.
 [[noreturn]] void supervise(int link, int gate_r, int gate_w, const CommandImage& command,
                             std::int64_t grace_ns, bool warm);
 

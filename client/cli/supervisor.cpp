@@ -30,8 +30,8 @@ void wait_for(pid_t pid) {
     }
 }
 
-// The supervisor's first message says it is up and names COMMAND's waiting
-// child (0: none waits). -1: it did not come up.
+// The supervisor's first message says it is up and names a warm COMMAND's
+// process (0: none yet, start() has it vforked). -1: it did not come up.
 pid_t read_child_pid(int link) {
     pollfd p{link, POLLIN, 0};
     link::Message m{};
@@ -53,13 +53,10 @@ void Supervisor::prepare(const std::string& path, const std::vector<std::string>
                          bool warm) {
     reap_exited();  // the last one's (its release has been sent)
     if (pid_ > 0) throw std::logic_error("Supervisor::prepare: already prepared");
-    int gate[2] = {-1, -1};  // without it the supervisor forks COMMAND's child at start
-    if (warm) {  // a pipe: COMMAND reads a line from it (a datagram would truncate short reads)
-        if (::pipe2(gate, O_CLOEXEC) != 0)
-            throw std::system_error(errno, std::generic_category(), "pipe");
-    } else if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gate) != 0) {
-        gate[0] = gate[1] = -1;
-    }
+    int gate[2] = {-1, -1};  // (cold: none, the supervisor vforks COMMAND's child at start)
+    // A pipe: COMMAND reads a line from it (a datagram would truncate short reads).
+    if (warm && ::pipe2(gate, O_CLOEXEC) != 0)
+        throw std::system_error(errno, std::generic_category(), "pipe");
     // Everything the children need is built before the fork; the token's
     // digits are written into the children's copy of token_var.
     std::string token_var = "SINGLETON_LOCK_TOKEN=" + std::string(token_digits, '0');
@@ -120,11 +117,9 @@ bool Supervisor::start(std::int64_t token, TimePoint watchdog_deadline,
 
 void Supervisor::close_gate(const std::int64_t* token) {
     if (gate_ < 0) return;
-    if (token && warm_) {  // one line into an empty pipe: never blocks, never partial
+    if (token) {  // one line into an empty pipe: never blocks, never partial
         const std::string line = "leader " + std::to_string(*token) + "\n";
         (void)!::write(gate_, line.data(), line.size());
-    } else if (token) {
-        (void)!::send(gate_, token, sizeof *token, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
     ::close(gate_);
     gate_ = -1;
@@ -133,7 +128,7 @@ void Supervisor::close_gate(const std::int64_t* token) {
 void Supervisor::discard() {
     if (!prepared()) return;
     ::kill(pid_, SIGKILL);
-    collect_remains();  // its waiting child, adopted by us
+    collect_remains();  // a warm COMMAND it ran, adopted by us
     close_gate(nullptr);
     command_pid_ = 0;
 }

@@ -18,11 +18,12 @@
 // - singleton-lock is a subreaper too: if the supervisor itself dies, what it
 //   leaves is adopted by singleton-lock, which kills and reaps it all.
 //
-// It is forked early, while singleton-lock is still a standby (prepare()), and
-// at once forks the child that will exec COMMAND; that child waits on a gate.
-// On leadership start() sends the token, the watchdog's deadline and the
-// sockets, and writes the token into the gate: the child execs COMMAND with
-// SINGLETON_LOCK_TOKEN set, with no fork on the way.
+// It is forked early, while singleton-lock is still a standby (prepare()). On
+// leadership start() sends the token, the watchdog's deadline and the sockets;
+// the supervisor vforks the child that execs COMMAND with SINGLETON_LOCK_TOKEN
+// set. (vfork copies no page tables, and its child's execve has none of this
+// process's mappings to tear down: on a 2-core VM that was faster than waking
+// a child forked in advance, which had to.)
 //
 // Watchdog: singleton-lock sends the latest deadline after every confirmed
 // heartbeat; if it passes (singleton-lock hangs), the supervisor SIGTERMs the
@@ -107,7 +108,7 @@ class Supervisor {
     pid_t pid_ = -1;  // the supervising process
     pid_t command_pid_ = 0;
     int link_ = -1;
-    int gate_ = -1;  // write end of the COMMAND child's gate, until start()
+    int gate_ = -1;  // --warm: write end of COMMAND's SINGLETON_LOCK_LEADER_FD, until start()
     pid_t exiting_pid_ = -1;  // a supervising process that reported: reaped before the next fork
     bool started_ = false;
     bool warm_ = false;

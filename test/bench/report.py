@@ -425,7 +425,7 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
       "session `pg_advisory_lock` in C (test/bench/peer_advisory.c), the floor. *npm advisory-lock* "
       "and *npm @imqueue/pg-pubsub* (singleListener): test/bench/peers/peer.js, pinned by "
       "test/bench/peers/package-lock.json. For ours the handover ends when the new COMMAND *process* "
-      "runs (fork-free: exec of a pre-forked child); for the peers when the new holder's callback "
+      "runs (vforked and exec'd by the pre-forked supervising process); for the peers when the new holder's callback "
       "runs in the already running process. The driver (test/bench/handover.py) stamps the fault on "
       "the same clock. Before every fault the standby waits (ours: its backend sleeps in the "
       "extension's wait; the advisory locks: a lock wait; pg-pubsub: its listen() returned), then a "
@@ -500,7 +500,7 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
                   f"release commits durably and hands the lease to the waiter in the same transaction); -> "
                   f"new wrapper logged `leader` {b[2]} ms (the waiter's acquire returns without a commit "
                   f"of its own, the second session binds); -> new COMMAND runs {b[3]} ms (the supervisor "
-                  f"gets the sockets, the pre-forked child is woken and execs COMMAND).")
+                  f"gets the sockets, vforks and execs COMMAND).")
             else:
                 h(f"kill -9: SIGKILL -> new wrapper logged `leader` {b[2]} ms (the old supervising process "
                   f"sees EOF, kills and reaps COMMAND's group and every descendant, then closes its copies "

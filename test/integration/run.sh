@@ -347,26 +347,23 @@ db_restart)
     kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
 prefork)
-    # A standby forks COMMAND's supervising process and the child that will exec
-    # COMMAND in advance; they never run COMMAND while standby, go away with the
+    # A standby forks COMMAND's supervising process in advance (it vforks COMMAND
+    # only at leadership); it never runs COMMAND while standby, goes away with the
     # standby (SIGTERM, --wait ran out, SIGKILL), and a dead one is forked anew.
     helpers() {  # PID: its supervising process and that one's children
         local s; s=$(children_of "$1") && [ -n "$s" ] || return 1
         echo "$s $(children_of "$s" | tr '\n' ' ')"
     }
     pgid_of() { awk '{ sub(/.*\) /, ""); print $3 }' "/proc/$1/stat"; }
-    check_helpers() {  # LABEL PID: two helpers, COMMAND's group led by the child, no db socket
+    check_helpers() {  # LABEL PID: one helper, in singleton-lock's group, no child, no db socket
         local wrapper="$2" h; h=$(helpers "$2") || fail "$1: no pre-forked supervising process"
         set -- "$1" $h
-        [ $# = 3 ] || fail "$1: expected a supervisor and one waiting child, got: ${*:2}"
-        [ "$(pgid_of "$3")" = "$3" ] || fail "$1: the waiting child does not lead its own process group"
+        [ $# = 2 ] || fail "$1: expected a supervisor and no child before leadership, got: ${*:2}"
         [ "$(pgid_of "$2")" = "$(pgid_of "$wrapper")" ] || fail "$1: the supervisor left singleton-lock's group"
-        for p in "$2" "$3"; do
-            n=$(ls "/proc/$p/fd" | wc -l)
-            [ "$n" -le 6 ] || fail "$1: helper $p holds $n descriptors: $(ls -l "/proc/$p/fd")"
-            [ "$(readlink "/proc/$p/exe")" = "$(readlink -f "$SL")" ] || fail "$1: helper $p exec'd"
-        done
-        HELPERS="$2 $3"
+        n=$(ls "/proc/$2/fd" | wc -l)
+        [ "$n" -le 6 ] || fail "$1: helper $2 holds $n descriptors: $(ls -l "/proc/$2/fd")"
+        [ "$(readlink "/proc/$2/exe")" = "$(readlink -f "$SL")" ] || fail "$1: helper $2 exec'd"
+        HELPERS="$2"
     }
     leader_and_standby --ttl 5s
     check_helpers b "$PID_b"; hb=$HELPERS
@@ -408,7 +405,7 @@ prefork)
     alive "$PID_c" || fail "c died"
     kill -TERM "$PID_c" || fail "could not send SIGTERM to c"; reap "$PID_c"
     [ "$RC" = 0 ] || fail "c exited $RC"
-    # ... and so does one with its pre-forked helpers in place.
+    # ... and so does one with its pre-forked helper in place.
     start d --ttl 5s --holder "it-holder-d-$$"
     wait_for 20 started d || fail "d never started COMMAND"
     read -r n t h <"$TMP/d.env"
@@ -417,7 +414,7 @@ prefork)
     kill -TERM "$PID_d" || fail "could not send SIGTERM to d"; reap "$PID_d"
     [ "$RC" = 0 ] || fail "d exited $RC"
     [ "$(lease_state)" = free ] || fail "lease not free at the end: $(lease_state)"
-    info "COMMAND's environment (name, token, holder) with fresh and pre-forked helpers: ok"
+    info "COMMAND's environment (name, token, holder) with a fresh and a pre-forked helper: ok"
     ;;
 priority_step_down)
     # A standby of higher priority makes the leader step down (SIGTERM to its

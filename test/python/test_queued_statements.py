@@ -138,6 +138,17 @@ def watching(pid: int, longer_than: str = "0"):
     return row[0] if row else None
 
 
+def watch_with_time_left(pid: int, left: str = "200 ms") -> bool:
+    """The backend `pid` is in a singleton_watch that asked to last at least
+    `left` longer (by its start and the wait in its query)."""
+    with admin() as conn:
+        return conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND state = 'active' AND query LIKE "
+            "'%%singleton_watch(%%' AND query_start + substring(query FROM "
+            "'''([0-9]+ milliseconds)''')::interval > clock_timestamp() + %s::interval",
+            (pid, left)).fetchone() is not None
+
+
 async def _eventually(predicate, timeout: float = WAIT) -> bool:
     return await asyncio.get_running_loop().run_in_executor(
         None, lambda: wait_until(predicate, timeout))
@@ -205,6 +216,10 @@ async def test_a_server_whose_watch_does_not_end_gets_a_cancel_request(old_watch
         assert learned.lines and leader._tenure.link.yields is False
         learning = len(cancels)
         assert learning >= 1
+        # Between two watches (one ends by itself before each heartbeat) a
+        # release has nothing to cancel: release while one has time left.
+        pid = lease_state(name)[1]
+        assert await _eventually(lambda: watch_with_time_left(pid)), "no watch in flight"
         t0 = time.monotonic()
         assert await asyncio.wait_for(leader.release(), WAIT) is True
         taken = await asyncio.wait_for(waiting, WAIT)
