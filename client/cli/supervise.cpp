@@ -76,7 +76,7 @@ class SupervisingProcess {
     [[noreturn]] void run(int gate_r, int gate_w);
 
   private:
-    void fork_waiting_child(int gate_r, int gate_w);
+    void fork_warm_command(int gate_r, int gate_w);
     void on_link();
     void on_start(const link::Message& m);
     void on_stop(int sig);
@@ -108,7 +108,7 @@ void SupervisingProcess::run(int gate_r, int gate_w) {
     for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) sigaddset(&set, s);
     ::sigprocmask(SIG_BLOCK, &set, nullptr);  // signals meant for COMMAND: read and ignored
     sfd_ = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (warm_ && gate_r >= 0) fork_waiting_child(gate_r, gate_w);
+    if (warm_ && gate_r >= 0) fork_warm_command(gate_r, gate_w);
     if (gate_w >= 0) ::close(gate_w);
     if (sfd_ < 0) end(false);  // singleton-lock sees EOF: start() fails or it reports SIGKILL
     // The first message: up, with a warm COMMAND's process (0: none, start vforks it).
@@ -130,7 +130,7 @@ void SupervisingProcess::run(int gate_r, int gate_w) {
 // A warm COMMAND is forked and exec'd now, while standby, with the gate's read
 // end as its SINGLETON_LOCK_LEADER_FD (the same descriptor number as in
 // singleton-lock).
-void SupervisingProcess::fork_waiting_child(int gate_r, int gate_w) {
+void SupervisingProcess::fork_warm_command(int gate_r, int gate_w) {
     child_ = ::fork();
     if (child_ == 0) {
         ::setpgid(0, 0);

@@ -57,8 +57,9 @@ void Supervisor::prepare(const std::string& path, const std::vector<std::string>
     // A pipe: COMMAND reads a line from it (a datagram would truncate short reads).
     if (warm && ::pipe2(gate, O_CLOEXEC) != 0)
         throw std::system_error(errno, std::generic_category(), "pipe");
-    // Everything the children need is built before the fork; the token's
-    // digits are written into the children's copy of token_var.
+    // Everything COMMAND needs is built before the fork; at start the token's
+    // digits are written into the supervising process's copy of token_var (by
+    // its vforked child, which shares that memory until it execs).
     std::string token_var = "SINGLETON_LOCK_TOKEN=" + std::string(token_digits, '0');
     const std::string leader_fd_var = "SINGLETON_LOCK_LEADER_FD=" + std::to_string(gate[0]);
     std::vector<char*> cargv, cenv;
@@ -168,9 +169,7 @@ Supervisor::Event Supervisor::on_readable() {
         // exit is left. Waiting for that (milliseconds of unmapping on a slow
         // VM) would delay the release; it is reaped later (reap_exited()).
         exiting_pid_ = pid_;
-        pid_ = -1;
-        ::close(link_);
-        link_ = -1;
+        forget_process();
     }
     return Event::ended;
 }
@@ -195,6 +194,10 @@ CommandReport Supervisor::read_report(int received, const link::Message& m) cons
 void Supervisor::collect_remains() {
     wait_for(pid_);
     reap_orphans();
+    forget_process();
+}
+
+void Supervisor::forget_process() {
     ::close(link_);
     link_ = -1;
     pid_ = -1;

@@ -102,6 +102,7 @@ class Supervisor {
   private:
     void close_gate(const std::int64_t* token);
     void collect_remains();
+    void forget_process();  // closes the link; pid_ no longer names it
     void reap_orphans();
     void reap_exited();
     CommandReport read_report(int received, const link::Message& m) const;

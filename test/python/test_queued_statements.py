@@ -126,27 +126,31 @@ def recorded_watches(schema: str):
             f"outcome FROM {schema}.watches ORDER BY seq").fetchall()
 
 
-def watching(pid: int, longer_than: str = "0"):
-    """The wait the backend `pid` asked singleton_watch for, if it is in one
-    (the library binds its parameters client-side: they are in the query)."""
+# The wait a backend asked singleton_watch for: the library binds its
+# parameters client-side, so they are in pg_stat_activity's query.
+ASKED_WAIT = "substring(query FROM '''([0-9]+ milliseconds)''')::interval"
+
+
+def _in_watch(pid: int, select: str, condition: str, *params):
+    """The row `select` of backend `pid` if it is in a singleton_watch
+    meeting `condition`, else None."""
     with admin() as conn:
-        row = conn.execute(
-            "SELECT substring(query FROM '''([0-9]+ milliseconds)''')::interval FROM "
-            "pg_stat_activity WHERE pid = %s AND state = 'active' AND query LIKE "
-            "'%%singleton_watch(%%' AND substring(query FROM '''([0-9]+ milliseconds)''')"
-            "::interval > %s::interval", (pid, longer_than)).fetchone()
+        return conn.execute(
+            f"SELECT {select} FROM pg_stat_activity WHERE pid = %s AND state = 'active' AND "
+            f"query LIKE '%%singleton_watch(%%' AND {condition}", (pid, *params)).fetchone()
+
+
+def watching(pid: int, longer_than: str = "0"):
+    """The wait the backend `pid` asked singleton_watch for, if it is in one."""
+    row = _in_watch(pid, ASKED_WAIT, f"{ASKED_WAIT} > %s::interval", longer_than)
     return row[0] if row else None
 
 
 def watch_with_time_left(pid: int, left: str = "200 ms") -> bool:
     """The backend `pid` is in a singleton_watch that asked to last at least
     `left` longer (by its start and the wait in its query)."""
-    with admin() as conn:
-        return conn.execute(
-            "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND state = 'active' AND query LIKE "
-            "'%%singleton_watch(%%' AND query_start + substring(query FROM "
-            "'''([0-9]+ milliseconds)''')::interval > clock_timestamp() + %s::interval",
-            (pid, left)).fetchone() is not None
+    return _in_watch(pid, "1", f"query_start + {ASKED_WAIT} > clock_timestamp() + %s::interval",
+                     left) is not None
 
 
 async def _eventually(predicate, timeout: float = WAIT) -> bool:
