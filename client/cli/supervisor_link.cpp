@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace singleton_lock::cli::link {
 
@@ -38,10 +39,15 @@ int receive(int link, Message& m, int* fds, int* nfds) {
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_sockets)] = {};
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
+    // ECONNRESET: the peer closed while messages of ours were unread in its
+    // queue. Linux reports that once, before the messages the peer sent first
+    // (its last report): read on, they follow, then EOF.
+    bool reset_seen = false;
     ssize_t n;
     do {
         n = ::recvmsg(link, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
+    } while (n < 0 &&
+             (errno == EINTR || (errno == ECONNRESET && !std::exchange(reset_seen, true))));
     if (nfds) *nfds = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); n > 0 && c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;

@@ -36,6 +36,7 @@ constexpr int max_sockets = 4;
 // Sends one message (and descriptors, nfds <= max_sockets) without blocking.
 bool send(int link, const Message& m, const int* fds = nullptr, int nfds = 0);
 // Receives one message. Returns 1, 0 at EOF, -1 on error (EAGAIN: none queued).
+// Whatever the peer sent before closing is returned before EOF.
 // Received descriptors (close-on-exec) go to fds, their count to *nfds.
 int receive(int link, Message& m, int* fds = nullptr, int* nfds = nullptr);
 
