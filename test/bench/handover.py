@@ -440,6 +440,8 @@ def memory():
         inst.wait_standby()
         time.sleep(1.0)
         put(f"ho.rss.{label}", mem_of(inst.pid))
+        if label == "plain":  # a standby is two processes: this one and its pre-forked supervisor
+            put("ho.rss.standby_supervisor", mem_of(only_child(inst.pid)))
         os.kill(inst.pid, signal.SIGTERM)
         inst.rc()
     # the leader: the wrapper and its supervising process (COMMAND's parent)
@@ -449,6 +451,13 @@ def memory():
     os.kill(holder.pid, signal.SIGTERM)
     holder.rc()
     log("memory measured")
+
+
+def only_child(pid):
+    kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    if len(kids) != 1:
+        raise SystemExit(f"expected the standby {pid} to have one child (its supervisor), found {kids}")
+    return int(kids[0])
 
 
 def mem_of(pid):
