@@ -199,13 +199,17 @@ def relay(src: socket.socket, dst: socket.socket,
 
 class Freezer:
     """A TCP relay 127.0.0.1:port -> target that can hold all traffic (both
-    directions) and later deliver it in order: a network path that stalls."""
+    directions) and later deliver it in order: a network path that stalls.
+    freeze(replies=False) holds only what the client sends, so a reply already
+    on its way still arrives (the client's statement in flight completes);
+    freeze() then holds the replies too."""
 
     def __init__(self, target_port: int) -> None:
         self._target = ("127.0.0.1", target_port)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
-        self._frozen = threading.Event()
+        self._frozen = threading.Event()  # client -> server held
+        self._replies_frozen = threading.Event()  # server -> client held
         self._thawed = threading.Condition()
         self.held = bytearray()  # client->server bytes that arrived while frozen
         self.replies = bytearray()  # server->client bytes relayed since the last thaw
@@ -214,13 +218,16 @@ class Freezer:
         threading.Thread(target=accept_each, args=(self._listener, self._relay),
                          daemon=True).start()
 
-    def freeze(self) -> None:
+    def freeze(self, replies: bool = True) -> None:
         self._frozen.set()
+        if replies:
+            self._replies_frozen.set()
 
     def thaw(self) -> None:
         with self._lock:
             self.replies.clear()
         self._frozen.clear()
+        self._replies_frozen.clear()
         with self._thawed:
             self._thawed.notify_all()
 
@@ -250,12 +257,13 @@ class Freezer:
 
     def _pass(self, data: bytes, upstream: bool) -> None:
         """Holds `data` while frozen (noting what the client sent), notes replies."""
-        if self._frozen.is_set():
+        frozen = self._frozen if upstream else self._replies_frozen
+        if frozen.is_set():
             if upstream:
                 with self._lock:
                     self.held += data
             with self._thawed:
-                self._thawed.wait_for(lambda: not self._frozen.is_set())
+                self._thawed.wait_for(lambda: not frozen.is_set())
         if not upstream:
             with self._lock:
                 self.replies += data

@@ -40,9 +40,14 @@ def test_paused_leader_is_fenced_and_steps_down(spawn):
         assert b.wait_stderr("standby")
         assert wait_rows(table, got_a[1], 3)
 
-        relay.freeze()
+        # Requests first: were the replies held at once, the reply to the
+        # insert that just committed (still in the relay when the poll above
+        # saw its row) would be held, and the bot would wait for it forever
+        # instead of sending the next insert into the stalled path.
+        relay.freeze(replies=False)
         assert wait_until(lambda: "singleton_assert" in relay.held_text()), \
             "no insert of the leader got stuck in the frozen path"
+        relay.freeze()
         a.signal(signal.SIGSTOP)
         t0 = time.monotonic()
         got_b = b.next_leader()
