@@ -4,6 +4,13 @@
 -- Leases, tokens and GRANTs are kept.
 \echo Use "ALTER EXTENSION singleton_lock UPDATE TO '1.1'" to load this file. \quit
 
+-- Every acquire, heartbeat and release rewrites its lease's row. Room left on
+-- each page keeps those updates HOT (the new version on the same page, no new
+-- index entry), so in a table of many names a call costs about what it costs
+-- in a table of one. (Rows written before this change get the room once their
+-- page is rewritten, e.g. by VACUUM FULL.)
+ALTER TABLE @extschema@.singleton_lock_leases SET (fillfactor = 80);
+
 -- singleton_acquire gains `priority` (1.0 calls keep working: it defaults to
 -- 0). A function's arguments cannot change in place, so it is replaced and
 -- its EXECUTE grants are carried over; roles that may send heartbeats may

@@ -20,6 +20,7 @@ RESET ROLE;
 
 ALTER EXTENSION singleton_lock UPDATE;
 SELECT singleton_lock_version();
+SELECT reloptions FROM pg_class WHERE oid = 'singleton_lock_leases'::regclass;
 
 -- The leases are still held, with their tokens, by their holders.
 SELECT name, holder, state, holder_role::text FROM singleton_leases ORDER BY name;
@@ -60,6 +61,8 @@ LANGUAGE sql AS $$
                     LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
                     WHERE a.attrelid = d.objid AND a.attnum > 0 AND NOT a.attisdropped)
                    || coalesce(' view: ' || pg_get_viewdef(d.objid), '')
+                   || coalesce(' options: ' || (SELECT reloptions::text FROM pg_class
+                                                WHERE oid = d.objid), '')
                    || coalesce(' constraints: ' || (SELECT string_agg(pg_get_constraintdef(c.oid), '; '
                                                                        ORDER BY c.conname)
                                                     FROM pg_constraint c WHERE c.conrelid = d.objid), '')

@@ -4,6 +4,24 @@
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT singleton_lock_version();
 
+-- Room for HOT updates (fillfactor 80): a lease whose page is otherwise full
+-- of names is taken, renewed and released with its row staying on that page.
+-- (First, while the table is empty: its first page fills with these names.)
+SELECT count(*) AS leases_before FROM singleton_lock_leases;
+INSERT INTO singleton_lock_leases (name) SELECT 'ff-' || g FROM generate_series(1, 400) g;
+CREATE TEMP TABLE ff_page AS
+    SELECT (ctid::text::point)[0] AS page FROM singleton_lock_leases WHERE name = 'ff-1';
+SET singleton_lock.bind_session = off;
+SELECT token AS ff_token FROM singleton_acquire('ff-1', '1 min', 'ff') \gset
+SELECT singleton_heartbeat('ff-1', :ff_token) IS NOT NULL AS renewed,
+       singleton_release('ff-1', :ff_token) AS released;
+RESET singleton_lock.bind_session;
+SELECT (ctid::text::point)[0] = (SELECT page FROM ff_page) AS same_page,
+       (SELECT count(*) FROM singleton_lock_leases l2
+        WHERE (l2.ctid::text::point)[0] = (SELECT page FROM ff_page)) AS names_on_its_page
+FROM singleton_lock_leases WHERE name = 'ff-1';
+DELETE FROM singleton_lock_leases WHERE name LIKE 'ff-%';
+
 -- Starts `call` in a new connection named `conn` (bind_session as given) and
 -- returns once that backend sleeps in the extension's wait.
 CREATE FUNCTION start_waiter(conn text, call text, bind boolean DEFAULT true) RETURNS void
