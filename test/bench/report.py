@@ -202,29 +202,45 @@ def main():
     w(f"One client, `singleton_acquire` with a new tenure every call (ttl 1 us), per-transaction "
       f"latencies from pgbench -l; two databases of the same server (lease table with 1 row / with "
       f"1,000,000 rows: {res.get('scale.size', '?')}), {len(rounds)} alternating rounds of "
-      f"{res['machine.duration']} s each; pooled over the rounds.")
+      f"{res['machine.duration']} s each, a CHECKPOINT before each; pooled over the rounds. "
+      f"Baseline in the same databases and rounds: a bare `UPDATE` of one row of a plain table "
+      f"holding the same names (same fillfactor, {res.get('scale.fillfactor', '?')}). WAL bytes "
+      f"per call: from pg_current_wal_lsn() before and after each run.")
     w("")
-    w("| table | names acquired | calls | avg (us) | p50 (us) | p99 (us) | avg ratio | p99 ratio | per-round avg ratios |")
-    w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    pooled = {n: sum((samples(n, r) for r in rounds), []) for n in ("one", "million_fixed", "million_random")}
-    b = pooled["one"]
-    bavg, bp99 = sum(b) / len(b), pct(b, 99)
-    for name, table, names in [("one", "1 row", "always the same"),
-                               ("million_fixed", "1,000,000 rows", "always the same"),
-                               ("million_random", "1,000,000 rows", "uniformly random")]:
-        v = pooled[name]
-        avg = sum(v) / len(v)
-        per_round = []
-        for r in rounds:
-            x, y = samples(name, r), samples("one", r)
-            per_round.append(f"{(sum(x) / len(x)) / (sum(y) / len(y)):.2f}")
-        w(f"| {table} | {names} | {len(v)} | {avg:.0f} | {pct(v, 50):.0f} | {pct(v, 99):.0f} "
-          f"| {avg / bavg:.2f}x | {pct(v, 99) / bp99:.2f}x | {', '.join(per_round)} |")
-        if name != "one":
-            SCALE_RATIOS.append(f"{names}: avg {avg / bavg:.2f}x, p99 {pct(v, 99) / bp99:.2f}x")
-        if name != "one" and avg / bavg > TARGET_SCALE:
-            misses.append(f"acquire latency with 1M names ({names}): avg {avg / bavg:.2f}x the 1-name "
-                          f"table, p99 {pct(v, 99) / bp99:.2f}x (target <= 1.2x)")
+    w("| statement | table | names | calls | avg (us) | p50 (us) | p99 (us) | avg ratio | p99 ratio "
+      "| per-round avg ratios | WAL bytes per call |")
+    w("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
+    ratios = {}
+    for prefix, statement in (("", "singleton_acquire"), ("plain_", "bare UPDATE (baseline)")):
+        one = prefix + "one"
+        if f"scale.{one}.r1" not in res:
+            continue
+        b = sum((samples(one, r) for r in rounds), [])
+        bavg, bp99 = sum(b) / len(b), pct(b, 99)
+        for name, table, names in [("one", "1 row", "always the same"),
+                                   ("million_fixed", "1,000,000 rows", "always the same"),
+                                   ("million_random", "1,000,000 rows", "uniformly random")]:
+            v = sum((samples(prefix + name, r) for r in rounds), [])
+            avg = sum(v) / len(v)
+            per_round = []
+            for r in rounds:
+                x, y = samples(prefix + name, r), samples(one, r)
+                per_round.append(f"{(sum(x) / len(x)) / (sum(y) / len(y)):.2f}")
+            wal = [res.get(f"scale.{prefix}{name}.wal.r{r}") for r in rounds]
+            wal_text = ", ".join(f"{int(x):,}" for x in wal if x) or "-"
+            ratios[(prefix, name)] = (avg / bavg, pct(v, 99) / bp99)
+            w(f"| {statement} | {table} | {names} | {len(v)} | {avg:.0f} | {pct(v, 50):.0f} "
+              f"| {pct(v, 99):.0f} | {avg / bavg:.2f}x | {pct(v, 99) / bp99:.2f}x "
+              f"| {', '.join(per_round)} | {wal_text} |")
+    for name, names in (("million_fixed", "always the same"), ("million_random", "uniformly random")):
+        avg_ratio, p99_ratio = ratios[("", name)]
+        plain = ratios.get(("plain_", name))
+        peer = f"; a bare UPDATE in the same run: {plain[0]:.2f}x" if plain else ""
+        SCALE_RATIOS.append((names, f"avg {avg_ratio:.2f}x, p99 {p99_ratio:.2f}x{peer}",
+                             avg_ratio <= TARGET_SCALE))
+        if avg_ratio > TARGET_SCALE:
+            misses.append(f"acquire latency with 1M names ({names}): avg {avg_ratio:.2f}x the "
+                          f"1-name table, p99 {p99_ratio:.2f}x (target <= 1.2x){peer}")
     w("")
     w(f"Target: <= {TARGET_SCALE}x. Plan of the row lookup with 1M rows: `{res.get('scale.plan', '?')}`")
     w("")
@@ -682,8 +698,9 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
         elif m.startswith("release -> waiting"):
             summary.append(("release committed -> waiting acquire returns", "p99 <= 2 ms", "; ".join(WAKE),
                             "**missed**"))
-    if not any(m.startswith("acquire latency with 1M") for m in sql_misses):
-        summary.append(("acquire latency, 1M names vs 1", "<= 1.2x (avg)", "; ".join(SCALE_RATIOS), "met"))
+    for names, figures, met in SCALE_RATIOS:  # (the missed ones are in sql_misses above)
+        if met:
+            summary.append((f"acquire latency, 1M names vs 1 ({names})", "<= 1.2x (avg)", figures, "met"))
     if not any(m.startswith("release -> waiting") for m in sql_misses):
         summary.append(("release committed -> waiting acquire returns", "p99 <= 2 ms", "; ".join(WAKE), "met"))
     for label, c, rb, rc, rbn, calls, ok in THROUGHPUT:
@@ -800,12 +817,16 @@ def notes(res, sql_misses):
                 "Release -> waiting acquire p99 (server clock) misses 2 ms: that interval includes the "
                 "releaser's own WAL flush (the commit record's timestamp is taken before it), whose tail "
                 "on this VM is several ms; the median is the figure to compare across machines.")
-        if m.startswith("acquire latency with 1M"):
-            out.append(
-                "1M-name acquire latency: the lookup is a primary-key index scan (plan below), so the "
-                "1M table costs only a deeper B-tree and a colder cache; each call is still dominated by its "
-                "durable commit, whose noise between alternating rounds is of the same order as the "
-                "difference (compare the per-round ratios) - this run does not separate the two.")
+    if any(m.startswith("acquire latency with 1M") for m in sql_misses):
+        out.append(
+            "1M-name acquire latency: the lookup is a primary-key index scan (plan below) and the "
+            "update stays on its page (HOT, fillfactor below 100), so the table's size itself costs a "
+            "deeper B-tree and a colder cache. With random names almost every call is the first change "
+            "of its page since the checkpoint, so its durable commit also flushes that page's full "
+            "image (full_page_writes; see the WAL bytes per call). The bare UPDATE of the same names "
+            "writes such images too; compare its ratio in the same run. Ours writes more WAL per "
+            "call (a wider row, on more pages; the row is locked before it is updated); this run does "
+            "not separate those costs further.")
     out.append(
         f"Noise: this is a shared 2-core VM with other engineers' builds and tests running; figures "
         f"moved by 2x between rounds (see the per-round columns). Run time {res.get('time.total', '?')} s.")

@@ -291,19 +291,36 @@ sleep 0.5
 # tenure every call (ttl 1 us), per-transaction latencies from pgbench -l,
 # with bind_session off (see latency_run).
 # "fixed": always the same name; "random": a random one of the 1M names.
+# The baseline, in the same databases: a bare UPDATE of a plain table of the
+# same names (same fillfactor as the lease table), to tell what the table's
+# size costs PostgreSQL itself (a random row is on a page not yet written
+# since the checkpoint: its full-page image goes into the WAL) from what it
+# costs the extension. WAL bytes per call are recorded for both.
 echo "SELECT * FROM singleton_acquire('bulk-1', '1 microsecond', 'bench-scale');" >"$S/scale_fixed.sql"
 printf '%s\n' '\set id random(1, 1000000)' \
   "SELECT * FROM singleton_acquire('bulk-' || :id, '1 microsecond', 'bench-scale');" >"$S/scale_random.sql"
+PLAIN_SET="SET token = token + 1, holder = 'bench-scale', expires_at = clock_timestamp()"
+echo "UPDATE bench_plain $PLAIN_SET WHERE name = 'bulk-1';" >"$S/plain_fixed.sql"
+printf '%s\n' '\set id random(1, 1000000)' \
+  "UPDATE bench_plain $PLAIN_SET WHERE name = 'bulk-' || :id;" >"$S/plain_random.sql"
 log "acquire latency: populating a database with 1,000,000 lease names"
 for db in bench_one bench_million; do
   q -c "CREATE DATABASE $db" >/dev/null
   q -d "$db" -c "CREATE EXTENSION singleton_lock" >/dev/null
 done
-q -d bench_one -c "INSERT INTO singleton_lock_leases (name) VALUES ('bulk-1')" \
-  -c "VACUUM ANALYZE singleton_lock_leases" >/dev/null
-q -d bench_million \
-  -c "INSERT INTO singleton_lock_leases (name) SELECT 'bulk-' || g FROM generate_series(1, 1000000) g" \
-  -c "VACUUM ANALYZE singleton_lock_leases" >/dev/null
+FILLFACTOR="$(q -d bench_one -c "SELECT coalesce((SELECT substr(o, 12) FROM unnest(reloptions) o
+  WHERE o LIKE 'fillfactor=%'), '100') FROM pg_class WHERE relname = 'singleton_lock_leases'")"
+for db in bench_one bench_million; do
+  q -d "$db" -c "CREATE TABLE bench_plain (name text PRIMARY KEY, holder text,
+    token bigint NOT NULL DEFAULT 0, expires_at timestamptz) WITH (fillfactor = $FILLFACTOR)" >/dev/null
+done
+for t in singleton_lock_leases bench_plain; do
+  q -d bench_one -c "INSERT INTO $t (name) VALUES ('bulk-1')" -c "VACUUM ANALYZE $t" >/dev/null
+  q -d bench_million \
+    -c "INSERT INTO $t (name) SELECT 'bulk-' || g FROM generate_series(1, 1000000) g" \
+    -c "VACUUM ANALYZE $t" >/dev/null
+done
+put scale.fillfactor "$FILLFACTOR"
 put scale.rows1 "$(q -d bench_one -c 'SELECT count(*) FROM singleton_lock_leases')"
 put scale.rowsM "$(q -d bench_million -c 'SELECT count(*) FROM singleton_lock_leases')"
 put scale.size "$(q -d bench_million -c "SELECT pg_size_pretty(pg_table_size('singleton_lock_leases')) || ' heap, ' || pg_size_pretty(pg_indexes_size('singleton_lock_leases')) || ' index'")"
@@ -313,6 +330,7 @@ latency_run() {  # NAME DATABASE SCRIPT ROUND
   local name="$1" db="$2" script="$3" r="$4" dir="$WORK/lat-$1.r$4"
   mkdir -p "$dir"
   q -c "CHECKPOINT" >/dev/null
+  local lsn0; lsn0="$(q -c "SELECT pg_current_wal_lsn()")"
   # bind_session off: one session takes 1,000,000 different leases here, and a
   # session may be bound to at most singleton_lock.max_bound_leases (100) of them;
   # the same setting for the 1-name runs, so the two compare like for like.
@@ -322,9 +340,13 @@ latency_run() {  # NAME DATABASE SCRIPT ROUND
     || { log "pgbench $name failed"; cat "$dir/err" >&2; exit 1; }
   awk '{print $3}' "$dir"/lat.* >"$dir/us"
   put "scale.$name.r$r" "$dir/us"
+  put "scale.$name.wal.r$r" "$(q -c "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0')
+    / $(wc -l <"$dir/us"))")"
   log "scale $name r=$r: $(wc -l <"$dir/us") calls, avg $(awk '{s += $1} END {printf "%.0f", s / NR}' "$dir/us") us"
 }
-SCALE_RUNS="one:bench_one:scale_fixed million_fixed:bench_million:scale_fixed million_random:bench_million:scale_random"
+SCALE_RUNS="one:bench_one:scale_fixed million_fixed:bench_million:scale_fixed million_random:bench_million:scale_random
+  plain_one:bench_one:plain_fixed plain_million_fixed:bench_million:plain_fixed
+  plain_million_random:bench_million:plain_random"
 for ((r = 1; r <= ROUNDS; r++)); do
   order="$SCALE_RUNS"
   [ $((r % 2)) = 0 ] && order="$(reversed $SCALE_RUNS)"
