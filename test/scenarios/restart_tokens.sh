@@ -16,8 +16,10 @@ BINDIR="$(pg_config --bindir)"
 export SL_PGPORT=$PRIMARY_PORT
 
 as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+STOPPED_WALWRITER=
 cleanup() {
   set +e  # best effort: a process already gone must not fail the run
+  [ -n "$STOPPED_WALWRITER" ] && kill -CONT "$STOPPED_WALWRITER"
   as_owner "$BINDIR/pg_ctl" -D "$REPLICA_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$REPLICA_DIR"
   "$ROOT/test/pgserver.sh" stop
@@ -111,6 +113,58 @@ restart_rule() {
 restart_rule fast
 restart_rule immediate
 restart_rule crash
+
+# singleton_bind commits without waiting for its WAL flush (it does not delay
+# the new leader's COMMAND). Argued safe: if a crash loses that write, the row
+# still names the older bound session, which the restart rule treats the same
+# way. Tested: with the WAL writer stopped (nothing else flushes here) a second
+# session binds; its commit is verified not flushed; the WAL writer is killed,
+# so the server crash-restarts and loses it. The row must then name the first
+# session again, and the lease stay its holder's until start + ttl.
+PGLOG=/tmp/singleton_lock_pg.$PRIMARY_PORT/server.log
+bind_lost_in_crash() {
+  local name=bind_lost token walwriter first second crashes out=/tmp/sl_hold.bind_second
+  q $PRIMARY_PORT "ALTER SYSTEM SET autovacuum = off" && q $PRIMARY_PORT "SELECT pg_reload_conf()" >/dev/null
+  token=$(hold_in_background "$name" 3s)
+  [ -n "$token" ] || fail "no token for $name"
+  first=$(q $PRIMARY_PORT "SELECT holder_pid FROM singleton_leases WHERE name = '$name'")
+  walwriter=$(q $PRIMARY_PORT "SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'")
+  [ -n "$walwriter" ] || fail "no WAL writer process found"
+  STOPPED_WALWRITER=$walwriter
+  kill -STOP "$walwriter" || fail "could not stop the WAL writer $walwriter"
+  grep -q '^State:.*stopped' "/proc/$walwriter/status" || fail "the WAL writer $walwriter is not stopped"
+  crashes=$(grep -c "terminating any other active server processes" "$PGLOG" || true)
+  # (the insert position read inside the bind's own transaction, before its commit record)
+  psql -X -qAt -p $PRIMARY_PORT \
+    -c "SELECT pg_backend_pid(), singleton_bind('$name', $token), pg_current_wal_insert_lsn()" \
+    -c "SELECT pg_sleep(600)" >"$out" 2>/dev/null &
+  for _ in $(seq 1 100); do [ -s "$out" ] && break; sleep 0.05; done
+  local bound lsn
+  IFS='|' read -r second bound lsn <"$out" || true
+  [ "$bound" = t ] || fail "the second session did not bind: '$(head -1 "$out")'"
+  [ "$(q $PRIMARY_PORT "SELECT holder_pid FROM singleton_leases WHERE name = '$name'")" = "$second" ] \
+    || fail "the bind did not record the second session $second"
+  [ "$(q $PRIMARY_PORT "SELECT pg_current_wal_flush_lsn() < '$lsn'")" = t ] \
+    || fail "the bind's write was flushed before the crash: this case tests nothing"
+  kill -9 "$walwriter" || fail "could not kill the WAL writer $walwriter"
+  STOPPED_WALWRITER=
+  for _ in $(seq 1 100); do q $PRIMARY_PORT "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+  [ "$(grep -c "terminating any other active server processes" "$PGLOG")" -gt "$crashes" ] \
+    || fail "the server did not crash-restart"
+  wait 2>/dev/null
+  [ "$(q $PRIMARY_PORT "SELECT holder_pid FROM singleton_leases WHERE name = '$name'")" = "$first" ] \
+    || fail "after the crash the row does not name the first session $first again: the bind was not lost"
+  echo "ok: a crash lost the unflushed bind (the row names session $first again, not $second)"
+  [ "$(state_of "$name")" = held ] || fail "after the lost bind the lease is '$(state_of "$name")', not held"
+  [ "$(try_take "$name")" = f ] || fail "after the lost bind someone else took the lease before start + ttl"
+  local taken=f
+  for _ in $(seq 1 80); do taken=$(try_take "$name"); [ "$taken" = t ] && break; sleep 0.1; done
+  [ "$taken" = t ] || fail "after the lost bind the lease was not free after start + ttl"
+  echo "ok: and the lease stayed its holder's until start + ttl, as if the bind had been kept"
+  checks=$((checks + 2))
+  q $PRIMARY_PORT "ALTER SYSTEM RESET autovacuum" && q $PRIMARY_PORT "SELECT pg_reload_conf()" >/dev/null
+}
+bind_lost_in_crash
 
 # A session that simply ends (client gone) frees its bound lease at once.
 token=$(hold_in_background ended 1h)
