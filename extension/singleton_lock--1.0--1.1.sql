@@ -6,9 +6,9 @@
 
 -- Every acquire, heartbeat and release rewrites its lease's row. Room left on
 -- each page keeps those updates HOT (the new version on the same page, no new
--- index entry), so in a table of many names a call costs about what it costs
--- in a table of one. (Rows written before this change get the room once their
--- page is rewritten, e.g. by VACUUM FULL.)
+-- index entry and no second page to write) in a table of many names too.
+-- (Rows written before this change get the room once their page is
+-- rewritten, e.g. by VACUUM FULL.)
 ALTER TABLE @extschema@.singleton_lock_leases SET (fillfactor = 80);
 
 -- singleton_acquire gains `priority` (1.0 calls keep working: it defaults to

@@ -212,20 +212,20 @@ def main():
     w("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
     ratios = {}
     for prefix, statement in (("", "singleton_acquire"), ("plain_", "bare UPDATE (baseline)")):
-        one = prefix + "one"
-        if f"scale.{one}.r1" not in res:
+        if f"scale.{prefix}one.r1" not in res:
             continue
-        b = sum((samples(one, r) for r in rounds), [])
+        # each run's samples, read once: [(round's samples), ...] per name
+        runs = {n: [samples(prefix + n, r) for r in rounds]
+                for n in ("one", "million_fixed", "million_random")}
+        b = sum(runs["one"], [])
         bavg, bp99 = sum(b) / len(b), pct(b, 99)
         for name, table, names in [("one", "1 row", "always the same"),
                                    ("million_fixed", "1,000,000 rows", "always the same"),
                                    ("million_random", "1,000,000 rows", "uniformly random")]:
-            v = sum((samples(prefix + name, r) for r in rounds), [])
+            v = sum(runs[name], [])
             avg = sum(v) / len(v)
-            per_round = []
-            for r in rounds:
-                x, y = samples(prefix + name, r), samples(one, r)
-                per_round.append(f"{(sum(x) / len(x)) / (sum(y) / len(y)):.2f}")
+            per_round = [f"{(sum(x) / len(x)) / (sum(y) / len(y)):.2f}"
+                         for x, y in zip(runs[name], runs["one"])]
             wal = [res.get(f"scale.{prefix}{name}.wal.r{r}") for r in rounds]
             wal_text = ", ".join(f"{int(x):,}" for x in wal if x) or "-"
             ratios[(prefix, name)] = (avg / bavg, pct(v, 99) / bp99)

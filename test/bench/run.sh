@@ -339,10 +339,10 @@ latency_run() {  # NAME DATABASE SCRIPT ROUND
       -f "$S/$script.sql" >"$dir/out" 2>"$dir/err") \
     || { log "pgbench $name failed"; cat "$dir/err" >&2; exit 1; }
   awk '{print $3}' "$dir"/lat.* >"$dir/us"
+  local calls; calls=$(wc -l <"$dir/us")
   put "scale.$name.r$r" "$dir/us"
-  put "scale.$name.wal.r$r" "$(q -c "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0')
-    / $(wc -l <"$dir/us"))")"
-  log "scale $name r=$r: $(wc -l <"$dir/us") calls, avg $(awk '{s += $1} END {printf "%.0f", s / NR}' "$dir/us") us"
+  put "scale.$name.wal.r$r" "$(q -c "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0') / $calls)")"
+  log "scale $name r=$r: $calls calls, avg $(awk '{s += $1} END {printf "%.0f", s / NR}' "$dir/us") us"
 }
 SCALE_RUNS="one:bench_one:scale_fixed million_fixed:bench_million:scale_fixed million_random:bench_million:scale_random
   plain_one:bench_one:plain_fixed plain_million_fixed:bench_million:plain_fixed

@@ -76,6 +76,17 @@ hold_in_background() {
 }
 state_of() { q $PRIMARY_PORT "SELECT state FROM singleton_leases WHERE name = '$1'"; }
 try_take() { q $PRIMARY_PORT "SELECT acquired FROM singleton_acquire('$1', '1 min', 'someone-else')"; }
+PGLOG=/tmp/singleton_lock_pg.$PRIMARY_PORT/server.log
+crash_restarts() { grep -c "terminating any other active server processes" "$PGLOG" || true; }
+wait_for_server() {
+  for _ in $(seq 1 100); do q $PRIMARY_PORT "SELECT 1" >/dev/null 2>&1 && return; sleep 0.1; done
+}
+# Lease $1 must become free for someone else within 8 s (its ttl is 3 s); $2 says after what.
+free_after_start_ttl() {
+  local taken=f
+  for _ in $(seq 1 80); do taken=$(try_take "$1"); [ "$taken" = t ] && break; sleep 0.1; done
+  [ "$taken" = t ] || fail "after $2 the lease was not free after start + ttl"
+}
 
 # A restart (fast, immediate) or a crash-restart ends every session at once:
 # the holder's client may still be stopping its work, so the lease stays its
@@ -88,9 +99,8 @@ restart_rule() {
   if [ "$how" = crash ]; then
     local victim; victim=$(q $PRIMARY_PORT "SELECT holder_pid FROM singleton_leases WHERE name = '$name'")
     kill -9 "$victim" || fail "could not kill backend $victim"
-    for _ in $(seq 1 100); do q $PRIMARY_PORT "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
-    grep -q "terminating any other active server processes" "/tmp/singleton_lock_pg.$PRIMARY_PORT/server.log" \
-      || fail "the server did not crash-restart"
+    wait_for_server
+    [ "$(crash_restarts)" -gt 0 ] || fail "the server did not crash-restart"
   else
     "$ROOT/test/pgserver.sh" restart "$how"
   fi
@@ -104,9 +114,7 @@ restart_rule() {
     [ "$(try_take "$name")" = t ] || fail "released lease not taken"
     echo "ok: its holder released it from a new session at once"; checks=$((checks + 1))
   else
-    local taken=f
-    for _ in $(seq 1 80); do taken=$(try_take "$name"); [ "$taken" = t ] && break; sleep 0.1; done
-    [ "$taken" = t ] || fail "after $how the lease was not free after start + ttl"
+    free_after_start_ttl "$name" "$how"
     echo "ok: after $how it was free after start + ttl"; checks=$((checks + 1))
   fi
 }
@@ -121,7 +129,6 @@ restart_rule crash
 # session binds; its commit is verified not flushed; the WAL writer is killed,
 # so the server crash-restarts and loses it. The row must then name the first
 # session again, and the lease stay its holder's until start + ttl.
-PGLOG=/tmp/singleton_lock_pg.$PRIMARY_PORT/server.log
 bind_lost_in_crash() {
   local name=bind_lost token walwriter first second crashes out=/tmp/sl_hold.bind_second
   q $PRIMARY_PORT "ALTER SYSTEM SET autovacuum = off" && q $PRIMARY_PORT "SELECT pg_reload_conf()" >/dev/null
@@ -133,7 +140,7 @@ bind_lost_in_crash() {
   STOPPED_WALWRITER=$walwriter
   kill -STOP "$walwriter" || fail "could not stop the WAL writer $walwriter"
   grep -q '^State:.*stopped' "/proc/$walwriter/status" || fail "the WAL writer $walwriter is not stopped"
-  crashes=$(grep -c "terminating any other active server processes" "$PGLOG" || true)
+  crashes=$(crash_restarts)
   # (the insert position read inside the bind's own transaction, before its commit record)
   psql -X -qAt -p $PRIMARY_PORT \
     -c "SELECT pg_backend_pid(), singleton_bind('$name', $token), pg_current_wal_insert_lsn()" \
@@ -148,18 +155,15 @@ bind_lost_in_crash() {
     || fail "the bind's write was flushed before the crash: this case tests nothing"
   kill -9 "$walwriter" || fail "could not kill the WAL writer $walwriter"
   STOPPED_WALWRITER=
-  for _ in $(seq 1 100); do q $PRIMARY_PORT "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
-  [ "$(grep -c "terminating any other active server processes" "$PGLOG")" -gt "$crashes" ] \
-    || fail "the server did not crash-restart"
+  wait_for_server
+  [ "$(crash_restarts)" -gt "$crashes" ] || fail "the server did not crash-restart"
   wait 2>/dev/null
   [ "$(q $PRIMARY_PORT "SELECT holder_pid FROM singleton_leases WHERE name = '$name'")" = "$first" ] \
     || fail "after the crash the row does not name the first session $first again: the bind was not lost"
   echo "ok: a crash lost the unflushed bind (the row names session $first again, not $second)"
   [ "$(state_of "$name")" = held ] || fail "after the lost bind the lease is '$(state_of "$name")', not held"
   [ "$(try_take "$name")" = f ] || fail "after the lost bind someone else took the lease before start + ttl"
-  local taken=f
-  for _ in $(seq 1 80); do taken=$(try_take "$name"); [ "$taken" = t ] && break; sleep 0.1; done
-  [ "$taken" = t ] || fail "after the lost bind the lease was not free after start + ttl"
+  free_after_start_ttl "$name" "the lost bind"
   echo "ok: and the lease stayed its holder's until start + ttl, as if the bind had been kept"
   checks=$((checks + 2))
   q $PRIMARY_PORT "ALTER SYSTEM RESET autovacuum" && q $PRIMARY_PORT "SELECT pg_reload_conf()" >/dev/null
