@@ -117,6 +117,44 @@ async def test_run_releases_when_main_returns_or_is_cancelled():
     await elector.aclose()
 
 
+async def test_a_leader_coroutine_slower_than_its_grace_keeps_the_lease_until_it_stops():
+    """run() is cancelled (as on SIGTERM) while its leader coroutine needs 2 s
+    to stop, eight times the grace (ttl 1 s, grace 250 ms). The lease is not
+    released while that code still runs: heartbeats keep it past two ttls, the
+    standby keeps waiting, and it leads only after the coroutine has stopped."""
+    name = unique("lib_slow_stop")
+    running, stopped_at = asyncio.Event(), []
+
+    async def main(lease):
+        running.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(2.0)  # cleanup that outlives the grace
+            stopped_at.append(time.monotonic())
+            raise
+
+    leader = singleton_lock.AsyncElector(name, ttl="1s")
+    standby = singleton_lock.AsyncElector(name, ttl="1s")
+    run = asyncio.ensure_future(leader.run(main))
+    await asyncio.wait_for(running.wait(), WAIT)
+    lease = leader.lease
+    waiting = asyncio.ensure_future(standby.acquire())
+    assert await _eventually(lambda: standby.state is State.STANDBY)
+    run.cancel()
+    await asyncio.sleep(1.5)  # past the grace, and past the lease's ttl
+    assert not stopped_at and not waiting.done(), "the standby led while the old code ran"
+    assert lease.held and lease_state(name)[0] == "held"
+    standby_lease = await asyncio.wait_for(waiting, WAIT)
+    led_at = time.monotonic()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert stopped_at and stopped_at[0] <= led_at, "the standby led before the old code stopped"
+    assert lease.released and standby_lease.token > lease.token
+    await standby.aclose()
+    await leader.aclose()
+
+
 async def test_a_broken_connection_is_noticed_at_once():
     """ttl 60 s: the next heartbeat is 20 s away; the loss must not wait for it."""
     name = unique("lib_conn")
