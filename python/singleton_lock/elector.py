@@ -453,36 +453,30 @@ class AsyncElector:
         await self.release()
 
     async def _stop_work(self, work: "asyncio.Future[Any]") -> None:
-        """Cancel the leader's work and give it `grace` to finish. Work that
-        takes longer keeps the lease while it runs (see _hold_while_running)."""
+        """Cancel the leader's work and give it `grace` to finish; work that
+        takes longer is waited for (see _hold_while_running)."""
         work.cancel()
         done, _ = await asyncio.wait({work}, timeout=self.options.timing.grace)
         if not done:
             await self._hold_while_running(work)
-        elif not work.cancelled() and work.exception() is not None:
+        if not work.cancelled() and work.exception() is not None:
             log.warning("lease %r: the leader's work ended with %r", self.name, work.exception())
 
     async def _hold_while_running(self, work: "asyncio.Future[Any]") -> None:
-        """The work outlived its grace. While the lease is still ours (a stop,
-        not a loss), releasing now would let a standby lead beside code of ours
-        that still runs: keep the lease (the heartbeats go on) until the work
-        stops. A lost lease is not ours to keep: then only the warning."""
+        """The work outlived its grace. Nothing goes on until it has stopped:
+        releasing the lease now (a stop) would let a standby lead beside code
+        of ours that still runs, so it stays held and the heartbeats go on;
+        after a loss, returning now would let run_as_leader lead again beside
+        it (and a release after the loss would hand over sooner than the ttl)."""
         lease = self._lease
         held = lease is not None and not lease.lost.is_set()
-        log.warning("lease %r: the leader's work did not stop within the grace of %.3f s%s",
-                    self.name, self.options.timing.grace,
-                    "; the lease stays held until it stops" if held else "")
-        if not held:
-            return
+        log.warning("lease %r: the leader's work did not stop within the grace of %.3f s; %s "
+                    "until it stops", self.name, self.options.timing.grace,
+                    "the lease stays held" if held else "waiting")
         started = now()
-        lost = asyncio.ensure_future(lease.lost.wait())
-        try:
-            await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            lost.cancel()
-        if work.done():
-            log.info("lease %r: the leader's work stopped %.3f s after its grace; releasing",
-                     self.name, now() - started)
+        await asyncio.wait({work})
+        log.info("lease %r: the leader's work stopped %.3f s after its grace", self.name,
+                 now() - started)
 
     def _close_link(self) -> None:
         if self._link is not None:

@@ -117,12 +117,9 @@ async def test_run_releases_when_main_returns_or_is_cancelled():
     await elector.aclose()
 
 
-async def test_a_leader_coroutine_slower_than_its_grace_keeps_the_lease_until_it_stops():
-    """run() is cancelled (as on SIGTERM) while its leader coroutine needs 2 s
-    to stop, eight times the grace (ttl 1 s, grace 250 ms). The lease is not
-    released while that code still runs: heartbeats keep it past two ttls, the
-    standby keeps waiting, and it leads only after the coroutine has stopped."""
-    name = unique("lib_slow_stop")
+def slow_to_stop(seconds: float):
+    """A leader coroutine for run() whose cleanup, once cancelled, takes
+    `seconds`: (main, running: set when it starts, stopped_at: [when it stopped])."""
     running, stopped_at = asyncio.Event(), []
 
     async def main(lease):
@@ -130,10 +127,19 @@ async def test_a_leader_coroutine_slower_than_its_grace_keeps_the_lease_until_it
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
-            await asyncio.sleep(2.0)  # cleanup that outlives the grace
+            await asyncio.sleep(seconds)  # cleanup that outlives the grace
             stopped_at.append(time.monotonic())
             raise
+    return main, running, stopped_at
 
+
+async def test_a_leader_coroutine_slower_than_its_grace_keeps_the_lease_until_it_stops():
+    """run() is cancelled (as on SIGTERM) while its leader coroutine needs 2 s
+    to stop, eight times the grace (ttl 1 s, grace 250 ms). The lease is not
+    released while that code still runs: heartbeats keep it past the ttl, the
+    standby keeps waiting, and it leads only after the coroutine has stopped."""
+    name = unique("lib_slow_stop")
+    main, running, stopped_at = slow_to_stop(2.0)
     leader = singleton_lock.AsyncElector(name, ttl="1s")
     standby = singleton_lock.AsyncElector(name, ttl="1s")
     run = asyncio.ensure_future(leader.run(main))
@@ -153,6 +159,22 @@ async def test_a_leader_coroutine_slower_than_its_grace_keeps_the_lease_until_it
     assert lease.released and standby_lease.token > lease.token
     await standby.aclose()
     await leader.aclose()
+
+
+async def test_after_a_loss_run_returns_only_once_its_slow_coroutine_has_stopped():
+    """The lease is lost (an administrator's force release) while the leader
+    coroutine needs 2 s to stop: run() raises LeaseLost only once it has
+    stopped, so run_as_leader cannot lead again beside it."""
+    name = unique("lib_slow_loss")
+    main, running, stopped_at = slow_to_stop(2.0)
+    elector = singleton_lock.AsyncElector(name, ttl="1s")
+    run = asyncio.ensure_future(elector.run(main))
+    await asyncio.wait_for(running.wait(), WAIT)
+    await asyncio.get_running_loop().run_in_executor(None, force_release, name)
+    with pytest.raises(singleton_lock.LeaseLost):
+        await asyncio.wait_for(run, WAIT)
+    assert stopped_at, "run() raised LeaseLost while its coroutine still ran"
+    await elector.aclose()
 
 
 async def test_a_broken_connection_is_noticed_at_once():
