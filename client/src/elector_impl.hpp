@@ -96,11 +96,13 @@ struct Elector::Impl {
     std::string expires_at;
     std::string seen_holder;
     bool seen_any = false;
+    bool warned_pooler = false;  // check_direct() said it once
 
     // --- standby side (elector_standby.cpp)
     void start();
     void begin_connect();
     void on_connected();
+    void check_direct(const pq::Result& warm_up);
     void on_warmed_up();
     void on_watch_warmed(const std::exception* error);
     void send_acquire();

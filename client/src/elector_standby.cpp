@@ -25,6 +25,25 @@ void Elector::Impl::begin_connect() {
     (use_second ? second : main).connect(params, host_timeout);
 }
 
+// A pooler (PgBouncer) hands out a backend pid of its own: the server's
+// differs. Session binding then ties leases to server sessions the pooler
+// keeps open after we are gone, or shares with other clients: say so, once.
+void Elector::Impl::check_direct(const pq::Result& warm_up) {
+    if (warned_pooler || warm_up.rows() != 1) return;
+    const std::string server_pid = warm_up.text(0, 1), binding = warm_up.text(0, 2);
+    if (server_pid.empty() || server_pid == std::to_string(second.backend_pid())) return;
+    if (binding == "off") return;  // pooled leases, as docs/deploying.md says
+    warned_pooler = true;
+    if (ev.on_warning)
+        ev.on_warning("the connection goes through a connection pooler or proxy (the server "
+                      "says backend " + server_pid + ", the connection " +
+                      std::to_string(second.backend_pid()) +
+                      "): a lease bound to its server sessions is freed when the pooler closes "
+                      "them, not when this process dies, and in transaction pooling they are "
+                      "shared. Connect directly, or set singleton_lock.bind_session = off for "
+                      "this role (docs/deploying.md)");
+}
+
 // The second session warmed up with singleton_bind; now singleton_watch too
 // (its first call in a backend costs milliseconds of catalog lookups, which
 // would otherwise fall right at leadership), while the main session connects.
@@ -48,7 +67,7 @@ void Elector::Impl::on_watch_warmed(const std::exception* error) {
 void Elector::Impl::on_connected() {
     last_contact = Clock::now();
     if (!main.idle()) {  // the second session is up: warm it up
-        second.send(sql.bind, {opt.name, "0"}, Clock::now() + timing.reply_slack);
+        second.send(sql.warm_up, {opt.name}, Clock::now() + timing.reply_slack);
         return;
     }
     if (opt.listen) {

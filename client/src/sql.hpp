@@ -27,6 +27,11 @@ struct Sql {
         heartbeat = "SELECT " + s + "singleton_heartbeat($1, $2::bigint, $3::interval)";
         // $1 name, $2 token
         bind = "SELECT " + s + "singleton_bind($1, $2::bigint)";
+        // $1 name. The second session's first call (token 0: binds nothing); it
+        // also tells a pooler or proxy apart (elector_standby.cpp).
+        warm_up = "SELECT " + s +
+                  "singleton_bind($1, 0::bigint), pg_backend_pid(), "
+                  "current_setting('singleton_lock.bind_session', true)";
         release = "SELECT " + s + "singleton_release($1, $2::bigint)";
         force_release = "SELECT " + s + "singleton_force_release($1)";
         leases =
@@ -42,8 +47,8 @@ struct Sql {
             "FROM " +
             s + "singleton_leases v WHERE $1::text IS NULL OR name = $1 ORDER BY name";
     }
-    std::string acquire, acquire_priority, watch, heartbeat, bind, release, force_release, pause,
-        resume, version, leases;
+    std::string acquire, acquire_priority, watch, heartbeat, bind, warm_up, release, force_release,
+        pause, resume, version, leases;
     static constexpr const char* listen = "LISTEN singleton_lock";
 };
 

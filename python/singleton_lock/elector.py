@@ -61,6 +61,7 @@ class AsyncElector:
         self._sql = Statements(self.options.schema)
         self._on_step_down = on_step_down
         self._features: Optional[ServerFeatures] = None
+        self._warned_pooler = False  # _check_direct() said it once
         self._tenure: Optional[Keeper] = None
         self._connector = Connector(self.options.conninfo, self.options.timing.connect_timeout,
                                     os.environ)
@@ -246,6 +247,7 @@ class AsyncElector:
         try:
             row = await link.execute(self._sql.probe, self._sql.probe_params, timing.reply_slack)
             self._learn(ServerFeatures.from_probe(row))
+            self._check_direct(link, row)
             listen = self.options.listen
             if listen is None:
                 listen = self._features is not None and self._features.bind_session
@@ -273,6 +275,22 @@ class AsyncElector:
                 log.warning("lease %r: no EXECUTE on singleton_watch: step-down requests are not "
                             "noticed (see the GRANT in the docs)", self.name)
         self._features = features
+
+    def _check_direct(self, link: Link, probe: Any) -> None:
+        """A pooler (PgBouncer) hands out a backend pid of its own: the
+        server's differs. Session-bound leases are then tied to server sessions
+        the pooler keeps open after we are gone, or shares: say so, once."""
+        if self._warned_pooler or not probe or len(probe) < 5 or probe[4] is None:
+            return
+        if probe[4] == link.backend_pid or not (self._features and self._features.bind_session):
+            return
+        self._warned_pooler = True
+        log.warning("lease %r: the connection goes through a connection pooler or proxy (the "
+                    "server says backend %s, the connection %s): a lease bound to its server "
+                    "sessions is freed when the pooler closes them, not when this process dies, "
+                    "and in transaction pooling they are shared. Connect directly, or set "
+                    "singleton_lock.bind_session = off for this role (docs/python.md)",
+                    self.name, probe[4], link.backend_pid)
 
     async def _after_error(self, error: Error, wait_until: Optional[float]) -> None:
         """A failed call while not leading: give up on fatal errors, else back off."""

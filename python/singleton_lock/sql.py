@@ -29,7 +29,8 @@ class Statements:
         # (name, token, wait) -> 'held' | 'step_down' | 'lost': version 1.1
         self.watch = q("SELECT {s}singleton_watch(%s, %s::bigint, %s::interval)")
         # What the server offers, without an error on any version (or none):
-        # (bind_session setting, 1.1 acquire exists, 1.0 acquire exists, may watch).
+        # (bind_session setting, 1.1 acquire exists, 1.0 acquire exists, may watch,
+        # the server's backend pid: a pooler hands out a pid of its own).
         qualified = '"' + schema.replace('"', '""') + '".' if schema else ""
         self.probe_params = tuple(qualified + f for f in (
             "singleton_acquire(text,interval,text,interval,integer)",
@@ -38,7 +39,8 @@ class Statements:
         self.probe = sql.SQL(
             "SELECT current_setting('singleton_lock.bind_session', true), "
             "to_regprocedure(%s::text) IS NOT NULL, to_regprocedure(%s::text) IS NOT NULL, "
-            "coalesce(has_function_privilege(to_regprocedure(%s::text), 'EXECUTE'), false)"
+            "coalesce(has_function_privilege(to_regprocedure(%s::text), 'EXECUTE'), false), "
+            "pg_backend_pid()"
         )
         # (name, token, ttl)
         self.heartbeat = q("SELECT {s}singleton_heartbeat(%s, %s::bigint, %s::interval)")
@@ -63,6 +65,6 @@ class ServerFeatures(NamedTuple):
     def from_probe(cls, row: Optional[tuple]) -> "ServerFeatures":  # type: ignore[type-arg]
         if row is None:
             return cls(True, False, False, False)
-        setting, ranked, plain, watch = row
+        setting, ranked, plain, watch = row[:4]
         return cls(bind_session=setting not in ("off", "false", "0", "no"),
                    priority=bool(ranked), installed=bool(ranked or plain), watch=bool(watch))

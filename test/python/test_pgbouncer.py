@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import (BOT, admin, check_ledger, ledger, lease_state, ms, tcp_dsn, unique,
+import singleton_lock
+from harness import (BOT, LogLines, admin, check_ledger, ledger, lease_state, ms, tcp_dsn, unique,
                      wait_rows, wait_until)
 from scenarios import command
 
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.usefixtures("extension")
 
 ROLE = "regress_py_pooled"
 PORT = int(os.environ.get("SL_PY_BOUNCER_PORT", "64331"))
+SUPERUSER = os.environ.get("PGUSER", "postgres")
 
 
 def as_server_owner(args):
@@ -68,7 +70,8 @@ max_client_conn = 50
 logfile = {tmp_path}/pgbouncer.log
 pidfile = {tmp_path}/pgbouncer.pid
 """)
-    (tmp_path / "users.txt").write_text(f'"{ROLE}" ""\n')
+    # (the superuser too: a role whose leases are session-bound)
+    (tmp_path / "users.txt").write_text(f'"{ROLE}" ""\n"{SUPERUSER}" ""\n')
     if os.geteuid() == 0:
         shutil.chown(tmp_path, "postgres")
         for f in tmp_path.iterdir():
@@ -168,3 +171,19 @@ async def test_statements_queued_behind_a_watch_through_pgbouncer(monkeypatch, b
     print(f"\n[pgbouncer] release queued behind a watch: {ms(time.monotonic() - t0)}")
     assert sent == [] and lease_state(name)[0] == "free"
     await leader.aclose()
+
+
+async def test_a_session_bound_role_through_pgbouncer_is_warned(bouncer):
+    """Through the pooler, a role whose leases are bound to sessions (the
+    superuser here: bind_session on) gets the warning that the pooler, not
+    this process, decides when those sessions end; the pooled role
+    (bind_session off) and a direct connection do not."""
+    cases = [("bound role through the pooler", tcp_dsn(port=PORT, user=SUPERUSER), 1),
+             ("pooled role through the pooler", bouncer, 0),
+             ("direct connection", tcp_dsn(), 0)]
+    for label, dsn, expected in cases:
+        with LogLines(r"goes through a connection pooler or proxy") as warned:
+            async with singleton_lock.AsyncElector(unique("pool_warn"), dsn=dsn, ttl="5s") as e:
+                lease = await e.acquire()
+                assert lease.held
+        assert len(warned.lines) == expected, f"{label}: {warned.lines}"

@@ -8,7 +8,9 @@
 #  - a waiting acquire occupies a pooled server connection for its whole wait;
 #  - NOTIFY reaches a LISTEN on a direct connection;
 #  - the unnamed extended-protocol statements a driver uses work (no
-#    server-side prepared statements).
+#    server-side prepared statements);
+#  - `singleton-lock run` through the pooler warns when the role's leases are
+#    session-bound (bind_session on), and only then.
 # Needs a running server (PG* environment, superuser) with the extension installed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -26,20 +28,24 @@ cleanup() {
   set +e  # best effort: a process already gone must not fail the run
   [ -f "$DIR/pgbouncer.pid" ] && kill "$(cat "$DIR/pgbouncer.pid")" 2>/dev/null
   sleep 0.2
-  admin "DROP OWNED BY regress_pooled_app; DROP ROLE IF EXISTS regress_pooled_app" >/dev/null 2>&1 || true
+  for role in regress_pooled_app regress_bound_app; do
+    admin "DROP OWNED BY $role; DROP ROLE IF EXISTS $role" >/dev/null 2>&1 || true
+  done
   rm -rf "$DIR"
 }
 trap cleanup EXIT
 
 admin "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS singleton_lock"
-admin "DROP OWNED BY regress_pooled_app" >/dev/null 2>&1 || true
-admin "SET client_min_messages = warning; DROP ROLE IF EXISTS regress_pooled_app"
-admin "CREATE ROLE regress_pooled_app LOGIN"
+for role in regress_pooled_app regress_bound_app; do
+  admin "DROP OWNED BY $role" >/dev/null 2>&1 || true
+  admin "SET client_min_messages = warning; DROP ROLE IF EXISTS $role"
+  admin "CREATE ROLE $role LOGIN"
+  admin "GRANT EXECUTE ON FUNCTION
+      singleton_acquire(text, interval, text, interval, integer), singleton_heartbeat(text, bigint, interval),
+      singleton_release(text, bigint), singleton_assert(text, bigint), singleton_bind(text, bigint),
+      singleton_watch(text, bigint, interval) TO $role"
+done
 admin "ALTER ROLE regress_pooled_app SET singleton_lock.bind_session = off"
-admin "GRANT EXECUTE ON FUNCTION
-    singleton_acquire(text, interval, text, interval, integer), singleton_heartbeat(text, bigint, interval),
-    singleton_release(text, bigint), singleton_assert(text, bigint), singleton_bind(text, bigint),
-    singleton_watch(text, bigint, interval) TO regress_pooled_app"
 admin "DELETE FROM singleton_lock_leases WHERE name LIKE 'pooled-%'"
 
 cat >"$DIR/pgbouncer.ini" <<EOF
@@ -57,7 +63,7 @@ max_client_conn = 50
 logfile = $DIR/pgbouncer.log
 pidfile = $DIR/pgbouncer.pid
 EOF
-echo '"regress_pooled_app" ""' >"$DIR/users.txt"
+printf '"regress_pooled_app" ""\n"regress_bound_app" ""\n' >"$DIR/users.txt"
 [ "$(id -u)" = 0 ] && chown postgres: "$DIR"/*
 as_owner pgbouncer -d "$DIR/pgbouncer.ini"
 for _ in $(seq 50); do pooled "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -111,5 +117,27 @@ notices=$(psql -X -qAt -c "LISTEN singleton_lock" -c "SELECT pg_sleep(0.8)" 2>&1
           sleep 0.3; pooled "SELECT singleton_release('pooled-b', $token_b)" >/dev/null; wait)
 [[ "$notices" == *'"singleton_lock" with payload "pooled-b"'* ]] || fail "no NOTIFY seen: $notices"
 ok "NOTIFY of a pooled release reached a direct LISTEN"
+
+# `singleton-lock run` through the pooler: a role whose leases are bound to
+# server sessions (bind_session on, the default) gets a warning; the pooled
+# role and a direct connection do not.
+CLI="${SL_CLI:-$ROOT/build/client/client/singleton-lock}"
+run_once() {  # ROLE-or-empty LEASE: stderr of one `run -- true` (exit 0 required)
+  local dsn="" out
+  [ -n "$1" ] && dsn="host=127.0.0.1 port=$BOUNCER_PORT user=$1 dbname=$PGDATABASE"
+  out=$("$CLI" run --dsn "$dsn" --name "$2" --ttl 5s -- true 2>&1) \
+    || fail "singleton-lock run as ${1:-the direct superuser} failed: $out"
+  [[ "$out" == *"started COMMAND"* ]] || fail "COMMAND did not run as ${1:-direct}: $out"
+  echo "$out"
+}
+out=$(run_once regress_bound_app pooled-run-bound)
+[[ "$out" == *"goes through a connection pooler or proxy (the server says backend "* ]] \
+  || fail "no pooler warning for a session-bound role through PgBouncer: $out"
+ok "run through the pooler with session-bound leases: warned"
+out=$(run_once regress_pooled_app pooled-run-unbound)
+[[ "$out" != *"pooler"* ]] || fail "pooler warning for the pooled role: $out"
+out=$(run_once "" pooled-run-direct)
+[[ "$out" != *"pooler"* ]] || fail "pooler warning over a direct connection: $out"
+ok "no such warning for the pooled role (bind_session off) or over a direct connection"
 
 echo "$checks passed, 0 failed"
