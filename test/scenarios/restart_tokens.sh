@@ -81,10 +81,16 @@ crash_restarts() { grep -c "terminating any other active server processes" "$PGL
 wait_for_server() {
   for _ in $(seq 1 100); do q $PRIMARY_PORT "SELECT 1" >/dev/null 2>&1 && return; sleep 0.1; done
 }
-# Lease $1 must become free for someone else within 8 s (its ttl is 3 s); $2 says after what.
+# The ttl of the leases held across restarts. The "still held" checks must run
+# before server start + ttl: 3 s was too short for a crash-restart on a CI host
+# busy building three Debian roots (the check saw 'expired').
+RULE_TTL=8
+# Lease $1 must become free for someone else within ttl + 8 s; $2 says after what.
 free_after_start_ttl() {
   local taken=f
-  for _ in $(seq 1 80); do taken=$(try_take "$1"); [ "$taken" = t ] && break; sleep 0.1; done
+  for _ in $(seq 1 $(( (RULE_TTL + 8) * 10 ))); do
+    taken=$(try_take "$1"); [ "$taken" = t ] && break; sleep 0.1
+  done
   [ "$taken" = t ] || fail "after $2 the lease was not free after start + ttl"
 }
 
@@ -94,7 +100,7 @@ free_after_start_ttl() {
 # session (with its token); anyone else gets it only after that.
 restart_rule() {
   local how=$1 name=bound_$1 token
-  token=$(hold_in_background "$name" 3s)
+  token=$(hold_in_background "$name" ${RULE_TTL}s)
   [ -n "$token" ] || fail "no token for $name"
   if [ "$how" = crash ]; then
     local victim; victim=$(q $PRIMARY_PORT "SELECT holder_pid FROM singleton_leases WHERE name = '$name'")
@@ -132,7 +138,7 @@ restart_rule crash
 bind_lost_in_crash() {
   local name=bind_lost token walwriter first second crashes out=/tmp/sl_hold.bind_second
   q $PRIMARY_PORT "ALTER SYSTEM SET autovacuum = off" && q $PRIMARY_PORT "SELECT pg_reload_conf()" >/dev/null
-  token=$(hold_in_background "$name" 3s)
+  token=$(hold_in_background "$name" ${RULE_TTL}s)
   [ -n "$token" ] || fail "no token for $name"
   first=$(q $PRIMARY_PORT "SELECT holder_pid FROM singleton_leases WHERE name = '$name'")
   walwriter=$(q $PRIMARY_PORT "SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'")
