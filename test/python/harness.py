@@ -41,6 +41,43 @@ def tcp_dsn(port: Optional[int] = None, user: Optional[str] = None, **extra: str
     return " ".join(f"{k}={v}" for k, v in parts.items())
 
 
+def create_app_role(conn: psycopg.Connection, role: str, pooled: bool) -> None:
+    """A login role with EXECUTE on the application's functions (whatever the
+    installed version's signatures) and CREATE on public (the bots' ledgers);
+    pooled: singleton_lock.bind_session = off, as behind a transaction pooler."""
+    conn.execute(f"CREATE ROLE {role} LOGIN")
+    if pooled:
+        conn.execute(f"ALTER ROLE {role} SET singleton_lock.bind_session = off")
+    functions = conn.execute(
+        "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p "
+        "JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' "
+        "JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'singleton_lock' "
+        "WHERE p.proname IN ('singleton_acquire', 'singleton_heartbeat', "
+        "'singleton_release', 'singleton_assert', 'singleton_bind', 'singleton_watch')"
+    ).fetchone()[0]
+    conn.execute(f"GRANT EXECUTE ON FUNCTION {functions} TO {role}")
+    conn.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
+
+
+def pgbouncer_ini(workdir: Path, listen_port: int, server_port: int, extra: str = "") -> str:
+    """A PgBouncer in transaction pooling mode on 127.0.0.1:listen_port, in
+    front of 127.0.0.1:server_port; users.txt, log and pid file in workdir."""
+    return f"""[databases]
+* = host=127.0.0.1 port={server_port}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {listen_port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {workdir}/users.txt
+pool_mode = transaction
+default_pool_size = 8
+max_client_conn = 50
+logfile = {workdir}/pgbouncer.log
+pidfile = {workdir}/pgbouncer.pid
+{extra}"""
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 

@@ -30,11 +30,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness import BOT, ROOT, check_ledger, ledger, ms, unique, wait_until
+from harness import (BOT, ROOT, check_ledger, create_app_role, ledger, ms, pgbouncer_ini, unique,
+                     wait_until)
 
 sys.path.insert(0, str(ROOT / "test/scenarios/failover"))
 from patroni_cluster import PatroniCluster  # noqa: E402  (etcd + two Patroni members)
-from pg import OWNER, Failure, pid_alive, port_open  # noqa: E402
+from pg import OWNER, Failure, pid_alive, port_open, stop_process  # noqa: E402
 from probe import WriteProbe  # noqa: E402  (when a new primary first took a write)
 
 # Below the kernel's ephemeral port range, apart from the other failover tests' ports.
@@ -76,23 +77,6 @@ def stop_pidfile(pidfile: Path, what: str, port: int) -> None:
         raise Failure(f"{what} still listens on {port} after it was stopped")
 
 
-def create_app_role(primary) -> None:
-    """The pooled application role (bind_session = off), created on the primary
-    and streamed to the replica like any other catalog change."""
-    with primary.connect() as conn:
-        conn.execute(f"CREATE ROLE {ROLE} LOGIN")
-        conn.execute(f"ALTER ROLE {ROLE} SET singleton_lock.bind_session = off")
-        functions = conn.execute(
-            "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p "
-            "JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' "
-            "JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'singleton_lock' "
-            "WHERE p.proname IN ('singleton_acquire', 'singleton_heartbeat', "
-            "'singleton_release', 'singleton_assert', 'singleton_bind', 'singleton_watch')"
-        ).fetchone()[0]
-        conn.execute(f"GRANT EXECUTE ON FUNCTION {functions} TO {ROLE}")
-        conn.execute(f"GRANT CREATE ON SCHEMA public TO {ROLE}")
-
-
 def haproxy_config(workdir: Path, members) -> str:
     servers = "\n".join(
         f"    server {m.name} 127.0.0.1:{m.port} check port {m.api_port}" for m in members)
@@ -115,24 +99,6 @@ listen postgres_primary
 """
 
 
-def pgbouncer_config(workdir: Path) -> str:
-    return f"""[databases]
-* = host=127.0.0.1 port={HAPROXY_PORT}
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {BOUNCER_PORT}
-unix_socket_dir =
-auth_type = trust
-auth_file = {workdir}/users.txt
-pool_mode = transaction
-default_pool_size = 8
-max_client_conn = 50
-server_login_retry = 1
-logfile = {workdir}/pgbouncer.log
-pidfile = {workdir}/pgbouncer.pid
-"""
-
-
 class Stack:
     """The cluster, HAProxy and PgBouncer, started in that order and stopped in
     the reverse one, each verified."""
@@ -144,14 +110,16 @@ class Stack:
 
     def start(self) -> None:
         first, _ = self.cluster.start()
-        create_app_role(first)
+        with first.connect() as conn:  # (streamed to the replica like any catalog change)
+            create_app_role(conn, ROLE, pooled=True)
         write_owned(self.workdir / "haproxy.cfg", haproxy_config(self.workdir, self.cluster.members))
         log = open(self.workdir / "haproxy.log", "a")
         self.haproxy = subprocess.Popen(
             as_owner(["haproxy", "-db", "-f", str(self.workdir / "haproxy.cfg")]),
             stdout=log, stderr=log)
         write_owned(self.workdir / "users.txt", f'"{ROLE}" ""\n')
-        write_owned(self.workdir / "pgbouncer.ini", pgbouncer_config(self.workdir))
+        write_owned(self.workdir / "pgbouncer.ini",  # server_login_retry as the docs advise
+                    pgbouncer_ini(self.workdir, BOUNCER_PORT, HAPROXY_PORT, "server_login_retry = 1\n"))
         subprocess.run(as_owner(["pgbouncer", "-d", str(self.workdir / "pgbouncer.ini")]),
                        check=True)
         assert wait_until(lambda: self.served_by() == first.port, timeout=WAIT), \
@@ -197,13 +165,7 @@ class Stack:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _stop_haproxy(self) -> None:
-        if self.haproxy is not None and self.haproxy.poll() is None:
-            self.haproxy.terminate()
-            try:
-                self.haproxy.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.haproxy.kill()
-                self.haproxy.wait()
+        stop_process(self.haproxy, timeout=20)
         if port_open(HAPROXY_PORT):
             raise Failure("haproxy still listens after it was stopped")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 import singleton_lock
-from harness import (BOT, LogLines, admin, check_ledger, ledger, lease_state, ms, tcp_dsn, unique,
-                     wait_rows, wait_until)
+from harness import (BOT, LogLines, admin, check_ledger, create_app_role, ledger, lease_state, ms,
+                     pgbouncer_ini, tcp_dsn, unique, wait_rows, wait_until)
 from scenarios import command
 
 pytestmark = pytest.mark.usefixtures("extension")
@@ -43,33 +43,9 @@ def bouncer():
         if _role_exists(conn):
             conn.execute(f"DROP OWNED BY {ROLE}")
         conn.execute(f"DROP ROLE IF EXISTS {ROLE}")
-        conn.execute(f"CREATE ROLE {ROLE} LOGIN")
-        conn.execute(f"ALTER ROLE {ROLE} SET singleton_lock.bind_session = off")
-        # The application's functions, whatever the installed version's signatures.
-        functions = conn.execute(
-            "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p "
-            "JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' "
-            "JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'singleton_lock' "
-            "WHERE p.proname IN ('singleton_acquire', 'singleton_heartbeat', "
-            "'singleton_release', 'singleton_assert', 'singleton_bind', 'singleton_watch')"
-        ).fetchone()[0]
-        conn.execute(f"GRANT EXECUTE ON FUNCTION {functions} TO {ROLE}")
-        conn.execute(f"GRANT CREATE ON SCHEMA public TO {ROLE}")
+        create_app_role(conn, ROLE, pooled=True)
     ini = tmp_path / "pgbouncer.ini"
-    ini.write_text(f"""[databases]
-* = host=127.0.0.1 port={os.environ['PGPORT']}
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {PORT}
-unix_socket_dir =
-auth_type = trust
-auth_file = {tmp_path}/users.txt
-pool_mode = transaction
-default_pool_size = 8
-max_client_conn = 50
-logfile = {tmp_path}/pgbouncer.log
-pidfile = {tmp_path}/pgbouncer.pid
-""")
+    ini.write_text(pgbouncer_ini(tmp_path, PORT, int(os.environ["PGPORT"])))
     # (the superuser too: a role whose leases are session-bound)
     (tmp_path / "users.txt").write_text(f'"{ROLE}" ""\n"{SUPERUSER}" ""\n')
     if os.geteuid() == 0:

@@ -19,7 +19,7 @@ import yaml
 
 from ledger import SCHEMA_SQL
 from pg import (BINDIR, OWNER, USER, Failure, Queries, chown_owner, pid_alive, port_open,
-                postmaster_pid, wait_for)
+                postmaster_pid, stop_process, wait_for)
 
 SCOPE = "singleton-lock-ha"
 DCS = {"ttl": 10, "loop_wait": 1, "retry_timeout": 4, "maximum_lag_on_failover": 1048576,
@@ -63,13 +63,7 @@ class Etcd:
         return r.returncode == 0 and "is healthy" in r.stdout + r.stderr
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=20)
         if port_open(self.client_port):
             raise Failure("etcd still listens after it was stopped")
 
@@ -144,13 +138,7 @@ class Member(Queries):
     def stop(self):
         """Stops Patroni (it stops PostgreSQL), verified; PostgreSQL too if Patroni did not."""
         pid = postmaster_pid(self.data)
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=60)
         if pid and pid_alive(pid):
             prefix = ["runuser", "-u", OWNER, "--"] if OWNER else []
             subprocess.run(prefix + [f"{BINDIR}/pg_ctl", "-D", self.data, "-m", "immediate", "-w",

@@ -42,6 +42,18 @@ def wait_for(what, predicate, timeout=60.0, interval=0.02):
         time.sleep(interval)
 
 
+def stop_process(proc, timeout):
+    """SIGTERM to a Popen child, SIGKILL if it is still there after timeout; reaped."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def port_open(port):
     with socket.socket() as s:
         s.settimeout(0.5)
