@@ -73,7 +73,9 @@ async def abandon(conn: "psycopg.AsyncConnection[Any]", busy: Optional[bool] = N
     """Stop using `conn`: if a statement is still running on it (or `busy`),
     send the server a cancel request, waiting at most CANCEL_LIMIT for it to be
     delivered (from a daemon thread: PQcancel blocks, and a dead network path
-    must not hold up the caller or the interpreter's exit), then close it."""
+    must not hold up the caller or the interpreter's exit), then close it. A
+    cancel of the caller meanwhile closes it at once and is raised, never
+    swallowed (it may be the SIGTERM that stops a standby)."""
     if conn.closed:
         return
     if busy is None:
@@ -89,9 +91,12 @@ async def abandon(conn: "psycopg.AsyncConnection[Any]", busy: Optional[bool] = N
             threading.Thread(target=_send_cancel, args=(cancel, done, loop),
                              name="singleton-lock-cancel", daemon=True).start()
             try:
-                await asyncio.wait_for(asyncio.shield(done), CANCEL_LIMIT)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+                await within(asyncio.shield(done), CANCEL_LIMIT)
+            except asyncio.TimeoutError:
                 pass
+            except asyncio.CancelledError:
+                conn.pgconn.finish()
+                raise
     conn.pgconn.finish()  # what AsyncConnection.close() does, without a loop turn
 
 

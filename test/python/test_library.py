@@ -260,6 +260,22 @@ async def test_a_cancel_wins_over_a_reply_that_came_in_meanwhile():
     assert not swallowed, f"cancels lost after {swallowed} loop iterations"
 
 
+async def test_a_cancel_while_abandon_waits_for_its_cancel_request_is_raised():
+    """abandon() waits up to 0.2 s for its cancel request to reach the server.
+    A cancel of its caller meanwhile (e.g. the SIGTERM that stops a standby
+    whose call had just timed out) must be raised, not swallowed, and the
+    connection still closed."""
+    conninfo = singleton_lock.AsyncElector("x").options.conninfo
+    for _ in range(5):
+        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        abandoning = asyncio.ensure_future(singleton_lock.abandon(conn, busy=True))
+        await asyncio.sleep(0)  # it has sent its cancel request from a thread and waits
+        assert abandoning.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await abandoning
+        assert conn.closed
+
+
 async def test_standby_stop_cancels_its_waiting_acquire():
     name = unique("lib_stop")
     async with singleton_lock.AsyncElector(name, ttl="5s") as holder:
