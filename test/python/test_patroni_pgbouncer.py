@@ -113,15 +113,20 @@ class Stack:
         with first.connect() as conn:  # (streamed to the replica like any catalog change)
             create_app_role(conn, ROLE, pooled=True)
         write_owned(self.workdir / "haproxy.cfg", haproxy_config(self.workdir, self.cluster.members))
+        # (run in the work directory: as the postgres user, the caller's may be
+        # unreadable, e.g. /root, and HAProxy refuses to start there)
         log = open(self.workdir / "haproxy.log", "a")
         self.haproxy = subprocess.Popen(
             as_owner(["haproxy", "-db", "-f", str(self.workdir / "haproxy.cfg")]),
-            stdout=log, stderr=log)
+            stdout=log, stderr=log, cwd=self.workdir)
+        assert wait_until(lambda: port_open(HAPROXY_PORT) or self.haproxy.poll() is not None), \
+            f"HAProxy did not listen:\n{self.logs()}"
+        assert self.haproxy.poll() is None, f"HAProxy exited:\n{self.logs()}"
         write_owned(self.workdir / "users.txt", f'"{ROLE}" ""\n')
         write_owned(self.workdir / "pgbouncer.ini",  # server_login_retry as the docs advise
                     pgbouncer_ini(self.workdir, BOUNCER_PORT, HAPROXY_PORT, "server_login_retry = 1\n"))
         subprocess.run(as_owner(["pgbouncer", "-d", str(self.workdir / "pgbouncer.ini")]),
-                       check=True)
+                       check=True, cwd=self.workdir)
         assert wait_until(lambda: self.served_by() == first.port, timeout=WAIT), \
             f"the stack never reached {first.name}:\n{self.logs()}"
 
