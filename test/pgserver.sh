@@ -68,7 +68,9 @@ tcp_keepalives_count = 3
 EOF
   fi
   if ! as_owner "$BINDIR/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
-    as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
+    as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null \
+      || { echo "the server on port $PORT did not start; $DIR/server.log ends:" >&2
+           tail -n 20 "$DIR/server.log" >&2; exit 1; }
   fi
   print_env
 }
@@ -83,7 +85,9 @@ stop() {
 restart() {
   local mode="${1:-fast}"
   as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -m "$mode" -w stop >/dev/null 2>&1 || true
-  as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
+  as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null \
+    || { echo "the server on port $PORT did not start again; $DIR/server.log ends:" >&2
+         tail -n 20 "$DIR/server.log" >&2; exit 1; }
 }
 
 case "${1:-}" in

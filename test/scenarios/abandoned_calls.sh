@@ -11,7 +11,9 @@ export SL_PGPORT=54362
 cleanup() { set +e; kill $(jobs -p) 2>/dev/null; "$ROOT/test/pgserver.sh" stop; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
-eval "$("$ROOT/test/pgserver.sh" start)"
+# (a failed start must not leave the caller's PG* environment, another server, in use)
+server_env=$("$ROOT/test/pgserver.sh" start) || fail "could not start its own server"
+eval "$server_env"
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 q "CREATE EXTENSION IF NOT EXISTS singleton_lock"
 checks=0

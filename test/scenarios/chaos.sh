@@ -24,7 +24,9 @@
 #   - after each fault a leader was writing again within the limit;
 #   - processes: every worker checks as it starts that no earlier worker
 #     process still runs (never two COMMANDs, not even for an instant).
-# It runs its own throwaway server (port 54370) so it may restart it freely.
+# It runs its own throwaway server so it may restart it freely, on a port below
+# the kernel's ephemeral range (32768-60999 here), which no client socket can
+# be holding when the server comes back.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 DURATION=${1:-45}
@@ -32,7 +34,7 @@ INSTANCES=${SL_CHAOS_INSTANCES:-4}
 TTL_MS=${SL_CHAOS_TTL_MS:-2000}
 RECOVERY_LIMIT_S=${SL_CHAOS_RECOVERY_LIMIT_S:-15}
 CLI="${SL_CLI:-$ROOT/build/client/client/singleton-lock}"
-export SL_PGPORT=54370
+export SL_PGPORT=25540
 WORK=$(mktemp -d /tmp/singleton_lock_chaos.XXXXXX)
 [ "$(id -u)" = 0 ] && chmod 755 "$WORK"
 mkdir "$WORK/workers"
@@ -59,7 +61,9 @@ cleanup() {
 }
 trap cleanup EXIT
 "$ROOT/test/pgserver.sh" stop >/dev/null 2>&1 || :  # (none may be running)
-eval "$("$ROOT/test/pgserver.sh" start)"
+# (a failed start must not leave the caller's PG* environment, another server, in use)
+server_env=$("$ROOT/test/pgserver.sh" start) || fail "could not start its own server"
+eval "$server_env"
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 
 q "CREATE EXTENSION singleton_lock"

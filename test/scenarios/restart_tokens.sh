@@ -28,7 +28,9 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
-eval "$("$ROOT/test/pgserver.sh" start)"
+# (a failed start must not leave the caller's PG* environment, another server, in use)
+server_env=$("$ROOT/test/pgserver.sh" start) || fail "could not start its own server"
+eval "$server_env"
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -p "$1" -c "$2"; }
 
 # Take a new tenure of lease $2 on the server at port $1 and print its token.
