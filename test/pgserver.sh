@@ -3,6 +3,10 @@
 # tests, demos and benchmarks.
 #
 #   test/pgserver.sh start    initdb (if needed) + start; prints the env to use
+#                             (on failure `false`, so that the caller's
+#                             eval "$(test/pgserver.sh start)" fails rather than
+#                             going on with the server its environment names;
+#                             the reason goes to stderr)
 #   test/pgserver.sh stop     stop and delete the cluster
 #   test/pgserver.sh restart [fast|immediate]
 #   test/pgserver.sh env      print PGHOST/PGPORT/PGUSER/PGDATABASE exports
@@ -52,7 +56,7 @@ start() {
     mkdir -p "$DIR"
     [ "$(id -u)" = 0 ] && chown postgres: "$DIR"
     as_owner "$BINDIR/initdb" -D "$DIR/data" -A trust -U "$(owner_name)" -E UTF8 \
-      --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 || { cat "$DIR/initdb.log"; exit 1; }
+      --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 || { cat "$DIR/initdb.log" >&2; echo false; exit 1; }
     cat >>"$DIR/data/postgresql.conf" <<EOF
 port = $PORT
 listen_addresses = '127.0.0.1'
@@ -68,11 +72,17 @@ tcp_keepalives_count = 3
 EOF
   fi
   if ! as_owner "$BINDIR/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
-    as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null \
-      || { echo "the server on port $PORT did not start; $DIR/server.log ends:" >&2
-           tail -n 20 "$DIR/server.log" >&2; exit 1; }
+    pg_start || { echo false; exit 1; }
   fi
   print_env
+}
+
+# Starts the cluster; when it does not come up, the tail of its log goes to stderr.
+pg_start() {
+  as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null && return
+  echo "the server on port $PORT did not start; $DIR/server.log ends:" >&2
+  tail -n 20 "$DIR/server.log" >&2
+  return 1
 }
 
 stop() {
@@ -85,9 +95,7 @@ stop() {
 restart() {
   local mode="${1:-fast}"
   as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -m "$mode" -w stop >/dev/null 2>&1 || true
-  as_owner "$BINDIR/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null \
-    || { echo "the server on port $PORT did not start again; $DIR/server.log ends:" >&2
-         tail -n 20 "$DIR/server.log" >&2; exit 1; }
+  pg_start
 }
 
 case "${1:-}" in

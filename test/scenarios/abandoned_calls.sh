@@ -11,9 +11,7 @@ export SL_PGPORT=54362
 cleanup() { set +e; kill $(jobs -p) 2>/dev/null; "$ROOT/test/pgserver.sh" stop; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
-# (a failed start must not leave the caller's PG* environment, another server, in use)
-server_env=$("$ROOT/test/pgserver.sh" start) || fail "could not start its own server"
-eval "$server_env"
+eval "$("$ROOT/test/pgserver.sh" start)"  # (on failure it evaluates to `false`: set -e stops here)
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 q "CREATE EXTENSION IF NOT EXISTS singleton_lock"
 checks=0

@@ -61,9 +61,7 @@ cleanup() {
 }
 trap cleanup EXIT
 "$ROOT/test/pgserver.sh" stop >/dev/null 2>&1 || :  # (none may be running)
-# (a failed start must not leave the caller's PG* environment, another server, in use)
-server_env=$("$ROOT/test/pgserver.sh" start) || fail "could not start its own server"
-eval "$server_env"
+eval "$("$ROOT/test/pgserver.sh" start)"  # (on failure it evaluates to `false`: set -e stops here)
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 
 q "CREATE EXTENSION singleton_lock"

@@ -28,9 +28,7 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
-# (a failed start must not leave the caller's PG* environment, another server, in use)
-server_env=$("$ROOT/test/pgserver.sh" start) || fail "could not start its own server"
-eval "$server_env"
+eval "$("$ROOT/test/pgserver.sh" start)"  # (on failure it evaluates to `false`: set -e stops here)
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -p "$1" -c "$2"; }
 
 # Take a new tenure of lease $2 on the server at port $1 and print its token.
