@@ -461,26 +461,33 @@ class AsyncElector:
     # --- helpers ------------------------------------------------------------
     async def _wind_down(self, work: "asyncio.Future[Any]", *waits: "asyncio.Future[Any]") -> None:
         """The end of run(): stop the work (unless done) and release. The
-        connection is freed for the release while the work stops."""
+        connection is freed for the release while the work stops. A cancel of
+        run() meanwhile is raised only once the work has stopped and the lease
+        was released: until then the lease must stay ours."""
         for wait in waits:
             wait.cancel()
         if self._tenure is not None and self.lease is not None:
             self._tenure.quiesce()
+        cancelled = False
         if not work.done():
-            await self._stop_work(work)
+            cancelled = await self._stop_work(work)
         await self.release()
+        if cancelled:
+            raise asyncio.CancelledError()
 
-    async def _stop_work(self, work: "asyncio.Future[Any]") -> None:
+    async def _stop_work(self, work: "asyncio.Future[Any]") -> bool:
         """Cancel the leader's work and give it `grace` to finish; work that
-        takes longer is waited for (see _hold_while_running)."""
+        takes longer is waited for (see _hold_while_running). True when run()
+        itself was cancelled meanwhile (the caller raises that afterwards)."""
         work.cancel()
-        done, _ = await asyncio.wait({work}, timeout=self.options.timing.grace)
-        if not done:
-            await self._hold_while_running(work)
+        cancelled = await self._until_stopped(work, now() + self.options.timing.grace)
+        if not work.done():
+            cancelled = await self._hold_while_running(work) or cancelled
         if not work.cancelled() and work.exception() is not None:
             log.warning("lease %r: the leader's work ended with %r", self.name, work.exception())
+        return cancelled
 
-    async def _hold_while_running(self, work: "asyncio.Future[Any]") -> None:
+    async def _hold_while_running(self, work: "asyncio.Future[Any]") -> bool:
         """The work outlived its grace. Nothing goes on until it has stopped:
         releasing the lease now (a stop) would let a standby lead beside code
         of ours that still runs, so it stays held and the heartbeats go on;
@@ -492,9 +499,28 @@ class AsyncElector:
                     "until it stops", self.name, self.options.timing.grace,
                     "the lease stays held" if held else "waiting")
         started = now()
-        await asyncio.wait({work})
+        cancelled = await self._until_stopped(work, None)
         log.info("lease %r: the leader's work stopped %.3f s after its grace", self.name,
                  now() - started)
+        return cancelled
+
+    async def _until_stopped(self, work: "asyncio.Future[Any]", deadline: Optional[float]) -> bool:
+        """Waits for the work to end (or the deadline). A cancel of our own
+        task meanwhile is noted, not obeyed: returning would release (or lead
+        again) beside the work. True if one came."""
+        cancelled = False
+        while not work.done():
+            timeout = None if deadline is None else deadline - now()
+            if timeout is not None and timeout <= 0:
+                break
+            try:
+                await asyncio.wait({work}, timeout=timeout)
+            except asyncio.CancelledError:
+                if not cancelled:
+                    log.warning("lease %r: cancelled again while the leader's work stops; the "
+                                "cancel takes effect once it has stopped", self.name)
+                cancelled = True
+        return cancelled
 
     def _close_link(self) -> None:
         if self._link is not None:

@@ -133,12 +133,16 @@ def slow_to_stop(seconds: float):
     return main, running, stopped_at
 
 
-async def test_a_leader_coroutine_slower_than_its_grace_keeps_the_lease_until_it_stops():
+@pytest.mark.parametrize("cancels", [1, 3])
+async def test_a_leader_coroutine_slower_than_its_grace_keeps_the_lease_until_it_stops(cancels):
     """run() is cancelled (as on SIGTERM) while its leader coroutine needs 2 s
     to stop, eight times the grace (ttl 1 s, grace 250 ms). The lease is not
     released while that code still runs: heartbeats keep it past the ttl, the
-    standby keeps waiting, and it leads only after the coroutine has stopped."""
-    name = unique("lib_slow_stop")
+    standby keeps waiting, and it leads only after the coroutine has stopped.
+    With cancels=3, run() is cancelled again within the grace (+0.1 s) and
+    while the lease is held past it (+0.6 s): still no release before the
+    coroutine stops, and run() raises CancelledError only then."""
+    name = unique(f"lib_slow_stop{cancels}")
     main, running, stopped_at = slow_to_stop(2.0)
     leader = singleton_lock.AsyncElector(name, ttl="1s")
     standby = singleton_lock.AsyncElector(name, ttl="1s")
@@ -148,8 +152,17 @@ async def test_a_leader_coroutine_slower_than_its_grace_keeps_the_lease_until_it
     waiting = asyncio.ensure_future(standby.acquire())
     assert await _eventually(lambda: standby.state is State.STANDBY)
     run.cancel()
-    await asyncio.sleep(1.5)  # past the grace, and past the lease's ttl
+    if cancels > 1:
+        await asyncio.sleep(0.1)
+        run.cancel()  # within the grace
+        await asyncio.sleep(0.5)
+        assert not run.done(), "run() ended while its coroutine still ran"
+        run.cancel()  # while held past the grace
+        await asyncio.sleep(0.9)
+    else:
+        await asyncio.sleep(1.5)  # past the grace, and past the lease's ttl
     assert not stopped_at and not waiting.done(), "the standby led while the old code ran"
+    assert not run.done(), "run() ended while its coroutine still ran"
     assert lease.held and lease_state(name)[0] == "held"
     standby_lease = await asyncio.wait_for(waiting, WAIT)
     led_at = time.monotonic()
