@@ -11,7 +11,10 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-export SL_PGPORT=${SL_DEMO_PGPORT:-54339}
+export SL_PGPORT=${SL_DEMO_PGPORT:-25339}
+# Its own cluster directory too: an inherited SL_PGDIR names the caller's, which
+# stopping this server would delete.
+export SL_PGDIR=/tmp/singleton_lock_pg.$SL_PGPORT
 mkdir -p build
 LOG="$ROOT/build/demo.log"
 : >"$LOG"

@@ -13,11 +13,13 @@
 #
 # PostgreSQL refuses to run as root, so as root the server runs as the
 # `postgres` system user (created by the postgresql-common package).
-# Settings: SL_PGPORT (default 54329), SL_PGDIR (default /tmp/singleton_lock_pg.$SL_PGPORT),
+# Settings: SL_PGPORT (default 25329), SL_PGDIR (default /tmp/singleton_lock_pg.$SL_PGPORT),
 # SL_PG_FSYNC (on|off, default on).
 set -euo pipefail
 
-PORT="${SL_PGPORT:-54329}"
+# The default and every scenario's port lie below the kernel's ephemeral range
+# (32768-60999 by default), so no outgoing connection can be holding them.
+PORT="${SL_PGPORT:-25329}"
 DIR="${SL_PGDIR:-/tmp/singleton_lock_pg.$PORT}"
 SOCKDIR=/tmp
 
@@ -31,7 +33,7 @@ server_bindir() {
   echo "no PostgreSQL server found (initdb): install postgresql-NN or run ./bootstrap test" >&2
   exit 1
 }
-BINDIR=$(server_bindir)
+BINDIR=$(server_bindir) || { [ "${1:-}" = start ] && echo false; exit 1; }  # (as a failed start)
 
 # As root the server's commands run as `postgres`, from a directory it can
 # read (the caller's may be under /root).

@@ -33,7 +33,7 @@ if [ ${#missing_commands[@]} -gt 0 ]; then
   exit 1
 fi
 
-export SL_PGPORT="${SL_PGPORT:-54329}"
+export SL_PGPORT="${SL_PGPORT:-25329}"
 passed=0
 failed=0
 failed_names=()

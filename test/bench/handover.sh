@@ -12,11 +12,11 @@
 # Appends key=value lines to RESULTS (default: a temporary file, printed at the
 # end); sample files go next to it. test/bench/run.sh calls it and report.py
 # turns the results into BENCHMARKS.md. Settings: see handover.py;
-# SL_PGPORT (default 54350), BENCH_SKIP_BUILD=1 (use the existing client build).
+# SL_PGPORT (default 25350), BENCH_SKIP_BUILD=1 (use the existing client build).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-export SL_PGPORT="${SL_PGPORT:-54350}"
+export SL_PGPORT="${SL_PGPORT:-25350}"
 export SL_PG_FSYNC=on
 # The cluster lives on disk (a sandbox's /tmp may be a tmpfs, where an fsync costs nothing).
 export SL_PGDIR="${SL_PGDIR:-$HERE/out/pgdata}"

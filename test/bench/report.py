@@ -412,7 +412,7 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
     w(f"- Load average (1, 5, 15 min) of the whole machine, other engineers' work included: "
       f"{res.get('machine.load_start', '?')} at the start, {res.get('machine.load_mid', '?')} after the "
       f"SQL part, {res.get('machine.load_end', '?')} at the end ({res['machine.nproc']} cores).")
-    w(f"- PostgreSQL {res['machine.pg']}, throwaway cluster (test/pgserver.sh, port 54350), "
+    w(f"- PostgreSQL {res['machine.pg']}, throwaway cluster (test/pgserver.sh, port 25350), "
       f"{res['machine.settings']}; libpq {res.get('ho.libpq', '?')}.")
     w(f"- Commit {res['machine.commit']}; client `{res.get('ho.client', '?')}` "
       f"(build/client, meson debugoptimized, {int(res.get('ho.cli_size', 0)) / 1048576:.1f} MB binary with "

@@ -20,7 +20,7 @@
 # BENCH_ROUNDS (interleaved repetitions of every run, default 2),
 # BENCH_CPU_ROUNDS (rounds of the CPU-cost part, default 2),
 # BENCH_CLIENTS (default "1 8"), BENCH_WAKE_ITERATIONS (default 150),
-# BENCH_SKIP_INSTALL=1 (do not run `make install` first), SL_PGPORT (default 54350).
+# BENCH_SKIP_INSTALL=1 (do not run `make install` first), SL_PGPORT (default 25350).
 # Runs its own throwaway PostgreSQL (test/pgserver.sh), fsync on, and removes it.
 set -euo pipefail
 
@@ -34,7 +34,7 @@ WAKE_N="${BENCH_WAKE_ITERATIONS:-150}"
 OUT="${BENCH_OUT:-$HERE/out/sql.md}"
 MD="${BENCH_MD:-$ROOT/BENCHMARKS.md}"
 T_START=$SECONDS
-export SL_PGPORT="${SL_PGPORT:-54350}"
+export SL_PGPORT="${SL_PGPORT:-25350}"
 export SL_PG_FSYNC=on
 # The cluster lives on disk (a sandbox's /tmp may be a tmpfs, where an fsync costs nothing).
 export SL_PGDIR="${SL_PGDIR:-$HERE/out/pgdata}"

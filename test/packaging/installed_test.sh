@@ -3,7 +3,7 @@
 # root (CI copies this script, the .deb files and consumer.cpp into one):
 #   installed_test.sh DEBDIR VERSION CONSUMER_CPP
 # 1. apt installs the packages in DEBDIR (dependencies from the archive);
-# 2. a new cluster (pg_createcluster, port SL_PGPORT or 54329): CREATE EXTENSION
+# 2. a new cluster (pg_createcluster, port SL_PGPORT or 25329): CREATE EXTENSION
 #    singleton_lock gives VERSION;
 # 3. singleton-lock --version says VERSION, and the packaged command leads
 #    with a token against the packaged extension;
@@ -12,7 +12,7 @@
 set -euo pipefail
 [ $# -eq 3 ] || { echo "usage: $0 DEBDIR VERSION CONSUMER_CPP" >&2; exit 2; }
 DEBDIR=$1 VERSION=$2 CONSUMER=$3
-PORT=${SL_PGPORT:-54329}
+PORT=${SL_PGPORT:-25329}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/tmp/apt.log 2>&1 ||

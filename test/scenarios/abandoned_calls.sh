@@ -4,10 +4,13 @@
 # its client was killed; when the row lock goes, the late call must not take
 # or renew the lease (nor bind it to its dying session).
 #
-# Runs its own throwaway server (port 54362); the extension must be installed.
+# Runs its own throwaway server (port 25362); the extension must be installed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-export SL_PGPORT=54362
+export SL_PGPORT=25362
+# Its own cluster directory too: an inherited SL_PGDIR names the caller's, which
+# stopping this server would delete.
+export SL_PGDIR=/tmp/singleton_lock_pg.$SL_PGPORT
 cleanup() { set +e; kill $(jobs -p) 2>/dev/null; "$ROOT/test/pgserver.sh" stop; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }

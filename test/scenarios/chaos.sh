@@ -35,6 +35,9 @@ TTL_MS=${SL_CHAOS_TTL_MS:-2000}
 RECOVERY_LIMIT_S=${SL_CHAOS_RECOVERY_LIMIT_S:-15}
 CLI="${SL_CLI:-$ROOT/build/client/client/singleton-lock}"
 export SL_PGPORT=25540
+# Its own cluster directory too: an inherited SL_PGDIR names the caller's, which
+# stopping this server would delete.
+export SL_PGDIR=/tmp/singleton_lock_pg.$SL_PGPORT
 WORK=$(mktemp -d /tmp/singleton_lock_chaos.XXXXXX)
 [ "$(id -u)" = 0 ] && chmod 755 "$WORK"
 mkdir "$WORK/workers"

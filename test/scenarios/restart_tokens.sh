@@ -5,15 +5,18 @@
 # restart (or crash-restart) stays its holder's until server start + ttl.
 # On a standby every function refuses with 25006.
 #
-# Runs its own throwaway clusters (ports 54360 primary, 54361 replica); the
+# Runs its own throwaway clusters (ports 25360 primary, 25361 replica); the
 # extension must be installed (make install).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-PRIMARY_PORT=54360
-REPLICA_PORT=54361
+PRIMARY_PORT=25360
+REPLICA_PORT=25361
 REPLICA_DIR=/tmp/singleton_lock_replica.$REPLICA_PORT
 BINDIR="$(pg_config --bindir)"
 export SL_PGPORT=$PRIMARY_PORT
+# Its own cluster directory too: an inherited SL_PGDIR names the caller's, which
+# stopping this server would delete.
+export SL_PGDIR=/tmp/singleton_lock_pg.$SL_PGPORT
 
 as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 STOPPED_WALWRITER=
@@ -76,7 +79,7 @@ hold_in_background() {
 }
 state_of() { q $PRIMARY_PORT "SELECT state FROM singleton_leases WHERE name = '$1'"; }
 try_take() { q $PRIMARY_PORT "SELECT acquired FROM singleton_acquire('$1', '1 min', 'someone-else')"; }
-PGLOG=/tmp/singleton_lock_pg.$PRIMARY_PORT/server.log
+PGLOG=$SL_PGDIR/server.log
 crash_restarts() { grep -c "terminating any other active server processes" "$PGLOG" || true; }
 wait_for_server() {
   for _ in $(seq 1 100); do q $PRIMARY_PORT "SELECT 1" >/dev/null 2>&1 && return; sleep 0.1; done
