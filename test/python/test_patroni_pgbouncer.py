@@ -19,7 +19,6 @@ never asserted."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -35,7 +34,7 @@ from harness import (BOT, ROOT, check_ledger, create_app_role, ledger, ms, pgbou
 
 sys.path.insert(0, str(ROOT / "test/scenarios/failover"))
 from patroni_cluster import PatroniCluster  # noqa: E402  (etcd + two Patroni members)
-from pg import OWNER, Failure, pid_alive, port_open, stop_process  # noqa: E402
+from pg import OWNER, Failure, port_open, stop_pidfile, stop_process  # noqa: E402
 from probe import WriteProbe  # noqa: E402  (when a new primary first took a write)
 
 # Below the kernel's ephemeral port range, apart from the other failover tests' ports.
@@ -61,20 +60,6 @@ def write_owned(path: Path, text: str) -> None:
     path.write_text(text)
     if OWNER:
         shutil.chown(path, OWNER, OWNER)
-
-
-def stop_pidfile(pidfile: Path, what: str, port: int) -> None:
-    """SIGTERM to the daemon in pidfile, verified gone and its port closed."""
-    try:
-        pid = int(pidfile.read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
-        pid = None
-    if pid and pid_alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        if not wait_until(lambda: not pid_alive(pid), timeout=20):
-            os.kill(pid, signal.SIGKILL)
-    if port_open(port):
-        raise Failure(f"{what} still listens on {port} after it was stopped")
 
 
 def haproxy_config(workdir: Path, members) -> str:

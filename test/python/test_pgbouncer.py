@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,9 +17,12 @@ from pathlib import Path
 import pytest
 
 import singleton_lock
-from harness import (BOT, LogLines, admin, check_ledger, create_app_role, ledger, lease_state, ms,
-                     pgbouncer_ini, tcp_dsn, unique, wait_rows, wait_until)
+from harness import (BOT, ROOT, LogLines, admin, check_ledger, create_app_role, ledger, lease_state,
+                     ms, pgbouncer_ini, tcp_dsn, unique, wait_rows, wait_until)
 from scenarios import command
+
+sys.path.insert(0, str(ROOT / "test/scenarios/failover"))
+from pg import stop_pidfile  # noqa: E402  (verified gone, its port closed)
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -57,9 +61,7 @@ def bouncer():
         assert wait_until(lambda: _answers(tcp_dsn(port=PORT, user=ROLE))), "pgbouncer did not start"
         yield tcp_dsn(port=PORT, user=ROLE)
     finally:
-        pid = (tmp_path / "pgbouncer.pid").read_text().strip()
-        os.kill(int(pid), signal.SIGTERM)
-        time.sleep(0.2)
+        stop_pidfile(tmp_path / "pgbouncer.pid", "pgbouncer", PORT)
         with admin() as conn:
             conn.execute(f"DROP OWNED BY {ROLE}")
             conn.execute(f"DROP ROLE {ROLE}")

@@ -3,6 +3,7 @@ a streaming standby made with pg_basebackup, crash (immediate stop), promotion,
 each state change verified. As root, servers run as the `postgres` user."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -67,6 +68,26 @@ def pid_alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
+
+
+def stop_pidfile(pidfile, what, port):
+    """SIGTERM to the daemon in pidfile (SIGKILL after 20 s), verified gone and
+    its port closed; Failure otherwise."""
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        pid = None
+    if pid and pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            wait_for(f"{what} (pid {pid}) to die after SIGKILL", lambda: not pid_alive(pid), 10)
+    if port_open(port):
+        raise Failure(f"{what} still listens on {port} after it was stopped")
 
 
 def postmaster_pid(data_dir):
