@@ -3,7 +3,8 @@
 # 17 on Debian 13, 18 on Debian testing.
 #   .ci/release_check.sh extension   the extension from source: builds with warnings as
 #                                    errors, pg_regress + isolation specs on a throwaway
-#                                    server, versions agree (on 18: the magic block's too)
+#                                    server, versions agree (on 18: the magic block's too);
+#                                    test/python/test_within.py on the release's Python
 #   .ci/release_check.sh packages    the Debian packages built there (pg_buildext makes
 #                                    postgresql-NN-singleton-lock for the release's major;
 #                                    the client with that release's compiler), installed
@@ -30,6 +31,11 @@ case "$mode" in
     make -s install
     regress
     test/packaging/version_test.sh --no-client
+    # The Python library's timeout helper on this release's Python: asyncio's
+    # cancellation changed in 3.12, and Debian 12 (the host phase) has 3.11.
+    apt-get install -y -q --no-install-recommends python3 >/tmp/apt-python.log 2>&1 ||
+      { cat /tmp/apt-python.log; exit 1; }
+    python3 test/python/test_within.py
     ;;
   packages)
     test/install_deps.sh packaging
