@@ -440,8 +440,8 @@ def memory():
         inst.wait_standby()
         time.sleep(1.0)
         put(f"ho.rss.{label}", mem_of(inst.pid))
-        if label == "plain":  # a standby is two processes: this one and its pre-forked supervisor
-            put("ho.rss.standby_supervisor", mem_of(only_child(inst.pid)))
+        # a standby is two processes: this one and its pre-forked supervisor
+        put(f"ho.rss.{label}_supervisor", mem_of(only_child(inst.pid)))
         os.kill(inst.pid, signal.SIGTERM)
         inst.rc()
     # the leader: the wrapper and its supervising process (COMMAND's parent)

@@ -6,7 +6,8 @@
 #    same contract (acquire and release also with singleton_lock.notify = off);
 #    CPU cost per call with synchronous_commit = off (server processes' CPU time
 #    from /proc) against the PL/pgSQL version and the bare UPDATE; acquire
-#    latency with 1,000,000 names vs 1; release -> waiting-acquire wake-up
+#    latency with 1,000,000 names vs 1; SELECT 1 and the UPDATE after idle time;
+#    release -> waiting-acquire wake-up
 #    latency on the server clock.
 # 2. Handover (test/bench/handover.sh): real `singleton-lock run` processes,
 #    SIGTERM / kill -9 / SIGSTOP of the leader, the incident's policy emulated,
@@ -18,7 +19,8 @@
 #
 # Settings (environment): BENCH_DURATION (s per pgbench run, default 3),
 # BENCH_ROUNDS (interleaved repetitions of every run, default 2),
-# BENCH_CPU_ROUNDS (rounds of the CPU-cost part, default 2),
+# BENCH_CPU_ROUNDS (rounds of the CPU-cost part, default 2), BENCH_IDLE_MS (the pause
+# before each statement of the after-idle runs, default 150),
 # BENCH_CLIENTS (default "1 8"), BENCH_WAKE_ITERATIONS (default 150),
 # BENCH_SKIP_INSTALL=1 (do not run `make install` first), SL_PGPORT (default 25350).
 # Runs its own throwaway PostgreSQL (test/pgserver.sh), fsync on, and removes it.
@@ -29,6 +31,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 DUR="${BENCH_DURATION:-3}"
 ROUNDS="${BENCH_ROUNDS:-2}"
 CPU_ROUNDS="${BENCH_CPU_ROUNDS:-2}"
+IDLE_MS="${BENCH_IDLE_MS:-150}"
 CLIENTS="${BENCH_CLIENTS:-1 8}"
 WAKE_N="${BENCH_WAKE_ITERATIONS:-150}"
 OUT="${BENCH_OUT:-$HERE/out/sql.md}"
@@ -227,6 +230,18 @@ done
 # Sanity: the heartbeat leases were renewed, never lost.
 put check.hb_lost "$(q -c "SELECT count(*) FROM singleton_leases WHERE name LIKE 'hb-%' AND state <> 'held'")"
 put check.aq_transitions "$(q -c "SELECT COALESCE(sum(transitions), 0) FROM singleton_leases WHERE name LIKE 'aq-%'")"
+
+# --- 1a. the same statements after idle time -----------------------------------
+# A handover comes after idle time, and on a virtual machine a statement sent
+# after a pause costs more than one sent back-to-back (a halted vCPU, cold caches,
+# an idle disk). One client, pgbench -r's average per statement (the \sleep apart).
+for s in select1 update; do
+  { printf '\\sleep %s ms\n' "$IDLE_MS"; cat "$S/$s.sql"; } >"$S/${s}_idle.sql"
+done
+put idle.ms "$IDLE_MS"
+for ((r = 1; r <= ROUNDS; r++)); do
+  for s in select1_idle update_idle; do bench "$s" 1 "$r"; done
+done
 
 # --- 1b. CPU cost per call, synchronous_commit = off ----------------------------
 # With fsync on, a durable commit's WAL flush dominates every call of both the
