@@ -337,18 +337,24 @@ def preempt(rounds):
     name = "ho-preempt"
     leader = Instance(name, "10s", ("--priority", "0"))
     wait_until("the first leader", 30, lambda: started(leader.tag))
-    total, told, overlaps, old_exit_ok = [], [], 0, 0
+    total, told, overlaps, old_exit_ok, unmeasured = [], [], 0, 0, 0
     for i in range(1, rounds + 1):
         time.sleep(random.uniform(0.1, 0.1 + JITTER))
         new = Instance(name, "10s", ("--priority", str(i)))
         s = wait_until(f"{new.tag} to lead", 30, lambda: started(new.tag))
-        qs = int(psql("SELECT (extract(epoch FROM query_start) * 1e6)::bigint * 1000 FROM pg_stat_activity "
-                      f"WHERE application_name = '{new.app}' AND query LIKE '%singleton_acquire%'"))
+        qs = psql("SELECT (extract(epoch FROM query_start) * 1e6)::bigint * 1000 FROM pg_stat_activity "
+                  f"WHERE application_name = '{new.app}' AND query LIKE '%singleton_acquire%'")
         off = time.time_ns() - mono()
-        total.append((s["ns"] + off - qs) / 1e6)
+        if qs:
+            total.append((s["ns"] + off - int(qs)) / 1e6)
+        else:  # (seen once in many runs: the acquire's start was gone; the round counts as unmeasured)
+            unmeasured += 1
+            log(f"round {i}: no acquire of {new.app} in pg_stat_activity: " + psql(
+                "SELECT string_agg(pid || ' ' || state || ' ' || left(query, 50), '; ') "
+                f"FROM pg_stat_activity WHERE application_name = '{new.app}'"))
         asked = log_time(leader, "asks for the lease")
-        if asked is not None:
-            told.append((asked + off - qs) / 1e6)
+        if asked is not None and qs:
+            told.append((asked + off - int(qs)) / 1e6)
         ex = events()[1].get(leader.tag)
         if ex is None or ex > s["ns"] or s["overlap"] != 0:
             overlaps += 1
@@ -362,6 +368,7 @@ def preempt(rounds):
     save("preempt.total", total)
     save("preempt.told", told)
     put("ho.preempt.rounds", rounds)
+    put("ho.preempt.unmeasured", unmeasured)
     put("ho.preempt.overlaps", overlaps)
     put("ho.preempt.old_standby_again", f"{old_exit_ok}/{rounds}")
     p50, p99, mx = pcts(total)

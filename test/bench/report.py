@@ -560,7 +560,10 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
           f"in pg_stat_activity, the server's clock = this host's) until its COMMAND runs: the old "
           f"leader's watch reports the request, its COMMAND gets SIGTERM and stops, its release hands the "
           f"lease over in one commit, the new wrapper binds its second session and starts COMMAND. "
-          f"{res['ho.preempt.rounds']} rounds; the old leader waited as a standby again in "
+          f"{res['ho.preempt.rounds']} rounds"
+          + (f" ({res['ho.preempt.unmeasured']} not measured: the new instance's acquire was no longer "
+             f"in pg_stat_activity when read)" if res.get("ho.preempt.unmeasured", "0") != "0" else "")
+          + f"; the old leader waited as a standby again in "
           f"{res['ho.preempt.old_standby_again']} rounds; overlaps {res['ho.preempt.overlaps']}.")
         h("")
         h("| interval | p50 (ms) | p90 | p99 | max |")
