@@ -28,6 +28,7 @@ class Result {
     Result() = default;
     explicit Result(ResultPtr r) : r_(std::move(r)) {}
     int rows() const { return r_ ? PQntuples(r_.get()) : 0; }
+    int columns() const { return r_ ? PQnfields(r_.get()) : 0; }
     bool is_null(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
     std::string text(int row, int col) const;  // "" for NULL
 

@@ -102,7 +102,7 @@ struct Elector::Impl {
     void start();
     void begin_connect();
     void on_connected();
-    void check_direct(const pq::Result& warm_up);
+    void check_direct(const pq::Result& r, int col, const Session& s);
     void on_warmed_up();
     void on_watch_warmed(const std::exception* error);
     void send_acquire();

@@ -28,16 +28,17 @@ void Elector::Impl::begin_connect() {
 // A pooler (PgBouncer) hands out a backend pid of its own: the server's
 // differs. Session binding then ties leases to server sessions the pooler
 // keeps open after we are gone, or shares with other clients: say so, once.
-void Elector::Impl::check_direct(const pq::Result& warm_up) {
-    if (warned_pooler || warm_up.rows() != 1) return;
-    const std::string server_pid = warm_up.text(0, 1), binding = warm_up.text(0, 2);
-    if (server_pid.empty() || server_pid == std::to_string(second.backend_pid())) return;
+// r's columns from `col` on: Sql::direct_check, as run over session s.
+void Elector::Impl::check_direct(const pq::Result& r, int col, const Session& s) {
+    if (warned_pooler || r.rows() != 1 || r.columns() < col + 2) return;
+    const std::string server_pid = r.text(0, col), binding = r.text(0, col + 1);
+    const std::string client_pid = std::to_string(s.backend_pid());
+    if (server_pid.empty() || server_pid == client_pid) return;
     if (binding == "off") return;  // pooled leases, as docs/deploying.md says
     warned_pooler = true;
     if (ev.on_warning)
         ev.on_warning("the connection goes through a connection pooler or proxy (the server "
-                      "says backend " + server_pid + ", the connection " +
-                      std::to_string(second.backend_pid()) +
+                      "says backend " + server_pid + ", the connection " + client_pid +
                       "): a lease bound to its server sessions is freed when the pooler closes "
                       "them, not when this process dies, and in transaction pooling they are "
                       "shared. Connect directly, or set singleton_lock.bind_session = off for "
@@ -92,6 +93,7 @@ void Elector::Impl::send_acquire() {
 
 void Elector::Impl::on_acquire_reply(const pq::Result& r) {
     if (r.rows() != 1) throw ServerError("singleton_acquire returned no row", "XX000");
+    if (!use_second) check_direct(r, 4, main);  // (else the second session's warm-up did)
     if (r.text(0, 0) != "t") {
         on_standby_reply(r);
         return;

@@ -45,7 +45,7 @@ void Elector::Impl::on_reply(Session& s, const pq::Result& r) {
     const bool on_main = &s == &main;
     switch (phase) {
         case Phase::connecting:
-            check_direct(r);
+            check_direct(r, 1, second);
             on_warmed_up();  // the second session's first call
             return;
         case Phase::listen:

@@ -12,12 +12,16 @@ namespace singleton_lock {
 struct Sql {
     explicit Sql(const std::string& schema) {
         const std::string s = schema.empty() ? "" : pq::quote_ident(schema) + ".";
-        // $1 name, $2 ttl, $3 holder, $4 wait
-        acquire = "SELECT acquired, token, holder, expires_at FROM " + s +
-                  "singleton_acquire($1, $2::interval, $3, $4::interval)";
+        // $1 name, $2 ttl, $3 holder, $4 wait. The server's backend pid and
+        // the binding setting tell a pooler apart when there is no second
+        // session to warm up (elector_standby.cpp).
+        const std::string acquired = std::string("SELECT acquired, token, holder, expires_at, ") +
+                                     direct_check +
+                                     " FROM " + s;
+        acquire = acquired + "singleton_acquire($1, $2::interval, $3, $4::interval)";
         // $5 priority (1.1; the call above works with 1.0 too)
-        acquire_priority = "SELECT acquired, token, holder, expires_at FROM " + s +
-                           "singleton_acquire($1, $2::interval, $3, $4::interval, $5::integer)";
+        acquire_priority =
+            acquired + "singleton_acquire($1, $2::interval, $3, $4::interval, $5::integer)";
         // $1 name, $2 token, $3 wait (1.1)
         watch = "SELECT " + s + "singleton_watch($1, $2::bigint, $3::interval)";
         pause = "SELECT " + s + "singleton_pause($1, $2)";
@@ -29,9 +33,7 @@ struct Sql {
         bind = "SELECT " + s + "singleton_bind($1, $2::bigint)";
         // $1 name. The second session's first call (token 0: binds nothing); it
         // also tells a pooler or proxy apart (elector_standby.cpp).
-        warm_up = "SELECT " + s +
-                  "singleton_bind($1, 0::bigint), pg_backend_pid(), "
-                  "current_setting('singleton_lock.bind_session', true)";
+        warm_up = "SELECT " + s + "singleton_bind($1, 0::bigint), " + direct_check;
         release = "SELECT " + s + "singleton_release($1, $2::bigint)";
         force_release = "SELECT " + s + "singleton_force_release($1)";
         leases =
@@ -50,6 +52,9 @@ struct Sql {
     std::string acquire, acquire_priority, watch, heartbeat, bind, warm_up, release, force_release,
         pause, resume, version, leases;
     static constexpr const char* listen = "LISTEN singleton_lock";
+    // Two columns: the server's backend pid, the session's bind_session setting.
+    static constexpr const char* direct_check =
+        "pg_backend_pid(), current_setting('singleton_lock.bind_session', true)";
 };
 
 }  // namespace singleton_lock

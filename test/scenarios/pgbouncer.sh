@@ -9,8 +9,9 @@
 #  - NOTIFY reaches a LISTEN on a direct connection;
 #  - the unnamed extended-protocol statements a driver uses work (no
 #    server-side prepared statements);
-#  - `singleton-lock run` through the pooler warns when the role's leases are
-#    session-bound (bind_session on), and only then.
+#  - `singleton-lock run`, and the library with one session, through the
+#    pooler warn when the role's leases are session-bound (bind_session on),
+#    and only then.
 # Needs a running server (PG* environment, superuser) with the extension installed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -139,5 +140,26 @@ out=$(run_once regress_pooled_app pooled-run-unbound)
 out=$(run_once "" pooled-run-direct)
 [[ "$out" != *"pooler"* ]] || fail "pooler warning over a direct connection: $out"
 ok "no such warning for the pooled role (bind_session off) or over a direct connection"
+
+# The library with one session (its default; no second session's warm-up to
+# check): the same warning from the acquire's reply.
+ONE="${SL_ONE_SESSION:-$ROOT/build/client/test/integration/one_session_leader}"
+[ -x "$ONE" ] || fail "$ONE is not built (test/build_client.sh)"
+one_session() {  # ROLE-or-empty LEASE: stderr of one_session_leader (exit 0 required)
+  local dsn="" out
+  [ -n "$1" ] && dsn="host=127.0.0.1 port=$BOUNCER_PORT user=$1 dbname=$PGDATABASE"
+  out=$("$ONE" "$dsn" "$2" 2>&1) || fail "one_session_leader as ${1:-the direct superuser} failed: $out"
+  [[ "$out" == *"leader "* ]] || fail "one_session_leader did not lead as ${1:-direct}: $out"
+  echo "$out"
+}
+out=$(one_session regress_bound_app pooled-one-bound)
+[[ "$out" == *"warning: the connection goes through a connection pooler or proxy"* ]] \
+  || fail "no pooler warning from the one-session library through PgBouncer: $out"
+ok "the library with one session through the pooler, session-bound leases: warned"
+out=$(one_session regress_pooled_app pooled-one-unbound)
+[[ "$out" != *"pooler"* ]] || fail "pooler warning for the pooled role (one session): $out"
+out=$(one_session "" pooled-one-direct)
+[[ "$out" != *"pooler"* ]] || fail "pooler warning over a direct connection (one session): $out"
+ok "one session: no such warning for the pooled role or over a direct connection"
 
 echo "$checks passed, 0 failed"
