@@ -102,8 +102,10 @@ async def lead(lease: singleton_lock.Lease, ledger: Ledger) -> None:
             await asyncio.shield(write)
         except asyncio.CancelledError:
             # A statement already sent cannot be recalled: learn its fate (the
-            # fence decides), within the grace, then stop.
-            done, _ = await asyncio.wait({write}, timeout=lease.grace)
+            # fence decides), within the grace, then stop. (3/4 of it: the
+            # grace runs from the same cancel, and past it the library logs a
+            # warning and keeps the lease until we have stopped.)
+            done, _ = await asyncio.wait({write}, timeout=lease.grace * 0.75)
             if not done:
                 write.cancel()
             elif not write.cancelled() and write.exception() is None:
