@@ -47,6 +47,10 @@ struct Registration {
 
 Registration register_for(AcquireRequest* request, int32 holder_priority) {
     Registration reg = {true, 0};
+    // What a takeover after the holder's sessions ended asks first (restart
+    // or exit?) is answered now, while waiting: its first answer in a backend
+    // reads every backend's status (a millisecond on the takeover's path).
+    (void)server_epoch();
     register_waiter(request->key.name_hash);
     Waiter me = {};
     me.name_hash = request->key.name_hash;

@@ -5,6 +5,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
 #include "utils/syscache.h"
 }
 
@@ -119,6 +120,19 @@ SPIPlanPtr plan(PlanId id) {
     return fresh;
 }
 
+// Every statement prepared and its generic plan built at once: a plan's
+// first use otherwise costs a millisecond or more of planning and catalog
+// lookups, and the first use of some falls on a handover's path (the
+// takeover's new tenure in a waiter's backend, the handoff's in a session
+// that got its own lease handed over and now releases it).
+void plan_all() {
+    for (int id = 0; id < kPlanCount; id++) {
+        SPIPlanPtr p = plan(static_cast<PlanId>(id));
+        CachedPlan* generic = SPI_plan_get_cached_plan(p);
+        if (generic != nullptr) ReleaseCachedPlan(generic, CurrentResourceOwner);
+    }
+}
+
 }  // namespace
 
 void use_plans_of(Oid extension_schema) {
@@ -126,6 +140,7 @@ void use_plans_of(Oid extension_schema) {
         drop_plans();
         schemas_changed = false;
         plans_schema = extension_schema;
+        plan_all();
     }
 }
 

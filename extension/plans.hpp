@@ -46,7 +46,8 @@ enum LeaseColumn {
 };
 
 // Called by every entry point (inside its SPI connection) with the schema
-// its own function lives in.
+// its own function lives in. The first call in a backend (and the first after
+// the schema changed) prepares and plans every statement.
 void use_plans_of(Oid extension_schema);
 
 // Runs a plan; raises unless SPI returns `expected`.
