@@ -836,13 +836,19 @@ def notes(res, sql_misses):
             f"host); the lease runs out 2/3 TTL to TTL after the freeze because the last heartbeat was up to "
             f"ttl/3 earlier. With only singleton-lock stopped, its supervising process killed COMMAND before "
             f"the expiry in every round (the watchdog), so there was never a second leader.")
-    rss = res.get("ho.rss.plain")
+    rss, sup = res.get("ho.rss.plain"), res.get("ho.rss.plain_supervisor")
     if rss:
         r, p, u = (int(x) / 1024 for x in rss.split()[:3])
+        both = ""
+        if sup:
+            sp, su = (int(x) / 1024 for x in sup.split()[1:3])
+            both = (f", {p + sp:.1f} and {u + su:.1f} MiB with its supervising process (the target "
+                    f"counts both); most of the PSS is library pages both processes touched (libcrypto, "
+                    f"libstdc++, gnutls, krb5), divided among the processes that map them")
         out.append(
             f"Standby memory: RSS {r:.1f} MiB is mostly shared, read-only library text (Debian's libpq "
-            f"links libssl/libcrypto, libldap (gnutls), libgssapi_krb5); what the SPEC counts is PSS "
-            f"{p:.1f} MiB and USS {u:.1f} MiB.")
+            f"links libssl/libcrypto, libldap (gnutls), libgssapi_krb5); PSS is {p:.1f} MiB and USS "
+            f"{u:.1f} MiB for the `singleton-lock` process{both}.")
     tp = [m for m in sql_misses if " client(s): " in m]
     if tp:
         out.append(
