@@ -1,7 +1,9 @@
 // A program that knows singleton_lock only as installed: built with the flags
 // `pkg-config --cflags --libs singleton_lock` prints. It takes the lease NAME,
 // prints "leader <token>", releases it through the library and exits 0 once the
-// release is confirmed (1 otherwise).
+// release is confirmed (1 otherwise). The library's warnings go to stderr as
+// "warning: ...". It uses the library's defaults (one session): the meson build
+// also makes it for test/scenarios/pgbouncer.sh.
 #include <singleton_lock/singleton_lock.hpp>
 
 #include <chrono>
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
         elector->request_stop();  // a leader releases
     };
     events.on_released = [&](bool released) { confirmed = released; };
+    events.on_warning = [](const std::string& m) { std::fprintf(stderr, "warning: %s\n", m.c_str()); };
     events.on_failed = [](const std::string& error) { std::fprintf(stderr, "failed: %s\n", error.c_str()); };
     events.on_retry = [](const std::string& error, Duration) {
         std::fprintf(stderr, "retrying: %s\n", error.c_str());

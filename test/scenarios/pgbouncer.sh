@@ -119,47 +119,35 @@ notices=$(psql -X -qAt -c "LISTEN singleton_lock" -c "SELECT pg_sleep(0.8)" 2>&1
 [[ "$notices" == *'"singleton_lock" with payload "pooled-b"'* ]] || fail "no NOTIFY seen: $notices"
 ok "NOTIFY of a pooled release reached a direct LISTEN"
 
-# `singleton-lock run` through the pooler: a role whose leases are bound to
-# server sessions (bind_session on, the default) gets a warning; the pooled
-# role and a direct connection do not.
+# Through the pooler, a role whose leases are bound to server sessions
+# (bind_session on, the default) gets a warning; the pooled role and a direct
+# connection do not. Twice: `singleton-lock run` (its second session's warm-up
+# tells) and the library with one session, its default (the acquire's reply tells).
 CLI="${SL_CLI:-$ROOT/build/client/client/singleton-lock}"
-run_once() {  # ROLE-or-empty LEASE: stderr of one `run -- true` (exit 0 required)
-  local dsn="" out
-  [ -n "$1" ] && dsn="host=127.0.0.1 port=$BOUNCER_PORT user=$1 dbname=$PGDATABASE"
-  out=$("$CLI" run --dsn "$dsn" --name "$2" --ttl 5s -- true 2>&1) \
-    || fail "singleton-lock run as ${1:-the direct superuser} failed: $out"
-  [[ "$out" == *"started COMMAND"* ]] || fail "COMMAND did not run as ${1:-direct}: $out"
+LIB="${SL_CONSUMER:-$ROOT/build/client/test/integration/consumer}"
+[ -x "$LIB" ] || fail "$LIB is not built (test/build_client.sh)"
+client_once() {  # cli|lib ROLE-or-empty LEASE: the client's output (it must lead, exit 0)
+  local kind=$1 role=$2 lease=$3 out led="started COMMAND"
+  local env=()
+  [ -n "$role" ] && env=(PGHOST=127.0.0.1 PGPORT="$BOUNCER_PORT" PGUSER="$role")
+  if [ "$kind" = cli ]; then
+    out=$(env "${env[@]}" "$CLI" run --name "$lease" --ttl 5s -- true 2>&1)
+  else
+    out=$(env "${env[@]}" "$LIB" "$lease" 2>&1) led="leader "
+  fi || fail "$kind as ${role:-the direct superuser} failed: $out"
+  [[ "$out" == *"$led"* ]] || fail "$kind did not lead as ${role:-direct}: $out"
   echo "$out"
 }
-out=$(run_once regress_bound_app pooled-run-bound)
-[[ "$out" == *"goes through a connection pooler or proxy (the server says backend "* ]] \
-  || fail "no pooler warning for a session-bound role through PgBouncer: $out"
-ok "run through the pooler with session-bound leases: warned"
-out=$(run_once regress_pooled_app pooled-run-unbound)
-[[ "$out" != *"pooler"* ]] || fail "pooler warning for the pooled role: $out"
-out=$(run_once "" pooled-run-direct)
-[[ "$out" != *"pooler"* ]] || fail "pooler warning over a direct connection: $out"
-ok "no such warning for the pooled role (bind_session off) or over a direct connection"
-
-# The library with one session (its default; no second session's warm-up to
-# check): the same warning from the acquire's reply.
-ONE="${SL_ONE_SESSION:-$ROOT/build/client/test/integration/one_session_leader}"
-[ -x "$ONE" ] || fail "$ONE is not built (test/build_client.sh)"
-one_session() {  # ROLE-or-empty LEASE: stderr of one_session_leader (exit 0 required)
-  local dsn="" out
-  [ -n "$1" ] && dsn="host=127.0.0.1 port=$BOUNCER_PORT user=$1 dbname=$PGDATABASE"
-  out=$("$ONE" "$dsn" "$2" 2>&1) || fail "one_session_leader as ${1:-the direct superuser} failed: $out"
-  [[ "$out" == *"leader "* ]] || fail "one_session_leader did not lead as ${1:-direct}: $out"
-  echo "$out"
-}
-out=$(one_session regress_bound_app pooled-one-bound)
-[[ "$out" == *"warning: the connection goes through a connection pooler or proxy"* ]] \
-  || fail "no pooler warning from the one-session library through PgBouncer: $out"
-ok "the library with one session through the pooler, session-bound leases: warned"
-out=$(one_session regress_pooled_app pooled-one-unbound)
-[[ "$out" != *"pooler"* ]] || fail "pooler warning for the pooled role (one session): $out"
-out=$(one_session "" pooled-one-direct)
-[[ "$out" != *"pooler"* ]] || fail "pooler warning over a direct connection (one session): $out"
-ok "one session: no such warning for the pooled role or over a direct connection"
+for kind in cli lib; do
+  out=$(client_once $kind regress_bound_app pooled-$kind-bound)
+  [[ "$out" == *"goes through a connection pooler or proxy (the server says backend "* ]] \
+    || fail "no pooler warning from $kind for a session-bound role through PgBouncer: $out"
+  ok "$kind through the pooler with session-bound leases: warned"
+  out=$(client_once $kind regress_pooled_app pooled-$kind-unbound)
+  [[ "$out" != *"pooler"* ]] || fail "pooler warning from $kind for the pooled role: $out"
+  out=$(client_once $kind "" pooled-$kind-direct)
+  [[ "$out" != *"pooler"* ]] || fail "pooler warning from $kind over a direct connection: $out"
+  ok "$kind: no such warning for the pooled role (bind_session off) or over a direct connection"
+done
 
 echo "$checks passed, 0 failed"
