@@ -34,20 +34,13 @@ AcquireResult refused(const StoredLease& stored, const LeaseRow& row, Oid caller
     return result;
 }
 
-char* palloc_copy(const char* s) {
-    size_t len = strlen(s);
-    char* copy = static_cast<char*>(SPI_palloc(len + 1));
-    memcpy(copy, s, len + 1);
-    return copy;
-}
-
 AcquireResult granted(const AcquireRequest& request, int64 token, TimestampTz expires_at) {
     AcquireResult result = {};
     result.acquired = true;
     result.token = token;
     result.has_expiry = true;
     result.expires_at = expires_at;
-    result.holder = palloc_copy(request.holder);
+    result.holder = copy_out(request.holder);
     forbid_prepare("singleton_acquire");
     return result;
 }

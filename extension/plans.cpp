@@ -162,6 +162,13 @@ Datum column(int col) {
     return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
 }
 
+char* copy_out(const char* s) {
+    size_t len = strlen(s);
+    char* copy = static_cast<char*>(SPI_palloc(len + 1));
+    memcpy(copy, s, len + 1);
+    return copy;
+}
+
 char* text_column_copy(int col) {
     if (column_is_null(col)) return nullptr;
     text* value = DatumGetTextPP(column(col));

@@ -59,6 +59,8 @@ Datum column(int column);
 // A text column copied into the memory context that was current at
 // SPI_connect (so it outlives SPI_finish); nullptr for NULL.
 char* text_column_copy(int column);
+// A string copied into that same context: what a function returns is read after SPI_finish.
+char* copy_out(const char* s);
 
 // Registered once from _PG_init: renamed schemas drop the plans.
 void install_plan_invalidation();

@@ -92,13 +92,8 @@ LeaseState state_of(const StoredLease& stored, TimestampTz now) {
 char* holder_as_seen_by(const StoredLease& row, Oid caller) {
     if (row.holder == nullptr || row.role == caller) return row.holder;
     const char* role = GetUserNameFromId(row.role, true);
-    const char* seen = psprintf("<role %s>", role != nullptr ? role : "(dropped)");
-    // Read after SPI_finish (the function's result), like row.holder: copied
-    // out of SPI's memory, which SPI_finish frees.
-    size_t len = strlen(seen);
-    char* copy = static_cast<char*>(SPI_palloc(len + 1));
-    memcpy(copy, seen, len + 1);
-    return copy;
+    // Read after SPI_finish (the function's result), like row.holder.
+    return copy_out(psprintf("<role %s>", role != nullptr ? role : "(dropped)"));
 }
 
 TimestampTz expiry_or_error(TimestampTz now, int64 ttl_us) {

@@ -15,13 +15,12 @@ struct Sql {
         // $1 name, $2 ttl, $3 holder, $4 wait. The server's backend pid and
         // the binding setting tell a pooler apart when there is no second
         // session to warm up (elector_standby.cpp).
-        const std::string acquired = std::string("SELECT acquired, token, holder, expires_at, ") +
-                                     direct_check +
-                                     " FROM " + s;
-        acquire = acquired + "singleton_acquire($1, $2::interval, $3, $4::interval)";
+        const std::string acquire_select =
+            std::string("SELECT acquired, token, holder, expires_at, ") + direct_check + " FROM " + s;
+        acquire = acquire_select + "singleton_acquire($1, $2::interval, $3, $4::interval)";
         // $5 priority (1.1; the call above works with 1.0 too)
         acquire_priority =
-            acquired + "singleton_acquire($1, $2::interval, $3, $4::interval, $5::integer)";
+            acquire_select + "singleton_acquire($1, $2::interval, $3, $4::interval, $5::integer)";
         // $1 name, $2 token, $3 wait (1.1)
         watch = "SELECT " + s + "singleton_watch($1, $2::bigint, $3::interval)";
         pause = "SELECT " + s + "singleton_pause($1, $2)";
