@@ -345,16 +345,17 @@ def preempt(rounds):
         qs = psql("SELECT (extract(epoch FROM query_start) * 1e6)::bigint * 1000 FROM pg_stat_activity "
                   f"WHERE application_name = '{new.app}' AND query LIKE '%singleton_acquire%'")
         off = time.time_ns() - mono()
-        if qs:
-            total.append((s["ns"] + off - int(qs)) / 1e6)
+        start = int(qs) if qs else None
+        if start is not None:
+            total.append((s["ns"] + off - start) / 1e6)
         else:  # (seen once in many runs: the acquire's start was gone; the round counts as unmeasured)
             unmeasured += 1
             log(f"round {i}: no acquire of {new.app} in pg_stat_activity: " + psql(
                 "SELECT string_agg(pid || ' ' || state || ' ' || left(query, 50), '; ') "
                 f"FROM pg_stat_activity WHERE application_name = '{new.app}'"))
         asked = log_time(leader, "asks for the lease")
-        if asked is not None and qs:
-            told.append((asked + off - int(qs)) / 1e6)
+        if asked is not None and start is not None:
+            told.append((asked + off - start) / 1e6)
         ex = events()[1].get(leader.tag)
         if ex is None or ex > s["ns"] or s["overlap"] != 0:
             overlaps += 1

@@ -661,33 +661,34 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
     h("| process | VmRSS (MiB) | PSS (MiB) | USS (MiB) | RssAnon (MiB) | RssFile (MiB) | threads | target (SPEC) |")
     h("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     mib = lambda x: f"{int(x) / 1024:.1f}"
+
+    def process_row(label, fields):  # one process's row (information only); its PSS and USS
+        rss, pss, uss, anon, file_, thr = fields.split()
+        h(f"| {label} | {mib(rss)} | {mib(pss)} | {mib(uss)} | {mib(anon)} | {mib(file_)} | {thr} "
+          f"| (info) |")
+        return int(pss), int(uss), int(thr)
+
     for k, label in (("plain", "no `--health-addr`"), ("health", "with `--health-addr`")):
         sup_key = f"ho.rss.{k}_supervisor" if f"ho.rss.{k}_supervisor" in res else (
             "ho.rss.standby_supervisor" if k == "plain" else None)  # (results of older runs)
         if f"ho.rss.{k}" not in res:
             continue
-        rss, pss, uss, anon, file_, thr = res[f"ho.rss.{k}"].split()
-        h(f"| standby's `singleton-lock` process, {label} | {mib(rss)} | {mib(pss)} | {mib(uss)} "
-          f"| {mib(anon)} | {mib(file_)} | {thr} | (info) |")
+        pss, uss, thr = process_row(f"standby's `singleton-lock` process, {label}", res[f"ho.rss.{k}"])
         if sup_key is None or sup_key not in res:
             continue
-        s_rss, s_pss, s_uss, s_anon, s_file, s_thr = res[sup_key].split()
-        h(f"| its supervising process | {mib(s_rss)} | {mib(s_pss)} | {mib(s_uss)} | {mib(s_anon)} "
-          f"| {mib(s_file)} | {s_thr} | (info) |")
-        pss_all, uss_all = int(pss) + int(s_pss), int(uss) + int(s_uss)
+        s_pss, s_uss, s_thr = process_row("its supervising process", res[sup_key])
+        pss_all, uss_all = pss + s_pss, uss + s_uss
         ok = pss_all <= TARGET_PSS_KIB and uss_all <= TARGET_USS_KIB
         verdict = "met" if ok else "**missed**"
         h(f"| **standby in all, {label}** | | {mib(pss_all)} | {mib(uss_all)} | | | "
-          f"{int(thr) + int(s_thr)} | PSS <= 4, USS <= 1 MiB: {verdict} |")
+          f"{thr + s_thr} | PSS <= 4, USS <= 1 MiB: {verdict} |")
         summary.append((f"standby memory, {label} (both processes)", "PSS <= 4 MiB, USS <= 1 MiB",
                         f"PSS {mib(pss_all)} MiB, USS {mib(uss_all)} MiB (the `singleton-lock` "
                         f"process alone: PSS {mib(pss)}, USS {mib(uss)})", verdict))
     for k, label in (("leader", "leader (wrapper), no `--health-addr`"),
                      ("supervisor", "leader's supervising process (COMMAND's group leader)")):
         if f"ho.rss.{k}" in res:
-            rss, pss, uss, anon, file_, thr = res[f"ho.rss.{k}"].split()
-            h(f"| {label} | {mib(rss)} | {mib(pss)} | {mib(uss)} | {mib(anon)} | {mib(file_)} | {thr} "
-              f"| (info) |")
+            process_row(label, res[f"ho.rss.{k}"])
     h("")
     h("Most of the RSS is shared library pages (RssFile): Debian's libpq pulls in libcrypto, libssl, "
       "gnutls via libldap, and krb5; a C program that only links libpq and connects already has "

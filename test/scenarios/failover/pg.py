@@ -80,10 +80,9 @@ def stop_pidfile(pidfile, what, port):
         pid = None
     if pid and pid_alive(pid):
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if pid_alive(pid):
+        try:
+            wait_for(f"{what} (pid {pid}) to exit on SIGTERM", lambda: not pid_alive(pid), 20)
+        except Failure:
             os.kill(pid, signal.SIGKILL)
             wait_for(f"{what} (pid {pid}) to die after SIGKILL", lambda: not pid_alive(pid), 10)
     if port_open(port):
