@@ -6,7 +6,9 @@ extern "C" {
 #include "postgres.h"
 #undef ENABLE_GSS
 #include "libpq/libpq-be.h"
+#include "libpq/libpq.h"
 #include "miscadmin.h"
+#include "tcop/tcopprot.h"
 }
 
 #include "client_socket.hpp"
@@ -14,5 +16,9 @@ extern "C" {
 namespace singleton_lock {
 
 pgsocket client_socket() { return MyProcPort != nullptr ? MyProcPort->sock : PGINVALID_SOCKET; }
+
+void flush_reply_so_far() {
+    if (whereToSendOutput == DestRemote) (void)pq_flush();  // (EOF: the wait notices the client gone)
+}
 
 }  // namespace singleton_lock

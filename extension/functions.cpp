@@ -15,6 +15,7 @@ extern "C" {
 
 #include "arguments.hpp"
 #include "call_context.hpp"
+#include "client_socket.hpp"
 #include "guard.hpp"
 #include "lease_rules.hpp"
 #include "lease_store.hpp"
@@ -267,6 +268,7 @@ Datum singleton_watch(PG_FUNCTION_ARGS) {
         TimestampTz deadline = GetCurrentTimestamp() + wait_us;
         if (deadline < 0 || !IS_VALID_TIMESTAMP(deadline)) deadline = END_TIMESTAMP - 1;
         register_watcher(key.name_hash);
+        flush_reply_so_far();  // the client's next statement now ends the watch
         for (;;) {
             TimestampTz lease_deadline = 0;
             outcome = watch_once(key, token, call.caller, GetCurrentTimestamp(), &lease_deadline);

@@ -290,6 +290,7 @@ void Connection::read_input() {
 
 std::optional<Result> Connection::poll_result() {
     if (!in_flight_) return std::nullopt;
+    if (piped_ > 0) return poll_piped_result();
     while (PQisBusy(conn_.get()) == 0) {
         PGresult* r = PQgetResult(conn_.get());
         if (r == nullptr) {
@@ -298,19 +299,81 @@ std::optional<Result> Connection::poll_result() {
             check(conn_.get(), done.get());
             return Result(std::move(done));
         }
-        const ExecStatusType st = PQresultStatus(r);
-        const bool failed = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK;
-        if (!pending_ ||
-            (failed && !pending_error_)) {  // keep the first error, else the last result
-            pending_.reset(r);
-            pending_error_ = failed;
-        } else {
-            PQclear(r);
-        }
+        keep(r);
     }
     if (PQstatus(conn_.get()) == CONNECTION_BAD)
         throw ConnectionError(trimmed(PQerrorMessage(conn_.get())));
     return std::nullopt;
+}
+
+// Keeps the first error of a request, else its last result.
+void Connection::keep(PGresult* r) {
+    const ExecStatusType st = PQresultStatus(r);
+    const bool failed = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK;
+    if (!pending_ || (failed && !pending_error_)) {
+        pending_.reset(r);
+        pending_error_ = failed;
+    } else {
+        PQclear(r);
+    }
+}
+
+void Connection::send_piped(const std::string& sql, const Params& params) {
+    if (piped_ == 0) {
+        if (in_flight_ || PQenterPipelineMode(conn_.get()) != 1)
+            throw ConnectionError("cannot enter pipeline mode: " +
+                                  trimmed(PQerrorMessage(conn_.get())));
+        pending_.reset();
+        pending_error_ = false;
+    }
+    RawParams raw(params);
+    if (PQsendQueryParams(conn_.get(), sql.c_str(), static_cast<int>(raw.values.size()), nullptr,
+                          raw.values.data(), nullptr, nullptr, 0) != 1 ||
+        PQpipelineSync(conn_.get()) != 1)
+        throw ConnectionError(trimmed(PQerrorMessage(conn_.get())));
+    ++piped_;
+    in_flight_ = true;
+    flush();
+}
+
+// Each piped request: its results, NULL, then the PIPELINE_SYNC of its Sync.
+std::optional<Result> Connection::poll_piped_result() {
+    bool ended = false;  // a NULL just came: another one means nothing more is in yet
+    while (PQisBusy(conn_.get()) == 0) {
+        PGresult* r = PQgetResult(conn_.get());
+        if (r == nullptr) {
+            if (ended) break;
+            ended = true;
+            continue;
+        }
+        ended = false;
+        if (PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+            keep(r);
+            continue;
+        }
+        PQclear(r);
+        ResultPtr done = std::move(pending_);
+        pending_error_ = false;
+        if (--piped_ == 0) leave_pipeline();
+        check(conn_.get(), done.get());
+        return Result(std::move(done));
+    }
+    if (PQstatus(conn_.get()) == CONNECTION_BAD)
+        throw ConnectionError(trimmed(PQerrorMessage(conn_.get())));
+    return std::nullopt;
+}
+
+// Every piped result is in: back to one request at a time.
+void Connection::leave_pipeline() {
+    in_flight_ = false;
+    if (PQexitPipelineMode(conn_.get()) == 1) return;
+    while (PQisBusy(conn_.get()) == 0) {  // (a trailing NULL)
+        PGresult* r = PQgetResult(conn_.get());
+        if (r == nullptr) break;
+        PQclear(r);
+    }
+    if (PQexitPipelineMode(conn_.get()) != 1)
+        throw ConnectionError("cannot leave pipeline mode: " + trimmed(PQerrorMessage(conn_.get())));
 }
 
 std::vector<std::pair<int, std::string>> Connection::take_notifications() {

@@ -109,6 +109,7 @@ class Connection {
     void close() {
         conn_.reset();
         in_flight_ = false;
+        piped_ = 0;
         pending_.reset();
     }
 
@@ -125,6 +126,17 @@ class Connection {
     // The full result once the request completed (PQgetResult returned NULL),
     // std::nullopt while still busy. Throws the typed error of a failed request.
     std::optional<Result> poll_result();
+
+    // Pipeline mode (libpq >= 14): a request sent with send_piped() may have
+    // another one queued behind it (send_piped again) while it still runs, each
+    // with a Sync of its own, so an error ends that request only. poll_result()
+    // returns their results in order, one per call; the connection leaves
+    // pipeline mode once every result is in.
+    void send_piped(const std::string& sql, const Params& params);
+    int piped() const { return piped_; }  // requests in flight in pipeline mode
+    // A piped request's result is already read, so no socket readiness will
+    // announce it: call poll_result() again.
+    bool result_buffered() const { return piped_ > 0 && PQisBusy(conn_.get()) == 0; }
     // Payloads of NOTIFY messages received so far, with the sender's backend pid.
     std::vector<std::pair<int, std::string>> take_notifications();
 
@@ -135,10 +147,14 @@ class Connection {
   private:
     explicit Connection(ConnPtr c) : conn_(std::move(c)) {}
     static ConnPtr start_conn(const ConnectParams& params);
+    std::optional<Result> poll_piped_result();
+    void keep(PGresult* r);
+    void leave_pipeline();
     ConnPtr conn_;
     ConnectParams* params_ = nullptr;  // for next_host()
     std::size_t hosts_skipped_ = 0;
     bool in_flight_ = false;
+    int piped_ = 0;
     bool writing_ = false;
     ResultPtr pending_;
     bool pending_error_ = false;

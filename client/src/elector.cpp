@@ -197,6 +197,7 @@ void Elector::release() { impl_->release(); }
 void Elector::stop() { impl_->stop(); }
 State Elector::run() { return impl_->run(); }
 void Elector::request_stop() noexcept {
+    impl_->stop_pending.store(true);  // (lock-free: async-signal-safe)
     if (impl_->stop_fd >= 0) (void)eventfd_write(impl_->stop_fd, 1);
 }
 

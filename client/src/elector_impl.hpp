@@ -21,6 +21,7 @@
 
 #include <poll.h>
 
+#include <atomic>
 #include <optional>
 #include <random>
 #include <string>
@@ -62,6 +63,8 @@ struct Elector::Impl {
     policy::Reconnect reconnect;      // pacing a standby's reconnects
     policy::Backoff release_backoff;  // reconnecting to send a release
     int stop_fd = -1;                 // eventfd of request_stop()
+    std::atomic<bool> stop_pending{false};  // request_stop() was called (no new watch then)
+    static_assert(std::atomic<bool>::is_always_lock_free, "request_stop() is async-signal-safe");
 
     // --- sessions
     Session main{"main"};
@@ -89,6 +92,9 @@ struct Elector::Impl {
     Session* watching = nullptr;
     bool watch_supported = true;  // false: the server has no singleton_watch for us
     bool watch_cancelled = false; // we cancelled it to send a release on its session
+    // A release queued behind the watch: cancel the watch if it has not ended by then.
+    TimePoint release_yield_by = TimePoint::max();
+    bool cancelled_for_release = false;  // this release sent a cancel (it may hit the release)
     TimePoint watch_retry_at{};  // after a failed watch: not before this
     bool step_down = false;       // a standby of higher priority asked for the lease
     bool warming_watch = false;   // the second session's singleton_watch warm-up is in flight
@@ -130,7 +136,9 @@ struct Elector::Impl {
     void maybe_watch(TimePoint now);
     void on_watch_reply(const pq::Result& r);
     void on_watch_error(Session& s, const std::exception& e);
+    bool queue_behind_watch(Session& s, const pq::Params& args);
     bool free_for_release(Session& s);
+    void hurry_watch(TimePoint now);
     bool disable_watch_if_unsupported(const std::exception& e);
 
     // --- release and stop (elector_release.cpp)
@@ -154,6 +162,7 @@ struct Elector::Impl {
         }
     }
     void step(const pollfd* fds, int count);
+    void io_all(Session& s, short revents);
     void io(Session& s, short revents);
     void on_reply(Session& s, const pq::Result& r);
     void on_error(Session& s, const std::exception& e);

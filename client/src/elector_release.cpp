@@ -32,6 +32,8 @@ void Elector::Impl::begin_release() {
     due = Clock::now() + timing.release_timeout;
     retry_at = TimePoint::max();
     release_on = nullptr;
+    release_yield_by = TimePoint::max();
+    cancelled_for_release = false;
     release_backoff.reset();
     try_release();
 }
@@ -45,7 +47,9 @@ void Elector::Impl::try_release() {
             return;
         }
     }
-    // A session busy with nothing but the watch: cancelled, the release follows.
+    // A session busy with nothing but the watch: the release is queued behind
+    // it (the server then ends the watch), else it follows a cancel of the watch.
+    if (queue_behind_watch(main, args) || queue_behind_watch(second, args)) return;
     if (free_for_release(main) || free_for_release(second)) return;
     if (main.status() == Session::Status::connecting) return;
     // Neither session can send (broken, or a heartbeat hangs): a new connection.
@@ -62,6 +66,15 @@ void Elector::Impl::on_release_reply(const pq::Result& r) {
 }
 
 void Elector::Impl::on_release_error(Session& s, const std::exception& e) {
+    if (release_on == &s && cancelled_for_release &&
+        dynamic_cast<const QueryCanceledError*>(&e) != nullptr) {
+        // Our cancel of the watch came after the watch had ended, and hit the
+        // release instead: it rolled back; send it again (the session is idle).
+        cancelled_for_release = false;
+        release_on = nullptr;
+        try_release();
+        return;
+    }
     s.close();
     if (release_on != nullptr && release_on != &s) return;  // the release is out on the other one
     release_on = nullptr;
@@ -78,6 +91,7 @@ void Elector::Impl::on_release_error(Session& s, const std::exception& e) {
 }
 
 void Elector::Impl::release_timers(TimePoint now) {
+    hurry_watch(now);
     if (now >= due) {
         finish(was_lost ? State::lost : State::released);
         if (ev.on_released) ev.on_released(false);

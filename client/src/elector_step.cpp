@@ -15,11 +15,19 @@ void Elector::Impl::step(const pollfd* fds, int count) {
     for (int i = 0; i < count && !is_terminal(state); ++i) {
         if (fds[i].revents == 0 || fds[i].fd < 0) continue;
         if (fds[i].fd == main_fd && main.fd() == main_fd)
-            guarded(main, [&] { io(main, fds[i].revents); });
+            io_all(main, fds[i].revents);
         else if (fds[i].fd == second_fd && second.fd() == second_fd)
-            guarded(second, [&] { io(second, fds[i].revents); });
+            io_all(second, fds[i].revents);
     }
     if (!is_terminal(state)) timers();
+}
+
+// The socket's readiness, then a reply libpq already read behind the first one
+// (a release queued behind the watch: both can arrive in one read).
+void Elector::Impl::io_all(Session& s, short revents) {
+    guarded(s, [&] { io(s, revents); });
+    for (int more = 0; more < 2 && !is_terminal(state) && s.reply_buffered(); ++more)
+        guarded(s, [&] { io(s, POLLIN); });
 }
 
 void Elector::Impl::io(Session& s, short revents) {
@@ -174,7 +182,7 @@ Elector::Impl::TimePoint Elector::Impl::next_wakeup() const {
         case Phase::heartbeat:
             return std::min(timer.step_down_at(), watch_wakeup());
         case Phase::releasing:
-            return std::min({due, retry_at, sessions});
+            return std::min({due, retry_at, sessions, release_yield_by});
         default:
             return TimePoint::max();
     }

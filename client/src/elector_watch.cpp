@@ -10,8 +10,15 @@ namespace singleton_lock {
 
 using policy::Clock;
 
+namespace {
+// How long a release queued behind the watch waits for the server to end the
+// watch before a cancel request does (the Python library's YIELD_WITHIN).
+constexpr Duration kWatchYieldWithin{200};
+}  // namespace
+
 void Elector::Impl::maybe_watch(TimePoint now) {
     if (!opt.watch || !watch_supported || step_down || watching != nullptr) return;
+    if (stop_pending.load()) return;  // the release comes next: a watch would only delay it
     if ((phase != Phase::lead && phase != Phase::heartbeat) || now < watch_retry_at) return;
     Session& s = watch_session();
     if (!s.idle()) return;
@@ -23,8 +30,8 @@ void Elector::Impl::maybe_watch(TimePoint now) {
         wait = std::min(wait, until_beat);
     }
     guarded(s, [&] {
-        s.send(sql.watch, {opt.name, std::to_string(token), interval_literal(wait)},
-               now + wait + timing.reply_slack);
+        s.send_yielding(sql.watch, {opt.name, std::to_string(token), interval_literal(wait)},
+                        now + wait + timing.reply_slack);
         watching = &s;
     });
 }
@@ -73,12 +80,37 @@ bool Elector::Impl::disable_watch_if_unsupported(const std::exception& e) {
     return true;
 }
 
-// A session busy with nothing but our watch can send a release once the watch
-// is cancelled (try_release is called again when it returns).
+// A session busy with nothing but our watch takes the release behind it: the
+// server ends the watch ('held') as soon as the release arrives, so no cancel
+// request (a new connection, and a process forked in the server: tens of ms on
+// a busy machine) is needed to get the session back.
+bool Elector::Impl::queue_behind_watch(Session& s, const pq::Params& args) {
+    if (watching != &s || watch_cancelled || !s.can_send_behind()) return false;
+    s.send_behind(sql.release, args, due);
+    release_on = &s;
+    release_yield_by = Clock::now() + kWatchYieldWithin;
+    return true;
+}
+
+// The watch did not end when the release arrived behind it (the server read
+// both at once, or a server build older than that): cancel it.
+void Elector::Impl::hurry_watch(TimePoint now) {
+    if (now < release_yield_by) return;
+    release_yield_by = TimePoint::max();
+    if (release_on == nullptr || watching != release_on || watch_cancelled) return;
+    watch_cancelled = true;
+    cancelled_for_release = true;
+    release_on->cancel();
+}
+
+// A session busy with nothing but our watch (and nothing queued behind it) can
+// send a release once the watch is cancelled (try_release is called again when
+// it returns).
 bool Elector::Impl::free_for_release(Session& s) {
     if (watching != &s) return false;
     if (!watch_cancelled) {
         watch_cancelled = true;
+        cancelled_for_release = true;
         s.cancel();
     }
     return true;

@@ -2,6 +2,8 @@
 
 #include <poll.h>
 
+#include <algorithm>
+
 #include "singleton_lock/duration.hpp"
 #include "singleton_lock/errors.hpp"
 
@@ -27,6 +29,25 @@ void Session::send(const std::string& sql, const pq::Params& params, TimePoint r
     status_ = Status::busy;
     deadline_ = reply_by;
     conn_.send(sql, params);
+}
+
+void Session::send_yielding(const std::string& sql, const pq::Params& params, TimePoint reply_by) {
+    if (status_ != Status::idle)
+        throw Error("internal: a request on the " + label_ + " session while it is not idle");
+    sent_at_ = std::chrono::steady_clock::now();
+    status_ = Status::busy;
+    deadline_ = reply_by;
+    heard_ = false;
+    conn_.send_piped(sql, params);
+}
+
+void Session::send_behind(const std::string& sql, const pq::Params& params, TimePoint reply_by) {
+    if (!can_send_behind())
+        throw Error("internal: nothing to queue behind on the " + label_ + " session");
+    behind_reply_by_ = reply_by;
+    behind_sent_at_ = std::chrono::steady_clock::now();
+    deadline_ = std::min(deadline_, reply_by);
+    conn_.send_piped(sql, params);
 }
 
 short Session::events() const {
@@ -69,22 +90,35 @@ Session::Event Session::advance_connect() {
 
 Session::Event Session::advance_request(short revents) {
     if (revents & POLLOUT) conn_.flush();
-    if (revents & (POLLIN | POLLERR | POLLHUP)) conn_.read_input();
+    if (revents & (POLLIN | POLLERR | POLLHUP)) {
+        conn_.read_input();
+        heard_ = true;
+    }
     std::optional<pq::Result> r;
     try {
         r = conn_.poll_result();
     } catch (const ConnectionError&) {
         throw;
     } catch (const Error&) {
-        status_ = Status::idle;  // the request completed, with an error
-        deadline_ = TimePoint::max();
+        request_done();  // the request completed, with an error
         throw;
     }
     if (!r) return Event::none;
-    status_ = Status::idle;
-    deadline_ = TimePoint::max();
+    request_done();
     result_ = std::move(*r);
     return Event::replied;
+}
+
+// Idle again, unless a request queued behind the one that ended is still out.
+void Session::request_done() {
+    if (conn_.piped() > 0) {
+        sent_at_ = behind_sent_at_;
+        deadline_ = behind_reply_by_;
+        behind_reply_by_ = TimePoint::max();
+        return;
+    }
+    status_ = Status::idle;
+    deadline_ = TimePoint::max();
 }
 
 void Session::check_deadline(TimePoint now) {

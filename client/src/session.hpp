@@ -35,6 +35,23 @@ class Session {
     // Sends a request on an idle session. Throws ConnectionError.
     void send(const std::string& sql, const pq::Params& params, TimePoint reply_by);
     TimePoint sent_at() const { return sent_at_; }
+    // Sends a request the server ends early when the session's next request
+    // arrives (singleton_watch): one more request can then be queued behind
+    // it (send_behind) instead of cancelling it first. Throws ConnectionError.
+    void send_yielding(const std::string& sql, const pq::Params& params, TimePoint reply_by);
+    // The yielding request is in flight alone and the server has begun to
+    // answer it (the extension sends the start of the reply as the watch
+    // begins to wait): a request sent now cannot arrive in the server's read
+    // of the first one, where it would go unnoticed.
+    bool can_send_behind() const {
+        return status_ == Status::busy && conn_.piped() == 1 && heard_;
+    }
+    // Queues a request behind the yielding one in flight; on_ready() reports
+    // both replies (or errors) in order. Throws ConnectionError.
+    void send_behind(const std::string& sql, const pq::Params& params, TimePoint reply_by);
+    // A reply already read and not yet reported (two arrived at once): call
+    // on_ready() again.
+    bool reply_buffered() const { return status_ == Status::busy && conn_.result_buffered(); }
 
     int fd() const { return status_ == Status::closed ? -1 : conn_.fd(); }
     short events() const;
@@ -67,6 +84,7 @@ class Session {
   private:
     Event advance_connect();
     Event advance_request(short revents);
+    void request_done();
 
     std::string label_;
     pq::Connection conn_;
@@ -75,6 +93,9 @@ class Session {
     TimePoint deadline_ = TimePoint::max();
     std::chrono::milliseconds per_host_{0};
     TimePoint sent_at_{};
+    bool heard_ = false;  // data came in since the yielding request went out
+    TimePoint behind_sent_at_{};                    // the queued request's send time
+    TimePoint behind_reply_by_ = TimePoint::max();  // and deadline
     pq::Result result_;
 };
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <random>
 #include <string>
@@ -55,15 +56,27 @@ bool eventually(F&& f, std::chrono::milliseconds limit = std::chrono::seconds(20
     return f();
 }
 
-// One statement on a fresh connection; the first column of the first row ("" if none).
-inline std::string query(const std::string& sql) {
-    PGconn* c = PQconnectdb("");
+// One statement on a fresh connection (dsn: on top of the PG* environment);
+// the first column of the first row ("" if none).
+inline std::string query(const std::string& sql, const std::string& dsn = "") {
+    PGconn* c = PQconnectdb(dsn.c_str());
     PGresult* r = PQexec(c, sql.c_str());
     std::string out = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0)
                                                                                : std::string();
     PQclear(r);
     PQfinish(c);
     return out;
+}
+
+// One command on a fresh connection; whether it succeeded (the error on stderr).
+inline bool command(const std::string& sql, const std::string& dsn = "") {
+    PGconn* c = PQconnectdb(dsn.c_str());
+    PGresult* r = PQexec(c, sql.c_str());
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) std::fprintf(stderr, "%s: %s", sql.c_str(), PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return ok;
 }
 
 }  // namespace singleton_lock::it
