@@ -8,6 +8,12 @@ Implementations ("impls"), each a leader-elected service started twice (leader,
 standby) and faulted the same way (graceful SIGTERM, kill -9):
   ours      singleton-lock run -- handover_service (the COMMAND is exec'd: the
             handover ends when the new COMMAND process runs)
+  lib       ours in-process: peer_library.cpp, the C++ library's Elector with its
+            defaults (no exec: the handover ends when on_leader runs)
+  py        ours in-process in Python: peer_python.py, the Python library's
+            run_as_leader with its defaults (asyncio, psycopg)
+  sql       ours through one SQL call: peer_sql.c, singleton_acquire/release from C
+            (libpq), no client library: the extension's own cost
   raw       peer_advisory.c: a session pg_advisory_lock in C (libpq), the floor
   advlock   npm advisory-lock (peers/peer.js)
   pubsub    npm @imqueue/pg-pubsub, singleListener (peers/peer.js)
@@ -55,11 +61,15 @@ WARM_ROUNDS = int(os.environ.get("BENCH_HO_WARM_ROUNDS", "6"))
 PREEMPT_ROUNDS = int(os.environ.get("BENCH_HO_PREEMPT_ROUNDS", "12"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_ADVISORY = os.path.join(WORK, "peer_advisory")  # built by handover.sh
+PEER_SQL = os.path.join(WORK, "peer_sql")  # built by handover.sh
+PYTHON = os.environ.get("BENCH_PYTHON", "")  # a python3 with psycopg (handover.sh), "" = none
+PEER_LIBRARY = os.environ.get("BENCH_PEER_LIBRARY", "")  # built by meson (test/bench/meson.build)
 PEER_JS = os.path.join(HERE, "peers", "peer.js")
 STOP_ROUNDS = int(os.environ.get("BENCH_HO_STOP_ROUNDS", "5"))
 BASE_ROUNDS = int(os.environ.get("BENCH_HO_BASELINE_ROUNDS", "2"))
 JITTER = int(os.environ.get("BENCH_HO_JITTER_MS", "400")) / 1000.0
 EVENTS = os.path.join(WORK, "events")
+FENCED = ("ours", "lib", "py", "sql")  # the implementations with fencing tokens (ours)
 open(EVENTS, "w").close()
 mono = time.monotonic_ns
 
@@ -139,6 +149,9 @@ class Instance:
         argv = {
             "ours": [CLI, "run", "--name", name, "--ttl", ttl, "--dsn", dsn, *extra, "--",
                      SERVICE, EVENTS, self.tag, *service_args],
+            "lib": [PEER_LIBRARY, dsn, name, EVENTS, self.tag],
+            "py": [PYTHON, os.path.join(HERE, "peer_python.py"), dsn, name, EVENTS, self.tag],
+            "sql": [PEER_SQL, dsn, name, EVENTS, self.tag],
             "raw": [PEER_ADVISORY, dsn, key, EVENTS, self.tag],
             "advlock": ["node", PEER_JS, "advisory-lock", node_url(DSN, self.app), name, EVENTS, self.tag],
             "pubsub": ["node", PEER_JS, "pg-pubsub", node_url(DSN, self.app), name, EVENTS, self.tag],
@@ -149,12 +162,12 @@ class Instance:
         Instance.all.append(self)
 
     def waiting(self):
-        """True once the standby waits: ours sleeps in the extension's wait, the advisory
-        locks in a lock wait; pg-pubsub says so itself."""
+        """True once the standby waits: ours (wrapper, library or SQL) sleeps in the
+        extension's wait, the advisory locks in a lock wait; pg-pubsub says so itself."""
         if self.impl == "pubsub":
             with open(EVENTS) as f:
                 return any(line.startswith(f"ready {self.tag} ") for line in f)
-        kind = "Extension" if self.impl == "ours" else "Lock"
+        kind = "Lock" if self.impl in ("raw", "advlock") else "Extension"
         return psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
                     f"'{self.app}' AND wait_event_type = '{kind}'") != "0"
 
@@ -237,7 +250,7 @@ def chain(impl, kind, rounds, ttl):
                 overlaps += 1
             if ex is not None:
                 from_exit.append((new["ns"] - ex) / 1e6)
-        if impl == "ours" and int(new["token"]) <= int(old["token"]):
+        if impl in FENCED and int(new["token"]) <= int(old["token"]):
             tokens_ok = False
         pairs.append((leader, standby, t0, new["ns"]))
         leader, standby = standby, Instance(name, ttl, impl=impl)
@@ -259,7 +272,7 @@ def chain(impl, kind, rounds, ttl):
     put(f"ho.{key}.old_rc", " ".join(sorted({str(r) for r in rcs})))
     put(f"ho.{key}.overlaps", overlaps)
     put(f"ho.{key}.never", never)
-    put(f"ho.{key}.tokens_increase", ("yes" if tokens_ok else "NO") if impl == "ours" else "-")
+    put(f"ho.{key}.tokens_increase", ("yes" if tokens_ok else "NO") if impl in FENCED else "-")
     if from_fault:
         p50, p99, mx = pcts(from_fault)
         log(f"{impl} {kind}: {rounds} rounds, from the fault p50 {p50:.2f} p90 {p90(from_fault):.2f} "
@@ -617,7 +630,9 @@ def main():
         if kind in parts:
             chain("ours", kind, ROUNDS, "10s")
     if "peers" in parts:
-        for impl in os.environ.get("BENCH_HO_PEERS", "raw advlock pubsub").split():
+        for impl in os.environ.get("BENCH_HO_PEERS", "lib py sql raw advlock pubsub").split():
+            if impl == "py" and not PYTHON:
+                continue  # (handover.sh said so)
             for kind in ("graceful", "kill"):
                 chain(impl, kind, PEER_ROUNDS, "10s")
     if "warm" in parts:

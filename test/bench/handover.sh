@@ -2,8 +2,9 @@
 # `make bench`, handover part: real `singleton-lock run` processes on a throwaway
 # server; handover latency after SIGTERM (graceful), kill -9 and SIGSTOP of the
 # leader, and the same graceful and kill -9 handovers of peers in the same run
-# (a raw pg_advisory_lock, npm advisory-lock, npm @imqueue/pg-pubsub: node and
-# npm needed, packages pinned in test/bench/peers/package-lock.json); --warm vs
+# (ours in-process through the C++ library and through one SQL call, a raw
+# pg_advisory_lock, npm advisory-lock, npm @imqueue/pg-pubsub: node and npm
+# needed, packages pinned in test/bench/peers/package-lock.json); --warm vs
 # cold start of a service that needs 1 s to boot; priority preemption; the
 # incident's fixed policy emulated as the baseline; standby memory.
 #
@@ -41,13 +42,23 @@ CLI="$ROOT/build/client/client/singleton-lock"
 [ -x "$CLI" ] || { log "no client at $CLI (test/build_client.sh)"; exit 1; }
 cc -O2 -Wall -o "$WORK/handover_service" "$HERE/handover_service.c"
 cc -O2 -Wall -o "$WORK/peer_advisory" "$HERE/peer_advisory.c" -I"$(pg_config --includedir)" -lpq
+cc -O2 -Wall -o "$WORK/peer_sql" "$HERE/peer_sql.c" -I"$(pg_config --includedir)" -lpq
+export BENCH_PEER_LIBRARY="$ROOT/build/client/test/bench/peer_library"
+[ -x "$BENCH_PEER_LIBRARY" ] || { log "no $BENCH_PEER_LIBRARY (test/build_client.sh)"; exit 1; }
+# The Python peer needs psycopg (Debian: python3-psycopg), maybe not in the first python3 on PATH.
+BENCH_PYTHON=""
+for py in python3 /usr/bin/python3; do
+  if "$py" -c 'import psycopg' 2>/dev/null; then BENCH_PYTHON="$(command -v "$py")"; break; fi
+done
+export BENCH_PYTHON
+[ -n "$BENCH_PYTHON" ] || log "no python3 with psycopg: no Python peer"
 # The peer libraries, pinned by test/bench/peers/package-lock.json (installed
 # once; again when the lock file changes).
 P="$HERE/peers"
 if [ ! -f "$P/node_modules/.package-lock.json" ] || [ "$P/package-lock.json" -nt "$P/node_modules/.package-lock.json" ]; then
   if ! (cd "$P" && timeout 600 npm ci --no-audit --no-fund --loglevel=error >"$WORK/npm.log" 2>&1); then
-    log "npm ci failed in test/bench/peers (see $WORK/npm.log): only the raw advisory-lock peer"
-    export BENCH_HO_PEERS="${BENCH_HO_PEERS:-raw}"
+    log "npm ci failed in test/bench/peers (see $WORK/npm.log): no npm peers"
+    export BENCH_HO_PEERS="${BENCH_HO_PEERS:-lib py sql raw}"
   fi
 fi
 

@@ -438,7 +438,12 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
       "leader stops at once) or kill -9. *ours*: `singleton-lock run --name N --ttl 10s -- "
       "handover_service` (test/bench/handover_service.c writes a CLOCK_MONOTONIC stamp the moment "
       "it is exec'd and another when it gets SIGTERM; it leaves a child and a setsid daemon that "
-      "ignores SIGTERM behind, which the supervisor must kill before the lease may go). *raw*: a "
+      "ignores SIGTERM behind, which the supervisor must kill before the lease may go). *ours "
+      "in-process*: the C++ library's `Elector` with its defaults (one session; test/bench/peer_library.cpp), "
+      "the handover ends when `on_leader` runs; *ours in-process (Python)*: the Python library's "
+      "`run_as_leader` with its defaults (test/bench/peer_python.py), until `main` runs; *ours, one SQL call*: `singleton_acquire` / "
+      "`singleton_release` from C through libpq, no client library (test/bench/peer_sql.c): the "
+      "extension's own cost, beside the raw lock. *raw*: a "
       "session `pg_advisory_lock` in C (test/bench/peer_advisory.c), the floor. *npm advisory-lock* "
       "and *npm @imqueue/pg-pubsub* (singleListener): test/bench/peers/peer.js, pinned by "
       "test/bench/peers/package-lock.json. For ours the handover ends when the new COMMAND *process* "
@@ -454,7 +459,8 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
     h("")
     h("| implementation | fault | rounds | measured | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | p50 / ours | overlaps | never |")
     h("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    impls = (("ours", "singleton-lock run"), ("raw", "raw pg_advisory_lock (C)"),
+    impls = (("ours", "singleton-lock run"), ("lib", "ours in-process (C++ library)"),
+             ("py", "ours in-process (Python library)"), ("sql", "ours, one SQL call (C, libpq)"), ("raw", "raw pg_advisory_lock (C)"),
              ("advlock", "npm advisory-lock 2.0.0"), ("pubsub", "npm @imqueue/pg-pubsub 1.10.0"))
     ours_p50 = {}
     for kind in ("graceful", "kill"):
@@ -498,6 +504,19 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
                         ("**missed** (<= 2x raw)" if below else "**missed**")))
         summary.append(("graceful handover, p99", "<= 6 ms", f"p99 {ms(p99)} ms (p90 {ms(pct(v, 90))})",
                         "met" if p99 <= TARGET_GRACEFUL_P99 else "**missed**"))
+        inproc = [(k, lbl) for k, lbl in (("lib", "C++ library"), ("py", "Python library"),
+                                          ("sql", "one SQL call"))
+                  if has(f"{k}_graceful.from_fault")]
+        if inproc:
+            parts = []
+            for k, lbl in inproc:
+                x = floats(res[f"ho.{k}_graceful.from_fault"])
+                parts.append(f"{lbl} p50 {ms(pct(x, 50))} ms, p99 {ms(pct(x, 99))}")
+            summary.append(("graceful handover, ours in-process (no COMMAND to stop and exec), p50",
+                            "(info: the targets above are for `singleton-lock run`)",
+                            "; ".join(parts) + "; library peers " +
+                            (", ".join(f"{k.split('_')[0]} {ms(x)}" for k, x in libs.items()) or "-")
+                            + (f"; raw {ms(raw)} ms" if raw else ""), "(info)"))
     if has("ours_kill.from_fault"):
         v = floats(res["ho.ours_kill.from_fault"])
         ov = int(res["ho.ours_kill.overlaps"])
@@ -750,6 +769,9 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
 
     # gnuplot: one strip per fault kind, latencies on a log axis
     series = [(k, t) for k, t in (("raw_graceful.from_fault", "raw advisory lock: SIGTERM -> new runs"),
+                                  ("sql_graceful.from_fault", "ours, one SQL call: SIGTERM -> new runs"),
+                                  ("lib_graceful.from_fault", "ours in-process (C++): SIGTERM -> new runs"),
+                                  ("py_graceful.from_fault", "ours in-process (Python): SIGTERM -> new runs"),
                                   ("advlock_graceful.from_fault", "npm advisory-lock: SIGTERM -> new runs"),
                                   ("pubsub_graceful.from_fault", "npm pg-pubsub: SIGTERM -> new runs"),
                                   ("ours_graceful.from_fault", "ours: SIGTERM -> new COMMAND runs"),

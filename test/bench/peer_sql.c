@@ -1,0 +1,75 @@
+/* Ours through one SQL call, as any language would use it (libpq from C, no
+ * client library): the extension's own cost of a handover, to set beside the
+ * raw pg_advisory_lock peer (peer_advisory.c) in the handover benchmark.
+ *
+ *   peer_sql DSN NAME EVENTS TAG
+ *
+ * Waits in singleton_acquire(NAME, ttl 1 h, wait 1 h) (a session-bound lease:
+ * no heartbeat needed while the session lives; a bench round lasts seconds);
+ * the moment it returns the lease, appends "start TAG NS PID PGID TOKEN 0" to
+ * EVENTS (NS: CLOCK_MONOTONIC). On SIGTERM: "exit TAG NS" (it stops leading),
+ * singleton_release (which hands the lease to the waiter in its own commit),
+ * exit 0. kill -9: the backend sees EOF and session binding frees the lease. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void event(int fd, const char *line) { (void)!write(fd, line, strlen(line)); }
+
+/* One row of one column, or NULL (the error on stderr). */
+static PGresult *one(PGconn *c, const char *sql, const char *name, const char *token) {
+    const char *params[2] = {name, token};
+    PGresult *r = PQexecParams(c, sql, token ? 2 : 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) return r;
+    fprintf(stderr, "peer_sql: %s", PQerrorMessage(c));
+    PQclear(r);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 5) {
+        fprintf(stderr, "usage: peer_sql DSN NAME EVENTS TAG\n");
+        return 2;
+    }
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, NULL); /* taken with sigwait, once leading */
+    int fd = open(argv[3], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    PGconn *c = PQconnectdb(argv[1]);
+    if (fd < 0 || PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "peer_sql: %s", PQerrorMessage(c));
+        return 1;
+    }
+    PGresult *r = one(c,
+                      "SELECT token FROM singleton_acquire($1, '1 hour', NULL, '1 hour') "
+                      "WHERE acquired",
+                      argv[2], NULL);
+    if (r == NULL) return 1;
+    char token[32], line[256];
+    snprintf(token, sizeof token, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    snprintf(line, sizeof line, "start %s %lld %d %d %s 0\n", argv[4], now_ns(), (int)getpid(),
+             (int)getpgrp(), token);
+    event(fd, line);
+    int sig = 0;
+    sigwait(&term, &sig);
+    snprintf(line, sizeof line, "exit %s %lld\n", argv[4], now_ns());
+    event(fd, line);
+    r = one(c, "SELECT singleton_release($1, $2::bigint)", argv[2], token);
+    int released = r != NULL && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    if (r != NULL) PQclear(r);
+    PQfinish(c);
+    return released ? 0 : 1;
+}
