@@ -28,6 +28,11 @@ CANCEL_LIMIT = 0.2  # how long we wait for a cancel request to be delivered (as 
 # watch before a cancel request ends it (a server whose watch does not end
 # when the next statement arrives: a build of 1.1 older than that).
 YIELD_WITHIN = 0.2
+# How long a statement to be queued behind a watch waits for the server to
+# begin answering that watch (the extension sends the start of its reply as
+# the watch begins to wait). Sent before that, it could reach the server in
+# the same read as the watch, which the server cannot notice.
+HEARD_WITHIN = 0.1
 
 
 class ReplyTimeout(DatabaseUnavailableError):
@@ -186,12 +191,20 @@ class Link:
         it. If that cancel hits this statement instead (the earlier one had
         just ended), it is sent again once the cancel was delivered."""
         waiting = self._pipe.waiting_call()
+        asked_at = now()
+        if waiting is not None and self.yields is not False:
+            await self._until_heard(waiting, give_up_at)
+            if self.broken or self._conn.closed:
+                raise DatabaseUnavailableError(self.broken or "the connection is closed")
+            if not self._pipe.busy:  # the watch ended meanwhile: nothing to queue behind
+                return await self.execute(statement, params, _left(give_up_at))
+            waiting = self._pipe.waiting_call()
         query = psycopg.AsyncClientCursor(self._conn).mogrify(statement, params)
         call = self._pipe.send(query.encode(self._conn.info.encoding), waits=False)
         cancelled = False
         try:
             if waiting is not None:
-                cancelled = await self._end_waiting(waiting, give_up_at)
+                cancelled = await self._end_waiting(waiting, give_up_at, asked_at)
             reply: Reply = await within(asyncio.shield(call.future), _left(give_up_at))
         except asyncio.TimeoutError:
             await self.abandon()
@@ -207,14 +220,29 @@ class Link:
             raise self._failed(reply.error)
         return reply.row
 
-    async def _end_waiting(self, waiting: PipedCall, give_up_at: Optional[float]) -> bool:
+    @staticmethod
+    async def _until_heard(waiting: PipedCall, give_up_at: Optional[float]) -> None:
+        """Wait, at most HEARD_WITHIN, until the server has begun to answer
+        `waiting` (or it ended); a build of the extension that does not say so
+        costs that long once per queued statement."""
+        if waiting.heard.done() or waiting.done():
+            return
+        left = _left(give_up_at)
+        limit = HEARD_WITHIN if left is None else min(HEARD_WITHIN, left)
+        await asyncio.wait({waiting.heard, waiting.future}, timeout=limit,
+                           return_when=asyncio.FIRST_COMPLETED)
+
+    async def _end_waiting(self, waiting: PipedCall, give_up_at: Optional[float],
+                           queued_at: float) -> bool:
         """Wait for the server to end `waiting` now that a statement is queued
-        behind it; else cancel it. True if a cancel request was sent."""
-        queued_at = now()
+        behind it (YIELD_WITHIN from `queued_at`, when the caller asked, the
+        wait for the server's first answer included); else cancel it. True if
+        a cancel request was sent."""
         if self.yields is not False:
             left = _left(give_up_at)
+            budget = max(0.0, YIELD_WITHIN - (now() - queued_at))
             await asyncio.wait({waiting.future},
-                               timeout=YIELD_WITHIN if left is None else min(YIELD_WITHIN, left))
+                               timeout=budget if left is None else min(budget, left))
             if waiting.done():
                 if waiting.reply().error is None:
                     self.yields = True

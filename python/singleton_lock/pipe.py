@@ -53,6 +53,10 @@ class PipedCall:
     def __init__(self, future: "asyncio.Future[Reply]", waits: bool) -> None:
         self.future = future
         self.waits = waits  # it waits in the server until the next statement (a watch)
+        # Done once data came in while this call was the first in flight: the
+        # server has read it (the extension sends the start of a watch's reply
+        # as the watch begins to wait).
+        self.heard: "asyncio.Future[None]" = future.get_loop().create_future()
         self.sent_at = now()
         self.interrupted = False
         self.result: Optional[pq.abc.PGresult] = None  # (an error is kept over later results)
@@ -145,6 +149,8 @@ class Pipe:
 
     def _readable(self) -> None:
         pgconn = self._conn.pgconn
+        if self._calls and not self._calls[0].heard.done():
+            self._calls[0].heard.set_result(None)
         try:
             pgconn.consume_input()
             dispatch_notifies(pgconn)
