@@ -33,6 +33,9 @@ void Elector::Impl::io_all(Session& s, short revents) {
 void Elector::Impl::io(Session& s, short revents) {
     const Session::Event event = s.on_ready(revents);
     if (&s == &main) notifications();
+    // A release waiting for the server to begin answering the watch (see queue_behind_watch).
+    if (phase == Phase::releasing && release_on == nullptr && watching == &s && s.can_send_behind())
+        try_release();
     if (event == Session::Event::connected) {
         if (phase == Phase::connecting) on_connected();
         if (phase == Phase::releasing) try_release();

@@ -37,9 +37,9 @@ void Elector::Impl::maybe_watch(TimePoint now) {
 }
 
 void Elector::Impl::on_watch_reply(const pq::Result& r) {
-    if (watch_cancelled) {  // it returned before our cancel took effect
-        watch_cancelled = false;
-        if (phase == Phase::releasing && release_on == nullptr) try_release();
+    watch_cancelled = false;  // (if we cancelled it, it returned before the cancel took effect)
+    if (phase == Phase::releasing) {
+        if (release_on == nullptr) guarded(main, [&] { try_release(); });  // it waited for this
         return;
     }
     if (phase != Phase::lead && phase != Phase::heartbeat) return;
@@ -57,11 +57,11 @@ void Elector::Impl::on_watch_reply(const pq::Result& r) {
 
 // Server errors only (a broken session is the phase's business).
 void Elector::Impl::on_watch_error(Session& s, const std::exception& e) {
-    if (watch_cancelled) {  // our own cancel, to send a release on this session
-        watch_cancelled = false;
-        if (phase == Phase::releasing && release_on == nullptr) try_release();
-        return;
-    }
+    const bool ours = watch_cancelled;  // our own cancel, to send a release on this session
+    watch_cancelled = false;
+    if (phase == Phase::releasing && release_on == nullptr)
+        guarded(main, [&] { try_release(); });  // a release waiting for this session
+    if (ours) return;
     if (ev.on_database_error) ev.on_database_error(e.what());
     if (disable_watch_if_unsupported(e)) return;
     (void)s;
@@ -84,23 +84,30 @@ bool Elector::Impl::disable_watch_if_unsupported(const std::exception& e) {
 // server ends the watch ('held') as soon as the release arrives, so no cancel
 // request (a new connection, and a process forked in the server: tens of ms on
 // a busy machine) is needed to get the session back.
+// Sent before the server has begun to answer the watch, the release could
+// arrive in the server's read of the watch and go unnoticed: until then it
+// waits (try_release is called again when the server answers).
 bool Elector::Impl::queue_behind_watch(Session& s, const pq::Params& args) {
-    if (watching != &s || watch_cancelled || !s.can_send_behind()) return false;
+    if (watching != &s || watch_cancelled) return false;
+    if (release_yield_by == TimePoint::max()) release_yield_by = Clock::now() + kWatchYieldWithin;
+    if (s.awaiting_first_answer()) return true;
+    if (!s.can_send_behind()) return false;
     s.send_behind(sql.release, args, due);
     release_on = &s;
-    release_yield_by = Clock::now() + kWatchYieldWithin;
     return true;
 }
 
-// The watch did not end when the release arrived behind it (the server read
-// both at once, or a server build older than that): cancel it.
+// The watch did not end within kWatchYieldWithin of the release being asked
+// for (the server never answered, read both at once, or is a build older than
+// that): cancel it; a release not yet queued follows once it has ended.
 void Elector::Impl::hurry_watch(TimePoint now) {
     if (now < release_yield_by) return;
     release_yield_by = TimePoint::max();
-    if (release_on == nullptr || watching != release_on || watch_cancelled) return;
+    if (watching == nullptr || watch_cancelled) return;
+    if (release_on != nullptr && release_on != watching) return;
     watch_cancelled = true;
     cancelled_for_release = true;
-    release_on->cancel();
+    watching->cancel();
 }
 
 // A session busy with nothing but our watch (and nothing queued behind it) can

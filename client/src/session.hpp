@@ -46,6 +46,10 @@ class Session {
     bool can_send_behind() const {
         return status_ == Status::busy && conn_.piped() == 1 && heard_;
     }
+    // The yielding request is in flight alone, the server not yet answering.
+    bool awaiting_first_answer() const {
+        return status_ == Status::busy && conn_.piped() == 1 && !heard_;
+    }
     // Queues a request behind the yielding one in flight; on_ready() reports
     // both replies (or errors) in order. Throws ConnectionError.
     void send_behind(const std::string& sql, const pq::Params& params, TimePoint reply_by);
