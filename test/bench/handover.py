@@ -42,7 +42,8 @@ BENCH_HO_PEER_ROUNDS (rounds of each peer, default 25), BENCH_HO_PEER_LIMIT_S (h
 a peer's standby may take to lead before the round counts as "never", default 5),
 BENCH_HO_STOP_ROUNDS (SIGSTOP rounds, default 5), BENCH_HO_BASELINE_ROUNDS
 (incident-policy emulation rounds per fault kind, default 2),
-BENCH_HO_JITTER_MS (default 400).
+BENCH_HO_JITTER_MS (default 400), BENCH_HO_EXEC_ROUNDS (spawns of COMMAND after idle
+time, default 20).
 """
 import os
 import random
@@ -301,6 +302,27 @@ def breakdown(kind, pairs):
         start.append((ns - l) / 1e6)
     put(f"ho.ours_{kind}.breakdown", " ".join(f"{pcts(v)[0]:.1f}" if v else "nan"
                                                for v in (cmd_exit, rel, lead, start)))
+
+
+# --- what an exec of COMMAND costs here, after idle time ---------------------------------
+def exec_cost(rounds, idle=0.2):
+    """posix_spawn (vfork + exec, as the supervising process does) of the bench's
+    COMMAND after `idle` s of quiet, until its own start stamp: the part of a
+    `singleton-lock run` handover that the in-process peers do not have."""
+    lat = []
+    for i in range(rounds):
+        time.sleep(idle)
+        tag = f"exec-{i}"
+        t0 = mono()
+        pid = os.posix_spawn(SERVICE, [SERVICE, EVENTS, tag], os.environ)
+        new = wait_until(f"{tag} to run", 10, lambda: started(tag), step=0.001)
+        lat.append((new["ns"] - t0) / 1e6)
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+    save("exec.latency", lat)
+    p50, p99, mx = pcts(lat)
+    log(f"exec of COMMAND after {idle * 1000:.0f} ms idle: {rounds} rounds, p50 {p50:.2f} "
+        f"p99 {p99:.2f} max {mx:.2f} ms")
 
 
 # --- warm standby vs cold start, a service that needs 1 s to boot ------------------------
@@ -624,7 +646,7 @@ def main():
     atexit.register(cleanup)
     random.seed()
     parts = os.environ.get("BENCH_HO_PARTS",
-                           "graceful kill peers warm preempt stop memory incident").split()
+                           "graceful kill peers exec warm preempt stop memory incident").split()
     bg = None
     for kind in ("graceful", "kill"):
         if kind in parts:
@@ -635,6 +657,8 @@ def main():
                 continue  # (handover.sh said so)
             for kind in ("graceful", "kill"):
                 chain(impl, kind, PEER_ROUNDS, "10s")
+    if "exec" in parts:
+        exec_cost(int(os.environ.get("BENCH_HO_EXEC_ROUNDS", "20")))
     if "warm" in parts:
         warm_vs_cold(WARM_ROUNDS)
     if "preempt" in parts:

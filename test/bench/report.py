@@ -536,7 +536,10 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
                   f"release commits durably and hands the lease to the waiter in the same transaction); -> "
                   f"new wrapper logged `leader` {b[2]} ms (the waiter's acquire returns without a commit "
                   f"of its own, the second session binds); -> new COMMAND runs {b[3]} ms (the supervisor "
-                  f"gets the sockets, vforks and execs COMMAND).")
+                  f"gets the sockets, vforks and execs COMMAND" +
+                  (f"; a spawn of the same COMMAND alone after 200 ms of quiet takes "
+                   f"{ms(pct(floats(res['ho.exec.latency']), 50))} ms here, p50 of "
+                   f"{len(floats(res['ho.exec.latency']))}" if has("exec.latency") else "") + ").")
             else:
                 h(f"kill -9: SIGKILL -> new wrapper logged `leader` {b[2]} ms (the old supervising process "
                   f"sees EOF, kills and reaps COMMAND's group and every descendant, then closes its copies "
@@ -834,6 +837,18 @@ def notes(res, sql_misses):
             f"losing one backend cannot free the lease while COMMAND runs) and an exec of COMMAND, where "
             f"the peers call a function. Medians: SIGTERM -> old COMMAND stopped {b[0]} ms, -> `released` "
             f"{b[1]} ms, -> new `leader` {b[2]} ms, -> new COMMAND runs {b[3]} ms.")
+    inproc = {k: f(f"{k}_graceful.from_fault") for k in ("lib", "py", "sql")}
+    if gf and any(inproc.values()):
+        names = {"lib": "the C++ library", "py": "the Python library", "sql": "one SQL call from C"}
+        ex = f("exec.latency")
+        out.append(
+            "In-process, ours hands over in " + ", ".join(
+                f"{pct(v, 50):.1f} ms ({names[k]})" for k, v in inproc.items() if v)
+            + " (graceful p50, the same run): the extension and the libraries are not where "
+            f"`singleton-lock run` spends its {pct(gf, 50):.1f} ms. The wrapper also stops COMMAND's "
+            "process tree, binds its second session and starts a new COMMAND"
+            + (f" (a spawn of this small C program alone costs {pct(ex, 50):.1f} ms after 200 ms of quiet "
+               "on this VM)" if ex else "") + ".")
     idle = after_idle(res)
     if idle:
         (s_b, s_i), (u_b, u_i) = idle
