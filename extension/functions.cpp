@@ -22,6 +22,7 @@ extern "C" {
 #include "session_binding.hpp"
 #include "settings.hpp"
 #include "subtransaction.hpp"
+#include "wait_slices.hpp"
 #include "waiter_registry.hpp"
 #include "waiting.hpp"
 
@@ -101,7 +102,8 @@ AcquireResult acquire_waiting(AcquireRequest request, int64 wait_us) {
     if (deadline < 0 || !IS_VALID_TIMESTAMP(deadline)) deadline = END_TIMESTAMP - 1;
     bool isolate = wait_us > 0 || IsTransactionBlock();
     request.lock_first = !isolate;
-    request.since = GetCurrentTimestamp();
+    const WaitIdentity who = {request.key.name_hash, request.holder, request.role, request.priority};
+    request.since = wait_us > 0 ? waiting_since(who, GetCurrentTimestamp()) : GetCurrentTimestamp();
     Registration reg = {false, 0};
     AcquireResult result;
     for (;;) {
@@ -123,6 +125,7 @@ AcquireResult acquire_waiting(AcquireRequest request, int64 wait_us) {
     // savepoint's abort: locks of the caller's resource owner, the registry's
     // abort callback, a binding undone with its subtransaction.)
     unregister(request, reg, result.acquired);
+    if (reg.waiting && !result.acquired) note_wait_ran_out(who, request.since);
     return result;
 }
 

@@ -92,6 +92,35 @@ SELECT * FROM acquire_result('high2');
 SELECT * FROM acquire_result('low');  -- (woken when high2's session ended)
 SELECT transitions, last_transition FROM singleton_lock_leases WHERE name = 'p';
 
+-- A standby waits in slices, one waiting call after another on its session:
+-- its place among equal priorities is kept from one slice to the next (the
+-- next one starting within 1 s), so a later waiter does not overtake it when
+-- a slice runs out.
+CREATE FUNCTION slice_result(conn text, OUT acquired boolean, OUT holder text) LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT t.acquired, t.holder INTO acquired, holder
+    FROM dblink_get_result(conn) AS t(acquired boolean, token bigint, holder text, expires_at timestamptz);
+    PERFORM * FROM dblink_get_result(conn) AS t(acquired boolean, token bigint, holder text, expires_at timestamptz);
+END $$;
+CREATE FUNCTION next_slice(conn text, call text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM dblink_send_query(conn, call);
+    FOR i IN 1..1000 LOOP
+        EXIT WHEN EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = waiter_pid(conn)
+                          AND a.wait_event_type = 'Extension');
+        PERFORM pg_sleep(0.01);
+        PERFORM pg_stat_clear_snapshot();
+    END LOOP;
+END $$;
+SELECT acquired FROM singleton_acquire('s', '1 min', 'old');
+SELECT start_waiter('sliced', $$SELECT * FROM singleton_acquire('s', '1 min', 'sliced', '0.5 s')$$);
+SELECT start_waiter('later', $$SELECT * FROM singleton_acquire('s', '1 min', 'later', '1 min')$$);
+SELECT * FROM slice_result('sliced');  -- its first slice runs out
+SELECT next_slice('sliced', $$SELECT * FROM singleton_acquire('s', '1 min', 'sliced', '3 s')$$);
+SELECT singleton_release('s', token_of('s'));
+SELECT * FROM acquire_result('sliced');  -- handed the lease: it has waited longest
+SELECT * FROM acquire_result('later');   -- (woken when the session of 'sliced' ended)
+
 -- A waiter gone before the release commits: the lease is orphaned at once
 -- and the next waiter takes it.
 SELECT acquired FROM singleton_acquire('g', '1 min', 'old');
