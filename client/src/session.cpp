@@ -22,21 +22,21 @@ void Session::connect(pq::ConnectParams& params, std::chrono::milliseconds per_h
     deadline_ = std::chrono::steady_clock::now() + per_host;
 }
 
-void Session::send(const std::string& sql, const pq::Params& params, TimePoint reply_by) {
+void Session::begin_request(TimePoint reply_by) {
     if (status_ != Status::idle)
         throw Error("internal: a request on the " + label_ + " session while it is not idle");
     sent_at_ = std::chrono::steady_clock::now();
     status_ = Status::busy;
     deadline_ = reply_by;
+}
+
+void Session::send(const std::string& sql, const pq::Params& params, TimePoint reply_by) {
+    begin_request(reply_by);
     conn_.send(sql, params);
 }
 
 void Session::send_yielding(const std::string& sql, const pq::Params& params, TimePoint reply_by) {
-    if (status_ != Status::idle)
-        throw Error("internal: a request on the " + label_ + " session while it is not idle");
-    sent_at_ = std::chrono::steady_clock::now();
-    status_ = Status::busy;
-    deadline_ = reply_by;
+    begin_request(reply_by);
     heard_ = false;
     conn_.send_piped(sql, params);
 }

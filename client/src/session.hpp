@@ -86,6 +86,7 @@ class Session {
     void abandon() noexcept;
 
   private:
+    void begin_request(TimePoint reply_by);
     Event advance_connect();
     Event advance_request(short revents);
     void request_done();

@@ -11,21 +11,7 @@
  * singleton_release (which hands the lease to the waiter in its own commit),
  * exit 0. kill -9: the backend sees EOF and session binding frees the lease. */
 #define _GNU_SOURCE
-#include <fcntl.h>
-#include <libpq-fe.h>
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-static long long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void event(int fd, const char *line) { (void)!write(fd, line, strlen(line)); }
+#include "peer_c.h"
 
 /* One row of one column, or NULL (the error on stderr). */
 static PGresult *one(PGconn *c, const char *sql, const char *name, const char *token) {
@@ -42,31 +28,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: peer_sql DSN NAME EVENTS TAG\n");
         return 2;
     }
-    sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    sigprocmask(SIG_BLOCK, &term, NULL); /* taken with sigwait, once leading */
-    int fd = open(argv[3], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    PGconn *c = PQconnectdb(argv[1]);
-    if (fd < 0 || PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "peer_sql: %s", PQerrorMessage(c));
-        return 1;
-    }
+    int fd = -1;
+    PGconn *c = peer_start("peer_sql", argv[1], argv[3], &fd);
+    if (c == NULL) return 1;
     PGresult *r = one(c,
                       "SELECT token FROM singleton_acquire($1, '1 hour', NULL, '1 hour') "
                       "WHERE acquired",
                       argv[2], NULL);
     if (r == NULL) return 1;
-    char token[32], line[256];
+    char token[32];
     snprintf(token, sizeof token, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
-    snprintf(line, sizeof line, "start %s %lld %d %d %s 0\n", argv[4], now_ns(), (int)getpid(),
-             (int)getpgrp(), token);
-    event(fd, line);
-    int sig = 0;
-    sigwait(&term, &sig);
-    snprintf(line, sizeof line, "exit %s %lld\n", argv[4], now_ns());
-    event(fd, line);
+    stamp_start(fd, argv[4], token);
+    await_sigterm(fd, argv[4]);
     r = one(c, "SELECT singleton_release($1, $2::bigint)", argv[2], token);
     int released = r != NULL && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     if (r != NULL) PQclear(r);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -23,11 +24,10 @@ std::string unique_name(const char* what) { return it::unique_name("it_lib_", wh
 using it::eventually;
 using it::query;
 
-TEST(ElectorIntegration, HandoverOnRequestStop) {
-    REQUIRE_SERVER();
-    ElectorOptions o;
-    o.name = unique_name("handover");
-    o.ttl = 3s;
+// A leads, B waits; before each leader is asked to stop (A, then B, once it
+// leads) `ready` runs (it may assert). B must lead only after A released, with
+// a greater token. Prints how long B took to lead after A's stop request.
+void hand_over(const ElectorOptions& o, const std::function<void()>& ready) {
     std::atomic<std::int64_t> token_a{0}, token_b{0};
     std::atomic<bool> b_standby{false};
     ElectorEvents ea, eb;
@@ -37,24 +37,49 @@ TEST(ElectorIntegration, HandoverOnRequestStop) {
     Elector a(o, ea), b(o, eb);
     State sa{}, sb{};
     std::thread ta([&] { sa = a.run(); });
-    ASSERT_TRUE(eventually([&] { return token_a != 0; }));
-    std::thread tb([&] { sb = b.run(); });
-    ASSERT_TRUE(eventually([&] { return b_standby.load(); }));
-    std::this_thread::sleep_for(200ms);
+    std::thread tb;
+    const auto join_all = [&] {  // (also on a failed ASSERT: never leave a thread joinable)
+        a.request_stop();
+        b.request_stop();
+        if (ta.joinable()) ta.join();
+        if (tb.joinable()) tb.join();
+    };
+    if (!eventually([&] { return token_a != 0; })) {
+        join_all();
+        FAIL() << "A never led";
+    }
+    tb = std::thread([&] { sb = b.run(); });
+    if (!eventually([&] { return b_standby.load(); })) {
+        join_all();
+        FAIL() << "B never waited";
+    }
+    ready();
     EXPECT_EQ(token_b.load(), 0) << "two leaders";
     const auto t0 = std::chrono::steady_clock::now();
     a.request_stop();
     ta.join();
     EXPECT_EQ(sa, State::released);
-    ASSERT_TRUE(eventually([&] { return token_b != 0; }));
+    if (!eventually([&] { return token_b != 0; })) {
+        join_all();
+        FAIL() << "B never led";
+    }
     std::printf("library handover after request_stop: %lld ms\n",
                 static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                            std::chrono::steady_clock::now() - t0)
                                            .count()));
     EXPECT_GT(token_b.load(), token_a.load());
+    ready();
     b.request_stop();
     tb.join();
     EXPECT_EQ(sb, State::released);
+}
+
+TEST(ElectorIntegration, HandoverOnRequestStop) {
+    REQUIRE_SERVER();
+    ElectorOptions o;
+    o.name = unique_name("handover");
+    o.ttl = 3s;
+    hand_over(o, [] { std::this_thread::sleep_for(200ms); });
 }
 
 // A database of a test's own, with the extension: its counters show whether
@@ -98,37 +123,17 @@ TEST(ElectorIntegration, ReleaseQueuedBehindTheWatchCancelsNothing) {
     REQUIRE_CREATEDB();
     OwnDatabase db("pipe");
     ASSERT_TRUE(db.ok());
-    {
-        ElectorOptions o;
-        o.name = "pipe";
-        o.dsn = db.dsn();
-        o.ttl = 30s;  // heartbeats every 10 s: the watch waits in between
-        std::atomic<std::int64_t> token_a{0}, token_b{0};
-        std::atomic<bool> b_standby{false};
-        ElectorEvents ea, eb;
-        ea.on_leader = [&](const LeaseInfo& l) { token_a = l.token; };
-        eb.on_leader = [&](const LeaseInfo& l) { token_b = l.token; };
-        eb.on_standby = [&](const LeaseInfo&) { b_standby = true; };
-        Elector a(o, ea), b(o, eb);
-        State sa{}, sb{};
-        std::thread ta([&] { sa = a.run(); });
-        ASSERT_TRUE(eventually([&] { return token_a != 0; }));
-        std::thread tb([&] { sb = b.run(); });
-        ASSERT_TRUE(eventually([&] { return b_standby.load(); }));
-        const std::string watching =
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-            "state = 'active' AND query LIKE '%singleton_watch%' AND pid <> pg_backend_pid()";
-        ASSERT_TRUE(eventually([&] { return query(watching, db.dsn()) == "1"; }));
-        a.request_stop();
-        ta.join();
-        EXPECT_EQ(sa, State::released);
-        ASSERT_TRUE(eventually([&] { return token_b != 0; }));
-        EXPECT_GT(token_b.load(), token_a.load());
-        ASSERT_TRUE(eventually([&] { return query(watching, db.dsn()) == "1"; }));
-        b.request_stop();
-        tb.join();
-        EXPECT_EQ(sb, State::released);
-    }
+    ElectorOptions o;
+    o.name = "pipe";
+    o.dsn = db.dsn();
+    o.ttl = 30s;  // heartbeats every 10 s: the watch waits in between
+    const std::string watching =
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+        "state = 'active' AND query LIKE '%singleton_watch%' AND pid <> pg_backend_pid()";
+    hand_over(o, [&] {
+        EXPECT_TRUE(eventually([&] { return query(watching, db.dsn()) == "1"; }))
+            << "the leader does not watch";
+    });
     EXPECT_EQ(db.rolled_back(), "0") << "a statement of the electors was cancelled in the server";
 }
 
