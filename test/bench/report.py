@@ -537,9 +537,10 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
                   f"new wrapper logged `leader` {b[2]} ms (the waiter's acquire returns without a commit "
                   f"of its own, the second session binds); -> new COMMAND runs {b[3]} ms (the supervisor "
                   f"gets the sockets, vforks and execs COMMAND" +
-                  (f"; a spawn of the same COMMAND alone after 200 ms of quiet takes "
-                   f"{ms(pct(floats(res['ho.exec.latency']), 50))} ms here, p50 of "
-                   f"{len(floats(res['ho.exec.latency']))}" if has("exec.latency") else "") + ").")
+                  (f"; the same COMMAND spawned alone by the Python driver after 200 ms of quiet "
+                   f"takes {ms(pct(floats(res['ho.exec.latency']), 50))} ms here, p50 of "
+                   f"{len(floats(res['ho.exec.latency']))}, an upper bound: it includes Python's own "
+                   f"spawn" if has("exec.latency") else "") + ").")
             else:
                 h(f"kill -9: SIGKILL -> new wrapper logged `leader` {b[2]} ms (the old supervising process "
                   f"sees EOF, kills and reaps COMMAND's group and every descendant, then closes its copies "
@@ -847,8 +848,8 @@ def notes(res, sql_misses):
             + " (graceful p50, the same run): the extension and the libraries are not where "
             f"`singleton-lock run` spends its {pct(gf, 50):.1f} ms. The wrapper also stops COMMAND's "
             "process tree, binds its second session and starts a new COMMAND"
-            + (f" (a spawn of this small C program alone costs {pct(ex, 50):.1f} ms after 200 ms of quiet "
-               "on this VM)" if ex else "") + ".")
+            + (f" (this small C program spawned alone by the Python driver after 200 ms of quiet: "
+               f"{pct(ex, 50):.1f} ms on this VM, Python's own spawn included)" if ex else "") + ".")
     idle = after_idle(res)
     if idle:
         (s_b, s_i), (u_b, u_i) = idle
