@@ -113,7 +113,7 @@ BEGIN
     END LOOP;
 END $$;
 SELECT acquired FROM singleton_acquire('s', '1 min', 'old');
-SELECT start_waiter('sliced', $$SELECT * FROM singleton_acquire('s', '1 min', 'sliced', '0.5 s')$$);
+SELECT start_waiter('sliced', $$SELECT * FROM singleton_acquire('s', '1 min', 'sliced', '1 s')$$);
 SELECT start_waiter('later', $$SELECT * FROM singleton_acquire('s', '1 min', 'later', '1 min')$$);
 SELECT * FROM slice_result('sliced');  -- its first slice runs out
 SELECT next_slice('sliced', $$SELECT * FROM singleton_acquire('s', '1 min', 'sliced', '3 s')$$);
