@@ -177,6 +177,52 @@ TEST(ElectorIntegration, ReleaseRightAfterTheFirstWatchCancelsNothing) {
     EXPECT_EQ(db.rolled_back(), "0") << "a statement of the elector was cancelled in the server";
 }
 
+// A server whose watch neither ends when the next statement arrives nor
+// answers early (an extension build older than that, simulated by a schema
+// whose singleton_watch sleeps its whole wait first): a one-session leader's
+// release is still confirmed and hands the lease over, after the fallback, a
+// cancel of the watch 200 ms after the release was asked for (one rolled-back
+// watch per release). Without the fallback the release would wait for the
+// watch, 10 s here, longer than the release may take.
+TEST(ElectorIntegration, AWatchThatNeverYieldsIsCancelledForTheRelease) {
+    REQUIRE_SERVER();
+    REQUIRE_CREATEDB();
+    OwnDatabase db("pipe_old");
+    ASSERT_TRUE(db.ok());
+    const char* proxies[] = {
+        "CREATE SCHEMA old_watch",
+        "CREATE FUNCTION old_watch.singleton_acquire(text, interval, text, interval, integer) "
+        "RETURNS TABLE(acquired boolean, token bigint, holder text, expires_at timestamptz) "
+        "LANGUAGE sql AS 'SELECT * FROM public.singleton_acquire($1, $2, $3, $4, $5)'",
+        "CREATE FUNCTION old_watch.singleton_acquire(text, interval, text, interval) "
+        "RETURNS TABLE(acquired boolean, token bigint, holder text, expires_at timestamptz) "
+        "LANGUAGE sql AS 'SELECT * FROM public.singleton_acquire($1, $2, $3, $4)'",
+        "CREATE FUNCTION old_watch.singleton_heartbeat(text, bigint, interval) RETURNS "
+        "timestamptz LANGUAGE sql AS 'SELECT public.singleton_heartbeat($1, $2, $3)'",
+        "CREATE FUNCTION old_watch.singleton_release(text, bigint) RETURNS boolean "
+        "LANGUAGE sql AS 'SELECT public.singleton_release($1, $2)'",
+        "CREATE FUNCTION old_watch.singleton_bind(text, bigint) RETURNS boolean "
+        "LANGUAGE sql AS 'SELECT public.singleton_bind($1, $2)'",
+        "CREATE FUNCTION old_watch.singleton_watch(text, bigint, interval) RETURNS text "
+        "LANGUAGE sql AS 'SELECT pg_sleep(extract(epoch FROM $3)::float8); "
+        "SELECT public.singleton_watch($1, $2, interval ''0'')'",
+    };
+    for (const char* sql : proxies) ASSERT_TRUE(it::command(sql, db.dsn()));
+    ElectorOptions o;
+    o.name = "old_watch";
+    o.dsn = db.dsn();
+    o.schema = "old_watch";
+    o.ttl = 30s;  // heartbeats every 10 s: the watch sleeps in between
+    const std::string sleeping =
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+        "state = 'active' AND wait_event = 'PgSleep' AND query LIKE '%singleton_watch%'";
+    hand_over(o, [&] {
+        EXPECT_TRUE(eventually([&] { return query(sleeping, db.dsn()) == "1"; }))
+            << "the leader's watch does not sleep";
+    });
+    EXPECT_EQ(db.rolled_back(), "2") << "not one cancelled watch per release";
+}
+
 TEST(ElectorIntegration, WaitRunsOut) {
     REQUIRE_SERVER();
     ElectorOptions o;
