@@ -162,21 +162,19 @@ Datum column(int col) {
     return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
 }
 
-char* copy_out(const char* s) {
-    size_t len = strlen(s);
+char* copy_out(const char* s, size_t len) {
     char* copy = static_cast<char*>(SPI_palloc(len + 1));
-    memcpy(copy, s, len + 1);
+    memcpy(copy, s, len);
+    copy[len] = '\0';
     return copy;
 }
+
+char* copy_out(const char* s) { return copy_out(s, strlen(s)); }
 
 char* text_column_copy(int col) {
     if (column_is_null(col)) return nullptr;
     text* value = DatumGetTextPP(column(col));
-    int len = VARSIZE_ANY_EXHDR(value);
-    char* copy = static_cast<char*>(SPI_palloc(len + 1));
-    memcpy(copy, VARDATA_ANY(value), len);
-    copy[len] = '\0';
-    return copy;
+    return copy_out(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
 }
 
 void install_plan_invalidation() {

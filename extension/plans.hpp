@@ -61,6 +61,7 @@ Datum column(int column);
 char* text_column_copy(int column);
 // A string copied into that same context: what a function returns is read after SPI_finish.
 char* copy_out(const char* s);
+char* copy_out(const char* s, size_t len);  // len bytes, not NUL-terminated, then a NUL
 
 // Registered once from _PG_init: renamed schemas drop the plans.
 void install_plan_invalidation();

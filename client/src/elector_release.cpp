@@ -72,7 +72,7 @@ void Elector::Impl::on_release_error(Session& s, const std::exception& e) {
         // release instead: it rolled back; send it again (the session is idle).
         cancelled_for_release = false;
         release_on = nullptr;
-        try_release();
+        guarded(main, [&] { try_release(); });
         return;
     }
     s.close();
