@@ -2,7 +2,7 @@
 # `make bench`, handover part: real `singleton-lock run` processes on a throwaway
 # server; handover latency after SIGTERM (graceful), kill -9 and SIGSTOP of the
 # leader, and the same graceful and kill -9 handovers of peers in the same run
-# (ours in-process through the C++ library and through one SQL call, a raw
+# (ours in-process through the C++ and Python libraries and one SQL call, a raw
 # pg_advisory_lock, npm advisory-lock, npm @imqueue/pg-pubsub: node and npm
 # needed, packages pinned in test/bench/peers/package-lock.json); --warm vs
 # cold start of a service that needs 1 s to boot; priority preemption; the
