@@ -103,12 +103,14 @@ struct Elector::Impl {
     std::string seen_holder;
     bool seen_any = false;
     bool warned_pooler = false;  // check_direct() said it once
+    Duration statement_timeout{0};  // the server's, for our sessions (0: off); learn_limits()
 
     // --- standby side (elector_standby.cpp)
     void start();
     void begin_connect();
     void on_connected();
     void check_direct(const pq::Result& r, int col, const Session& s);
+    void learn_limits(const pq::Result& r, int col);
     void on_warmed_up();
     void on_watch_warmed(const std::exception* error);
     void send_acquire();

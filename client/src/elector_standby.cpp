@@ -45,6 +45,14 @@ void Elector::Impl::check_direct(const pq::Result& r, int col, const Session& s)
                       "this role (docs/deploying.md)");
 }
 
+// r's columns from `col` on: Sql::direct_check. Our waits stay under the
+// session's statement_timeout (a role or database setting, say), which every
+// reply of an acquire or warm-up reports afresh.
+void Elector::Impl::learn_limits(const pq::Result& r, int col) {
+    if (r.rows() != 1 || r.columns() < col + 3 || r.is_null(0, col + 2)) return;
+    statement_timeout = Duration(std::stoll(r.text(0, col + 2)));
+}
+
 // The second session warmed up with singleton_bind; now singleton_watch too
 // (its first call in a backend costs milliseconds of catalog lookups, which
 // would otherwise fall right at leadership), while the main session connects.
@@ -82,7 +90,9 @@ void Elector::Impl::on_connected() {
 void Elector::Impl::send_acquire() {
     const auto now = Clock::now();
     const Duration slice =
-        first_attempt ? Duration::zero() : policy::wait_slice(timing, now, wait_until);
+        first_attempt ? Duration::zero()
+                      : policy::within_statement_timeout(policy::wait_slice(timing, now, wait_until),
+                                                         statement_timeout);
     waited = slice > Duration::zero();
     phase = Phase::acquire;
     pq::Params args{opt.name, interval_literal(opt.ttl), opt.holder, interval_literal(slice)};
@@ -94,6 +104,7 @@ void Elector::Impl::send_acquire() {
 void Elector::Impl::on_acquire_reply(const pq::Result& r) {
     if (r.rows() != 1) throw ServerError("singleton_acquire returned no row", "XX000");
     if (!use_second) check_direct(r, 4, main);  // (else the second session's warm-up did)
+    learn_limits(r, 4);
     if (r.text(0, 0) != "t") {
         on_standby_reply(r);
         return;

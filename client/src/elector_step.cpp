@@ -57,6 +57,7 @@ void Elector::Impl::on_reply(Session& s, const pq::Result& r) {
     switch (phase) {
         case Phase::connecting:
             check_direct(r, 1, second);
+            learn_limits(r, 1);
             on_warmed_up();  // the second session's first call
             return;
         case Phase::listen:

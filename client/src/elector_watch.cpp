@@ -22,7 +22,7 @@ void Elector::Impl::maybe_watch(TimePoint now) {
     if ((phase != Phase::lead && phase != Phase::heartbeat) || now < watch_retry_at) return;
     Session& s = watch_session();
     if (!s.idle()) return;
-    Duration wait = timing.watch_wait;
+    Duration wait = policy::within_statement_timeout(timing.watch_wait, statement_timeout);
     if (&s == &main) {  // one session: watch until the next heartbeat is due
         if (phase != Phase::lead || heartbeat_now) return;
         const auto until_beat = std::chrono::duration_cast<Duration>(next_heartbeat - now);

@@ -133,6 +133,14 @@ Duration wait_slice(const Timing& timing, TimePoint now, std::optional<TimePoint
     return std::min(left, timing.wait_slice_max);
 }
 
+Duration within_statement_timeout(Duration wait, Duration statement_timeout) {
+    if (statement_timeout <= Duration::zero()) return wait;
+    const Duration headroom = std::max<Duration>(statement_timeout / 5, milliseconds(50));
+    const Duration longest = statement_timeout > 2 * headroom ? statement_timeout - headroom
+                                                              : statement_timeout / 2;
+    return std::min(wait, std::max(longest, Duration(1)));
+}
+
 bool wait_ran_out(TimePoint now, std::optional<TimePoint> wait_until) {
     return wait_until && now >= *wait_until;
 }

@@ -109,6 +109,13 @@ bool primary_missing(const std::exception& error);
 Duration wait_slice(const Timing& timing, TimePoint now, std::optional<TimePoint> wait_until);
 bool wait_ran_out(TimePoint now, std::optional<TimePoint> wait_until);
 
+// The longest server-side wait (an acquire's slice, a watch) that the
+// session's statement_timeout lets end on its own, with room for the rest of
+// the statement: a role whose statement_timeout is shorter than our slices
+// would otherwise see every wait cancelled (57014) and the client reconnect.
+// statement_timeout 0 (off): `wait` unchanged.
+Duration within_statement_timeout(Duration wait, Duration statement_timeout);
+
 // When an in-flight request that may wait `server_wait` in the server is
 // considered dead (the connection is then closed).
 TimePoint reply_deadline(const Timing& timing, TimePoint sent, Duration server_wait);

@@ -51,9 +51,15 @@ struct Sql {
     std::string acquire, acquire_priority, watch, heartbeat, bind, warm_up, release, force_release,
         pause, resume, version, leases;
     static constexpr const char* listen = "LISTEN singleton_lock";
-    // Two columns: the server's backend pid, the session's bind_session setting.
+    // Four columns: the server's backend pid, the session's bind_session
+    // setting, its statement_timeout in milliseconds (which our waits must stay
+    // under), and idle_session_timeout turned off for this session: ours are idle
+    // by design (the leader's main session between heartbeats, a standby's
+    // second one throughout), and a server that ended them would end leadership.
     static constexpr const char* direct_check =
-        "pg_backend_pid(), current_setting('singleton_lock.bind_session', true)";
+        "pg_backend_pid(), current_setting('singleton_lock.bind_session', true), "
+        "(extract(epoch FROM current_setting('statement_timeout')::interval) * 1000)::bigint, "
+        "set_config('idle_session_timeout', '0', false)";
 };
 
 }  // namespace singleton_lock

@@ -35,7 +35,7 @@ from .link import Link
 from .within import cancels_requested
 from .options import Options, make_options
 from .policy import (Backoff, LeaseTimer, Reconnect, lead_before_confirmation, primary_missing,
-                     reply_deadline, wait_ran_out, wait_slice)
+                     reply_deadline, wait_ran_out, wait_slice, within_statement_timeout)
 from .sql import ServerFeatures, Statements
 
 log = logging.getLogger("singleton_lock")
@@ -199,7 +199,8 @@ class AsyncElector:
         first = True
         while True:
             link = await self._connected(wait_until)
-            slice_ = 0.0 if first else wait_slice(opts.timing, now(), wait_until)
+            slice_ = 0.0 if first else within_statement_timeout(
+                wait_slice(opts.timing, now(), wait_until), self._statement_timeout())
             sent = now()
             try:
                 row = await link.execute(*self._acquire_call(slice_),
@@ -275,6 +276,9 @@ class AsyncElector:
                 log.warning("lease %r: no EXECUTE on singleton_watch: step-down requests are not "
                             "noticed (see the GRANT in the docs)", self.name)
         self._features = features
+
+    def _statement_timeout(self) -> float:
+        return self._features.statement_timeout if self._features is not None else 0.0
 
     def _check_direct(self, link: Link, probe: Any) -> None:
         """A pooler (PgBouncer) hands out a backend pid of its own: the
@@ -375,6 +379,7 @@ class AsyncElector:
             link=link, lease=lease, timer=self._timer, timing=opts.timing, statements=self._sql,
             ttl_literal=opts.ttl_literal, confirm_now=confirm_now,
             watch=self._features is not None and self._features.watch,
+            statement_timeout=self._statement_timeout(),
             on_lost=lambda reason, detail: self._tenure_lost(lease, reason, detail),
             on_reply=self._reconnect.working)
         self._set_state(State.LEADER, f"token {token}, expires {expires_at}")

@@ -33,7 +33,7 @@ from .errors import DatabaseUnavailableError, Error, QueryCanceledError, is_fata
 from .lease import Lease, LossReason
 from .link import Link
 from .pipe import PipedCall, Reply
-from .policy import LeaseTimer, Timing
+from .policy import LeaseTimer, Timing, within_statement_timeout
 from .sql import Statements
 from .within import within
 
@@ -64,6 +64,7 @@ class Keeper:
 
     def __init__(self, *, link: Link, lease: Lease, timer: LeaseTimer, timing: Timing,
                  statements: Statements, ttl_literal: str, watch: bool, confirm_now: bool,
+                 statement_timeout: float,
                  on_lost: Callable[[LossReason, str], None], on_reply: Callable[[], None]) -> None:
         self.link = link
         self._lease = lease
@@ -72,6 +73,7 @@ class Keeper:
         self._sql = statements
         self._ttl = ttl_literal
         self._watch_enabled = watch
+        self._statement_timeout = statement_timeout  # the session's (0: off): watches stay under it
         self._on_lost = on_lost
         self._on_reply = on_reply
         self._next_heartbeat = timer.next_heartbeat_at
@@ -175,6 +177,7 @@ class Keeper:
         queue_heartbeat = self.link.yields is not False
         wait = self._next_heartbeat - now()
         wait = wait + WATCH_PAST_HEARTBEAT if queue_heartbeat else min(wait, WATCH_MAX)
+        wait = within_statement_timeout(wait, self._statement_timeout)
         try:
             watch = await self.link.start(
                 self._sql.watch, (self._lease.name, self._lease.token,
@@ -230,7 +233,7 @@ class Keeper:
             self._lost(LossReason.CONNECTION_LOST, str(error))
         elif isinstance(error, QueryCanceledError) and interrupted:
             pass  # the link cancelled it for the statement queued behind it
-        else:  # e.g. a statement_timeout shorter than the watch: heartbeats alone from now on
+        else:  # e.g. a statement_timeout set meanwhile: heartbeats alone from now on
             self._watch_enabled = False
             log.warning("lease %r: singleton_watch failed (%s); until this tenure ends, step-down "
                         "requests and losses are noticed at heartbeats and by NOTIFY only",

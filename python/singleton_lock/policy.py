@@ -215,6 +215,19 @@ def wait_slice(timing: Timing, now: float, wait_until: Optional[float]) -> float
     return min(wait_until - now, timing.wait_slice_max)
 
 
+def within_statement_timeout(wait: float, statement_timeout: float) -> float:
+    """The longest server-side wait (an acquire's slice, a watch) that the
+    session's statement_timeout lets end on its own, with room for the rest of
+    the statement: a role whose statement_timeout is shorter than our waits
+    would otherwise see each of them cancelled (57014). 0 (off): `wait`."""
+    if statement_timeout <= 0:
+        return wait
+    headroom = max(statement_timeout / 5, 0.05)
+    longest = statement_timeout - headroom if statement_timeout > 2 * headroom \
+        else statement_timeout / 2
+    return min(wait, max(longest, 0.001))
+
+
 def wait_ran_out(now: float, wait_until: Optional[float]) -> bool:
     return wait_until is not None and now >= wait_until
 

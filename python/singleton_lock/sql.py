@@ -30,7 +30,11 @@ class Statements:
         self.watch = q("SELECT {s}singleton_watch(%s, %s::bigint, %s::interval)")
         # What the server offers, without an error on any version (or none):
         # (bind_session setting, 1.1 acquire exists, 1.0 acquire exists, may watch,
-        # the server's backend pid: a pooler hands out a pid of its own).
+        # the server's backend pid: a pooler hands out a pid of its own, the
+        # session's statement_timeout in ms: our waits must stay under it); it
+        # also turns idle_session_timeout off for the session: ours may idle
+        # between heartbeats by design, and a server that ended it would end
+        # the leadership it holds.
         qualified = '"' + schema.replace('"', '""') + '".' if schema else ""
         self.probe_params = tuple(qualified + f for f in (
             "singleton_acquire(text,interval,text,interval,integer)",
@@ -40,7 +44,9 @@ class Statements:
             "SELECT current_setting('singleton_lock.bind_session', true), "
             "to_regprocedure(%s::text) IS NOT NULL, to_regprocedure(%s::text) IS NOT NULL, "
             "coalesce(has_function_privilege(to_regprocedure(%s::text), 'EXECUTE'), false), "
-            "pg_backend_pid()"
+            "pg_backend_pid(), "
+            "(extract(epoch FROM current_setting('statement_timeout')::interval) * 1000)::bigint, "
+            "set_config('idle_session_timeout', '0', false)"
         )
         # (name, token, ttl)
         self.heartbeat = q("SELECT {s}singleton_heartbeat(%s, %s::bigint, %s::interval)")
@@ -60,11 +66,14 @@ class ServerFeatures(NamedTuple):
     priority: bool  # singleton_acquire takes a priority (1.1)
     installed: bool  # some singleton_acquire exists (else the calls fail: extension missing)
     watch: bool  # singleton_watch exists (1.1) and the role may execute it
+    statement_timeout: float = 0.0  # the session's, in seconds (0: off)
 
     @classmethod
     def from_probe(cls, row: Optional[tuple]) -> "ServerFeatures":  # type: ignore[type-arg]
         if row is None:
             return cls(True, False, False, False)
         setting, ranked, plain, watch = row[:4]
+        timeout_ms = row[5] if len(row) > 5 and row[5] is not None else 0
         return cls(bind_session=setting not in ("off", "false", "0", "no"),
-                   priority=bool(ranked), installed=bool(ranked or plain), watch=bool(watch))
+                   priority=bool(ranked), installed=bool(ranked or plain), watch=bool(watch),
+                   statement_timeout=timeout_ms / 1000.0)

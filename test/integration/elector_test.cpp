@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "singleton_lock/admin.hpp"
@@ -27,10 +28,18 @@ using it::query;
 // A leads, B waits; before each leader is asked to stop (A, then B, once it
 // leads) `ready` runs (it may assert). B must lead only after A released, with
 // a greater token. Prints how long B took to lead after A's stop request.
-void hand_over(const ElectorOptions& o, const std::function<void()>& ready) {
+// db_errors, if given, counts the database errors either elector reported.
+void hand_over(const ElectorOptions& o, const std::function<void()>& ready,
+               std::atomic<int>* db_errors = nullptr) {
     std::atomic<std::int64_t> token_a{0}, token_b{0};
     std::atomic<bool> b_standby{false};
     ElectorEvents ea, eb;
+    if (db_errors != nullptr) {
+        ea.on_database_error = eb.on_database_error = [db_errors](const std::string& e) {
+            ++*db_errors;
+            std::fprintf(stderr, "database error: %s\n", e.c_str());
+        };
+    }
     ea.on_leader = [&](const LeaseInfo& l) { token_a = l.token; };
     eb.on_leader = [&](const LeaseInfo& l) { token_b = l.token; };
     eb.on_standby = [&](const LeaseInfo&) { b_standby = true; };
@@ -136,6 +145,49 @@ TEST(ElectorIntegration, ReleaseQueuedBehindTheWatchCancelsNothing) {
     });
     EXPECT_EQ(db.rolled_back(), "0") << "a statement of the electors was cancelled in the server";
 }
+
+// Limits an administrator may set for the application's role or database
+// (here the connection's options): a statement_timeout shorter than the
+// electors' waits, and an idle_session_timeout shorter than the time their
+// sessions idle between calls. The standby's waiting acquires and the leader's
+// watches stay under the first; the sessions turn the second off for
+// themselves. Nothing is cancelled, no session ends, nobody loses or
+// reconnects. (Before: a cancel and a reconnection every statement_timeout;
+// the leader lost its lease when the server ended its idle main session.)
+// (An elector with one session and no watch idles between heartbeats too.)
+using Limit = std::tuple<const char*, bool, bool>;  // the setting, a second session, watch
+class ServerTimeouts : public ::testing::TestWithParam<Limit> {};
+
+TEST_P(ServerTimeouts, EndNoWaitNoWatchAndNoSession) {
+    REQUIRE_SERVER();
+    REQUIRE_CREATEDB();
+    OwnDatabase db("limits");
+    ASSERT_TRUE(db.ok());
+    ElectorOptions o;
+    o.name = "limits";
+    o.dsn = db.dsn() + " options='-c " + std::get<0>(GetParam()) + "=300'";
+    // waits of up to 1.5 s (the watch) and 1 s (acquire slices), heartbeats
+    // every second; 300 ms allowed
+    o.ttl = 3s;
+    o.second_session = std::get<1>(GetParam());
+    o.watch = std::get<2>(GetParam());
+    std::atomic<int> errors{0};
+    hand_over(o, [] { std::this_thread::sleep_for(1500ms); }, &errors);
+    EXPECT_EQ(errors.load(), 0);
+    EXPECT_EQ(db.rolled_back(), "0") << "a statement of the electors was cancelled in the server";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ElectorIntegration, ServerTimeouts,
+    ::testing::Values(Limit{"statement_timeout", false, true},
+                      Limit{"statement_timeout", true, true},
+                      Limit{"idle_session_timeout", false, false},
+                      Limit{"idle_session_timeout", true, true}),
+    [](const auto& info) {
+        return std::string(std::get<0>(info.param)) +
+               (std::get<1>(info.param) ? "_TwoSessions" : "_OneSession") +
+               (std::get<2>(info.param) ? "" : "_NoWatch");
+    });
 
 // The poll-loop interface, release() in the step right after the one that made
 // the elector leader and sent its first watch: the server has not begun to

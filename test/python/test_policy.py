@@ -75,6 +75,20 @@ def test_backoff_is_capped_exponential_with_equal_jitter():
     assert low.next() == pytest.approx(0.05)
 
 
+def test_waits_stay_under_the_statement_timeout():
+    """A session's statement_timeout (set for the role, say) cancels a wait
+    that outlasts it: waits stay under it, with room for the rest of the call."""
+    cap = policy.within_statement_timeout
+    assert cap(5.0, 0.0) == 5.0  # off
+    assert cap(5.0, 60.0) == 5.0
+    assert cap(5.0, 1.0) == pytest.approx(0.8)  # a fifth left
+    assert cap(5.0, 0.2) == pytest.approx(0.15)  # at least 50 ms left
+    assert cap(5.0, 0.08) == pytest.approx(0.04)  # else half of it
+    assert cap(5.0, 0.001) == pytest.approx(0.001)  # never 0: no busy loop
+    assert cap(0.0, 1.0) == 0.0  # "don't wait" stays so
+    assert cap(0.3, 1.0) == 0.3
+
+
 def test_wait_slices():
     t = policy.make_timing(10.0)
     assert policy.wait_slice(t, 0.0, None) == 1.0

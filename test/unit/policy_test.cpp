@@ -199,6 +199,19 @@ TEST(WaitSlices, ForeverUsesFullSlices) {
     EXPECT_FALSE(wait_ran_out(clock.now, std::nullopt));
 }
 
+// A session's statement_timeout (set for the role, say) cancels a wait that
+// outlasts it: waits stay under it, with room for the rest of the statement.
+TEST(WaitSlices, StayUnderTheStatementTimeout) {
+    EXPECT_EQ(within_statement_timeout(5000ms, 0ms), 5000ms);  // off
+    EXPECT_EQ(within_statement_timeout(5000ms, 60000ms), 5000ms);
+    EXPECT_EQ(within_statement_timeout(5000ms, 1000ms), 800ms);  // a fifth left
+    EXPECT_EQ(within_statement_timeout(5000ms, 200ms), 150ms);   // at least 50 ms left
+    EXPECT_EQ(within_statement_timeout(5000ms, 80ms), 40ms);     // else half of it
+    EXPECT_EQ(within_statement_timeout(5000ms, 1ms), 1ms);       // never 0: no busy loop
+    EXPECT_EQ(within_statement_timeout(0ms, 1000ms), 0ms);       // "don't wait" stays so
+    EXPECT_EQ(within_statement_timeout(300ms, 1000ms), 300ms);
+}
+
 TEST(WaitSlices, LastSliceEndsExactlyAtTheWaitLimit) {
     const Timing t = make_timing(10s, std::nullopt);
     FakeClock clock;

@@ -1,0 +1,84 @@
+"""The library under limits an administrator sets for the application's role
+or database: a statement_timeout shorter than the library's own waits, an
+idle_session_timeout shorter than its sessions' pauses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+import singleton_lock
+import singleton_lock.sql
+
+from harness import WAIT, admin, unique, wait_until
+
+pytestmark = pytest.mark.usefixtures("extension")
+
+
+@pytest.fixture
+def own_database():
+    """A database of the test's own, with the extension: its counters show
+    whether any statement of the electors using it was cancelled (a
+    cancelled statement rolls its transaction back)."""
+    name = unique("sl_limits")
+    with admin() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        with admin(f"dbname={name}") as conn:
+            conn.execute("CREATE EXTENSION singleton_lock")
+        yield name
+    finally:
+        with admin() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def rolled_back(database: str) -> int:
+    """Once every backend of the database has gone (each flushed its
+    counters as it exited): its rolled-back transactions."""
+    stats = "FROM pg_stat_database WHERE datname = %s"
+
+    def value(column: str) -> int:
+        with admin() as conn:
+            return conn.execute(f"SELECT {column} {stats}", (database,)).fetchone()[0]
+
+    assert wait_until(lambda: value("numbackends") == 0, WAIT)
+    assert value("xact_commit") > 0
+    return value("xact_rollback")
+
+
+@pytest.mark.parametrize("setting", ["statement_timeout", "idle_session_timeout"])
+async def test_short_server_timeouts_end_no_wait_no_watch_and_no_session(
+        own_database, caplog, monkeypatch, setting):
+    """300 ms (here the connection's setting; a role's or a database's works
+    the same). statement_timeout: the standby's waiting acquires (1 s slices)
+    and the leader's watches stay under it; before, each was cancelled, the
+    standby reconnected and the leader gave up watching.
+    idle_session_timeout: the library turns it off for its connection (which
+    a leader that does not watch leaves idle between heartbeats)."""
+    caplog.set_level(logging.INFO, logger="singleton_lock")
+    if setting == "idle_session_timeout":
+        # Where the leader cannot watch (an older extension, no EXECUTE on
+        # singleton_watch), its connection idles between heartbeats.
+        probe = singleton_lock.sql.ServerFeatures.from_probe.__func__
+        monkeypatch.setattr(singleton_lock.sql.ServerFeatures, "from_probe", classmethod(
+            lambda cls, row: probe(cls, row)._replace(watch=False)))
+    dsn = f"dbname={own_database} options='-c {setting}=300'"
+    name = unique("limits")
+    leader = singleton_lock.AsyncElector(name, dsn=dsn, ttl="6s")
+    lease = await leader.acquire()
+    standby = singleton_lock.AsyncElector(name, dsn=dsn, ttl="6s")
+    waiting = asyncio.ensure_future(standby.acquire())
+    await asyncio.sleep(1.5)  # the leader watches, the standby waits: 5 statement_timeouts
+    assert not waiting.done()
+    assert await asyncio.wait_for(leader.release(), WAIT) is True
+    taken = await asyncio.wait_for(waiting, WAIT)
+    assert taken.token > lease.token
+    await asyncio.sleep(1.0)  # the new leader watches
+    await standby.aclose()
+    await leader.aclose()
+    complaints = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+                  and "no EXECUTE on singleton_watch" not in r.getMessage()]  # (the patch's)
+    assert complaints == []
+    assert rolled_back(own_database) == 0, "a statement of the electors was cancelled in the server"
