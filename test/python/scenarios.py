@@ -69,6 +69,30 @@ def two_copies_handover(spawn: Spawn, program: List[str], what: str) -> None:
     print(f"[{what}] ledger runs (token, pid, rows): {runs}")
 
 
+def short_server_timeouts(spawn: Spawn, program: List[str], what: str) -> None:
+    """statement_timeout and idle_session_timeout of 300 ms (the connection's
+    options; a role's or a database's work the same): the standby's waits stay
+    under the first, the sessions turn the second off. Nobody loses or
+    reconnects, and SIGTERM still hands over."""
+    name, table = unique("limits"), unique("ledger")
+    dsn = tcp_dsn(options="'-c statement_timeout=300 -c idle_session_timeout=300'")
+    cmd = command(program, name, table, "3s", dsn)
+    a = spawn(cmd, "a")
+    got_a = a.next_leader()
+    assert got_a, "the first instance never led"
+    b = spawn(cmd, "b")
+    assert b.wait_stderr("standby"), "the second instance never reported standby"
+    time.sleep(2.0)  # heartbeats every second, 1 s wait slices: several of each timeout
+    assert a.lines.empty() and b.lines.empty(), "leadership changed without a fault"
+    got_b = sigterm_hands_over(a, b, f"\n[{what}] handover under short server timeouts")
+    assert got_b[1] > got_a[1]
+    b.signal(signal.SIGTERM)
+    assert b.wait_exit() == 0
+    for who in (a, b):
+        log = who.stderr()
+        assert "LOST" not in log and "timeout" not in log, f"{who.label}: {log}"
+
+
 def three_copies_kill_and_term(spawn: Spawn, program: List[str], what: str) -> None:
     """Three copies: one writes at a time; SIGKILL of the leader hands over by
     session binding; SIGTERM of the next hands over to the last."""

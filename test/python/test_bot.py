@@ -11,8 +11,8 @@ import time
 
 from harness import (BOT, Freezer, WAIT, admin, check_ledger, first_leader, lease_state, ledger,
                      ms, rows_of, tcp_dsn, unique, wait_rows, wait_until)
-from scenarios import (command, database_restart, leader_and_standby, three_copies_kill_and_term,
-                       two_copies_handover)
+from scenarios import (command, database_restart, leader_and_standby, short_server_timeouts,
+                       three_copies_kill_and_term, two_copies_handover)
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -158,6 +158,10 @@ def test_pause_and_resume_by_an_administrator(spawn):
         assert instance.wait_exit() == 0
     runs = check_ledger(ledger(table))
     assert [r[0] for r in runs] == [got_a[1], resumed[2]]
+
+
+def test_short_server_timeouts_end_no_leadership(spawn):
+    short_server_timeouts(spawn, BOT, "python")
 
 
 def test_database_restart_is_survived(spawn):

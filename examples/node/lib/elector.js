@@ -27,11 +27,25 @@ function makeTiming (ttl) {
   }
 }
 
+// The longest wait a statement_timeout (ms; 0: off) lets end on its own, with
+// room for the rest of the statement (as the C++ and Python clients do).
+function withinStatementTimeout (wait, statementTimeout) {
+  if (!(statementTimeout > 0)) return wait
+  const headroom = Math.max(statementTimeout / 5, 50)
+  const longest = statementTimeout > 2 * headroom ? statementTimeout - headroom : statementTimeout / 2
+  return Math.min(wait, Math.max(Math.floor(longest), 1))
+}
+
 const SQL = {
   acquire: 'SELECT acquired, token::text AS token, holder, expires_at FROM singleton_acquire($1, $2::interval, $3, $4::interval)',
   heartbeat: 'SELECT singleton_heartbeat($1, $2::bigint, $3::interval) AS expires_at',
   release: 'SELECT singleton_release($1, $2::bigint) AS released',
-  bindSession: "SELECT current_setting('singleton_lock.bind_session', true) AS bind"
+  // At connect: the binding setting; the session's statement_timeout, which our
+  // waits stay under; idle_session_timeout off for the session, which idles
+  // between heartbeats by design (ended by the server, it would end leadership).
+  bindSession: "SELECT current_setting('singleton_lock.bind_session', true) AS bind, " +
+    "(extract(epoch FROM current_setting('statement_timeout')::interval) * 1000)::float8 AS stmt_ms, " +
+    "set_config('idle_session_timeout', '0', false) AS idle"
 }
 
 class Stopped extends Error {}
@@ -85,7 +99,8 @@ class Elector {
     while (!this.link || this.link.broken) {
       try {
         const link = await Link.open({ ...this.options, connectionTimeoutMillis: this.t.connectTimeout })
-        const [{ bind }] = await link.query(SQL.bindSession, [], this.t.replySlack)
+        const [{ bind, stmt_ms: stmtMs }] = await link.query(SQL.bindSession, [], this.t.replySlack)
+        this.statementTimeout = Number(stmtMs) || 0
         if (bind !== 'off') { // LISTEN needs a direct connection (not a transaction pooler)
           link.client.on('notification', (n) => this.onNotify(n, link))
           await link.query('LISTEN singleton_lock', [], this.t.replySlack)
@@ -120,7 +135,7 @@ class Elector {
     for (;;) {
       if (this.stopping) throw new Stopped()
       const link = await this.connected()
-      const slice = first ? 0 : this.t.waitSlice
+      const slice = first ? 0 : withinStatementTimeout(this.t.waitSlice, this.statementTimeout)
       const sent = now()
       let row
       try {
