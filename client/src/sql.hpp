@@ -52,13 +52,17 @@ struct Sql {
         pause, resume, version, leases;
     static constexpr const char* listen = "LISTEN singleton_lock";
     // Four columns: the server's backend pid, the session's bind_session
-    // setting, its statement_timeout in milliseconds (which our waits must stay
-    // under), and idle_session_timeout turned off for this session: ours are idle
-    // by design (the leader's main session between heartbeats, a standby's
-    // second one throughout), and a server that ended them would end leadership.
+    // setting, its statement_timeout in milliseconds (or transaction_timeout,
+    // PostgreSQL 17, if shorter: our transactions are single statements; our
+    // waits must stay under it), and idle_session_timeout turned off for this
+    // session: ours are idle by design (the leader's main session between
+    // heartbeats, a standby's second one throughout), and a server that ended
+    // them would end leadership.
     static constexpr const char* direct_check =
         "pg_backend_pid(), current_setting('singleton_lock.bind_session', true), "
-        "(extract(epoch FROM current_setting('statement_timeout')::interval) * 1000)::bigint, "
+        "coalesce(least(nullif(extract(epoch FROM current_setting('statement_timeout')::interval), 0), "
+        "nullif(extract(epoch FROM coalesce(current_setting('transaction_timeout', true), '0')"
+        "::interval), 0)) * 1000, 0)::bigint, "
         "set_config('idle_session_timeout', '0', false)";
 };
 

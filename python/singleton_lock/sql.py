@@ -31,7 +31,8 @@ class Statements:
         # What the server offers, without an error on any version (or none):
         # (bind_session setting, 1.1 acquire exists, 1.0 acquire exists, may watch,
         # the server's backend pid: a pooler hands out a pid of its own, the
-        # session's statement_timeout in ms: our waits must stay under it); it
+        # session's statement_timeout in ms, or transaction_timeout (PostgreSQL
+        # 17) if shorter: our waits must stay under it); it
         # also turns idle_session_timeout off for the session: ours may idle
         # between heartbeats by design, and a server that ended it would end
         # the leadership it holds.
@@ -45,7 +46,9 @@ class Statements:
             "to_regprocedure(%s::text) IS NOT NULL, to_regprocedure(%s::text) IS NOT NULL, "
             "coalesce(has_function_privilege(to_regprocedure(%s::text), 'EXECUTE'), false), "
             "pg_backend_pid(), "
-            "(extract(epoch FROM current_setting('statement_timeout')::interval) * 1000)::bigint, "
+            "coalesce(least(nullif(extract(epoch FROM current_setting('statement_timeout')"
+            "::interval), 0), nullif(extract(epoch FROM coalesce(current_setting("
+            "'transaction_timeout', true), '0')::interval), 0)) * 1000, 0)::bigint, "
             "set_config('idle_session_timeout', '0', false)"
         )
         # (name, token, ttl)

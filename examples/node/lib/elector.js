@@ -40,11 +40,14 @@ const SQL = {
   acquire: 'SELECT acquired, token::text AS token, holder, expires_at FROM singleton_acquire($1, $2::interval, $3, $4::interval)',
   heartbeat: 'SELECT singleton_heartbeat($1, $2::bigint, $3::interval) AS expires_at',
   release: 'SELECT singleton_release($1, $2::bigint) AS released',
-  // At connect: the binding setting; the session's statement_timeout, which our
+  // At connect: the binding setting; the session's statement_timeout (or
+// transaction_timeout, PostgreSQL 17, if shorter), which our
   // waits stay under; idle_session_timeout off for the session, which idles
   // between heartbeats by design (ended by the server, it would end leadership).
   bindSession: "SELECT current_setting('singleton_lock.bind_session', true) AS bind, " +
-    "(extract(epoch FROM current_setting('statement_timeout')::interval) * 1000)::float8 AS stmt_ms, " +
+    "coalesce(least(nullif(extract(epoch FROM current_setting('statement_timeout')::interval), 0), " +
+    "nullif(extract(epoch FROM coalesce(current_setting('transaction_timeout', true), '0')::interval), 0))" +
+    " * 1000, 0)::float8 AS stmt_ms, " +
     "set_config('idle_session_timeout', '0', false) AS idle"
 }
 
