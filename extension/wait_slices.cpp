@@ -1,6 +1,7 @@
 #include "wait_slices.hpp"
 
 extern "C" {
+#include "miscadmin.h"
 #include "utils/timestamp.h"
 }
 
@@ -27,27 +28,50 @@ LastWait last_wait = {};
 
 bool same(const LastWait& l, const WaitIdentity& who) {
     return l.name_hash == who.name_hash && l.role == who.role && l.priority == who.priority &&
-           who.holder != nullptr && std::strcmp(l.holder, who.holder) == 0;
+           std::strcmp(l.holder, who.holder) == 0;
+}
+
+bool usable(const WaitIdentity& who) {
+    return who.holder != nullptr && std::strlen(who.holder) < sizeof last_wait.holder;
+}
+
+// The identity as the shared registry keeps it (waiter_registry.hpp).
+Waiter registry_entry(const WaitIdentity& who, TimestampTz since) {
+    Waiter w = {};
+    w.name_hash = who.name_hash;
+    w.database = MyDatabaseId;
+    w.role = who.role;
+    w.priority = who.priority;
+    w.since = since;
+    std::strcpy(w.holder, who.holder);
+    return w;
 }
 
 }  // namespace
 
 TimestampTz waiting_since(const WaitIdentity& who, TimestampTz now) {
+    if (!usable(who)) return now;
     const bool continues = last_wait.valid && same(last_wait, who) &&
                            now >= last_wait.ended && now - last_wait.ended <= kSliceGapUs;
     last_wait.valid = false;  // (noted again only when this call runs out too)
-    return continues ? last_wait.since : now;
+    TimestampTz since = now;
+    // The shared note is consumed either way (this session continues it).
+    const bool shared = take_ran_out_since(registry_entry(who, now), now, &since);
+    if (continues) return last_wait.since;
+    return shared ? since : now;
 }
 
 void note_wait_ran_out(const WaitIdentity& who, TimestampTz since) {
-    if (who.holder == nullptr || std::strlen(who.holder) >= sizeof last_wait.holder) return;
+    if (!usable(who)) return;
+    const TimestampTz now = GetCurrentTimestamp();
     last_wait.valid = true;
     last_wait.name_hash = who.name_hash;
     last_wait.role = who.role;
     last_wait.priority = who.priority;
     last_wait.since = since;
-    last_wait.ended = GetCurrentTimestamp();
+    last_wait.ended = now;
     std::strcpy(last_wait.holder, who.holder);
+    note_ran_out(registry_entry(who, since), now);
 }
 
 }  // namespace singleton_lock

@@ -5,7 +5,9 @@
 // waited longest, not the one whose current slice began first, a session's
 // next waiting call for the same lease, holder, role and priority keeps the
 // start of its last one when it begins within kSliceGapUs of that one running
-// out.
+// out — on the same session, or on another one of the same holder id (behind a
+// transaction pooler each slice may run in a different session; a client may
+// reconnect between slices): see waiter_registry.hpp.
 #pragma once
 
 extern "C" {
@@ -13,9 +15,11 @@ extern "C" {
 #include "datatype/timestamp.h"
 }
 
+#include "waiter_registry.hpp"
+
 namespace singleton_lock {
 
-constexpr int64 kSliceGapUs = 1000 * 1000;
+constexpr int64 kSliceGapUs = kRanOutKeptUs;
 
 struct WaitIdentity {
     uint64 name_hash;

@@ -9,14 +9,33 @@ extern "C" {
 #include "storage/spin.h"
 }
 
+#include <cstring>
+
 namespace singleton_lock {
 
 namespace {
 
+// The layout is fixed: backends of an older build of the library (after an
+// upgrade, before the server restarts) share this segment, and PostgreSQL
+// refuses to attach a structure of another size. So a free slot that keeps a
+// waiting call that ran out without the lease (take_ran_out_since) says so in
+// existing fields: pid 0 and session_start = when it ran out.
 struct Slot {
     bool in_use;
     Waiter waiter;
 };
+
+TimestampTz ran_out_at(const Slot& s) {
+    return !s.in_use && s.waiter.pid == 0 ? s.waiter.session_start : 0;
+}
+
+void keep_ran_out(Slot& s, const Waiter& who, TimestampTz now) {
+    s.in_use = false;
+    s.waiter = who;
+    s.waiter.pid = 0;
+    s.waiter.proc = nullptr;
+    s.waiter.session_start = now;
+}
 
 struct Registry {
     slock_t mutex;
@@ -36,8 +55,8 @@ Registry* attach() {
     Registry* shared =
         static_cast<Registry*>(ShmemInitStruct("singleton_lock waiters", sizeof(Registry), &found));
     if (!found) {
+        MemSet(shared, 0, sizeof(Registry));
         SpinLockInit(&shared->mutex);
-        for (Slot& s : shared->slots) s.in_use = false;
     }
     LWLockRelease(AddinShmemInitLock);
     registry = shared;
@@ -90,15 +109,22 @@ void request_space() {
 bool register_this_waiter(const Waiter& me) {
     Registry* r = attach();
     clear_my_slot();
+    const TimestampTz recent = GetCurrentTimestamp() - kRanOutKeptUs;
     SpinLockAcquire(&r->mutex);
+    // A free slot, one that keeps no recent ran-out slice if there is such a slot.
+    int chosen = -1;
     for (int i = 0; i < kRegistrySlots; i++) {
-        Slot& s = r->slots[i];
+        const Slot& s = r->slots[i];
         if (s.in_use && alive(s.waiter)) continue;
+        if (chosen < 0 || ran_out_at(s) < recent) chosen = i;
+        if (ran_out_at(s) < recent) break;
+    }
+    if (chosen >= 0) {
+        Slot& s = r->slots[chosen];
         s.waiter = me;
         s.in_use = true;
-        my_slot = i;
+        my_slot = chosen;
         registered_in = GetCurrentSubTransactionId();
-        break;
     }
     SpinLockRelease(&r->mutex);
     if (my_slot >= 0 && !exit_hook_installed) {
@@ -150,6 +176,49 @@ bool highest_waiting_priority(uint64 name_hash, int32* priority) {
             *priority = s.waiter.priority;
             found = true;
         }
+    SpinLockRelease(&r->mutex);
+    return found;
+}
+
+namespace {
+bool same_waiter(const Waiter& a, const Waiter& b) {
+    return a.name_hash == b.name_hash && a.database == b.database && a.role == b.role &&
+           a.priority == b.priority && std::strcmp(a.holder, b.holder) == 0;
+}
+}  // namespace
+
+void note_ran_out(const Waiter& who, TimestampTz now) {
+    Registry* r = attach();
+    const TimestampTz recent = now - kRanOutKeptUs;
+    SpinLockAcquire(&r->mutex);
+    int chosen = -1;
+    for (int i = 0; i < kRegistrySlots; i++) {
+        const Slot& s = r->slots[i];
+        if (s.in_use && alive(s.waiter)) continue;
+        if (ran_out_at(s) != 0 && same_waiter(s.waiter, who)) {  // an older note of it
+            chosen = i;
+            break;
+        }
+        if (chosen < 0 && ran_out_at(s) < recent) chosen = i;  // never another's recent note
+    }
+    if (chosen >= 0) keep_ran_out(r->slots[chosen], who, now);
+    SpinLockRelease(&r->mutex);
+}
+
+bool take_ran_out_since(const Waiter& who, TimestampTz now, TimestampTz* since) {
+    Registry* r = attach();
+    bool found = false;
+    SpinLockAcquire(&r->mutex);
+    for (Slot& s : r->slots) {
+        const TimestampTz ran_out = ran_out_at(s);
+        if (ran_out == 0 || now < ran_out || now - ran_out > kRanOutKeptUs ||
+            !same_waiter(s.waiter, who))
+            continue;
+        *since = s.waiter.since;
+        s.waiter.session_start = 0;  // consumed
+        found = true;
+        break;
+    }
     SpinLockRelease(&r->mutex);
     return found;
 }

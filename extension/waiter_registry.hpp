@@ -61,6 +61,17 @@ bool outranked(uint64 name_hash, int32 priority, TimestampTz since, int32 except
 // The highest priority among the lease's waiters; false if none.
 bool highest_waiting_priority(uint64 name_hash, int32* priority);
 
+// A standby waits in slices (wait_slices.hpp); behind a transaction pooler, or
+// after a reconnection, its next slice may run in another session. So a
+// waiting call that ran out without the lease is noted here (in a free slot,
+// never displacing a waiter or another's recent note) for kRanOutKeptUs, and
+// the next waiting call of the same lease, database, role, priority and holder
+// id takes its start (the note is consumed). A holder id is a credential: only
+// its own client can continue its wait.
+constexpr int64 kRanOutKeptUs = 1000 * 1000;
+void note_ran_out(const Waiter& who, TimestampTz now);  // who.since: when it began waiting
+bool take_ran_out_since(const Waiter& who, TimestampTz now, TimestampTz* since);
+
 // Called once from _PG_init: reserves the space when preloaded, registers cleanup.
 void install_waiter_registry();
 

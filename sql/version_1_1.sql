@@ -120,6 +120,17 @@ SELECT next_slice('sliced', $$SELECT * FROM singleton_acquire('s', '1 min', 'sli
 SELECT singleton_release('s', token_of('s'));
 SELECT * FROM acquire_result('sliced');  -- handed the lease: it has waited longest
 SELECT * FROM acquire_result('later');   -- (woken when the session of 'sliced' ended)
+-- The same when the next slice runs in another session of the same holder
+-- id: behind a transaction pooler each slice may run in a different server
+-- session, and a client may reconnect between slices.
+SELECT acquired FROM singleton_acquire('m', '1 min', 'old');
+SELECT start_waiter('moved', $$SELECT * FROM singleton_acquire('m', '1 min', 'moved', '1 s')$$);
+SELECT start_waiter('later2', $$SELECT * FROM singleton_acquire('m', '1 min', 'later2', '1 min')$$);
+SELECT * FROM acquire_result('moved');  -- its first slice runs out; its session ends
+SELECT start_waiter('moved2', $$SELECT * FROM singleton_acquire('m', '1 min', 'moved', '3 s')$$);
+SELECT singleton_release('m', token_of('m'));
+SELECT * FROM acquire_result('moved2');  -- handed the lease: it has waited longest
+SELECT * FROM acquire_result('later2');  -- (woken when the session of 'moved2' ended)
 
 -- A waiter gone before the release commits: the lease is orphaned at once
 -- and the next waiter takes it.
