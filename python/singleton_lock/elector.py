@@ -61,6 +61,7 @@ class AsyncElector:
         self._sql = Statements(self.options.schema)
         self._on_step_down = on_step_down
         self._features: Optional[ServerFeatures] = None
+        self._work: Optional["asyncio.Future[Any]"] = None  # run()'s leader work, once started
         self._warned_pooler = False  # _check_direct() said it once
         self._tenure: Optional[Keeper] = None
         self._connector = Connector(self.options.conninfo, self.options.timing.connect_timeout,
@@ -170,7 +171,7 @@ class AsyncElector:
         (handed to that waiter) and SteppedDown raised. When `main` returns or
         raises, or run() is cancelled (e.g. on SIGTERM), the lease is released."""
         lease = await self.acquire()
-        work = asyncio.ensure_future(main(lease))
+        work = self._work = asyncio.ensure_future(main(lease))
         ended = asyncio.ensure_future(lease.lost.wait())
         asked = asyncio.ensure_future(lease.step_down_requested.wait())
         try:
@@ -508,6 +509,15 @@ class AsyncElector:
         log.info("lease %r: the leader's work stopped %.3f s after its grace", self.name,
                  now() - started)
         return cancelled
+
+    def _cancel_work_again(self) -> bool:
+        """run_as_leader's second stop signal: cancel the leader's work again
+        (another CancelledError) if it is still stopping; the lease stays held
+        until it has stopped. False if there is no such work."""
+        if self._work is None or self._work.done():
+            return False
+        self._work.cancel()
+        return True
 
     async def _until_stopped(self, work: "asyncio.Future[Any]", deadline: Optional[float]) -> bool:
         """Waits for the work to end (or the deadline). A cancel of our own

@@ -26,8 +26,10 @@ async def run_as_leader(name: str, main: Callable[[Lease], Awaitable[T]], *,
     priority asks for the lease (step_down=True), `main` is cancelled and the
     lease handed over; we then wait as a standby too (rejoin=False: SteppedDown,
     a LeaseLost, is raised). A stop signal (SIGTERM, SIGINT) cancels whatever
-    runs, releases the lease and returns None; when `main` returns, the lease
-    is released and its result returned. Options: those of AsyncElector."""
+    runs, releases the lease and returns None; another one while `main` is
+    still stopping cancels it again (the lease stays held until it has
+    stopped). When `main` returns, the lease is released and its result
+    returned. Options: those of AsyncElector."""
     current = asyncio.current_task()
     if current is None:
         raise RuntimeError("run_as_leader must run inside an asyncio task")
@@ -35,16 +37,24 @@ async def run_as_leader(name: str, main: Callable[[Lease], Awaitable[T]], *,
     loop = asyncio.get_running_loop()
     stopping: List[signal.Signals] = []
 
+    electors: List[AsyncElector] = []
+
     def stop(signum: signal.Signals) -> None:
+        signame = signal.Signals(signum).name
         if not stopping:
-            log.info("lease %r: %s: stopping", name, signal.Signals(signum).name)
+            log.info("lease %r: %s: stopping", name, signame)
             stopping.append(signum)
             task.cancel()
+        elif electors and electors[0]._cancel_work_again():
+            # A second Ctrl-C: `main` ignored (or is slow to handle) the first.
+            log.warning("lease %r: %s again: cancelling main again (the lease stays held "
+                        "until it has stopped)", name, signame)
 
     for signum in stop_signals:
         loop.add_signal_handler(signum, stop, signum)
     try:
         async with AsyncElector(name, **options) as elector:
+            electors.append(elector)
             while True:
                 try:
                     return await elector.run(main, step_down=step_down)

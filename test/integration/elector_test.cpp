@@ -103,6 +103,13 @@ class OwnDatabase {
     ~OwnDatabase() { (void)it::command("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)"); }
     bool ok() const { return ok_; }
     std::string dsn() const { return "dbname=" + name_; }
+    // Options of an elector of lease `lease` in this database.
+    ElectorOptions options(const char* lease) const {
+        ElectorOptions o;
+        o.name = lease;
+        o.dsn = dsn();
+        return o;
+    }
     // Once every backend of the database has gone (each flushed its counters
     // as it exited): how many transactions rolled back, "" if unknown.
     std::string rolled_back() const {
@@ -122,19 +129,21 @@ class OwnDatabase {
         "t")                                                                                    \
     GTEST_SKIP() << "needs a role that may create a database"
 
+// A server, the right to create a database, and `db`, a database of the test's own.
+#define REQUIRE_OWN_DATABASE(db, what) \
+    REQUIRE_SERVER();                  \
+    REQUIRE_CREATEDB();                \
+    OwnDatabase db(what);              \
+    ASSERT_TRUE(db.ok())
+
 // A one-session leader keeps singleton_watch in flight between heartbeats. Its
 // release is queued behind the watch (pipeline mode) and the server ends the
 // watch when the release arrives: no cancel request, which costs a new
 // connection and a process forked in the server (a graceful handover took 22 ms
 // with it, 4 without, in the handover bench).
 TEST(ElectorIntegration, ReleaseQueuedBehindTheWatchCancelsNothing) {
-    REQUIRE_SERVER();
-    REQUIRE_CREATEDB();
-    OwnDatabase db("pipe");
-    ASSERT_TRUE(db.ok());
-    ElectorOptions o;
-    o.name = "pipe";
-    o.dsn = db.dsn();
+    REQUIRE_OWN_DATABASE(db, "pipe");
+    ElectorOptions o = db.options("pipe");
     o.ttl = 30s;  // heartbeats every 10 s: the watch waits in between
     const std::string watching =
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
@@ -159,13 +168,9 @@ using Limit = std::tuple<const char*, bool, bool>;  // the setting, a second ses
 class ServerTimeouts : public ::testing::TestWithParam<Limit> {};
 
 TEST_P(ServerTimeouts, EndNoWaitNoWatchAndNoSession) {
-    REQUIRE_SERVER();
-    REQUIRE_CREATEDB();
-    OwnDatabase db("limits");
-    ASSERT_TRUE(db.ok());
-    ElectorOptions o;
-    o.name = "limits";
-    o.dsn = db.dsn() + " options='-c " + std::get<0>(GetParam()) + "=300'";
+    REQUIRE_OWN_DATABASE(db, "limits");
+    ElectorOptions o = db.options("limits");
+    o.dsn += " options='-c " + std::string(std::get<0>(GetParam())) + "=300'";
     // waits of up to 1.5 s (the watch) and 1 s (acquire slices), heartbeats
     // every second; 300 ms allowed
     o.ttl = 3s;
@@ -195,14 +200,9 @@ INSTANTIATE_TEST_SUITE_P(
 // watch, unnoticed. The release waits for that answer, then is queued behind
 // the watch: nothing is cancelled (each round once took a cancel request).
 TEST(ElectorIntegration, ReleaseRightAfterTheFirstWatchCancelsNothing) {
-    REQUIRE_SERVER();
-    REQUIRE_CREATEDB();
-    OwnDatabase db("pipe_first");
-    ASSERT_TRUE(db.ok());
+    REQUIRE_OWN_DATABASE(db, "pipe_first");
     for (int round = 0; round < 10; ++round) {
-        ElectorOptions o;
-        o.name = "first_watch";
-        o.dsn = db.dsn();
+        ElectorOptions o = db.options("first_watch");
         bool released = false, confirmed = false;
         ElectorEvents e;
         e.on_released = [&](bool ok) { confirmed = ok; };
@@ -237,10 +237,7 @@ TEST(ElectorIntegration, ReleaseRightAfterTheFirstWatchCancelsNothing) {
 // watch per release). Without the fallback the release would wait for the
 // watch, 10 s here, longer than the release may take.
 TEST(ElectorIntegration, AWatchThatNeverYieldsIsCancelledForTheRelease) {
-    REQUIRE_SERVER();
-    REQUIRE_CREATEDB();
-    OwnDatabase db("pipe_old");
-    ASSERT_TRUE(db.ok());
+    REQUIRE_OWN_DATABASE(db, "pipe_old");
     const char* proxies[] = {
         "CREATE SCHEMA old_watch",
         "CREATE FUNCTION old_watch.singleton_acquire(text, interval, text, interval, integer) "
@@ -260,9 +257,7 @@ TEST(ElectorIntegration, AWatchThatNeverYieldsIsCancelledForTheRelease) {
         "SELECT public.singleton_watch($1, $2, interval ''0'')'",
     };
     for (const char* sql : proxies) ASSERT_TRUE(it::command(sql, db.dsn()));
-    ElectorOptions o;
-    o.name = "old_watch";
-    o.dsn = db.dsn();
+    ElectorOptions o = db.options("old_watch");
     o.schema = "old_watch";
     o.ttl = 30s;  // heartbeats every 10 s: the watch sleeps in between
     const std::string sleeping =

@@ -174,6 +174,39 @@ async def test_a_leader_coroutine_slower_than_its_grace_keeps_the_lease_until_it
     await leader.aclose()
 
 
+async def test_a_second_stop_signal_cancels_main_again():
+    """run_as_leader's main ignores its first cancel (SIGTERM): the lease
+    stays held past the grace while it runs. A second SIGTERM cancels it
+    again; it stops, the lease is released and run_as_leader returns None.
+    (Before, the second signal was ignored: only SIGKILL ended the process.
+    The test then lets main return by itself, so that it fails, not hangs.)"""
+    name = unique("lib_second_signal")
+    cancels, leading, give_up = [], asyncio.Event(), asyncio.Event()
+
+    async def stubborn(lease):
+        leading.set()
+        while not give_up.is_set():
+            try:
+                await give_up.wait()
+            except asyncio.CancelledError:
+                cancels.append(time.monotonic())
+                if len(cancels) > 1:
+                    raise
+
+    runner = asyncio.ensure_future(singleton_lock.run_as_leader(name, stubborn, ttl="1s"))
+    await asyncio.wait_for(leading.wait(), WAIT)
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await _eventually(lambda: len(cancels) == 1)
+    await asyncio.sleep(0.5)  # twice the grace (250 ms): main still runs, the lease stays held
+    assert not runner.done() and lease_state(name)[0] == "held"
+    os.kill(os.getpid(), signal.SIGTERM)
+    done, _ = await asyncio.wait({runner}, timeout=10)
+    give_up.set()
+    assert done, "the second SIGTERM did not stop main"
+    assert runner.result() is None
+    assert len(cancels) == 2 and lease_state(name)[0] == "free"
+
+
 async def test_after_a_loss_run_returns_only_once_its_slow_coroutine_has_stopped():
     """The lease is lost (an administrator's force release) while the leader
     coroutine needs 2 s to stop: run() raises LeaseLost only once it has
