@@ -52,10 +52,11 @@ Waiter registry_entry(const WaitIdentity& who, TimestampTz since) {
 TimestampTz waiting_since(const WaitIdentity& who, TimestampTz now) {
     if (!usable(who)) return now;
     const bool continues = last_wait.valid && same(last_wait, who) &&
-                           now >= last_wait.ended && now - last_wait.ended <= kSliceGapUs;
+                           now >= last_wait.ended && now - last_wait.ended <= kRanOutKeptUs;
     last_wait.valid = false;  // (noted again only when this call runs out too)
     TimestampTz since = now;
-    // The shared note is consumed either way (this session continues it).
+    // The session's own note works when the registry had no free slot for the
+    // shared one; the shared note is consumed either way (this call continues it).
     const bool shared = take_ran_out_since(registry_entry(who, now), now, &since);
     if (continues) return last_wait.since;
     return shared ? since : now;

@@ -4,7 +4,7 @@
 // longest waiting gets the lease. So that this means the standby that has
 // waited longest, not the one whose current slice began first, a session's
 // next waiting call for the same lease, holder, role and priority keeps the
-// start of its last one when it begins within kSliceGapUs of that one running
+// start of its last one when it begins within kRanOutKeptUs of that one running
 // out — on the same session, or on another one of the same holder id (behind a
 // transaction pooler each slice may run in a different session; a client may
 // reconnect between slices): see waiter_registry.hpp.
@@ -18,8 +18,6 @@ extern "C" {
 #include "waiter_registry.hpp"
 
 namespace singleton_lock {
-
-constexpr int64 kSliceGapUs = kRanOutKeptUs;
 
 struct WaitIdentity {
     uint64 name_hash;

@@ -103,6 +103,14 @@ class OwnDatabase {
     ~OwnDatabase() { (void)it::command("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)"); }
     bool ok() const { return ok_; }
     std::string dsn() const { return "dbname=" + name_; }
+    // Whether exactly one other backend of this database becomes active with
+    // `condition` (SQL on pg_stat_activity's columns) within the usual limit.
+    bool one_active(const std::string& condition) const {
+        const std::string sql =
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+            "state = 'active' AND pid <> pg_backend_pid() AND " + condition;
+        return eventually([&] { return query(sql, dsn()) == "1"; });
+    }
     // Options of an elector of lease `lease` in this database.
     ElectorOptions options(const char* lease) const {
         ElectorOptions o;
@@ -145,12 +153,8 @@ TEST(ElectorIntegration, ReleaseQueuedBehindTheWatchCancelsNothing) {
     REQUIRE_OWN_DATABASE(db, "pipe");
     ElectorOptions o = db.options("pipe");
     o.ttl = 30s;  // heartbeats every 10 s: the watch waits in between
-    const std::string watching =
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-        "state = 'active' AND query LIKE '%singleton_watch%' AND pid <> pg_backend_pid()";
     hand_over(o, [&] {
-        EXPECT_TRUE(eventually([&] { return query(watching, db.dsn()) == "1"; }))
-            << "the leader does not watch";
+        EXPECT_TRUE(db.one_active("query LIKE '%singleton_watch%'")) << "the leader does not watch";
     });
     EXPECT_EQ(db.rolled_back(), "0") << "a statement of the electors was cancelled in the server";
 }
@@ -260,11 +264,8 @@ TEST(ElectorIntegration, AWatchThatNeverYieldsIsCancelledForTheRelease) {
     ElectorOptions o = db.options("old_watch");
     o.schema = "old_watch";
     o.ttl = 30s;  // heartbeats every 10 s: the watch sleeps in between
-    const std::string sleeping =
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-        "state = 'active' AND wait_event = 'PgSleep' AND query LIKE '%singleton_watch%'";
     hand_over(o, [&] {
-        EXPECT_TRUE(eventually([&] { return query(sleeping, db.dsn()) == "1"; }))
+        EXPECT_TRUE(db.one_active("wait_event = 'PgSleep' AND query LIKE '%singleton_watch%'"))
             << "the leader's watch does not sleep";
     });
     EXPECT_EQ(db.rolled_back(), "2") << "not one cancelled watch per release";
