@@ -139,6 +139,15 @@ void put_acquire_result(FunctionCallInfo fcinfo, const AcquireResult& result) {
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
+// A wait that reads the lease again and again needs a fresh snapshot for
+// every look: REPEATABLE READ and SERIALIZABLE keep the transaction's first.
+void require_read_committed(const char* fn, const char* what, const char* unseen) {
+    if (IsolationUsesXactSnapshot())
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("%s: a waiting %s needs READ COMMITTED isolation", fn, what),
+                        errdetail("A transaction snapshot would never see %s.", unseen)));
+}
+
 }  // namespace
 
 extern "C" {
@@ -153,10 +162,7 @@ Datum singleton_acquire(PG_FUNCTION_ARGS) {
     int64 wait_us = wait_arg(fcinfo, 3, fn);
     request.priority = PG_NARGS() > 4 ? priority_arg(fcinfo, 4, fn) : 0;
     request.bind_session = bind_session;
-    if (wait_us > 0 && IsolationUsesXactSnapshot())
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("%s: a waiting acquire needs READ COMMITTED isolation", fn),
-                        errdetail("A transaction snapshot would never see the release.")));
+    if (wait_us > 0) require_read_committed(fn, "acquire", "the release");
     ApiCall call = begin_call(fcinfo, fn);
     request.role = call.caller;
 
@@ -265,6 +271,7 @@ Datum singleton_watch(PG_FUNCTION_ARGS) {
     LeaseKey key = name_arg(fcinfo, 0, fn);
     int64 token = token_arg(fcinfo, 1, fn);
     int64 wait_us = wait_arg(fcinfo, 2, fn);
+    if (wait_us > 0) require_read_committed(fn, "watch", "the lease being taken over");
     ApiCall call = begin_call(fcinfo, fn);
     WatchOutcome outcome = WatchOutcome::Held;
     as_extension_owner(call, [&] {

@@ -267,6 +267,27 @@ SELECT try11($$SELECT singleton_pause(NULL, 'r')$$);
 SELECT try11($$SELECT singleton_resume('')$$);
 SELECT try11($$SELECT singleton_watch('x', 1, NULL)$$);
 SELECT try11($$SELECT singleton_watch('x', 1, '-1s')$$);
+-- A waiting watch needs READ COMMITTED, like a waiting acquire (a fixed
+-- snapshot never sees the lease taken over); one that does not wait may run
+-- in any transaction.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT try11($$SELECT singleton_watch('x', 1, '10ms')$$);
+SELECT singleton_watch('x', 1, '0') AS without_waiting;
+ROLLBACK;
+-- singleton_assert works under any isolation: a lease force-released after the
+-- transaction's snapshot fails it with 40001 (the retry then learns why). (An
+-- assert before the release would hold it off until the transaction ends.)
+SELECT acquired FROM singleton_acquire('iso', '1 min', 'leader');
+SELECT token_of('iso') AS iso_token \gset
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) AS snapshot_taken FROM singleton_lock_leases WHERE name = 'iso';
+SELECT * FROM dblink(format('dbname=%s port=%s host=%s', current_database(), current_setting('port'),
+    split_part(current_setting('unix_socket_directories'), ',', 1)),
+    $$SELECT singleton_force_release('iso')$$) AS t(force_released boolean);
+SELECT try11(format('SELECT singleton_assert(%L, %s)', 'iso', :iso_token));
+ROLLBACK;
+SELECT regexp_replace(try11(format('SELECT singleton_assert(%L, %s)', 'iso', :iso_token)),
+                      'token \d+', 'token N') AS after_the_retry;
 CREATE ROLE regress_v11_app;
 GRANT EXECUTE ON FUNCTION singleton_acquire(text, interval, text, interval, integer),
     singleton_watch(text, bigint, interval) TO regress_v11_app;
@@ -279,6 +300,6 @@ DROP OWNED BY regress_v11_app;
 DROP ROLE regress_v11_app;
 DROP FUNCTION try11(text), start_waiter(text, text, boolean), acquire_result(text), waiter_pid(text),
     token_of(text);
-DELETE FROM singleton_lock_leases WHERE name IN ('h', 'p', 'g', 'c', 'u', 'ub', 'r', 's', 'm', 'y',
+DELETE FROM singleton_lock_leases WHERE name IN ('h', 'p', 'g', 'c', 'u', 'ub', 'r', 's', 'm', 'y', 'iso',
                                                  'never-taken');
 RESET singleton_lock.bind_session;

@@ -81,7 +81,7 @@ struct Elector::Impl {
     std::optional<TimePoint> wait_until;
     TimePoint last_contact{};
     TimePoint next_heartbeat{};
-    bool first_attempt = true;
+    bool first_attempt = true;  // the main session's first acquire: never waits
     bool waited = false;
     bool heartbeat_now = false;
     bool release_requested = false;

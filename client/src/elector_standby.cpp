@@ -19,9 +19,13 @@ void Elector::Impl::start() {
 // whether the server has singleton_bind. Then the main session connects: being
 // the newer one, it stays the lease's newest binding, so the bind at
 // leadership only reads and takes a session lock, with no commit to flush.
+//
+// A new main session's first acquire never waits: its reply also sets the
+// session up (Sql::direct_check) for the waits that follow.
 void Elector::Impl::begin_connect() {
     state = State::connecting;
     phase = Phase::connecting;
+    first_attempt = true;
     (use_second ? second : main).connect(params, host_timeout);
 }
 

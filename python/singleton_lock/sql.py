@@ -35,7 +35,10 @@ class Statements:
         # 17) if shorter: our waits must stay under it); it
         # also turns idle_session_timeout off for the session: ours may idle
         # between heartbeats by design, and a server that ended it would end
-        # the leadership it holds.
+        # the leadership it holds; and makes READ COMMITTED the session's
+        # default (a role or database may default to REPEATABLE READ or
+        # SERIALIZABLE, under which the server refuses a waiting acquire or
+        # watch: its snapshot would never see the release).
         qualified = '"' + schema.replace('"', '""') + '".' if schema else ""
         self.probe_params = tuple(qualified + f for f in (
             "singleton_acquire(text,interval,text,interval,integer)",
@@ -49,7 +52,8 @@ class Statements:
             "coalesce(least(nullif(extract(epoch FROM current_setting('statement_timeout')"
             "::interval), 0), nullif(extract(epoch FROM coalesce(current_setting("
             "'transaction_timeout', true), '0')::interval), 0)) * 1000, 0)::bigint, "
-            "set_config('idle_session_timeout', '0', false)"
+            "set_config('idle_session_timeout', '0', false), "
+            "set_config('default_transaction_isolation', 'read committed', false)"
         )
         # (name, token, ttl)
         self.heartbeat = q("SELECT {s}singleton_heartbeat(%s, %s::bigint, %s::interval)")

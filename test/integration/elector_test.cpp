@@ -103,6 +103,10 @@ class OwnDatabase {
     ~OwnDatabase() { (void)it::command("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)"); }
     bool ok() const { return ok_; }
     std::string dsn() const { return "dbname=" + name_; }
+    // A default for the database's new sessions, as an administrator sets one.
+    bool set_default(const std::string& setting, const std::string& value) const {
+        return it::command("ALTER DATABASE " + name_ + " SET " + setting + " = '" + value + "'");
+    }
     // Whether exactly one other backend of this database becomes active with
     // `condition` (SQL on pg_stat_activity's columns) within the usual limit.
     bool one_active(const std::string& condition) const {
@@ -196,6 +200,54 @@ INSTANTIATE_TEST_SUITE_P(
         return std::string(std::get<0>(info.param)) +
                (std::get<1>(info.param) ? "_TwoSessions" : "_OneSession") +
                (std::get<2>(info.param) ? "" : "_NoWatch");
+    });
+
+// A database whose sessions default to REPEATABLE READ or SERIALIZABLE (an
+// administrator's choice for the application): a waiting acquire, whose
+// snapshot would never see the release, needs READ COMMITTED, so each session
+// of ours sets that default for itself before its first wait, and again in
+// every new session after a reconnection (here the standby's waiting backend
+// is terminated). Before: the standby retried the 0A000 error forever and
+// never led.
+using Isolation = std::tuple<const char*, bool, bool>;  // the level, a second session, reconnect
+class IsolationDefaults : public ::testing::TestWithParam<Isolation> {};
+
+TEST_P(IsolationDefaults, StandbyStillWaitsAndLeads) {
+    REQUIRE_OWN_DATABASE(db, "isolation");
+    ASSERT_TRUE(db.set_default("default_transaction_isolation", std::get<0>(GetParam())));
+    ElectorOptions o = db.options("isolation");
+    o.ttl = 3s;
+    o.second_session = std::get<1>(GetParam());
+    const bool reconnect = std::get<2>(GetParam());
+    std::atomic<int> errors{0};
+    int calls = 0;  // hand_over calls back while B waits, then once B leads
+    hand_over(o, [&] {
+        if (++calls > 1) return;
+        const std::string waiting =
+            "query LIKE '%singleton_acquire%' AND wait_event_type = 'Extension'";
+        ASSERT_TRUE(db.one_active(waiting)) << "the standby does not wait in the server";
+        if (!reconnect) return;
+        bool terminated = false;
+        terminated = query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                           "datname = current_database() AND state = 'active' AND " + waiting,
+                           db.dsn()) == "t";
+        ASSERT_TRUE(terminated) << "the standby's waiting backend was not terminated";
+        ASSERT_TRUE(db.one_active(waiting)) << "the standby does not wait again after reconnecting";
+    }, &errors);
+    EXPECT_EQ(errors.load(), reconnect ? 1 : 0) << "database errors other than the termination";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ElectorIntegration, IsolationDefaults,
+    ::testing::Values(Isolation{"repeatable read", true, false},
+                      Isolation{"serializable", false, false},
+                      Isolation{"serializable", false, true},
+                      Isolation{"repeatable read", true, true}),
+    [](const auto& info) {
+        std::string level = std::get<0>(info.param);
+        std::replace(level.begin(), level.end(), ' ', '_');
+        return level + (std::get<1>(info.param) ? "_TwoSessions" : "_OneSession") +
+               (std::get<2>(info.param) ? "_Reconnecting" : "");
     });
 
 // The poll-loop interface, release() in the step right after the one that made

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from harness import WAIT, WORKER, tcp_dsn
-from scenarios import (database_restart, short_server_timeouts, three_copies_kill_and_term,
+from scenarios import (database_restart, strict_server_settings, three_copies_kill_and_term,
                        two_copies_handover)
 
 pytestmark = pytest.mark.usefixtures("extension")
@@ -22,8 +22,8 @@ def test_three_copies_one_writer_sigkill_and_sigterm(spawn):
     three_copies_kill_and_term(spawn, WORKER, "node")
 
 
-def test_short_server_timeouts_end_no_leadership(spawn):
-    short_server_timeouts(spawn, WORKER, "node")
+def test_strict_server_settings_keep_the_leader(spawn):
+    strict_server_settings(spawn, WORKER, "node")
 
 
 def test_database_restart_is_survived(spawn):

@@ -11,7 +11,7 @@ import time
 
 from harness import (BOT, Freezer, WAIT, admin, check_ledger, first_leader, lease_state, ledger,
                      ms, rows_of, tcp_dsn, unique, wait_rows, wait_until)
-from scenarios import (command, database_restart, leader_and_standby, short_server_timeouts,
+from scenarios import (command, database_restart, leader_and_standby, strict_server_settings,
                        three_copies_kill_and_term, two_copies_handover)
 
 pytestmark = pytest.mark.usefixtures("extension")
@@ -160,8 +160,8 @@ def test_pause_and_resume_by_an_administrator(spawn):
     assert [r[0] for r in runs] == [got_a[1], resumed[2]]
 
 
-def test_short_server_timeouts_end_no_leadership(spawn):
-    short_server_timeouts(spawn, BOT, "python")
+def test_strict_server_settings_keep_the_leader(spawn):
+    strict_server_settings(spawn, BOT, "python")
 
 
 def test_database_restart_is_survived(spawn):

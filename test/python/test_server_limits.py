@@ -82,3 +82,60 @@ async def test_short_server_timeouts_end_no_wait_no_watch_and_no_session(
                   and "no EXECUTE on singleton_watch" not in r.getMessage()]  # (the patch's)
     assert complaints == []
     assert rolled_back(own_database) == 0, "a statement of the electors was cancelled in the server"
+
+
+def waiting_backends(database: str) -> list:
+    """The database's backends waiting inside singleton_acquire."""
+    with admin() as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND state = 'active' "
+            "AND wait_event_type = 'Extension' AND query LIKE '%%singleton_acquire%%'",
+            (database,)).fetchall()]
+
+
+async def eventually(predicate, timeout: float = WAIT) -> bool:
+    """wait_until for a test whose electors run in its own event loop."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+@pytest.mark.parametrize("level,reconnect", [("repeatable read", False), ("serializable", True)])
+async def test_a_database_defaulting_to_snapshot_isolation_still_hands_over(
+        own_database, caplog, level, reconnect):
+    """An administrator's `ALTER DATABASE ... SET default_transaction_isolation`:
+    the server refuses a waiting acquire or watch under a transaction snapshot
+    (it would never see the release), so each connection of the library makes
+    READ COMMITTED its own default, a new one after a reconnection too (here
+    the standby's waiting backend is terminated). Before: the standby logged
+    the 0A000 refusal and retried it forever, never leading."""
+    caplog.set_level(logging.INFO, logger="singleton_lock")
+    with admin() as conn:
+        conn.execute(f"ALTER DATABASE {own_database} SET default_transaction_isolation = "
+                     f"'{level}'")
+    dsn = f"dbname={own_database}"
+    name = unique("isolation")
+    leader = singleton_lock.AsyncElector(name, dsn=dsn, ttl="6s")
+    lease = await leader.acquire()
+    standby = singleton_lock.AsyncElector(name, dsn=dsn, ttl="6s")
+    waiting = asyncio.ensure_future(standby.acquire())
+    assert await eventually(lambda: len(waiting_backends(own_database)) == 1), \
+        "the standby does not wait in the server"
+    if reconnect:
+        (first,) = waiting_backends(own_database)
+        with admin() as conn:
+            assert conn.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone()[0]
+        assert await eventually(lambda: waiting_backends(own_database) not in ([], [first])), \
+            "the standby does not wait again after reconnecting"
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    assert await asyncio.wait_for(leader.release(), WAIT) is True
+    taken = await asyncio.wait_for(waiting, WAIT)
+    assert taken.token > lease.token
+    await standby.aclose()
+    await leader.aclose()
+    refusals = [r.getMessage() for r in caplog.records if "READ COMMITTED" in r.getMessage()]
+    assert refusals == []

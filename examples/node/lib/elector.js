@@ -43,12 +43,15 @@ const SQL = {
   // At connect: the binding setting; the session's statement_timeout (or
 // transaction_timeout, PostgreSQL 17, if shorter), which our
   // waits stay under; idle_session_timeout off for the session, which idles
-  // between heartbeats by design (ended by the server, it would end leadership).
+  // between heartbeats by design (ended by the server, it would end leadership);
+  // READ COMMITTED as the session's default (under a role's or database's
+  // REPEATABLE READ or SERIALIZABLE the server refuses a waiting acquire).
   bindSession: "SELECT current_setting('singleton_lock.bind_session', true) AS bind, " +
     "coalesce(least(nullif(extract(epoch FROM current_setting('statement_timeout')::interval), 0), " +
     "nullif(extract(epoch FROM coalesce(current_setting('transaction_timeout', true), '0')::interval), 0))" +
     " * 1000, 0)::float8 AS stmt_ms, " +
-    "set_config('idle_session_timeout', '0', false) AS idle"
+    "set_config('idle_session_timeout', '0', false) AS idle, " +
+    "set_config('default_transaction_isolation', 'read committed', false) AS isolation"
 }
 
 class Stopped extends Error {}
