@@ -11,13 +11,36 @@
 
 namespace singleton_lock::cli {
 
+namespace {
+
+// Bad input found before the server was asked (a name that is not UTF-8) is a
+// usage error, like a bad flag.
+int exit_for(const Error& e) {
+    return dynamic_cast<const UsageError*>(&e) != nullptr ? exit_code::usage : exit_code::error;
+}
+
+// pause and resume: what an operator needs to know when the server refuses.
+int admin_error(const char* command, const Error& e) {
+    std::string hint;
+    if (dynamic_cast<const PermissionDeniedError*>(&e))
+        hint = " (pause and resume are for administrators: a superuser, the extension's owner, or "
+               "a role granted EXECUTE on singleton_pause(text, text) and singleton_resume(text))";
+    else if (dynamic_cast<const ExtensionMissingError*>(&e))
+        hint = " (pause and resume need extension version 1.1: ALTER EXTENSION singleton_lock "
+               "UPDATE)";
+    std::fprintf(stderr, "singleton-lock %s: %s%s\n", command, e.what(), hint.c_str());
+    return exit_for(e);
+}
+
+}  // namespace
+
 int status_command(const StatusArgs& args) {
     std::vector<LeaseStatus> rows;
     try {
         rows = list_leases(args.dsn, args.schema, args.name);
     } catch (const Error& e) {
         std::fprintf(stderr, "singleton-lock status: %s\n", e.what());
-        return exit_code::error;
+        return exit_for(e);
     }
     if (rows.empty()) {
         std::printf(args.name ? "no lease named \"%s\"\n" : "no leases%s\n",
@@ -61,30 +84,13 @@ int release_command(const ReleaseArgs& args) {
         return exit_code::not_held;
     } catch (const Error& e) {
         std::fprintf(stderr, "singleton-lock release: %s\n", e.what());
-        return exit_code::error;
+        return exit_for(e);
     }
 }
 
 }  // namespace singleton_lock::cli
 
 namespace singleton_lock::cli {
-
-namespace {
-
-// pause and resume: what an operator needs to know when the server refuses.
-int admin_error(const char* command, const Error& e) {
-    std::string hint;
-    if (dynamic_cast<const PermissionDeniedError*>(&e))
-        hint = " (pause and resume are for administrators: a superuser, the extension's owner, or "
-               "a role granted EXECUTE on singleton_pause(text, text) and singleton_resume(text))";
-    else if (dynamic_cast<const ExtensionMissingError*>(&e))
-        hint = " (pause and resume need extension version 1.1: ALTER EXTENSION singleton_lock "
-               "UPDATE)";
-    std::fprintf(stderr, "singleton-lock %s: %s%s\n", command, e.what(), hint.c_str());
-    return exit_code::error;
-}
-
-}  // namespace
 
 int pause_command(const PauseArgs& args) {
     try {

@@ -1,6 +1,7 @@
 #include "singleton_lock/admin.hpp"
 
 #include "connection.hpp"
+#include "policy.hpp"
 #include "sql.hpp"
 
 namespace singleton_lock {
@@ -8,14 +9,18 @@ namespace singleton_lock {
 namespace {
 
 pq::Connection connect_admin(const std::string& dsn) {
-    // Admin commands are one-shot: libpq defaults plus a bounded connect.
-    return pq::Connection::open(pq::ConnectParams(dsn, {{"connect_timeout", "10"}}));
+    // Admin commands are one-shot: libpq defaults plus a bounded connect, and
+    // names in UTF-8 like the electors' (else a role's LATIN1 would make
+    // "zürich" another lease than the one the electors hold).
+    return pq::Connection::open(
+        pq::ConnectParams(dsn, {{"connect_timeout", "10"}, {"client_encoding", "UTF8"}}));
 }
 
 }  // namespace
 
 std::vector<LeaseStatus> list_leases(const std::string& dsn, const std::string& schema,
                                      const std::optional<std::string>& name) {
+    if (name) policy::require_utf8("the lease name", *name);
     auto conn = connect_admin(dsn);
     const Sql sql(schema);
     const auto r = conn.exec(sql.leases, {name});
@@ -31,6 +36,7 @@ std::vector<LeaseStatus> list_leases(const std::string& dsn, const std::string& 
 }
 
 bool force_release(const std::string& dsn, const std::string& schema, const std::string& name) {
+    policy::require_utf8("the lease name", name);
     auto conn = connect_admin(dsn);
     const Sql sql(schema);
     const auto r = conn.exec(sql.force_release, {name});
@@ -39,12 +45,15 @@ bool force_release(const std::string& dsn, const std::string& schema, const std:
 
 bool pause(const std::string& dsn, const std::string& schema, const std::string& name,
            const std::string& reason) {
+    policy::require_utf8("the lease name", name);
+    policy::require_utf8("the reason", reason);
     auto conn = connect_admin(dsn);
     const auto r = conn.exec(Sql(schema).pause, {name, reason});
     return r.rows() == 1 && r.text(0, 0) == "t";
 }
 
 bool resume(const std::string& dsn, const std::string& schema, const std::string& name) {
+    policy::require_utf8("the lease name", name);
     auto conn = connect_admin(dsn);
     const auto r = conn.exec(Sql(schema).resume, {name});
     return r.rows() == 1 && r.text(0, 0) == "t";

@@ -29,6 +29,7 @@ bool starts_with(const std::string& s, const char* prefix) { return s.rfind(pref
 // The environment variable that, when set, overrides one of our defaults.
 const char* env_for(const std::string& keyword) {
     if (keyword == "connect_timeout") return "PGCONNECT_TIMEOUT";
+    if (keyword == "client_encoding") return "PGCLIENTENCODING";
     return nullptr;
 }
 

@@ -1,6 +1,7 @@
 #include "policy.hpp"
 
 #include <algorithm>
+#include <string_view>
 
 #include "singleton_lock/errors.hpp"
 
@@ -165,7 +166,45 @@ std::vector<std::pair<std::string, std::string>> connection_defaults(const Timin
         {"keepalives_idle", secs(timing.ttl / 3)},
         {"keepalives_interval", secs(timing.ttl / 10)},
         {"keepalives_count", "3"},
+        // Lease names and holder ids are identities: the same bytes for every
+        // client, whatever client_encoding the role or database sets (under
+        // LATIN1, "zürich" from a UTF-8 command line would be another lease
+        // than another client's "zürich").
+        {"client_encoding", "UTF8"},
     };
+}
+
+namespace {
+
+// The length of the UTF-8 sequence `text` starts with, 0 if it is none (an
+// overlong form, a surrogate, beyond U+10FFFF, or cut short).
+std::size_t utf8_sequence(std::string_view text) {
+    const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+    const unsigned char lead = byte(0);
+    if (lead < 0x80) return 1;
+    const std::size_t n = lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3
+                          : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0;
+    if (n == 0 || text.size() < n) return 0;
+    for (std::size_t i = 1; i < n; ++i)
+        if ((byte(i) & 0xC0) != 0x80) return 0;
+    const unsigned char second = byte(1);
+    if ((lead == 0xE0 && second < 0xA0) || (lead == 0xED && second > 0x9F) ||
+        (lead == 0xF0 && second < 0x90) || (lead == 0xF4 && second > 0x8F))
+        return 0;
+    return n;
+}
+
+}  // namespace
+
+void require_utf8(const char* what, const std::string& text) {
+    std::string_view rest(text);
+    while (!rest.empty()) {
+        const std::size_t n = utf8_sequence(rest);
+        if (n == 0)
+            throw UsageError(std::string(what) + " must be valid UTF-8 (byte " +
+                             std::to_string(text.size() - rest.size() + 1) + " is not)");
+        rest.remove_prefix(n);
+    }
 }
 
 Recovery recovery_for(const std::exception& error) {

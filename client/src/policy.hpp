@@ -121,8 +121,13 @@ Duration within_statement_timeout(Duration wait, Duration statement_timeout);
 TimePoint reply_deadline(const Timing& timing, TimePoint sent, Duration server_wait);
 
 // libpq connection parameters derived from the TTL (connect_timeout,
-// tcp_user_timeout, keepalives*), applied unless the DSN or environment sets them.
+// tcp_user_timeout, keepalives*) and client_encoding UTF8, applied unless the
+// DSN or environment sets them.
 std::vector<std::pair<std::string, std::string>> connection_defaults(const Timing& timing);
+
+// Lease names, holder ids and pause reasons are sent as UTF-8 (the server
+// refuses anything else). Throws UsageError naming `what` unless `text` is.
+void require_utf8(const char* what, const std::string& text);
 
 // What to do after a failed database call.
 enum class Recovery { retry, fatal };

@@ -51,7 +51,7 @@ struct Sql {
     std::string acquire, acquire_priority, watch, heartbeat, bind, warm_up, release, force_release,
         pause, resume, version, leases;
     static constexpr const char* listen = "LISTEN singleton_lock";
-    // Five columns: the server's backend pid, the session's bind_session
+    // Six columns: the server's backend pid, the session's bind_session
     // setting, its statement_timeout in milliseconds (or transaction_timeout,
     // PostgreSQL 17, if shorter: our transactions are single statements; our
     // waits must stay under it), idle_session_timeout turned off for this
@@ -60,14 +60,17 @@ struct Sql {
     // them would end leadership; and READ COMMITTED as the session's default
     // from its next transaction on (a role or database may default to
     // REPEATABLE READ or SERIALIZABLE, whose snapshot would never see a
-    // release: the server refuses a waiting acquire or watch under them).
+    // release: the server refuses a waiting acquire or watch under them); and
+    // ISO dates (a role's German or SQL DateStyle would change the times we
+    // report; the values of this very statement are written after it ran).
     static constexpr const char* direct_check =
         "pg_backend_pid(), current_setting('singleton_lock.bind_session', true), "
         "coalesce(least(nullif(extract(epoch FROM current_setting('statement_timeout')::interval), 0), "
         "nullif(extract(epoch FROM coalesce(current_setting('transaction_timeout', true), '0')"
         "::interval), 0)) * 1000, 0)::bigint, "
         "set_config('idle_session_timeout', '0', false), "
-        "set_config('default_transaction_isolation', 'read committed', false)";
+        "set_config('default_transaction_isolation', 'read committed', false), "
+        "set_config('DateStyle', 'ISO', false)";
 };
 
 }  // namespace singleton_lock

@@ -43,12 +43,17 @@ class ConnectTimeout(DatabaseUnavailableError):
     """The server did not complete the connection in time (a silent host)."""
 
 
+# Defaults that also yield to the environment variable libpq reads for them.
+_ENVIRONMENT = {"connect_timeout": "PGCONNECT_TIMEOUT", "client_encoding": "PGCLIENTENCODING"}
+
+
 def build_conninfo(dsn: str, defaults: Dict[str, str], env: Dict[str, str]) -> str:
-    """The user's DSN plus our defaults for what it (or PGCONNECT_TIMEOUT) leaves unset.
-    Raises UsageError-like psycopg.ProgrammingError for a malformed DSN."""
+    """The user's DSN plus our defaults for what it (or PGCONNECT_TIMEOUT,
+    PGCLIENTENCODING) leaves unset. Raises UsageError-like
+    psycopg.ProgrammingError for a malformed DSN."""
     params: Dict[str, Any] = conninfo_to_dict(dsn)
     for key, value in defaults.items():
-        if key in params or (key == "connect_timeout" and env.get("PGCONNECT_TIMEOUT")):
+        if key in params or env.get(_ENVIRONMENT.get(key, "")):
             continue
         params[key] = value
     params.setdefault("fallback_application_name", "singleton_lock.py")

@@ -240,7 +240,9 @@ def reply_deadline(timing: Timing, sent: float, server_wait: float) -> float:
 
 def connection_defaults(timing: Timing) -> Dict[str, str]:
     """libpq parameters derived from the TTL, applied unless the DSN sets them:
-    a standby notices a dead network path and retries."""
+    a standby notices a dead network path and retries. And client_encoding
+    UTF8, as the other clients send names (a role's SQL_ASCII or LATIN1 could
+    not carry every name)."""
 
     def secs(value: float) -> str:
         return str(max(1, int(value)))
@@ -252,4 +254,5 @@ def connection_defaults(timing: Timing) -> Dict[str, str]:
         "keepalives_idle": secs(timing.ttl / 3),
         "keepalives_interval": secs(timing.ttl / 10),
         "keepalives_count": "3",
+        "client_encoding": "UTF8",
     }

@@ -38,7 +38,8 @@ class Statements:
         # the leadership it holds; and makes READ COMMITTED the session's
         # default (a role or database may default to REPEATABLE READ or
         # SERIALIZABLE, under which the server refuses a waiting acquire or
-        # watch: its snapshot would never see the release).
+        # watch: its snapshot would never see the release); and ISO dates,
+        # the only DateStyle psycopg reads timestamps in.
         qualified = '"' + schema.replace('"', '""') + '".' if schema else ""
         self.probe_params = tuple(qualified + f for f in (
             "singleton_acquire(text,interval,text,interval,integer)",
@@ -53,7 +54,8 @@ class Statements:
             "::interval), 0), nullif(extract(epoch FROM coalesce(current_setting("
             "'transaction_timeout', true), '0')::interval), 0)) * 1000, 0)::bigint, "
             "set_config('idle_session_timeout', '0', false), "
-            "set_config('default_transaction_isolation', 'read committed', false)"
+            "set_config('default_transaction_isolation', 'read committed', false), "
+            "set_config('DateStyle', 'ISO', false)"
         )
         # (name, token, ttl)
         self.heartbeat = q("SELECT {s}singleton_heartbeat(%s, %s::bigint, %s::interval)")

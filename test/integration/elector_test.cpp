@@ -250,6 +250,32 @@ INSTANTIATE_TEST_SUITE_P(
                (std::get<2>(info.param) ? "_Reconnecting" : "");
     });
 
+// A database whose sessions default to LATIN1 and German dates: a lease name
+// is the same lease for every client (the bytes of "zürich" as UTF-8, not as
+// LATIN1 read as UTF-8: "zÃ¼rich", another lease than other clients'), and
+// the times reported stay ISO.
+TEST(ElectorIntegration, ARoleEncodingOrDateStyleChangesNoNameAndNoTime) {
+    REQUIRE_OWN_DATABASE(db, "encoding");
+    ASSERT_TRUE(db.set_default("client_encoding", "LATIN1"));
+    ASSERT_TRUE(db.set_default("DateStyle", "German, DMY"));
+    ElectorOptions o = db.options("z\xc3\xbcrich");  // "zürich" in UTF-8
+    std::string expires_at;
+    ElectorEvents e;
+    e.on_leader = [&](const LeaseInfo& l) { expires_at = l.expires_at; };
+    Elector a(o, e);
+    std::thread t([&] { (void)a.run(); });
+    const bool led = eventually([&] { return a.state() == State::leader; });
+    const std::string names = query(
+        "SELECT string_agg(encode(convert_to(name, 'UTF8'), 'hex'), ',') FROM singleton_lock_leases",
+        db.dsn());
+    a.request_stop();
+    t.join();
+    ASSERT_TRUE(led) << "never led";
+    EXPECT_EQ(names, "7ac3bc72696368") << "the lease's name as stored (hex of its UTF-8)";
+    EXPECT_TRUE(expires_at.size() > 10 && expires_at[4] == '-' && expires_at[7] == '-')
+        << "expires_at is not ISO: " << expires_at;
+}
+
 // The poll-loop interface, release() in the step right after the one that made
 // the elector leader and sent its first watch: the server has not begun to
 // answer the watch, and a release sent now could arrive in its read of the

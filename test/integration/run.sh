@@ -259,7 +259,19 @@ exit_status)
     "$SL" run --name "$NAME" --ttl 99999999999h -- true 2>"$TMP/g.log"; rc=$?
     [ "$rc" = 2 ] || fail "exit code $rc for --ttl 99999999999h, expected usage error 2"
     grep -q "too long" "$TMP/g.log" || fail "no clear error for --ttl 99999999999h: $(cat "$TMP/g.log")"
-    info "exit statuses 7, 138, 127, 126, and 2 for an overflowing ttl; a COMMAND that cannot run never took the lease: ok"
+    # A name or holder that is not UTF-8 is a usage error, found before the server is asked.
+    bad=$(printf 'bad\377name')
+    for args in "run --name $bad -- true" "run --name $NAME --holder $bad -- true" \
+                "pause --name $bad --reason r" "resume --name $bad" "status --name $bad" \
+                "release --force --name $bad"; do
+        # shellcheck disable=SC2086  # (words on purpose: $bad has no space)
+        "$SL" $args 2>"$TMP/h.log"; rc=$?
+        [ "$rc" = 2 ] || fail "exit code $rc for a name that is not UTF-8 (${args%% *}), expected 2"
+        grep -q "must be valid UTF-8" "$TMP/h.log" ||
+            fail "no clear error for a name that is not UTF-8 (${args%% *}): $(cat "$TMP/h.log")"
+    done
+    [ "$(transitions)" = "$before" ] || fail "a run with a bad holder id took the lease"
+    info "exit statuses 7, 138, 127, 126, and 2 for an overflowing ttl and for names that are not UTF-8; a COMMAND that cannot run never took the lease: ok"
     ;;
 admin)
     start a --ttl 5s --holder "admin-test-holder"

@@ -72,14 +72,16 @@ def two_copies_handover(spawn: Spawn, program: List[str], what: str) -> None:
 def strict_server_settings(spawn: Spawn, program: List[str], what: str) -> None:
     """Defaults an administrator may give the application's role or database
     (here the connection's options; they work the same): statement_timeout
-    and idle_session_timeout of 300 ms, SERIALIZABLE isolation. The standby's
-    waits stay under the first, the sessions turn the second off and make
-    READ COMMITTED their default (the server refuses a waiting acquire under a
-    transaction snapshot). Nobody loses or reconnects, and SIGTERM still hands
-    over."""
-    name, table = unique("limits"), unique("ledger")
+    and idle_session_timeout of 300 ms, SERIALIZABLE isolation, LATIN1 and
+    German dates. The standby's waits stay under the first, the sessions turn
+    the second off and make READ COMMITTED their default (the server refuses a
+    waiting acquire under a transaction snapshot), names go as UTF-8 (the
+    lease is the one other clients call "zürich_...") and dates as ISO. Nobody
+    loses or reconnects, and SIGTERM still hands over."""
+    name, table = unique("zürich"), unique("ledger")
     dsn = tcp_dsn(options="'-c statement_timeout=300 -c idle_session_timeout=300 "
-                          "-c default_transaction_isolation=serializable'")
+                          "-c default_transaction_isolation=serializable "
+                          "-c client_encoding=LATIN1 -c DateStyle=German,DMY'")
     cmd = command(program, name, table, "3s", dsn)
     a = spawn(cmd, "a")
     got_a = a.next_leader()
@@ -88,6 +90,8 @@ def strict_server_settings(spawn: Spawn, program: List[str], what: str) -> None:
     assert b.wait_stderr("standby"), "the second instance never reported standby"
     time.sleep(2.0)  # heartbeats every second, 1 s wait slices: several of each timeout
     assert a.lines.empty() and b.lines.empty(), "leadership changed without a fault"
+    state = lease_state(name)
+    assert state is not None and state[0] == "held", f"no lease named {name!r} held: {state}"
     got_b = sigterm_hands_over(a, b, f"\n[{what}] handover under strict server settings")
     assert got_b[1] > got_a[1]
     b.signal(signal.SIGTERM)

@@ -151,6 +151,9 @@ def test_connection_defaults_never_override_the_dsn():
                                                    {"PGCONNECT_TIMEOUT": "3"})
     uri = build_conninfo("postgresql://u@h:5/d?connect_timeout=2", {"connect_timeout": "5"}, {})
     assert "connect_timeout=2" in uri and "host=h" in uri
+    assert "client_encoding=UTF8" in build_conninfo("", policy.connection_defaults(t), {})
+    assert "client_encoding" not in build_conninfo("", {"client_encoding": "UTF8"},
+                                                   {"PGCLIENTENCODING": "LATIN1"})
 
 
 def test_sqlstates_map_to_typed_errors():

@@ -139,3 +139,26 @@ async def test_a_database_defaulting_to_snapshot_isolation_still_hands_over(
     await leader.aclose()
     refusals = [r.getMessage() for r in caplog.records if "READ COMMITTED" in r.getMessage()]
     assert refusals == []
+
+
+async def test_a_database_encoding_or_date_style_changes_no_name_and_no_time(own_database):
+    """An administrator's LATIN1 client_encoding and German DateStyle for the
+    database: the library still takes the lease of that very name (its UTF-8,
+    as the other clients send it; LATIN1 cannot even carry 東京) and reads
+    the times. Before: psycopg refused to read a German timestamp
+    (NotImplementedError out of acquire()), and LATIN1 could not encode the name."""
+    with admin() as conn:
+        conn.execute(f"ALTER DATABASE {own_database} SET client_encoding = 'LATIN1'")
+        conn.execute(f"ALTER DATABASE {own_database} SET DateStyle = 'German, DMY'")
+    name = "zürich-東京-" + unique("enc")
+    elector = singleton_lock.AsyncElector(name, dsn=f"dbname={own_database}", ttl="6s")
+    lease = await asyncio.wait_for(elector.acquire(), WAIT)
+    try:
+        assert lease.expires_at.year >= 2026
+        with admin(f"dbname={own_database}") as conn:
+            stored = conn.execute(
+                "SELECT convert_to(name, 'UTF8') FROM singleton_lock_leases").fetchall()
+        assert [bytes(r[0]) for r in stored] == [name.encode()]
+    finally:
+        assert await asyncio.wait_for(elector.release(), WAIT) is True
+        await elector.aclose()

@@ -244,6 +244,23 @@ TEST(Connection, DefaultsDeriveFromTtl) {
     EXPECT_EQ(value("keepalives_idle"), "3");
     EXPECT_EQ(value("keepalives_interval"), "1");
     EXPECT_EQ(value("keepalives_count"), "3");
+    EXPECT_EQ(value("client_encoding"), "UTF8");  // names are the same lease for every client
+}
+
+TEST(Text, NamesMustBeUtf8) {
+    for (const char* ok : {"", "job", "z\xc3\xbcrich", "\xe6\x9d\xb1\xe4\xba\xac",
+                           "\xf0\x9f\x94\x92", "\xf4\x8f\xbf\xbf"})
+        EXPECT_NO_THROW(require_utf8("the lease name", ok)) << ok;
+    // a stray byte, LATIN1's u-umlaut, cut short, overlong, a surrogate, beyond U+10FFFF
+    for (const char* bad : {"\xff", "z\xfcrich", "ab\xe6\x9d", "\xc0\xaf", "\xe0\x80\xaf",
+                            "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80"})
+        EXPECT_THROW(require_utf8("the lease name", bad), UsageError) << bad;
+    try {
+        require_utf8("the holder id", "ab\xff");
+        FAIL() << "no error";
+    } catch (const UsageError& e) {
+        EXPECT_STREQ(e.what(), "the holder id must be valid UTF-8 (byte 3 is not)");
+    }
 }
 
 TEST(Recovery, TransientErrorsAreRetriedSetupErrorsAreFatal) {

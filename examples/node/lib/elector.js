@@ -45,13 +45,17 @@ const SQL = {
   // waits stay under; idle_session_timeout off for the session, which idles
   // between heartbeats by design (ended by the server, it would end leadership);
   // READ COMMITTED as the session's default (under a role's or database's
-  // REPEATABLE READ or SERIALIZABLE the server refuses a waiting acquire).
+  // REPEATABLE READ or SERIALIZABLE the server refuses a waiting acquire);
+  // UTF8, which pg sends whatever the role's client_encoding (else a role's
+  // LATIN1 would make "zürich" another lease than other clients'), and ISO
+  // dates, the only style pg reads.
   bindSession: "SELECT current_setting('singleton_lock.bind_session', true) AS bind, " +
     "coalesce(least(nullif(extract(epoch FROM current_setting('statement_timeout')::interval), 0), " +
     "nullif(extract(epoch FROM coalesce(current_setting('transaction_timeout', true), '0')::interval), 0))" +
     " * 1000, 0)::float8 AS stmt_ms, " +
     "set_config('idle_session_timeout', '0', false) AS idle, " +
-    "set_config('default_transaction_isolation', 'read committed', false) AS isolation"
+    "set_config('default_transaction_isolation', 'read committed', false) AS isolation, " +
+    "set_config('client_encoding', 'UTF8', false) AS encoding, set_config('DateStyle', 'ISO', false) AS dates"
 }
 
 class Stopped extends Error {}
