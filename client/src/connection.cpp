@@ -55,7 +55,9 @@ void check(PGconn* conn, const PGresult* result) {
     if (code == "42501") throw PermissionDeniedError(message, code);
     if (code == "42883" || code == "42P01" || code == "3F000")
         throw ExtensionMissingError(
-            message + " (is the extension installed? CREATE EXTENSION singleton_lock)", code);
+            message + " (is the extension installed in this database, in a schema on the role's "
+                      "search_path? CREATE EXTENSION singleton_lock, or name its schema: --schema)",
+            code);
     if (code == "57014") throw QueryCanceledError(message, code);
     throw ServerError(message, code);
 }

@@ -215,7 +215,8 @@ void Elector::Impl::without_second(const std::exception& e) {
         ev.on_warning(std::string("the extension has no singleton_bind (update it): the lease is "
                                   "bound to one session only (") +
                       e.what() + ")");
-    if (phase == Phase::connecting && main.fd() < 0) on_warmed_up();
+    // (Not on_warmed_up(): it would warm the watch up on the session just closed.)
+    if (phase == Phase::connecting && main.fd() < 0) main.connect(params, host_timeout);
     if (phase == Phase::binding) {
         awaiting_bind = false;
         maybe_lead();

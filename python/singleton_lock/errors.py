@@ -101,7 +101,8 @@ def translate(error: psycopg.Error) -> Error:
         return PermissionDeniedError(message, sqlstate)
     if sqlstate in _MISSING_STATES:
         return ExtensionMissingError(
-            message + " (is the extension installed? CREATE EXTENSION singleton_lock)", sqlstate
+            message + " (is the extension installed in this database, in a schema on the role's "
+            "search_path? CREATE EXTENSION singleton_lock, or name its schema: schema=)", sqlstate
         )
     if sqlstate == "57014":
         return QueryCanceledError(message, sqlstate)

@@ -311,6 +311,35 @@ TEST(ElectorIntegration, ReleaseRightAfterTheFirstWatchCancelsNothing) {
     EXPECT_EQ(db.rolled_back(), "0") << "a statement of the elector was cancelled in the server";
 }
 
+// A schema `schema` in `db` standing in for an older extension build: the
+// extension's functions called through SQL proxies, singleton_bind only if
+// `with_bind`, and singleton_watch as `watch_body` (SQL on $1..$3).
+bool proxy_schema(const OwnDatabase& db, const std::string& schema, bool with_bind,
+                  const std::string& watch_body) {
+    const std::string s = schema + ".";
+    std::vector<std::string> proxies = {
+        "CREATE SCHEMA " + schema,
+        "CREATE FUNCTION " + s + "singleton_acquire(text, interval, text, interval, integer) "
+        "RETURNS TABLE(acquired boolean, token bigint, holder text, expires_at timestamptz) "
+        "LANGUAGE sql AS 'SELECT * FROM public.singleton_acquire($1, $2, $3, $4, $5)'",
+        "CREATE FUNCTION " + s + "singleton_acquire(text, interval, text, interval) "
+        "RETURNS TABLE(acquired boolean, token bigint, holder text, expires_at timestamptz) "
+        "LANGUAGE sql AS 'SELECT * FROM public.singleton_acquire($1, $2, $3, $4)'",
+        "CREATE FUNCTION " + s + "singleton_heartbeat(text, bigint, interval) RETURNS "
+        "timestamptz LANGUAGE sql AS 'SELECT public.singleton_heartbeat($1, $2, $3)'",
+        "CREATE FUNCTION " + s + "singleton_release(text, bigint) RETURNS boolean "
+        "LANGUAGE sql AS 'SELECT public.singleton_release($1, $2)'",
+        "CREATE FUNCTION " + s + "singleton_watch(text, bigint, interval) RETURNS text "
+        "LANGUAGE sql AS '" + watch_body + "'",
+    };
+    if (with_bind)
+        proxies.push_back("CREATE FUNCTION " + s + "singleton_bind(text, bigint) RETURNS boolean "
+                          "LANGUAGE sql AS 'SELECT public.singleton_bind($1, $2)'");
+    for (const std::string& sql : proxies)
+        if (!it::command(sql, db.dsn())) return false;
+    return true;
+}
+
 // A server whose watch neither ends when the next statement arrives nor
 // answers early (an extension build older than that, simulated by a schema
 // whose singleton_watch sleeps its whole wait first): a one-session leader's
@@ -320,25 +349,9 @@ TEST(ElectorIntegration, ReleaseRightAfterTheFirstWatchCancelsNothing) {
 // watch, 10 s here, longer than the release may take.
 TEST(ElectorIntegration, AWatchThatNeverYieldsIsCancelledForTheRelease) {
     REQUIRE_OWN_DATABASE(db, "pipe_old");
-    const char* proxies[] = {
-        "CREATE SCHEMA old_watch",
-        "CREATE FUNCTION old_watch.singleton_acquire(text, interval, text, interval, integer) "
-        "RETURNS TABLE(acquired boolean, token bigint, holder text, expires_at timestamptz) "
-        "LANGUAGE sql AS 'SELECT * FROM public.singleton_acquire($1, $2, $3, $4, $5)'",
-        "CREATE FUNCTION old_watch.singleton_acquire(text, interval, text, interval) "
-        "RETURNS TABLE(acquired boolean, token bigint, holder text, expires_at timestamptz) "
-        "LANGUAGE sql AS 'SELECT * FROM public.singleton_acquire($1, $2, $3, $4)'",
-        "CREATE FUNCTION old_watch.singleton_heartbeat(text, bigint, interval) RETURNS "
-        "timestamptz LANGUAGE sql AS 'SELECT public.singleton_heartbeat($1, $2, $3)'",
-        "CREATE FUNCTION old_watch.singleton_release(text, bigint) RETURNS boolean "
-        "LANGUAGE sql AS 'SELECT public.singleton_release($1, $2)'",
-        "CREATE FUNCTION old_watch.singleton_bind(text, bigint) RETURNS boolean "
-        "LANGUAGE sql AS 'SELECT public.singleton_bind($1, $2)'",
-        "CREATE FUNCTION old_watch.singleton_watch(text, bigint, interval) RETURNS text "
-        "LANGUAGE sql AS 'SELECT pg_sleep(extract(epoch FROM $3)::float8); "
-        "SELECT public.singleton_watch($1, $2, interval ''0'')'",
-    };
-    for (const char* sql : proxies) ASSERT_TRUE(it::command(sql, db.dsn()));
+    ASSERT_TRUE(proxy_schema(db, "old_watch", true,
+                             "SELECT pg_sleep(extract(epoch FROM $3)::float8); "
+                             "SELECT public.singleton_watch($1, $2, interval ''0'')"));
     ElectorOptions o = db.options("old_watch");
     o.schema = "old_watch";
     o.ttl = 30s;  // heartbeats every 10 s: the watch sleeps in between
@@ -347,6 +360,23 @@ TEST(ElectorIntegration, AWatchThatNeverYieldsIsCancelledForTheRelease) {
             << "the leader's watch does not sleep";
     });
     EXPECT_EQ(db.rolled_back(), "2") << "not one cancelled watch per release";
+}
+
+// An extension without singleton_bind (the second session's warm-up finds
+// none): the electors lead with one session each, and say so. Before: the
+// fallback sent the watch's warm-up on the second session it had just
+// closed, and the elector failed ("internal: a request on the second session
+// while it is not idle").
+TEST(ElectorIntegration, WithoutSingletonBindOneSessionLeads) {
+    REQUIRE_OWN_DATABASE(db, "no_bind");
+    ASSERT_TRUE(proxy_schema(db, "no_bind", false, "SELECT public.singleton_watch($1, $2, $3)"));
+    ElectorOptions o = db.options("no_bind");
+    o.schema = "no_bind";
+    o.ttl = 3s;
+    o.second_session = true;  // (as singleton-lock run)
+    std::atomic<int> errors{0};
+    hand_over(o, [] {}, &errors);
+    EXPECT_EQ(errors.load(), 2) << "not one missing singleton_bind per elector and nothing else";
 }
 
 TEST(ElectorIntegration, WaitRunsOut) {
