@@ -20,7 +20,7 @@ def default_holder_id() -> str:
 def check_text(value: object, what: str) -> str:
     """Lease names and holder ids: 1..255 characters, not only white space, no
     control characters (the server's rules, checked early for a clear error
-    before any connection is made)."""
+    before any connection is made), and something UTF-8 can carry."""
     from .errors import UsageError
 
     if not isinstance(value, str):
@@ -31,4 +31,7 @@ def check_text(value: object, what: str) -> str:
         raise UsageError(f"{what} must not be only white space")
     if any(unicodedata.category(c) == "Cc" for c in value):
         raise UsageError(f"{what} must not contain control characters")
+    if any(unicodedata.category(c) == "Cs" for c in value):  # (UTF-8 cannot carry them)
+        raise UsageError(f"{what} must be valid Unicode (it has a lone surrogate, as "
+                         "os.fsdecode makes of a byte that is not UTF-8)")
     return value

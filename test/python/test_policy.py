@@ -122,6 +122,8 @@ def test_options_are_checked_before_any_connection():
         (dict(name="n", holder=""), "holder must be 1 to 255 characters"),
         (dict(name="   "), "name must not be only white space"),
         (dict(name="a\nb"), "name must not contain control characters"),
+        (dict(name="bad\udcffname"), "name must be valid Unicode"),  # (a stray byte, escaped)
+        (dict(name="n", holder="\ud800"), "holder must be valid Unicode"),
         (dict(name="n", ttl="5"), "invalid duration"),
         (dict(name="n", ttl="1s", grace="600ms"), "grace"),
         (dict(name="n", dsn="host=x bogus"), "invalid dsn"),
