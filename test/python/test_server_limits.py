@@ -48,6 +48,15 @@ def rolled_back(database: str) -> int:
     return value("xact_rollback")
 
 
+async def leader_and_waiting_standby(name: str, dsn: str):
+    """A leader of lease `name` (ttl 6 s) and a standby whose acquire() is
+    under way: (leader, its lease, standby, the standby's acquire)."""
+    leader = singleton_lock.AsyncElector(name, dsn=dsn, ttl="6s")
+    lease = await leader.acquire()
+    standby = singleton_lock.AsyncElector(name, dsn=dsn, ttl="6s")
+    return leader, lease, standby, asyncio.ensure_future(standby.acquire())
+
+
 @pytest.mark.parametrize("setting", ["statement_timeout", "idle_session_timeout"])
 async def test_short_server_timeouts_end_no_wait_no_watch_and_no_session(
         own_database, caplog, monkeypatch, setting):
@@ -65,11 +74,7 @@ async def test_short_server_timeouts_end_no_wait_no_watch_and_no_session(
         monkeypatch.setattr(singleton_lock.sql.ServerFeatures, "from_probe", classmethod(
             lambda cls, row: probe(cls, row)._replace(watch=False)))
     dsn = f"dbname={own_database} options='-c {setting}=300'"
-    name = unique("limits")
-    leader = singleton_lock.AsyncElector(name, dsn=dsn, ttl="6s")
-    lease = await leader.acquire()
-    standby = singleton_lock.AsyncElector(name, dsn=dsn, ttl="6s")
-    waiting = asyncio.ensure_future(standby.acquire())
+    leader, lease, standby, waiting = await leader_and_waiting_standby(unique("limits"), dsn)
     await asyncio.sleep(1.5)  # the leader watches, the standby waits: 5 statement_timeouts
     assert not waiting.done()
     assert await asyncio.wait_for(leader.release(), WAIT) is True
@@ -117,11 +122,7 @@ async def test_a_database_defaulting_to_snapshot_isolation_still_hands_over(
         conn.execute(f"ALTER DATABASE {own_database} SET default_transaction_isolation = "
                      f"'{level}'")
     dsn = f"dbname={own_database}"
-    name = unique("isolation")
-    leader = singleton_lock.AsyncElector(name, dsn=dsn, ttl="6s")
-    lease = await leader.acquire()
-    standby = singleton_lock.AsyncElector(name, dsn=dsn, ttl="6s")
-    waiting = asyncio.ensure_future(standby.acquire())
+    leader, lease, standby, waiting = await leader_and_waiting_standby(unique("isolation"), dsn)
     assert await eventually(lambda: len(waiting_backends(own_database)) == 1), \
         "the standby does not wait in the server"
     if reconnect:
