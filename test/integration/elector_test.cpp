@@ -227,10 +227,10 @@ TEST_P(IsolationDefaults, StandbyStillWaitsAndLeads) {
             "query LIKE '%singleton_acquire%' AND wait_event_type = 'Extension'";
         ASSERT_TRUE(db.one_active(waiting)) << "the standby does not wait in the server";
         if (!reconnect) return;
-        bool terminated = false;
-        terminated = query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                           "datname = current_database() AND state = 'active' AND " + waiting,
-                           db.dsn()) == "t";
+        const bool terminated =
+            query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                  "datname = current_database() AND state = 'active' AND " + waiting,
+                  db.dsn()) == "t";
         ASSERT_TRUE(terminated) << "the standby's waiting backend was not terminated";
         ASSERT_TRUE(db.one_active(waiting)) << "the standby does not wait again after reconnecting";
     }, &errors);

@@ -4,6 +4,7 @@ output, the ledger checker, and a TCP relay that can freeze a connection."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import logging
 import queue
@@ -164,6 +165,17 @@ def wait_until(predicate, timeout: float = WAIT, every: float = 0.02) -> bool:
             return True
         time.sleep(every)
     return bool(predicate())
+
+
+async def wait_until_async(predicate, timeout: float = WAIT) -> bool:
+    """wait_until for tests whose electors run in the test's own event loop:
+    `predicate` (which may query the database) runs off the loop."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await asyncio.get_running_loop().run_in_executor(None, predicate):
+            return True
+        await asyncio.sleep(0.02)
+    return False
 
 
 Row = Tuple[int, int, object, int]  # token, pid, at, xid

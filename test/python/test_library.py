@@ -17,7 +17,7 @@ from singleton_lock import LossReason, State
 from singleton_lock.link import Link, ReplyTimeout
 
 from harness import (PYTHON, ROOT, WAIT, Gate, LogLines, SilentHost, admin, lease_state, ms,
-                     tcp_dsn, unique, wait_until)
+                     tcp_dsn, unique, wait_until, wait_until_async)
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -55,7 +55,7 @@ async def test_handover_heartbeats_and_tokens():
     lease_a = await a.acquire()
     assert a.state is State.LEADER and a.token == lease_a.token
     waiting = asyncio.ensure_future(b.acquire())
-    assert await _eventually(lambda: b.state is State.STANDBY)
+    assert await wait_until_async(lambda: b.state is State.STANDBY)
     await asyncio.sleep(2.5)  # > 2 ttl: only heartbeats keep it
     assert lease_a.held and not waiting.done()
     assert lease_state(name)[0] == "held"
@@ -109,7 +109,7 @@ async def test_run_releases_when_main_returns_or_is_cancelled():
     token = await elector.run(main)
     assert token and lease_state(name)[0] == "free"
     task = asyncio.ensure_future(elector.run(lambda lease: asyncio.sleep(3600)))
-    assert await _eventually(lambda: elector.state is State.LEADER)
+    assert await wait_until_async(lambda: elector.state is State.LEADER)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -150,7 +150,7 @@ async def test_a_leader_coroutine_slower_than_its_grace_keeps_the_lease_until_it
     await asyncio.wait_for(running.wait(), WAIT)
     lease = leader.lease
     waiting = asyncio.ensure_future(standby.acquire())
-    assert await _eventually(lambda: standby.state is State.STANDBY)
+    assert await wait_until_async(lambda: standby.state is State.STANDBY)
     run.cancel()
     if cancels > 1:
         await asyncio.sleep(0.1)
@@ -196,7 +196,7 @@ async def test_a_second_stop_signal_cancels_main_again():
     runner = asyncio.ensure_future(singleton_lock.run_as_leader(name, stubborn, ttl="1s"))
     await asyncio.wait_for(leading.wait(), WAIT)
     os.kill(os.getpid(), signal.SIGTERM)
-    assert await _eventually(lambda: len(cancels) == 1)
+    assert await wait_until_async(lambda: len(cancels) == 1)
     await asyncio.sleep(0.5)  # twice the grace (250 ms): main still runs, the lease stays held
     assert not runner.done() and lease_state(name)[0] == "held"
     os.kill(os.getpid(), signal.SIGTERM)
@@ -265,7 +265,7 @@ async def test_abandoned_calls_are_cancelled_in_the_server():
     pid = link.backend_pid
     with pytest.raises(ReplyTimeout):
         await link.execute("SELECT pg_sleep(3600)", None, 0.3)
-    assert await _eventually(lambda: backend_gone(pid)), "the timed-out query kept running"
+    assert await wait_until_async(lambda: backend_gone(pid)), "the timed-out query kept running"
 
     link = await Link.open(elector_options.conninfo, 10)
     pid = link.backend_pid
@@ -274,7 +274,7 @@ async def test_abandoned_calls_are_cancelled_in_the_server():
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    assert await _eventually(lambda: backend_gone(pid)), "the cancelled query kept running"
+    assert await wait_until_async(lambda: backend_gone(pid)), "the cancelled query kept running"
 
 
 async def test_a_cancel_wins_over_a_reply_that_came_in_meanwhile():
@@ -328,7 +328,7 @@ async def test_standby_stop_cancels_its_waiting_acquire():
         await holder.acquire()
         standby = singleton_lock.AsyncElector(name, ttl="5s")
         waiting = asyncio.ensure_future(standby.acquire())
-        assert await _eventually(lambda: standby.state is State.STANDBY)
+        assert await wait_until_async(lambda: standby.state is State.STANDBY)
         await standby.aclose()
         with pytest.raises(singleton_lock.ElectorClosed):
             await waiting
@@ -406,19 +406,19 @@ async def test_a_standby_retries_at_once_then_within_the_failover_cap():
             await holder.acquire()
             standby = singleton_lock.AsyncElector(name, ttl="5s", dsn=tcp_dsn(port=gate.port))
             waiting = asyncio.ensure_future(standby.acquire())
-            assert await _eventually(lambda: standby.state is State.STANDBY)
+            assert await wait_until_async(lambda: standby.state is State.STANDBY)
             with LogLines(r"reconnecting in (\d+) ms") as retries:
                 gate.close()
-                assert await _eventually(lambda: standby.state is State.CONNECTING)
+                assert await wait_until_async(lambda: standby.state is State.CONNECTING)
                 await asyncio.sleep(3.0)
                 accepted = gate.accepted
                 gate.open()
                 t0 = time.monotonic()
-                assert await _eventually(lambda: gate.accepted > accepted)
+                assert await wait_until_async(lambda: gate.accepted > accepted)
                 delays_ms = [int(d) for d in retries.lines]
                 print(f"\n[library] standby reconnected {ms(time.monotonic() - t0)} after the "
                       f"server was reachable again; reconnect delays (ms): {delays_ms}")
-                assert await _eventually(lambda: standby.state is State.STANDBY)
+                assert await wait_until_async(lambda: standby.state is State.STANDBY)
             assert len(delays_ms) >= 3, "the outage did not cause retries"
             assert delays_ms[0] == 0, "the first retry after a working connection waited"
             assert max(delays_ms) <= 500, "a delay grew beyond the failover cap"
@@ -480,7 +480,7 @@ async def test_a_waiter_of_higher_priority_takes_over_from_run():
     await asyncio.wait_for(running.wait(), WAIT)
     lease = leader.lease
     equal_waits = asyncio.ensure_future(equal.acquire())
-    assert await _eventually(lambda: equal.state is State.STANDBY)
+    assert await wait_until_async(lambda: equal.state is State.STANDBY)
     await asyncio.sleep(1.5)  # several heartbeats and watches: an equal priority never preempts
     assert lease.held and not lease.step_down_requested.is_set() and not run.done()
 
@@ -533,7 +533,7 @@ async def test_pause_ends_the_tenure_at_once_and_resume_hands_it_over():
     lease = await leader.acquire()
     standby = singleton_lock.AsyncElector(name, ttl="60s", listen=False)
     waiting = asyncio.ensure_future(standby.acquire())
-    assert await _eventually(lambda: standby.state is State.STANDBY)
+    assert await wait_until_async(lambda: standby.state is State.STANDBY)
     t0 = time.monotonic()
     with admin() as conn:
         conn.execute("SELECT singleton_pause(%s, 'maintenance')", (name,))
@@ -579,7 +579,7 @@ def test_a_killed_leader_frees_the_lease_while_its_watch_waits(spawn):
     async def standby_takes_over():
         async with singleton_lock.AsyncElector(name, ttl="60s") as standby:
             waiting = asyncio.ensure_future(standby.acquire())
-            assert await _eventually(lambda: standby.state is State.STANDBY)
+            assert await wait_until_async(lambda: standby.state is State.STANDBY)
             watch_started = await _poll(lambda: _fresh_watch(backend))
             assert watch_started, "the leader's backend never started a watch"
             t0 = time.monotonic()
@@ -635,7 +635,7 @@ async def test_extension_1_0_keeps_working_and_priority_is_refused_clearly():
         assert lease.held
         standby = singleton_lock.AsyncElector(name, ttl="1s", dsn=tcp_dsn(dbname=db))
         waiting = asyncio.ensure_future(standby.acquire())
-        assert await _eventually(lambda: standby.state is State.STANDBY)
+        assert await wait_until_async(lambda: standby.state is State.STANDBY)
         assert await leader.release() is True
         assert (await asyncio.wait_for(waiting, WAIT)).token > lease.token
         await standby.aclose()
@@ -646,15 +646,6 @@ async def test_extension_1_0_keeps_working_and_priority_is_refused_clearly():
     finally:
         with admin() as conn:
             conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
-
-
-async def _eventually(predicate, timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await asyncio.get_running_loop().run_in_executor(None, predicate):
-            return True
-        await asyncio.sleep(0.02)
-    return False
 
 
 def test_blocking_elector_step_down_request():

@@ -12,7 +12,7 @@ import pytest
 import singleton_lock
 import singleton_lock.sql
 
-from harness import WAIT, admin, unique, wait_until
+from harness import WAIT, admin, unique, wait_until, wait_until_async
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -98,16 +98,6 @@ def waiting_backends(database: str) -> list:
             (database,)).fetchall()]
 
 
-async def eventually(predicate, timeout: float = WAIT) -> bool:
-    """wait_until for a test whose electors run in its own event loop."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() >= deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
 @pytest.mark.parametrize("level,reconnect", [("repeatable read", False), ("serializable", True)])
 async def test_a_database_defaulting_to_snapshot_isolation_still_hands_over(
         own_database, caplog, level, reconnect):
@@ -123,13 +113,13 @@ async def test_a_database_defaulting_to_snapshot_isolation_still_hands_over(
                      f"'{level}'")
     dsn = f"dbname={own_database}"
     leader, lease, standby, waiting = await leader_and_waiting_standby(unique("isolation"), dsn)
-    assert await eventually(lambda: len(waiting_backends(own_database)) == 1), \
+    assert await wait_until_async(lambda: len(waiting_backends(own_database)) == 1), \
         "the standby does not wait in the server"
     if reconnect:
         (first,) = waiting_backends(own_database)
         with admin() as conn:
             assert conn.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone()[0]
-        assert await eventually(lambda: waiting_backends(own_database) not in ([], [first])), \
+        assert await wait_until_async(lambda: waiting_backends(own_database) not in ([], [first])), \
             "the standby does not wait again after reconnecting"
     await asyncio.sleep(0.3)
     assert not waiting.done()
