@@ -11,13 +11,25 @@ extern bool pq_check_connection(void);
 
 namespace singleton_lock {
 
-ApiCall begin_call(FunctionCallInfo fcinfo, const char* fn) {
+ApiCall begin_call(FunctionCallInfo fcinfo, const char* fn, Access access) {
     if (RecoveryInProgress())
         ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
                         errmsg("%s: cannot run on a read-only standby", fn),
                         errdetail("Leases are written on the primary server."),
                         errhint("Connect to the primary, for example with several hosts and "
                                 "target_session_attrs=read-write in the connection string.")));
+    // (Else PostgreSQL's own refusal would name our internal SELECT ... FOR UPDATE.)
+    if (access == Access::writes && XactReadOnly)
+        ereport(ERROR,
+                (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                 errmsg("%s: the transaction is read-only", fn),
+                 errdetail("The function writes or locks the lease's row. The server is a "
+                           "primary: the transaction began READ ONLY, or "
+                           "default_transaction_read_only is on for the session, role or "
+                           "database."),
+                 errhint("Call it in a read-write transaction, e.g. after SET "
+                         "default_transaction_read_only = off (singleton-lock and the client "
+                         "libraries do so in their own sessions).")));
     ApiCall call;
     call.fn = fn;
     call.caller = GetUserId();

@@ -26,9 +26,15 @@ struct ApiCall {
     Oid owner;       // the extension's owner
 };
 
+// What a function does to leases: every one but the watch writes or locks
+// rows (a check like singleton_assert too), which a read-only transaction
+// refuses.
+enum class Access { writes, reads };
+
 // Refuses on a read-only standby (25006, with a hint to connect to the
-// primary) and finds caller, schema and owner.
-ApiCall begin_call(FunctionCallInfo fcinfo, const char* fn);
+// primary) and, for a function that writes, in a read-only transaction (25006
+// too, naming default_transaction_read_only); finds caller, schema and owner.
+ApiCall begin_call(FunctionCallInfo fcinfo, const char* fn, Access access = Access::writes);
 
 // Runs body() as the extension owner inside one SPI connection.
 // C-style by design (see subtransaction.hpp): body() must not own objects

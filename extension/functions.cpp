@@ -272,7 +272,7 @@ Datum singleton_watch(PG_FUNCTION_ARGS) {
     int64 token = token_arg(fcinfo, 1, fn);
     int64 wait_us = wait_arg(fcinfo, 2, fn);
     if (wait_us > 0) require_read_committed(fn, "watch", "the lease being taken over");
-    ApiCall call = begin_call(fcinfo, fn);
+    ApiCall call = begin_call(fcinfo, fn, Access::reads);
     WatchOutcome outcome = WatchOutcome::Held;
     as_extension_owner(call, [&] {
         TimestampTz deadline = GetCurrentTimestamp() + wait_us;

@@ -195,6 +195,23 @@ BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT try($$SELECT singleton_acquire('job', '1s', 'gamma', '10ms')$$);
 ROLLBACK;
 
+-- In a read-only transaction (default_transaction_read_only for a role or
+-- database, say) every function but the watch refuses with 25006 naming the
+-- setting, not PostgreSQL's message about our internal SELECT ... FOR UPDATE.
+SET default_transaction_read_only = on;
+SELECT q AS in_read_only, try(q) FROM unnest(ARRAY[
+    $$SELECT singleton_acquire('job', '1s', 'gamma')$$,
+    $$SELECT singleton_heartbeat('job', 1)$$,
+    $$SELECT singleton_release('job', 1)$$,
+    $$SELECT singleton_assert('job', 1)$$,
+    $$SELECT singleton_bind('job', 0)$$,
+    $$SELECT singleton_force_release('job')$$,
+    $$SELECT singleton_pause('job', 'r')$$,
+    $$SELECT singleton_resume('job')$$,
+    $$SELECT singleton_watch('job', 1, '0')$$]) q;
+SELECT singleton_acquire('job', '1s', 'gamma');
+RESET default_transaction_read_only;
+
 -- Inside a transaction block the lease is taken as the transaction commits.
 BEGIN;
 SELECT acquired FROM singleton_acquire('txn', '10s', 'alpha');
