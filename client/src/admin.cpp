@@ -11,9 +11,13 @@ namespace {
 pq::Connection connect_admin(const std::string& dsn) {
     // Admin commands are one-shot: libpq defaults plus a bounded connect, and
     // names in UTF-8 like the electors' (else a role's LATIN1 would make
-    // "zürich" another lease than the one the electors hold).
-    return pq::Connection::open(
+    // "zürich" another lease than the one the electors hold); the electors'
+    // session settings too (a role's default_transaction_read_only would
+    // refuse a force release).
+    auto conn = pq::Connection::open(
         pq::ConnectParams(dsn, {{"connect_timeout", "10"}, {"client_encoding", "UTF8"}}));
+    conn.exec(Sql::setup, {});
+    return conn;
 }
 
 }  // namespace

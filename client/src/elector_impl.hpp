@@ -67,8 +67,8 @@ struct Elector::Impl {
     static_assert(std::atomic<bool>::is_always_lock_free, "request_stop() is async-signal-safe");
 
     // --- sessions
-    Session main{"main"};
-    Session second{"second"};
+    Session main{"main", Sql::setup};
+    Session second{"second", Sql::setup};
     bool use_second = false;  // options.second_session, while the server has singleton_bind
 
     // --- state
@@ -108,9 +108,9 @@ struct Elector::Impl {
     // --- standby side (elector_standby.cpp)
     void start();
     void begin_connect();
-    void on_connected();
-    void check_direct(const pq::Result& r, int col, const Session& s);
-    void learn_limits(const pq::Result& r, int col);
+    void on_connected(const Session& s);
+    void check_direct(const pq::Result& r, const Session& s);
+    void learn_limits(const pq::Result& r);
     void on_warmed_up();
     void on_watch_warmed(const std::exception* error);
     void send_acquire();

@@ -20,8 +20,8 @@ void Elector::Impl::start() {
 // the newer one, it stays the lease's newest binding, so the bind at
 // leadership only reads and takes a session lock, with no commit to flush.
 //
-// A new main session's first acquire never waits: its reply also sets the
-// session up (Sql::direct_check) for the waits that follow.
+// A new main session's first acquire never waits: it reports a standby at
+// once, and after a reconnection it looks before it waits again.
 void Elector::Impl::begin_connect() {
     state = State::connecting;
     phase = Phase::connecting;
@@ -32,10 +32,10 @@ void Elector::Impl::begin_connect() {
 // A pooler (PgBouncer) hands out a backend pid of its own: the server's
 // differs. Session binding then ties leases to server sessions the pooler
 // keeps open after we are gone, or shares with other clients: say so, once.
-// r's columns from `col` on: Sql::direct_check, as run over session s.
-void Elector::Impl::check_direct(const pq::Result& r, int col, const Session& s) {
-    if (warned_pooler || r.rows() != 1 || r.columns() < col + 2) return;
-    const std::string server_pid = r.text(0, col), binding = r.text(0, col + 1);
+// r: Sql::setup's reply, as run over session s.
+void Elector::Impl::check_direct(const pq::Result& r, const Session& s) {
+    if (warned_pooler || r.rows() != 1 || r.columns() < 2) return;
+    const std::string server_pid = r.text(0, 0), binding = r.text(0, 1);
     const std::string client_pid = std::to_string(s.backend_pid());
     if (server_pid.empty() || server_pid == client_pid) return;
     if (binding == "off") return;  // pooled leases, as docs/deploying.md says
@@ -49,12 +49,11 @@ void Elector::Impl::check_direct(const pq::Result& r, int col, const Session& s)
                       "this role (docs/deploying.md)");
 }
 
-// r's columns from `col` on: Sql::direct_check. Our waits stay under the
-// session's statement_timeout (a role or database setting, say), which every
-// reply of an acquire or warm-up reports afresh.
-void Elector::Impl::learn_limits(const pq::Result& r, int col) {
-    if (r.rows() != 1 || r.columns() < col + 3 || r.is_null(0, col + 2)) return;
-    statement_timeout = Duration(std::stoll(r.text(0, col + 2)));
+// r: Sql::setup's reply. Our waits stay under the session's statement_timeout
+// (a role or database setting, say), which every new session reports afresh.
+void Elector::Impl::learn_limits(const pq::Result& r) {
+    if (r.rows() != 1 || r.columns() < 3 || r.is_null(0, 2)) return;
+    statement_timeout = Duration(std::stoll(r.text(0, 2)));
 }
 
 // The second session warmed up with singleton_bind; now singleton_watch too
@@ -77,8 +76,10 @@ void Elector::Impl::on_watch_warmed(const std::exception* error) {
         second.send(sql.bind, {opt.name, std::to_string(token)}, Clock::now() + timing.reply_slack);
 }
 
-void Elector::Impl::on_connected() {
+void Elector::Impl::on_connected(const Session& s) {
     last_contact = Clock::now();
+    check_direct(s.setup_result(), s);
+    learn_limits(s.setup_result());
     if (!main.idle()) {  // the second session is up: warm it up
         second.send(sql.warm_up, {opt.name}, Clock::now() + timing.reply_slack);
         return;
@@ -107,8 +108,6 @@ void Elector::Impl::send_acquire() {
 
 void Elector::Impl::on_acquire_reply(const pq::Result& r) {
     if (r.rows() != 1) throw ServerError("singleton_acquire returned no row", "XX000");
-    if (!use_second) check_direct(r, 4, main);  // (else the second session's warm-up did)
-    learn_limits(r, 4);
     if (r.text(0, 0) != "t") {
         on_standby_reply(r);
         return;

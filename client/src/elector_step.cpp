@@ -37,7 +37,7 @@ void Elector::Impl::io(Session& s, short revents) {
     if (phase == Phase::releasing && release_on == nullptr && watching == &s && s.can_send_behind())
         try_release();
     if (event == Session::Event::connected) {
-        if (phase == Phase::connecting) on_connected();
+        if (phase == Phase::connecting) on_connected(s);
         if (phase == Phase::releasing) try_release();
     } else if (event == Session::Event::replied) {
         last_contact = Clock::now();
@@ -56,8 +56,6 @@ void Elector::Impl::on_reply(Session& s, const pq::Result& r) {
     const bool on_main = &s == &main;
     switch (phase) {
         case Phase::connecting:
-            check_direct(r, 1, second);
-            learn_limits(r, 1);
             on_warmed_up();  // the second session's first call
             return;
         case Phase::listen:

@@ -15,6 +15,7 @@ constexpr std::chrono::milliseconds kCancelWait{200};
 
 void Session::connect(pq::ConnectParams& params, std::chrono::milliseconds per_host) {
     close();
+    setting_up_ = false;
     conn_ = pq::Connection::start(params);
     status_ = Status::connecting;
     progress_ = pq::Connection::Progress::want_write;
@@ -80,11 +81,19 @@ Session::Event Session::on_ready(short revents) {
     return Event::none;
 }
 
+// Connected: the setup statement goes out; its reply completes the connect.
 Session::Event Session::advance_connect() {
     progress_ = conn_.advance();
     if (progress_ != pq::Connection::Progress::ready) return Event::none;
     status_ = Status::idle;
-    deadline_ = TimePoint::max();
+    setting_up_ = true;
+    send(setup_, {}, std::chrono::steady_clock::now() + per_host_);
+    return Event::none;
+}
+
+Session::Event Session::setup_done() {
+    setting_up_ = false;
+    setup_result_ = std::move(result_);
     return Event::connected;
 }
 
@@ -101,12 +110,13 @@ Session::Event Session::advance_request(short revents) {
         throw;
     } catch (const Error&) {
         request_done();  // the request completed, with an error
+        if (setting_up_) abandon();  // a session without its settings is of no use
         throw;
     }
     if (!r) return Event::none;
     request_done();
     result_ = std::move(*r);
-    return Event::replied;
+    return setting_up_ ? setup_done() : Event::replied;
 }
 
 // Idle again, unless a request queued behind the one that ended is still out.

@@ -20,7 +20,10 @@ class Session {
     enum class Status { closed, connecting, idle, busy };
     enum class Event { none, connected, replied };
 
-    explicit Session(std::string label) : label_(std::move(label)) {}
+    // setup: the first statement of every connection of this session (the
+    // session's own settings); the connect completes with its reply.
+    Session(std::string label, std::string setup)
+        : label_(std::move(label)), setup_(std::move(setup)) {}
     ~Session() { close(); }
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
@@ -30,7 +33,8 @@ class Session {
 
     // Starts a non-blocking connect (closing what was open); each host of the
     // DSN gets per_host to answer (libpq's non-blocking connect applies no
-    // connect_timeout). params must outlive the attempt. Throws ConnectionError.
+    // connect_timeout), and the setup statement as long again. params must
+    // outlive the attempt. Throws ConnectionError.
     void connect(pq::ConnectParams& params, std::chrono::milliseconds per_host);
     // Sends a request on an idle session. Throws ConnectionError.
     void send(const std::string& sql, const pq::Params& params, TimePoint reply_by);
@@ -65,6 +69,8 @@ class Session {
     // the request failed (the session is idle again then).
     Event on_ready(short revents);
     pq::Result take_result() { return std::move(result_); }
+    // The setup statement's reply, from Event::connected on.
+    const pq::Result& setup_result() const { return setup_result_; }
     // When the connect or the reply is overdue (TimePoint::max() when none is due).
     TimePoint deadline() const { return deadline_; }
     // When deadline() has passed: a connect moves on to the DSN's next host,
@@ -88,10 +94,13 @@ class Session {
   private:
     void begin_request(TimePoint reply_by);
     Event advance_connect();
+    Event setup_done();
     Event advance_request(short revents);
     void request_done();
 
     std::string label_;
+    std::string setup_;
+    bool setting_up_ = false;  // the setup statement is in flight
     pq::Connection conn_;
     Status status_ = Status::closed;
     pq::Connection::Progress progress_ = pq::Connection::Progress::want_write;
@@ -102,6 +111,7 @@ class Session {
     TimePoint behind_sent_at_{};                    // the queued request's send time
     TimePoint behind_reply_by_ = TimePoint::max();  // and deadline
     pq::Result result_;
+    pq::Result setup_result_;
 };
 
 }  // namespace singleton_lock

@@ -12,11 +12,9 @@ namespace singleton_lock {
 struct Sql {
     explicit Sql(const std::string& schema) {
         const std::string s = schema.empty() ? "" : pq::quote_ident(schema) + ".";
-        // $1 name, $2 ttl, $3 holder, $4 wait. The server's backend pid and
-        // the binding setting tell a pooler apart when there is no second
-        // session to warm up (elector_standby.cpp).
+        // $1 name, $2 ttl, $3 holder, $4 wait
         const std::string acquire_select =
-            std::string("SELECT acquired, token, holder, expires_at, ") + direct_check + " FROM " + s;
+            std::string("SELECT acquired, token, holder, expires_at FROM ") + s;
         acquire = acquire_select + "singleton_acquire($1, $2::interval, $3, $4::interval)";
         // $5 priority (1.1; the call above works with 1.0 too)
         acquire_priority =
@@ -30,9 +28,8 @@ struct Sql {
         heartbeat = "SELECT " + s + "singleton_heartbeat($1, $2::bigint, $3::interval)";
         // $1 name, $2 token
         bind = "SELECT " + s + "singleton_bind($1, $2::bigint)";
-        // $1 name. The second session's first call (token 0: binds nothing); it
-        // also tells a pooler or proxy apart (elector_standby.cpp).
-        warm_up = "SELECT " + s + "singleton_bind($1, 0::bigint), " + direct_check;
+        // $1 name. The second session's first call (token 0: binds nothing).
+        warm_up = "SELECT " + s + "singleton_bind($1, 0::bigint)";
         release = "SELECT " + s + "singleton_release($1, $2::bigint)";
         force_release = "SELECT " + s + "singleton_force_release($1)";
         leases =
@@ -51,25 +48,30 @@ struct Sql {
     std::string acquire, acquire_priority, watch, heartbeat, bind, warm_up, release, force_release,
         pause, resume, version, leases;
     static constexpr const char* listen = "LISTEN singleton_lock";
-    // Six columns: the server's backend pid, the session's bind_session
-    // setting, its statement_timeout in milliseconds (or transaction_timeout,
-    // PostgreSQL 17, if shorter: our transactions are single statements; our
-    // waits must stay under it), idle_session_timeout turned off for this
-    // session: ours are idle by design (the leader's main session between
-    // heartbeats, a standby's second one throughout), and a server that ended
-    // them would end leadership; and READ COMMITTED as the session's default
-    // from its next transaction on (a role or database may default to
-    // REPEATABLE READ or SERIALIZABLE, whose snapshot would never see a
-    // release: the server refuses a waiting acquire or watch under them); and
-    // ISO dates (a role's German or SQL DateStyle would change the times we
-    // report; the values of this very statement are written after it ran).
-    static constexpr const char* direct_check =
-        "pg_backend_pid(), current_setting('singleton_lock.bind_session', true), "
+    // The first statement of every session of an elector (Session's setup),
+    // before anything that could wait or write. Its first columns: the server's
+    // backend pid and the binding setting, which tell a pooler or proxy apart
+    // (elector_standby.cpp); its statement_timeout in milliseconds (or
+    // transaction_timeout, PostgreSQL 17, if shorter: our transactions are
+    // single statements; our waits must stay under it). Then the session's own
+    // settings, whatever the role's or database's: idle_session_timeout off
+    // (ours are idle by design: the leader's main session between heartbeats,
+    // a standby's second one throughout; a server that ended them would end
+    // leadership); READ COMMITTED (under REPEATABLE READ or SERIALIZABLE a
+    // snapshot would never see a release: the server refuses a waiting
+    // acquire or watch); read-write transactions (every call but the watch
+    // writes or locks the lease's row; the server is a primary: a standby
+    // refuses anyway, as failover expects); ISO dates (a role's German or SQL
+    // DateStyle would change the times we report). A default takes effect
+    // from the session's next transaction: hence a statement of its own.
+    static constexpr const char* setup =
+        "SELECT pg_backend_pid(), current_setting('singleton_lock.bind_session', true), "
         "coalesce(least(nullif(extract(epoch FROM current_setting('statement_timeout')::interval), 0), "
         "nullif(extract(epoch FROM coalesce(current_setting('transaction_timeout', true), '0')"
         "::interval), 0)) * 1000, 0)::bigint, "
         "set_config('idle_session_timeout', '0', false), "
         "set_config('default_transaction_isolation', 'read committed', false), "
+        "set_config('default_transaction_read_only', 'off', false), "
         "set_config('DateStyle', 'ISO', false)";
 };
 

@@ -447,6 +447,9 @@ class AsyncElector:
             link: Optional[Link] = None
             try:
                 link = await self._connector.open(min(timing.connect_timeout, left))
+                # (the session's own settings first, as on every connection of ours)
+                await link.execute(self._sql.probe, self._sql.probe_params,
+                                   min(timing.reply_slack, max(left, 0.05)))
                 row = await link.execute(self._sql.release, (self.name, lease.token),
                                          min(timing.release_timeout, max(left, 0.05)))
                 released = bool(row and row[0])

@@ -38,8 +38,11 @@ class Statements:
         # the leadership it holds; and makes READ COMMITTED the session's
         # default (a role or database may default to REPEATABLE READ or
         # SERIALIZABLE, under which the server refuses a waiting acquire or
-        # watch: its snapshot would never see the release); and ISO dates,
-        # the only DateStyle psycopg reads timestamps in.
+        # watch: its snapshot would never see the release); and read-write
+        # transactions (a role or database may default to read-only, under
+        # which every call but the watch is refused); and ISO dates, the only
+        # DateStyle psycopg reads timestamps in. Defaults take effect from the
+        # next transaction: hence a statement before any other.
         qualified = '"' + schema.replace('"', '""') + '".' if schema else ""
         self.probe_params = tuple(qualified + f for f in (
             "singleton_acquire(text,interval,text,interval,integer)",
@@ -55,6 +58,7 @@ class Statements:
             "'transaction_timeout', true), '0')::interval), 0)) * 1000, 0)::bigint, "
             "set_config('idle_session_timeout', '0', false), "
             "set_config('default_transaction_isolation', 'read committed', false), "
+            "set_config('default_transaction_read_only', 'off', false), "
             "set_config('DateStyle', 'ISO', false)"
         )
         # (name, token, ttl)

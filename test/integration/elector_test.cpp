@@ -202,23 +202,25 @@ INSTANTIATE_TEST_SUITE_P(
                (std::get<2>(info.param) ? "" : "_NoWatch");
     });
 
-// A database whose sessions default to REPEATABLE READ or SERIALIZABLE (an
-// administrator's choice for the application): a waiting acquire, whose
-// snapshot would never see the release, needs READ COMMITTED, so each session
-// of ours sets that default for itself before its first wait, and again in
+// A database whose sessions default to REPEATABLE READ or SERIALIZABLE, or to
+// read-only transactions (an administrator's choice for the application): a
+// waiting acquire, whose snapshot would never see the release, needs READ
+// COMMITTED, and every call but the watch writes, so each session of ours sets
+// its own defaults in a first statement before anything else, and again in
 // every new session after a reconnection (here the standby's waiting backend
 // is terminated). Before: the standby retried the 0A000 error forever and
-// never led.
-using Isolation = std::tuple<const char*, bool, bool>;  // the level, a second session, reconnect
-class IsolationDefaults : public ::testing::TestWithParam<Isolation> {};
+// never led; under read-only the 25006 error, as if looking for a primary.
+// The setting, its value, a second session, reconnect.
+using Default = std::tuple<const char*, const char*, bool, bool>;
+class SessionDefaults : public ::testing::TestWithParam<Default> {};
 
-TEST_P(IsolationDefaults, StandbyStillWaitsAndLeads) {
-    REQUIRE_OWN_DATABASE(db, "isolation");
-    ASSERT_TRUE(db.set_default("default_transaction_isolation", std::get<0>(GetParam())));
-    ElectorOptions o = db.options("isolation");
+TEST_P(SessionDefaults, StandbyStillWaitsAndLeads) {
+    REQUIRE_OWN_DATABASE(db, "defaults");
+    ASSERT_TRUE(db.set_default(std::get<0>(GetParam()), std::get<1>(GetParam())));
+    ElectorOptions o = db.options("defaults");
     o.ttl = 3s;
-    o.second_session = std::get<1>(GetParam());
-    const bool reconnect = std::get<2>(GetParam());
+    o.second_session = std::get<2>(GetParam());
+    const bool reconnect = std::get<3>(GetParam());
     std::atomic<int> errors{0};
     int calls = 0;  // hand_over calls back while B waits, then once B leads
     hand_over(o, [&] {
@@ -237,17 +239,22 @@ TEST_P(IsolationDefaults, StandbyStillWaitsAndLeads) {
     EXPECT_EQ(errors.load(), reconnect ? 1 : 0) << "database errors other than the termination";
 }
 
+constexpr const char* kIsolation = "default_transaction_isolation";
+constexpr const char* kReadOnly = "default_transaction_read_only";
 INSTANTIATE_TEST_SUITE_P(
-    ElectorIntegration, IsolationDefaults,
-    ::testing::Values(Isolation{"repeatable read", true, false},
-                      Isolation{"serializable", false, false},
-                      Isolation{"serializable", false, true},
-                      Isolation{"repeatable read", true, true}),
+    ElectorIntegration, SessionDefaults,
+    ::testing::Values(Default{kIsolation, "repeatable read", true, false},
+                      Default{kIsolation, "serializable", false, false},
+                      Default{kIsolation, "serializable", false, true},
+                      Default{kIsolation, "repeatable read", true, true},
+                      Default{kReadOnly, "on", true, false},
+                      Default{kReadOnly, "on", false, true}),
     [](const auto& info) {
-        std::string level = std::get<0>(info.param);
-        std::replace(level.begin(), level.end(), ' ', '_');
-        return level + (std::get<1>(info.param) ? "_TwoSessions" : "_OneSession") +
-               (std::get<2>(info.param) ? "_Reconnecting" : "");
+        std::string value = std::string(std::get<0>(info.param) == kReadOnly ? "read_only_" : "") +
+                            std::get<1>(info.param);
+        std::replace(value.begin(), value.end(), ' ', '_');
+        return value + (std::get<2>(info.param) ? "_TwoSessions" : "_OneSession") +
+               (std::get<3>(info.param) ? "_Reconnecting" : "");
     });
 
 // A database whose sessions default to LATIN1 and German dates: a lease name

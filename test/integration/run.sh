@@ -467,7 +467,10 @@ priority_step_down)
 pause_resume)
     # pause ends the tenure (COMMAND stopped as on a lost lease, exit 3); no
     # standby leads while paused; resume hands the lease to the waiting standby.
-    # Ordinary roles get a clear error.
+    # Ordinary roles get a clear error. All of it in sessions that default to
+    # read-only transactions (as a role's or database's setting would make them;
+    # here PGOPTIONS): each session of ours sets its own default.
+    export PGOPTIONS="-c default_transaction_read_only=on"
     leader_and_standby --ttl 5s
     child=$(cat "$TMP/a.child")
     t0=$(now_ns)
@@ -487,10 +490,10 @@ pause_resume)
     "$SL" resume --name "$NAME" >/dev/null; rc=$?
     [ "$rc" = 4 ] || fail "resume of a lease not paused exited $rc, expected 4"
     role="it_plain_$$"
-    "${PSQL[@]}" -c "CREATE ROLE $role LOGIN" || fail "cannot create role $role"
+    PGOPTIONS= "${PSQL[@]}" -c "CREATE ROLE $role LOGIN" || fail "cannot create role $role"
     "$SL" pause --name "$NAME" --reason x --dsn "user=$role" 2>"$TMP/denied.err"; rc=$?
     "$SL" resume --name "$NAME" --dsn "user=$role" 2>>"$TMP/denied.err"; rc2=$?
-    "${PSQL[@]}" -c "DROP ROLE $role"
+    PGOPTIONS= "${PSQL[@]}" -c "DROP ROLE $role"
     [ "$rc" = 1 ] && [ "$rc2" = 1 ] || fail "pause/resume by an ordinary role exited $rc/$rc2, expected 1"
     [ "$(grep -c 'for administrators' "$TMP/denied.err")" = 2 ] || fail "no clear error: $(cat "$TMP/denied.err")"
     alive "$PID_b" || fail "the refused pause stopped the leader"

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from harness import WAIT, WORKER, tcp_dsn
+from harness import ROOT, WAIT, WORKER, tcp_dsn, unique
 from scenarios import (database_restart, strict_server_settings, three_copies_kill_and_term,
                        two_copies_handover)
 
@@ -28,6 +28,40 @@ def test_strict_server_settings_keep_the_leader(spawn):
 
 def test_database_restart_is_survived(spawn):
     database_restart(spawn, WORKER, "node")
+
+
+# Leads once, prints "leader TOKEN", releases, prints "released true|false".
+ELECTOR_ONCE = """
+const [lib, name, dsn] = process.argv.slice(1)
+const { Elector } = require(lib + '/elector.js')
+const { clientOptions } = require(lib + '/config.js')
+const elector = new Elector({ name, clientOptions: clientOptions(dsn, 5000), ttl: 3000,
+  log: (line) => console.error(line) })
+elector.acquire().then(async (lease) => {
+  console.log(`leader ${lease.token}`)
+  console.log(`released ${await elector.release()}`)
+  process.exit(0)
+})
+"""
+
+
+def test_the_elector_sets_its_own_session_defaults():
+    """The worker's elector in sessions that default to read-only transactions
+    (a role's or database's default_transaction_read_only; here the
+    connection's options, which work the same): it still leads and releases,
+    since its first statement makes read-write its session's default. Before:
+    every acquire was refused (25006) and it never led."""
+    dsn = tcp_dsn(options="'-c default_transaction_read_only=on'")
+    try:
+        result = subprocess.run(["node", "-e", ELECTOR_ONCE, str(ROOT / "examples/node/lib"),
+                                 unique("node_ro"), dsn], capture_output=True, text=True,
+                                timeout=20)
+    except subprocess.TimeoutExpired as timeout:
+        pytest.fail(f"the elector never led and released: {timeout.stderr!r}")
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0 and len(lines) == 2, (result.stdout, result.stderr)
+    assert lines[0].startswith("leader ") and lines[1] == "released true", result.stdout
+    assert "read-only" not in result.stderr
 
 
 def test_bad_input_gets_clear_errors():

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 
 import pytest
 
@@ -52,7 +54,7 @@ async def leader_and_waiting_standby(name: str, dsn: str):
     """A leader of lease `name` (ttl 6 s) and a standby whose acquire() is
     under way: (leader, its lease, standby, the standby's acquire)."""
     leader = singleton_lock.AsyncElector(name, dsn=dsn, ttl="6s")
-    lease = await leader.acquire()
+    lease = await asyncio.wait_for(leader.acquire(), WAIT)
     standby = singleton_lock.AsyncElector(name, dsn=dsn, ttl="6s")
     return leader, lease, standby, asyncio.ensure_future(standby.acquire())
 
@@ -98,19 +100,23 @@ def waiting_backends(database: str) -> list:
             (database,)).fetchall()]
 
 
-@pytest.mark.parametrize("level,reconnect", [("repeatable read", False), ("serializable", True)])
-async def test_a_database_defaulting_to_snapshot_isolation_still_hands_over(
-        own_database, caplog, level, reconnect):
-    """An administrator's `ALTER DATABASE ... SET default_transaction_isolation`:
-    the server refuses a waiting acquire or watch under a transaction snapshot
-    (it would never see the release), so each connection of the library makes
-    READ COMMITTED its own default, a new one after a reconnection too (here
-    the standby's waiting backend is terminated). Before: the standby logged
-    the 0A000 refusal and retried it forever, never leading."""
+@pytest.mark.parametrize("setting,value,reconnect", [
+    ("default_transaction_isolation", "repeatable read", False),
+    ("default_transaction_isolation", "serializable", True),
+    ("default_transaction_read_only", "on", True)])
+async def test_a_database_defaulting_to_snapshot_isolation_or_read_only_still_hands_over(
+        own_database, caplog, setting, value, reconnect):
+    """An administrator's `ALTER DATABASE ... SET default_transaction_isolation`
+    or `default_transaction_read_only`: the server refuses a waiting acquire or
+    watch under a transaction snapshot (it would never see the release), and
+    every call but the watch in a read-only transaction, so each connection of
+    the library makes READ COMMITTED and read-write its own defaults, a new one
+    after a reconnection too (here the standby's waiting backend is
+    terminated). Before: the standby logged the 0A000 refusal and retried it
+    forever, never leading; under read-only the leader never led."""
     caplog.set_level(logging.INFO, logger="singleton_lock")
     with admin() as conn:
-        conn.execute(f"ALTER DATABASE {own_database} SET default_transaction_isolation = "
-                     f"'{level}'")
+        conn.execute(f"ALTER DATABASE {own_database} SET {setting} = '{value}'")
     dsn = f"dbname={own_database}"
     leader, lease, standby, waiting = await leader_and_waiting_standby(unique("isolation"), dsn)
     assert await wait_until_async(lambda: len(waiting_backends(own_database)) == 1), \
@@ -128,8 +134,42 @@ async def test_a_database_defaulting_to_snapshot_isolation_still_hands_over(
     assert taken.token > lease.token
     await standby.aclose()
     await leader.aclose()
-    refusals = [r.getMessage() for r in caplog.records if "READ COMMITTED" in r.getMessage()]
+    refusals = [r.getMessage() for r in caplog.records
+                if "READ COMMITTED" in r.getMessage() or "read-only" in r.getMessage()]
     assert refusals == []
+
+
+async def test_a_release_after_a_loss_sets_its_new_session_up_too(own_database, caplog):
+    """A lease lost without the server's word (its holder's backend hangs:
+    SIGSTOP) may still be ours on the server: release() frees it with its
+    token over a new connection, which sets the library's session defaults
+    first like every other. Before: in a database defaulting to read-only
+    transactions that release was refused (25006) until it gave up after a
+    ttl, and the lease stayed held until it expired."""
+    with admin() as conn:
+        conn.execute(f"ALTER DATABASE {own_database} SET default_transaction_read_only = on")
+    name = unique("lost")
+
+    def lease_row():
+        with admin(f"dbname={own_database}") as conn:
+            return conn.execute("SELECT state, holder_pid FROM singleton_leases WHERE name = %s",
+                                (name,)).fetchone()
+
+    elector = singleton_lock.AsyncElector(name, dsn=f"dbname={own_database}", ttl="4s",
+                                          grace="1s")
+    lease = await asyncio.wait_for(elector.acquire(), WAIT)
+    backend = lease_row()[1]
+    os.kill(backend, signal.SIGSTOP)
+    try:
+        reason = await asyncio.wait_for(lease.wait_lost(), WAIT)
+        assert reason is singleton_lock.LossReason.DEADLINE
+        assert lease_row()[0] == "held", "the hung session's lease should still be held"
+        assert await asyncio.wait_for(elector.release(), WAIT) is True
+        assert lease_row()[0] == "free"
+    finally:
+        os.kill(backend, signal.SIGCONT)
+        await elector.aclose()
+    assert [r.getMessage() for r in caplog.records if "read-only" in r.getMessage()] == []
 
 
 async def test_a_database_encoding_or_date_style_changes_no_name_and_no_time(own_database):

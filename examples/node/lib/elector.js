@@ -41,11 +41,13 @@ const SQL = {
   heartbeat: 'SELECT singleton_heartbeat($1, $2::bigint, $3::interval) AS expires_at',
   release: 'SELECT singleton_release($1, $2::bigint) AS released',
   // At connect: the binding setting; the session's statement_timeout (or
-// transaction_timeout, PostgreSQL 17, if shorter), which our
+  // transaction_timeout, PostgreSQL 17, if shorter), which our
   // waits stay under; idle_session_timeout off for the session, which idles
   // between heartbeats by design (ended by the server, it would end leadership);
   // READ COMMITTED as the session's default (under a role's or database's
-  // REPEATABLE READ or SERIALIZABLE the server refuses a waiting acquire);
+  // REPEATABLE READ or SERIALIZABLE the server refuses a waiting acquire) and
+  // read-write transactions (under a read-only default every call but the
+  // watch is refused): defaults, so a statement of its own before any other;
   // UTF8, which pg sends whatever the role's client_encoding (else a role's
   // LATIN1 would make "zürich" another lease than other clients'), and ISO
   // dates, the only style pg reads.
@@ -55,6 +57,7 @@ const SQL = {
     " * 1000, 0)::float8 AS stmt_ms, " +
     "set_config('idle_session_timeout', '0', false) AS idle, " +
     "set_config('default_transaction_isolation', 'read committed', false) AS isolation, " +
+    "set_config('default_transaction_read_only', 'off', false) AS read_write, " +
     "set_config('client_encoding', 'UTF8', false) AS encoding, set_config('DateStyle', 'ISO', false) AS dates"
 }
 
@@ -269,6 +272,7 @@ class Elector {
       let link = null
       try {
         link = await Link.open({ ...this.options, connectionTimeoutMillis: this.t.connectTimeout })
+        await link.query(SQL.bindSession, [], this.t.replySlack) // (our session's settings first)
         const [row] = await link.query(SQL.release, [this.name, lease.token], this.t.releaseTimeout)
         this.log(`lease "${this.name}": token ${lease.token} ${row.released ? 'released' : 'was no longer ours'} after the loss`)
         return row.released === true
