@@ -61,9 +61,13 @@ struct Sql {
     // snapshot would never see a release: the server refuses a waiting
     // acquire or watch); read-write transactions (every call but the watch
     // writes or locks the lease's row; the server is a primary: a standby
-    // refuses anyway, as failover expects); ISO dates (a role's German or SQL
-    // DateStyle would change the times we report). A default takes effect
-    // from the session's next transaction: hence a statement of its own.
+    // refuses anyway, as failover expects); no lock_timeout (a standby's acquire
+    // and a release queue for the lease's row behind the leader's asserting
+    // transactions, whose fenced work must end before the lease moves: a
+    // lock_timeout would fail them and lose their place in the queue; our own
+    // deadlines bound every call); ISO dates (a role's German or SQL DateStyle
+    // would change the times we report). A default takes effect from the
+    // session's next transaction: hence a statement of its own.
     static constexpr const char* setup =
         "SELECT pg_backend_pid(), current_setting('singleton_lock.bind_session', true), "
         "coalesce(least(nullif(extract(epoch FROM current_setting('statement_timeout')::interval), 0), "
@@ -72,6 +76,7 @@ struct Sql {
         "set_config('idle_session_timeout', '0', false), "
         "set_config('default_transaction_isolation', 'read committed', false), "
         "set_config('default_transaction_read_only', 'off', false), "
+        "set_config('lock_timeout', '0', false), "
         "set_config('DateStyle', 'ISO', false)";
 };
 

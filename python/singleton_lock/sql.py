@@ -40,7 +40,10 @@ class Statements:
         # SERIALIZABLE, under which the server refuses a waiting acquire or
         # watch: its snapshot would never see the release); and read-write
         # transactions (a role or database may default to read-only, under
-        # which every call but the watch is refused); and ISO dates, the only
+        # which every call but the watch is refused); and no lock_timeout (a
+        # standby's acquire and a release queue for the lease's row behind the
+        # leader's asserting transactions: a lock_timeout would fail them and
+        # lose their place; our own deadlines bound every call); and ISO dates, the only
         # DateStyle psycopg reads timestamps in. Defaults take effect from the
         # next transaction: hence a statement before any other.
         qualified = '"' + schema.replace('"', '""') + '".' if schema else ""
@@ -59,6 +62,7 @@ class Statements:
             "set_config('idle_session_timeout', '0', false), "
             "set_config('default_transaction_isolation', 'read committed', false), "
             "set_config('default_transaction_read_only', 'off', false), "
+            "set_config('lock_timeout', '0', false), "
             "set_config('DateStyle', 'ISO', false)"
         )
         # (name, token, ttl)

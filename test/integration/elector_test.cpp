@@ -257,6 +257,41 @@ INSTANTIATE_TEST_SUITE_P(
                (std::get<3>(info.param) ? "_Reconnecting" : "");
     });
 
+// A database whose sessions default to a lock_timeout (an administrator's guard
+// for the application): the release and the standby's take of the lease wait
+// for the lease's row until the leader's asserting transactions end (fenced
+// work ends before the lease moves), so our sessions turn it off for
+// themselves; our own deadlines bound every call. Before: both failed with
+// 55P03 while such a transaction ran, and retried.
+TEST(ElectorIntegration, ALockTimeoutDefaultFailsNoWait) {
+    REQUIRE_OWN_DATABASE(db, "locks");
+    ASSERT_TRUE(db.set_default("lock_timeout", "100ms"));
+    ElectorOptions o = db.options("locks");
+    o.ttl = 3s;
+    std::atomic<int> errors{0};
+    const auto work = [&](const std::string& token, const char* seconds) {
+        return query("SELECT 'held' FROM (SELECT singleton_assert('locks', " + token + "), "
+                     "pg_sleep(" + seconds + ")) work", db.dsn());
+    };
+    std::thread last_work;
+    std::string last_result;
+    int calls = 0;  // hand_over calls back while B waits, then once B leads
+    hand_over(o, [&] {
+        if (++calls > 1) return;
+        const std::string token =
+            query("SELECT token FROM singleton_lock_leases WHERE name = 'locks'", db.dsn());
+        // The leader's work: asserting transactions, back to back; the last one
+        // still runs as the leader releases.
+        for (int i = 0; i < 3; ++i) ASSERT_EQ(work(token, "0.3"), "held");
+        last_work = std::thread([&, token] { last_result = work(token, "1"); });
+        // (asserted: sleeping)
+        ASSERT_TRUE(db.one_active("query LIKE '%pg_sleep(1)%' AND wait_event = 'PgSleep'"));
+    }, &errors);
+    if (last_work.joinable()) last_work.join();
+    EXPECT_EQ(last_result, "held");
+    EXPECT_EQ(errors.load(), 0) << "a call of ours failed on the lock_timeout";
+}
+
 // A database whose sessions default to LATIN1 and German dates: a lease name
 // is the same lease for every client (the bytes of "zürich" as UTF-8, not as
 // LATIN1 read as UTF-8: "zÃ¼rich", another lease than other clients'), and

@@ -3,11 +3,14 @@ Python bot's (shared in test/python/scenarios.py)."""
 
 from __future__ import annotations
 
+import select
 import subprocess
+import threading
+from typing import Any, Callable
 
 import pytest
 
-from harness import ROOT, WAIT, WORKER, tcp_dsn, unique
+from harness import ROOT, WAIT, WORKER, admin, tcp_dsn, unique, wait_until
 from scenarios import (database_restart, strict_server_settings, three_copies_kill_and_term,
                        two_copies_handover)
 
@@ -30,38 +33,73 @@ def test_database_restart_is_survived(spawn):
     database_restart(spawn, WORKER, "node")
 
 
-# Leads once, prints "leader TOKEN", releases, prints "released true|false".
+# Leads once, prints "leader TOKEN", releases when told (a line on stdin),
+# prints "released true|false".
 ELECTOR_ONCE = """
 const [lib, name, dsn] = process.argv.slice(1)
 const { Elector } = require(lib + '/elector.js')
 const { clientOptions } = require(lib + '/config.js')
 const elector = new Elector({ name, clientOptions: clientOptions(dsn, 5000), ttl: 3000,
   log: (line) => console.error(line) })
-elector.acquire().then(async (lease) => {
+elector.acquire().then((lease) => {
   console.log(`leader ${lease.token}`)
-  console.log(`released ${await elector.release()}`)
-  process.exit(0)
+  process.stdin.once('data', async () => {
+    console.log(`released ${await elector.release()}`)
+    process.exit(0)
+  })
 })
 """
 
 
+def lead_once(options: str, before_release: Callable[[str, str], Any] = lambda name, token: None):
+    """ELECTOR_ONCE under the connection's `options` (which work as a role's or
+    database's defaults would); before_release(name, token) runs while it leads.
+    Its stderr."""
+    name = unique("node_once")
+    elector = subprocess.Popen(
+        ["node", "-e", ELECTOR_ONCE, str(ROOT / "examples/node/lib"), name,
+         tcp_dsn(options=f"'{options}'")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([elector.stdout], [], [], 20)
+        assert ready, "the elector never led"
+        leader = elector.stdout.readline().split()
+        assert leader[:1] == ["leader"], leader
+        before_release(name, leader[1])
+        out, err = elector.communicate("release\n", timeout=WAIT)
+    finally:
+        elector.kill()
+        elector.wait()
+    assert elector.returncode == 0 and out.strip() == "released true", (out, err)
+    return err
+
+
 def test_the_elector_sets_its_own_session_defaults():
     """The worker's elector in sessions that default to read-only transactions
-    (a role's or database's default_transaction_read_only; here the
-    connection's options, which work the same): it still leads and releases,
-    since its first statement makes read-write its session's default. Before:
-    every acquire was refused (25006) and it never led."""
-    dsn = tcp_dsn(options="'-c default_transaction_read_only=on'")
-    try:
-        result = subprocess.run(["node", "-e", ELECTOR_ONCE, str(ROOT / "examples/node/lib"),
-                                 unique("node_ro"), dsn], capture_output=True, text=True,
-                                timeout=20)
-    except subprocess.TimeoutExpired as timeout:
-        pytest.fail(f"the elector never led and released: {timeout.stderr!r}")
-    lines = result.stdout.splitlines()
-    assert result.returncode == 0 and len(lines) == 2, (result.stdout, result.stderr)
-    assert lines[0].startswith("leader ") and lines[1] == "released true", result.stdout
-    assert "read-only" not in result.stderr
+    (a role's or database's default_transaction_read_only): it still leads and
+    releases, since its first statement makes read-write its session's
+    default. Before: every acquire was refused (25006) and it never led."""
+    assert "read-only" not in lead_once("-c default_transaction_read_only=on")
+
+
+def test_a_lock_timeout_default_fails_no_release():
+    """Under a lock_timeout default the release waits for the lease's row
+    until the leader's asserting transaction ends (fenced work ends before the
+    lease moves). Before: "release failed: canceling statement due to lock
+    timeout", and the lease stayed held until it expired."""
+    def work(name: str, token: str) -> None:
+        def last_piece() -> None:
+            with admin() as conn:
+                conn.execute("SELECT singleton_assert(%s, %s), pg_sleep(1)", (name, token))
+        def asserted() -> bool:  # (it sleeps once the assert has run)
+            with admin() as conn:
+                return conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+                    "AND query LIKE '%%singleton_assert%%'").fetchone()[0] == 1
+        threading.Thread(target=last_piece, daemon=True).start()
+        assert wait_until(asserted, WAIT), "the work did not begin"
+
+    assert "lock timeout" not in lead_once("-c lock_timeout=100ms", work)
 
 
 def test_bad_input_gets_clear_errors():

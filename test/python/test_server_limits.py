@@ -139,6 +139,39 @@ async def test_a_database_defaulting_to_snapshot_isolation_or_read_only_still_ha
     assert refusals == []
 
 
+async def test_a_lock_timeout_default_fails_no_call(own_database, caplog):
+    """An administrator's lock_timeout for the database: the release (and the
+    standby's take) waits for the lease's row until the leader's asserting
+    transaction ends (fenced work ends before the lease moves), so the
+    library's sessions turn it off for themselves. Before: the release failed
+    with 55P03 ("release failed: canceling statement due to lock timeout")."""
+    caplog.set_level(logging.INFO, logger="singleton_lock")
+    with admin() as conn:
+        conn.execute(f"ALTER DATABASE {own_database} SET lock_timeout = '100ms'")
+    dsn = f"dbname={own_database}"
+    leader, lease, standby, waiting = await leader_and_waiting_standby(unique("locks"), dsn)
+
+    def work() -> str:  # the leader's last piece of work, still running at the release
+        with admin(dsn) as conn:
+            return conn.execute("SELECT 'held' FROM (SELECT singleton_assert(%s, %s), "
+                                "pg_sleep(1)) w", (lease.name, lease.token)).fetchone()[0]
+
+    def asserted() -> bool:
+        with admin(dsn) as conn:
+            return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = "
+                                "'PgSleep' AND query LIKE '%%singleton_assert%%'").fetchone()[0] == 1
+
+    working = asyncio.ensure_future(asyncio.to_thread(work))
+    assert await wait_until_async(asserted), "the work did not begin"
+    assert await asyncio.wait_for(leader.release(), WAIT) is True
+    taken = await asyncio.wait_for(waiting, WAIT)
+    assert taken.token > lease.token
+    assert await working == "held"
+    await standby.aclose()
+    await leader.aclose()
+    assert [r.getMessage() for r in caplog.records if "lock timeout" in r.getMessage()] == []
+
+
 async def test_a_release_after_a_loss_sets_its_new_session_up_too(own_database, caplog):
     """A lease lost without the server's word (its holder's backend hangs:
     SIGSTOP) may still be ours on the server: release() frees it with its

@@ -48,6 +48,8 @@ const SQL = {
   // REPEATABLE READ or SERIALIZABLE the server refuses a waiting acquire) and
   // read-write transactions (under a read-only default every call but the
   // watch is refused): defaults, so a statement of its own before any other;
+  // no lock_timeout (a standby's acquire and a release queue for the lease's row
+  // behind the leader's asserting transactions; our own timeouts bound each call);
   // UTF8, which pg sends whatever the role's client_encoding (else a role's
   // LATIN1 would make "zürich" another lease than other clients'), and ISO
   // dates, the only style pg reads.
@@ -58,6 +60,7 @@ const SQL = {
     "set_config('idle_session_timeout', '0', false) AS idle, " +
     "set_config('default_transaction_isolation', 'read committed', false) AS isolation, " +
     "set_config('default_transaction_read_only', 'off', false) AS read_write, " +
+    "set_config('lock_timeout', '0', false) AS lock_wait, " +
     "set_config('client_encoding', 'UTF8', false) AS encoding, set_config('DateStyle', 'ISO', false) AS dates"
 }
 
