@@ -24,7 +24,7 @@ pq::Connection connect_admin(const std::string& dsn) {
 
 std::vector<LeaseStatus> list_leases(const std::string& dsn, const std::string& schema,
                                      const std::optional<std::string>& name) {
-    if (name) policy::require_utf8("the lease name", *name);
+    if (name) policy::check_label("the lease name", *name);
     auto conn = connect_admin(dsn);
     const Sql sql(schema);
     const auto r = conn.exec(sql.leases, {name});
@@ -40,7 +40,7 @@ std::vector<LeaseStatus> list_leases(const std::string& dsn, const std::string& 
 }
 
 bool force_release(const std::string& dsn, const std::string& schema, const std::string& name) {
-    policy::require_utf8("the lease name", name);
+    policy::check_label("the lease name", name);
     auto conn = connect_admin(dsn);
     const Sql sql(schema);
     const auto r = conn.exec(sql.force_release, {name});
@@ -49,7 +49,7 @@ bool force_release(const std::string& dsn, const std::string& schema, const std:
 
 bool pause(const std::string& dsn, const std::string& schema, const std::string& name,
            const std::string& reason) {
-    policy::require_utf8("the lease name", name);
+    policy::check_label("the lease name", name);
     policy::require_utf8("the reason", reason);
     auto conn = connect_admin(dsn);
     const auto r = conn.exec(Sql(schema).pause, {name, reason});
@@ -57,7 +57,7 @@ bool pause(const std::string& dsn, const std::string& schema, const std::string&
 }
 
 bool resume(const std::string& dsn, const std::string& schema, const std::string& name) {
-    policy::require_utf8("the lease name", name);
+    policy::check_label("the lease name", name);
     auto conn = connect_admin(dsn);
     const auto r = conn.exec(Sql(schema).resume, {name});
     return r.rows() == 1 && r.text(0, 0) == "t";

@@ -86,9 +86,9 @@ namespace {
 
 ElectorOptions resolved(ElectorOptions o, const Timing& t) {
     if (o.name.empty()) throw UsageError("the lease name must not be empty");
-    policy::require_utf8("the lease name", o.name);
+    policy::check_label("the lease name", o.name);
     if (o.holder.empty()) o.holder = default_holder_id();
-    policy::require_utf8("the holder id", o.holder);
+    policy::check_label("the holder id", o.holder);
     o.grace = t.grace;
     return o;
 }

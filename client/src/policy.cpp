@@ -194,7 +194,47 @@ std::size_t utf8_sequence(std::string_view text) {
     return n;
 }
 
+// The code point of the valid UTF-8 sequence of length n at the start of text.
+char32_t code_point(std::string_view text, std::size_t n) {
+    const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+    char32_t cp = n == 1 ? byte(0) : byte(0) & (0x7F >> n);
+    for (std::size_t i = 1; i < n; ++i) cp = (cp << 6) | (byte(i) & 0x3F);
+    return cp;
+}
+
+// The server's sets (extension/lease_rules.cpp): C0, DEL and C1 controls;
+// Unicode's white space plus U+200B and U+FEFF.
+bool is_control(char32_t cp) { return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0); }
+
+bool is_white_space(char32_t cp) {
+    static constexpr char32_t kSpaces[] = {0x20,   0x85,   0xA0,   0x1680, 0x2028,
+                                           0x2029, 0x202F, 0x205F, 0x3000, 0xFEFF};
+    for (char32_t space : kSpaces)
+        if (cp == space) return true;
+    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x2000 && cp <= 0x200B);
+}
+
+constexpr std::size_t kMaxLabelChars = 255;
+
 }  // namespace
+
+void check_label(const char* what, const std::string& text) {
+    require_utf8(what, text);
+    std::size_t chars = 0;
+    bool only_space = true, control = false;
+    for (std::string_view rest(text); !rest.empty(); ++chars) {
+        const std::size_t n = utf8_sequence(rest);
+        const char32_t cp = code_point(rest, n);
+        control = control || is_control(cp);
+        only_space = only_space && is_white_space(cp);
+        rest.remove_prefix(n);
+    }
+    if (chars == 0 || chars > kMaxLabelChars)
+        throw UsageError(std::string(what) + " must be 1 to " + std::to_string(kMaxLabelChars) +
+                         " characters long (it has " + std::to_string(chars) + ")");
+    if (control) throw UsageError(std::string(what) + " must not contain control characters");
+    if (only_space) throw UsageError(std::string(what) + " must not be only white space");
+}
 
 void require_utf8(const char* what, const std::string& text) {
     std::string_view rest(text);

@@ -129,6 +129,12 @@ std::vector<std::pair<std::string, std::string>> connection_defaults(const Timin
 // refuses anything else). Throws UsageError naming `what` unless `text` is.
 void require_utf8(const char* what, const std::string& text);
 
+// Lease names and holder ids follow the server's rules (SPEC, SQL contract):
+// UTF-8, 1 to 255 characters, not only white space, no control characters.
+// Throws UsageError naming `what` otherwise: a usage error found before any
+// connection (the command exits 2), not the server's 22023 after one.
+void check_label(const char* what, const std::string& text);
+
 // What to do after a failed database call.
 enum class Recovery { retry, fatal };
 Recovery recovery_for(const std::exception& error);

@@ -271,7 +271,30 @@ exit_status)
             fail "no clear error for a name that is not UTF-8 (${args%% *}): $(cat "$TMP/h.log")"
     done
     [ "$(transitions)" = "$before" ] || fail "a run with a bad holder id took the lease"
-    info "exit statuses 7, 138, 127, 126, and 2 for an overflowing ttl and for names that are not UTF-8; a COMMAND that cannot run never took the lease: ok"
+    # The server's other rules for names and holder ids, checked before connecting too:
+    # 1 to 255 characters, not only white space, no control characters.
+    long=$(printf 'n%.0s' $(seq 256)); tab=$(printf 'a\tb')
+    for bad in "$long" "   " "$tab"; do
+        for args in run pause resume status release; do
+            case $args in
+                run) set -- run --name "$bad" -- true ;;
+                pause) set -- pause --name "$bad" --reason r ;;
+                release) set -- release --force --name "$bad" ;;
+                *) set -- "$args" --name "$bad" ;;
+            esac
+            "$SL" "$@" 2>"$TMP/i.log"; rc=$?
+            [ "$rc" = 2 ] || fail "exit code $rc for the name '$bad' ($1), expected 2: $(cat "$TMP/i.log")"
+            grep -q "characters long\|only white space\|control characters" "$TMP/i.log" ||
+                fail "no clear error for the name '$bad' ($1): $(cat "$TMP/i.log")"
+        done
+        "$SL" run --name "$NAME" --holder "$bad" -- true 2>"$TMP/i.log"; rc=$?
+        [ "$rc" = 2 ] || fail "exit code $rc for the holder id '$bad', expected 2"
+    done
+    [ "$(transitions)" = "$before" ] || fail "a run with a bad holder id took the lease"
+    # ...and the longest name they allow is one the server takes (255 characters, 2 bytes each).
+    longest="${NAME:0:10}$(printf '\303\274%.0s' $(seq 245))"
+    "$SL" run --name "$longest" -- true 2>"$TMP/j.log" || fail "a 255-character name: $(cat "$TMP/j.log")"
+    info "exit statuses 7, 138, 127, 126, and 2 for an overflowing ttl and for names and holder ids the server would refuse; a COMMAND that cannot run never took the lease: ok"
     ;;
 admin)
     start a --ttl 5s --holder "admin-test-holder"

@@ -263,6 +263,36 @@ TEST(Text, NamesMustBeUtf8) {
     }
 }
 
+// The server's rules, checked before connecting (SPEC: 1..255 characters, not
+// only white space, no control characters).
+TEST(Text, LabelsFollowTheServersRules) {
+    std::string longest;
+    for (int i = 0; i < 255; ++i) longest += "\xc3\xbc";
+    for (const std::string& ok : {std::string("job"), std::string(" job "), std::string("a b"),
+                                  std::string(255, 'n'), longest, std::string("\xe2\x80\x8bx")})
+        EXPECT_NO_THROW(check_label("the lease name", ok)) << ok;
+    const auto message = [](const std::string& text) {
+        try {
+            check_label("the lease name", text);
+        } catch (const UsageError& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    EXPECT_EQ(message(""), "the lease name must be 1 to 255 characters long (it has 0)");
+    EXPECT_EQ(message(std::string(256, 'n')),
+              "the lease name must be 1 to 255 characters long (it has 256)");
+    EXPECT_EQ(message(longest + "\xc3\xbc"),
+              "the lease name must be 1 to 255 characters long (it has 256)");
+    // a tab, a newline, DEL, a C1 control (U+0085 is also white space: control wins)
+    for (const char* bad : {"a\tb", "job\n", "a\x7f", "\xc2\x85"})
+        EXPECT_EQ(message(bad), "the lease name must not contain control characters") << bad;
+    // spaces: ASCII, no-break, ideographic, zero-width, byte order mark
+    for (const char* bad : {" ", "   ", "\xc2\xa0", "\xe3\x80\x80", "\xe2\x80\x8b", "\xef\xbb\xbf"})
+        EXPECT_EQ(message(bad), "the lease name must not be only white space") << bad;
+    EXPECT_EQ(message("\xff"), "the lease name must be valid UTF-8 (byte 1 is not)");
+}
+
 TEST(Recovery, TransientErrorsAreRetriedSetupErrorsAreFatal) {
     EXPECT_EQ(recovery_for(ConnectionError("down")), Recovery::retry);
     EXPECT_EQ(recovery_for(ServerError("serialization", "40001")), Recovery::retry);

@@ -129,7 +129,9 @@ std::string default_holder_id();
 
 class Elector {
   public:
-    // Throws UsageError for invalid options (empty name, ttl < 100ms, grace >= ttl/2).
+    // Throws UsageError for invalid options (a name or holder id the server would
+    // refuse: not UTF-8, not 1 to 255 characters, only white space, control
+    // characters; ttl < 100ms, grace >= ttl/2).
     explicit Elector(ElectorOptions options, ElectorEvents events = {});
     ~Elector();
     Elector(const Elector&) = delete;
