@@ -156,10 +156,11 @@ async def test_a_lock_timeout_default_fails_no_call(own_database, caplog):
             return conn.execute("SELECT 'held' FROM (SELECT singleton_assert(%s, %s), "
                                 "pg_sleep(1)) w", (lease.name, lease.token)).fetchone()[0]
 
-    def asserted() -> bool:
+    def asserted() -> bool:  # (it sleeps once the assert has run)
         with admin(dsn) as conn:
-            return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = "
-                                "'PgSleep' AND query LIKE '%%singleton_assert%%'").fetchone()[0] == 1
+            sleeping = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = "
+                                    "'PgSleep' AND query LIKE '%%singleton_assert%%'").fetchone()
+            return sleeping[0] == 1
 
     working = asyncio.ensure_future(asyncio.to_thread(work))
     assert await wait_until_async(asserted), "the work did not begin"
@@ -188,8 +189,9 @@ async def test_a_release_after_a_loss_sets_its_new_session_up_too(own_database, 
             return conn.execute("SELECT state, holder_pid FROM singleton_leases WHERE name = %s",
                                 (name,)).fetchone()
 
-    elector = singleton_lock.AsyncElector(name, dsn=f"dbname={own_database}", ttl="4s",
-                                          grace="1s")
+    # (grace 3 s: the time left for release() between the loss and the expiry)
+    elector = singleton_lock.AsyncElector(name, dsn=f"dbname={own_database}", ttl="8s",
+                                          grace="3s")
     lease = await asyncio.wait_for(elector.acquire(), WAIT)
     backend = lease_row()[1]
     os.kill(backend, signal.SIGSTOP)
