@@ -10,6 +10,10 @@
 #                                    the client with that release's compiler), installed
 #                                    with apt; pg_regress + isolation against the packaged
 #                                    extension, the packaged singleton-lock's version
+#   .ci/release_check.sh clients     the clients on that release's compiler, Python and
+#                                    PostgreSQL (against the packaged extension): the C++
+#                                    library's and the command's integration tests, the
+#                                    Python library's tests of the library and server limits
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -50,5 +54,17 @@ case "$mode" in
     regress
     test/packaging/version_test.sh /usr/bin/singleton-lock
     ;;
-  *) echo "usage: $0 extension|packages" >&2; exit 2 ;;
+  clients)
+    test/install_deps.sh clients
+    SL_SKIP_ASAN=1 SL_WERROR=1 test/build_client.sh >/tmp/build-client.log 2>&1 ||
+      { tail -n 40 /tmp/build-client.log; exit 1; }
+    eval "$(test/pgserver.sh start)"
+    trap 'test/pgserver.sh stop >/dev/null 2>&1' EXIT
+    echo "PostgreSQL $(psql -X -qAt -c 'SHOW server_version')"
+    psql -X -q -c "CREATE EXTENSION IF NOT EXISTS singleton_lock"
+    build/client/test/integration/elector_integration
+    meson test -C build/client --suite integration --print-errorlogs
+    python3 -m pytest -q -p no:cacheprovider test/python/test_library.py test/python/test_server_limits.py
+    ;;
+  *) echo "usage: $0 extension|packages|clients" >&2; exit 2 ;;
 esac

@@ -8,6 +8,8 @@
 #   test/install_deps.sh demo       what `make demo` needs
 #   test/install_deps.sh extension  what building and testing the extension alone needs
 #   test/install_deps.sh packaging  what building the Debian packages needs (dpkg-buildpackage)
+#   test/install_deps.sh clients    the clients' tests against a server: the C++ library's and
+#                                   the command's integration tests, the Python library's
 #   test/install_deps.sh --list [PROFILE]   print the packages, install nothing
 #
 # SL_PG_MAJOR picks another PostgreSQL major than the release's own.
@@ -49,7 +51,9 @@ case "$profile" in
   demo) PACKAGES=("${EXTENSION[@]}" "${CLIENT[@]}" procps) ;;
   extension) PACKAGES=("${EXTENSION[@]}") ;;
   packaging) PACKAGES=("${EXTENSION[@]}" "${CLIENT[@]}" "${PACKAGING[@]}") ;;
-  *) echo "usage: $0 [--list] [test|demo|extension|packaging]" >&2; exit 2 ;;
+  clients) PACKAGES=("${EXTENSION[@]}" "${CLIENT[@]}" procps iproute2 curl python3 python3-psycopg
+                     python3-pytest) ;;
+  *) echo "usage: $0 [--list] [test|demo|extension|packaging|clients]" >&2; exit 2 ;;
 esac
 if [ $list = 1 ]; then echo "${PACKAGES[*]}"; exit 0; fi
 
