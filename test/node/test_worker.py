@@ -3,7 +3,9 @@ Python bot's (shared in test/python/scenarios.py)."""
 
 from __future__ import annotations
 
+import os
 import select
+import signal
 import subprocess
 import threading
 from typing import Any, Callable
@@ -33,17 +35,19 @@ def test_database_restart_is_survived(spawn):
     database_restart(spawn, WORKER, "node")
 
 
-# Leads once, prints "leader TOKEN", releases when told (a line on stdin),
-# prints "released true|false".
+# Leads once (ttl 8 s), prints "leader TOKEN", releases when told (a line on
+# stdin; "after-loss": once the lease is lost, printing "lost REASON"), prints
+# "released true|false".
 ELECTOR_ONCE = """
 const [lib, name, dsn] = process.argv.slice(1)
 const { Elector } = require(lib + '/elector.js')
 const { clientOptions } = require(lib + '/config.js')
-const elector = new Elector({ name, clientOptions: clientOptions(dsn, 5000), ttl: 3000,
+const elector = new Elector({ name, clientOptions: clientOptions(dsn, 5000), ttl: 8000,
   log: (line) => console.error(line) })
 elector.acquire().then((lease) => {
   console.log(`leader ${lease.token}`)
-  process.stdin.once('data', async () => {
+  process.stdin.once('data', async (line) => {
+    if (String(line).startsWith('after-loss')) console.log(`lost ${await lease.lost}`)
     console.log(`released ${await elector.release()}`)
     process.exit(0)
   })
@@ -51,9 +55,11 @@ elector.acquire().then((lease) => {
 """
 
 
-def lead_once(options: str, before_release: Callable[[str, str], Any] = lambda name, token: None):
+def lead_once(options: str, before_release: Callable[[str, str], Any] = lambda name, token: None,
+              when: str = "release") -> str:
     """ELECTOR_ONCE under the connection's `options` (which work as a role's or
-    database's defaults would); before_release(name, token) runs while it leads.
+    database's defaults would); before_release(name, token) runs while it leads;
+    `when` is the line it is then sent. Asserts that the lease was released.
     Its stderr."""
     name = unique("node_once")
     elector = subprocess.Popen(
@@ -66,11 +72,11 @@ def lead_once(options: str, before_release: Callable[[str, str], Any] = lambda n
         leader = elector.stdout.readline().split()
         assert leader[:1] == ["leader"], leader
         before_release(name, leader[1])
-        out, err = elector.communicate("release\n", timeout=WAIT)
+        out, err = elector.communicate(when + "\n", timeout=WAIT)
     finally:
         elector.kill()
         elector.wait()
-    assert elector.returncode == 0 and out.strip() == "released true", (out, err)
+    assert elector.returncode == 0 and out.splitlines()[-1:] == ["released true"], (out, err)
     return err
 
 
@@ -100,6 +106,28 @@ def test_a_lock_timeout_default_fails_no_release():
         assert wait_until(asserted, WAIT), "the work did not begin"
 
     assert "lock timeout" not in lead_once("-c lock_timeout=100ms", work)
+
+
+def test_a_release_after_a_loss_sets_its_new_session_up_too():
+    """A lease lost without the server's word (its holder's backend hangs:
+    SIGSTOP) may still be ours on the server: release() frees it with its
+    token over a new connection, which runs the connect statement first. Before:
+    under a read-only default that release was refused until it gave up."""
+    stopped = []
+
+    def hang(name: str, token: str) -> None:
+        with admin() as conn:
+            (pid,) = conn.execute("SELECT holder_pid FROM singleton_leases WHERE name = %s",
+                                  (name,)).fetchone()
+        os.kill(pid, signal.SIGSTOP)
+        stopped.append(pid)
+
+    try:
+        err = lead_once("-c default_transaction_read_only=on", hang, "after-loss")
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    assert "LOST (deadline" in err and "released after the loss" in err, err
 
 
 def test_bad_input_gets_clear_errors():
