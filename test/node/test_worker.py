@@ -7,12 +7,11 @@ import os
 import select
 import signal
 import subprocess
-import threading
 from typing import Any, Callable
 
 import pytest
 
-from harness import ROOT, WAIT, WORKER, admin, tcp_dsn, unique, wait_until
+from harness import ROOT, WAIT, WORKER, fenced_work, lease_state, tcp_dsn, unique
 from scenarios import (database_restart, strict_server_settings, three_copies_kill_and_term,
                        two_copies_handover)
 
@@ -93,19 +92,11 @@ def test_a_lock_timeout_default_fails_no_release():
     until the leader's asserting transaction ends (fenced work ends before the
     lease moves). Before: "release failed: canceling statement due to lock
     timeout", and the lease stayed held until it expired."""
-    def work(name: str, token: str) -> None:
-        def last_piece() -> None:
-            with admin() as conn:
-                conn.execute("SELECT singleton_assert(%s, %s), pg_sleep(1)", (name, token))
-        def asserted() -> bool:  # (it sleeps once the assert has run)
-            with admin() as conn:
-                return conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
-                    "AND query LIKE '%%singleton_assert%%'").fetchone()[0] == 1
-        threading.Thread(target=last_piece, daemon=True).start()
-        assert wait_until(asserted, WAIT), "the work did not begin"
-
-    assert "lock timeout" not in lead_once("-c lock_timeout=100ms", work)
+    working = []  # (still running at the release)
+    err = lead_once("-c lock_timeout=100ms",
+                    lambda name, token: working.append(fenced_work(name, token, 1)))
+    assert "lock timeout" not in err
+    assert working[0].result(WAIT) == "held"
 
 
 def test_a_release_after_a_loss_sets_its_new_session_up_too():
@@ -116,9 +107,7 @@ def test_a_release_after_a_loss_sets_its_new_session_up_too():
     stopped = []
 
     def hang(name: str, token: str) -> None:
-        with admin() as conn:
-            (pid,) = conn.execute("SELECT holder_pid FROM singleton_leases WHERE name = %s",
-                                  (name,)).fetchone()
+        pid = lease_state(name)[1]
         os.kill(pid, signal.SIGSTOP)
         stopped.append(pid)
 

@@ -5,6 +5,7 @@ output, the ledger checker, and a TCP relay that can freeze a connection."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import logging
 import queue
@@ -440,12 +441,41 @@ def wait_rows(table: str, token: int, count: int, timeout: float = WAIT, dsn: st
     return wait_until(enough, timeout, every=0.05)
 
 
-def lease_state(name: str) -> Optional[Tuple[str, Optional[int]]]:
-    """(state, holder_pid) from the administrators' view."""
-    with admin() as conn:
+def lease_state(name: str, dsn: str = "") -> Optional[Tuple[str, Optional[int]]]:
+    """(state, holder_pid) from the administrators' view (of `dsn`'s database)."""
+    with admin(dsn) as conn:
         row = conn.execute("SELECT state, holder_pid FROM singleton_leases WHERE name = %s",
                            (name,)).fetchone()
     return (row[0], row[1]) if row else None
+
+
+def fenced_work(name: str, token: object, seconds: float,
+                dsn: str = "") -> "concurrent.futures.Future[str]":
+    """The leader's last piece of work: a transaction that calls
+    singleton_assert(name, token), then sleeps `seconds`, in a thread. Returns
+    once it sleeps (the assert has run: the lease's row is locked until the
+    transaction ends); its future gives 'held'."""
+    future: "concurrent.futures.Future[str]" = concurrent.futures.Future()
+
+    def work() -> None:
+        try:
+            with admin(dsn) as conn:
+                future.set_result(conn.execute(
+                    "SELECT 'held' FROM (SELECT singleton_assert(%s, %s), pg_sleep(%s)) w",
+                    (name, token, seconds)).fetchone()[0])
+        except BaseException as error:  # (for the test to see)
+            future.set_exception(error)
+
+    def sleeping() -> bool:
+        with admin(dsn) as conn:
+            (count,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = "
+                                    "'PgSleep' AND query LIKE '%%singleton_assert%%'").fetchone()
+            return count == 1
+
+    threading.Thread(target=work, daemon=True).start()
+    assert wait_until(lambda: sleeping() or future.done(), WAIT) and not future.done(), \
+        f"the work did not begin: {future.exception() if future.done() else 'timeout'}"
+    return future
 
 
 def watch_in_flight(pid: Optional[int] = None, user: Optional[str] = None) -> bool:

@@ -14,7 +14,7 @@ import pytest
 import singleton_lock
 import singleton_lock.sql
 
-from harness import WAIT, admin, unique, wait_until, wait_until_async
+from harness import WAIT, admin, fenced_work, lease_state, unique, wait_until, wait_until_async
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -150,24 +150,12 @@ async def test_a_lock_timeout_default_fails_no_call(own_database, caplog):
         conn.execute(f"ALTER DATABASE {own_database} SET lock_timeout = '100ms'")
     dsn = f"dbname={own_database}"
     leader, lease, standby, waiting = await leader_and_waiting_standby(unique("locks"), dsn)
-
-    def work() -> str:  # the leader's last piece of work, still running at the release
-        with admin(dsn) as conn:
-            return conn.execute("SELECT 'held' FROM (SELECT singleton_assert(%s, %s), "
-                                "pg_sleep(1)) w", (lease.name, lease.token)).fetchone()[0]
-
-    def asserted() -> bool:  # (it sleeps once the assert has run)
-        with admin(dsn) as conn:
-            sleeping = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = "
-                                    "'PgSleep' AND query LIKE '%%singleton_assert%%'").fetchone()
-            return sleeping[0] == 1
-
-    working = asyncio.ensure_future(asyncio.to_thread(work))
-    assert await wait_until_async(asserted), "the work did not begin"
+    # (still running at the release)
+    working = await asyncio.to_thread(fenced_work, lease.name, lease.token, 1, dsn)
     assert await asyncio.wait_for(leader.release(), WAIT) is True
     taken = await asyncio.wait_for(waiting, WAIT)
     assert taken.token > lease.token
-    assert await working == "held"
+    assert await asyncio.wrap_future(working) == "held"
     await standby.aclose()
     await leader.aclose()
     assert [r.getMessage() for r in caplog.records if "lock timeout" in r.getMessage()] == []
@@ -182,25 +170,18 @@ async def test_a_release_after_a_loss_sets_its_new_session_up_too(own_database, 
     ttl, and the lease stayed held until it expired."""
     with admin() as conn:
         conn.execute(f"ALTER DATABASE {own_database} SET default_transaction_read_only = on")
-    name = unique("lost")
-
-    def lease_row():
-        with admin(f"dbname={own_database}") as conn:
-            return conn.execute("SELECT state, holder_pid FROM singleton_leases WHERE name = %s",
-                                (name,)).fetchone()
-
+    name, dsn = unique("lost"), f"dbname={own_database}"
     # (grace 3 s: the time left for release() between the loss and the expiry)
-    elector = singleton_lock.AsyncElector(name, dsn=f"dbname={own_database}", ttl="8s",
-                                          grace="3s")
+    elector = singleton_lock.AsyncElector(name, dsn=dsn, ttl="8s", grace="3s")
     lease = await asyncio.wait_for(elector.acquire(), WAIT)
-    backend = lease_row()[1]
+    backend = lease_state(name, dsn)[1]
     os.kill(backend, signal.SIGSTOP)
     try:
         reason = await asyncio.wait_for(lease.wait_lost(), WAIT)
         assert reason is singleton_lock.LossReason.DEADLINE
-        assert lease_row()[0] == "held", "the hung session's lease should still be held"
+        assert lease_state(name, dsn)[0] == "held", "the hung session's lease should still be held"
         assert await asyncio.wait_for(elector.release(), WAIT) is True
-        assert lease_row()[0] == "free"
+        assert lease_state(name, dsn)[0] == "free"
     finally:
         os.kill(backend, signal.SIGCONT)
         await elector.aclose()
