@@ -19,6 +19,7 @@ extern "C" {
 #include "utils/builtins.h"
 }
 
+#include "fence_queue.hpp"
 #include "guard.hpp"
 #include "prepare_guard.hpp"
 #include "stored_lease.hpp"
@@ -68,6 +69,13 @@ void set_paused(const LeaseKey& key, bool paused, const char* reason, Oid role, 
     run(kSetPaused, args, nulls, SPI_OK_UPDATE);
 }
 
+// A plain read: is `token` of `role` the lease's current tenure? Only then
+// may the release queue fenced transactions behind itself.
+bool is_current_tenure(const LeaseKey& key, int64 token, Oid role) {
+    StoredLease now = load(key, kLoad);
+    return now.exists && !now.released && !now.paused && now.token == token && now.role == role;
+}
+
 StoredLease load_or_create_locked(const LeaseKey& key) {
     Datum args[1] = {PointerGetDatum(key.name)};
     run(kInsertIfMissing, args, nullptr, SPI_OK_INSERT);
@@ -77,8 +85,13 @@ StoredLease load_or_create_locked(const LeaseKey& key) {
 }  // namespace
 
 bool release(const LeaseKey& key, int64 token, Oid role, TimestampTz now) {
+    if (!is_current_tenure(key, token, role)) return false;
+    close_fence(key.name_hash);
     StoredLease stored = load_own(key, token, role, kLoadOwnForUpdate);
-    if (!stored.exists || state_of(stored, now) != LeaseState::Held) return false;
+    if (!stored.exists || state_of(stored, now) != LeaseState::Held) {
+        reopen_fence(key.name_hash);  // another tenure began meanwhile: not ours to hold back
+        return false;
+    }
     stored.released = false;
     hand_over_or_free(key, stored, now, TenureEnd::Released);
     unbind_this_session(key.name_hash, stored.binding_key);
@@ -87,6 +100,7 @@ bool release(const LeaseKey& key, int64 token, Oid role, TimestampTz now) {
 }
 
 bool force_release(const LeaseKey& key, TimestampTz now) {
+    close_fence(key.name_hash);
     StoredLease stored = load(key, kLoadForUpdate);
     if (!stored.exists || stored.released) return false;
     free_tenure(key, now, TenureEnd::Forced);
@@ -97,6 +111,7 @@ bool force_release(const LeaseKey& key, TimestampTz now) {
 }
 
 bool pause_lease(const LeaseKey& key, const char* reason, Oid role, TimestampTz now) {
+    close_fence(key.name_hash);
     StoredLease stored = load_or_create_locked(key);
     bool ended = !stored.released;
     if (ended) free_tenure(key, now, TenureEnd::Paused);

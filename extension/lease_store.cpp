@@ -10,6 +10,7 @@ extern "C" {
 }
 
 #include "call_context.hpp"
+#include "fence_queue.hpp"
 #include "guard.hpp"
 #include "heartbeat_flush.hpp"
 #include "prepare_guard.hpp"
@@ -201,6 +202,7 @@ bool bind_to_lease(const LeaseKey& key, int64 token, Oid role, TimestampTz now) 
 }
 
 void assert_holds(const LeaseKey& key, int64 token, Oid role, TimestampTz now) {
+    join_fence(key.name_hash);  // behind a release already waiting (fence_queue.hpp)
     StoredLease stored = load_own(key, token, role, kLoadOwnForKeyShare);
     const char* detail;
     if (stored.exists) {
