@@ -81,17 +81,28 @@ Session::Event Session::on_ready(short revents) {
     return Event::none;
 }
 
-// Connected: the setup statement goes out; its reply completes the connect.
+// Connected: the setup statements go out one by one; the last reply
+// completes the connect.
 Session::Event Session::advance_connect() {
     progress_ = conn_.advance();
     if (progress_ != pq::Connection::Progress::ready) return Event::none;
     status_ = Status::idle;
     setting_up_ = true;
-    send(setup_, {}, std::chrono::steady_clock::now() + per_host_);
+    setup_deadline_ = std::chrono::steady_clock::now() + per_host_;
+    send_setup(0);
     return Event::none;
 }
 
-Session::Event Session::setup_done() {
+void Session::send_setup(std::size_t step) {
+    setup_step_ = step;
+    send(setup_.at(step), {}, setup_deadline_);
+}
+
+Session::Event Session::setup_replied() {
+    if (setup_step_ + 1 < setup_.size()) {
+        send_setup(setup_step_ + 1);
+        return Event::none;
+    }
     setting_up_ = false;
     setup_result_ = std::move(result_);
     return Event::connected;
@@ -116,7 +127,7 @@ Session::Event Session::advance_request(short revents) {
     if (!r) return Event::none;
     request_done();
     result_ = std::move(*r);
-    return setting_up_ ? setup_done() : Event::replied;
+    return setting_up_ ? setup_replied() : Event::replied;
 }
 
 // Idle again, unless a request queued behind the one that ended is still out.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <utility>
@@ -20,9 +21,10 @@ class Session {
     enum class Status { closed, connecting, idle, busy };
     enum class Event { none, connected, replied };
 
-    // setup: the first statement of every connection of this session (the
-    // session's own settings); the connect completes with its reply.
-    Session(std::string label, std::string setup)
+    // setup: the first statements of every connection of this session (the
+    // session's own settings), one after the other; the connect completes with
+    // the last one's reply.
+    Session(std::string label, std::vector<std::string> setup)
         : label_(std::move(label)), setup_(std::move(setup)) {}
     ~Session() { close(); }
     Session(const Session&) = delete;
@@ -33,7 +35,7 @@ class Session {
 
     // Starts a non-blocking connect (closing what was open); each host of the
     // DSN gets per_host to answer (libpq's non-blocking connect applies no
-    // connect_timeout), and the setup statement as long again. params must
+    // connect_timeout), and the setup statements as long again. params must
     // outlive the attempt. Throws ConnectionError.
     void connect(pq::ConnectParams& params, std::chrono::milliseconds per_host);
     // Sends a request on an idle session. Throws ConnectionError.
@@ -69,7 +71,7 @@ class Session {
     // the request failed (the session is idle again then).
     Event on_ready(short revents);
     pq::Result take_result() { return std::move(result_); }
-    // The setup statement's reply, from Event::connected on.
+    // The last setup statement's reply, from Event::connected on.
     const pq::Result& setup_result() const { return setup_result_; }
     // When the connect or the reply is overdue (TimePoint::max() when none is due).
     TimePoint deadline() const { return deadline_; }
@@ -94,18 +96,21 @@ class Session {
   private:
     void begin_request(TimePoint reply_by);
     Event advance_connect();
-    Event setup_done();
+    void send_setup(std::size_t step);
+    Event setup_replied();
     Event advance_request(short revents);
     void request_done();
 
     std::string label_;
-    std::string setup_;
-    bool setting_up_ = false;  // the setup statement is in flight
+    std::vector<std::string> setup_;
+    bool setting_up_ = false;  // a setup statement is in flight
+    std::size_t setup_step_ = 0;  // which one
     pq::Connection conn_;
     Status status_ = Status::closed;
     pq::Connection::Progress progress_ = pq::Connection::Progress::want_write;
     TimePoint deadline_ = TimePoint::max();
     std::chrono::milliseconds per_host_{0};
+    TimePoint setup_deadline_{};  // for all the setup statements together
     TimePoint sent_at_{};
     bool heard_ = false;  // data came in since the yielding request went out
     TimePoint behind_sent_at_{};                    // the queued request's send time

@@ -48,34 +48,40 @@ struct Sql {
     std::string acquire, acquire_priority, watch, heartbeat, bind, warm_up, release, force_release,
         pause, resume, version, leases;
     static constexpr const char* listen = "LISTEN singleton_lock";
-    // The first statement of every session of an elector (Session's setup),
-    // before anything that could wait or write. Its first columns: the server's
-    // backend pid and the binding setting, which tell a pooler or proxy apart
-    // (elector_standby.cpp); its statement_timeout in milliseconds (or
-    // transaction_timeout, PostgreSQL 17, if shorter: our transactions are
-    // single statements; our waits must stay under it). Then the session's own
-    // settings, whatever the role's or database's: idle_session_timeout off
-    // (ours are idle by design: the leader's main session between heartbeats,
-    // a standby's second one throughout; a server that ended them would end
-    // leadership); READ COMMITTED (under REPEATABLE READ or SERIALIZABLE a
-    // snapshot would never see a release: the server refuses a waiting
-    // acquire or watch); read-write transactions (every call but the watch
-    // writes or locks the lease's row; the server is a primary: a standby
-    // refuses anyway, as failover expects); no lock_timeout (a standby's acquire
-    // and a release queue for the lease's row behind the leader's asserting
+    // The first statement of every session of ours: its transactions' defaults,
+    // whatever the role's or database's. READ COMMITTED (under REPEATABLE READ
+    // or SERIALIZABLE a snapshot would never see a release: the server refuses a
+    // waiting acquire or watch); read-write (every call but the watch writes or
+    // locks the lease's row; the server is a primary: a standby refuses anyway,
+    // as failover expects); not deferrable. A statement of its own, and a SET:
+    // a default applies from the session's next transaction, and with the
+    // defaults SERIALIZABLE, READ ONLY and DEFERRABLE together any statement
+    // that takes a snapshot (a SELECT, even of constants) first waits for a
+    // safe one, as long as the serializable read-write transactions then open
+    // run; a SET takes no snapshot.
+    static constexpr const char* characteristics =
+        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED, READ WRITE, "
+        "NOT DEFERRABLE";
+    // The second (Session's setup), before anything that could wait or write.
+    // Its first columns: the server's backend pid and the binding setting,
+    // which tell a pooler or proxy apart (elector_standby.cpp); its
+    // statement_timeout in milliseconds (or transaction_timeout, PostgreSQL
+    // 17, if shorter: our transactions are single statements; our waits must
+    // stay under it). Then the rest of the session's own settings:
+    // idle_session_timeout off (ours are idle by design: the leader's main
+    // session between heartbeats, a standby's second one throughout; a server
+    // that ended them would end leadership); no lock_timeout (a standby's
+    // acquire and a release queue for the lease behind the leader's asserting
     // transactions, whose fenced work must end before the lease moves: a
     // lock_timeout would fail them and lose their place in the queue; our own
     // deadlines bound every call); ISO dates (a role's German or SQL DateStyle
-    // would change the times we report). A default takes effect from the
-    // session's next transaction: hence a statement of its own.
+    // would change the times we report).
     static constexpr const char* setup =
         "SELECT pg_backend_pid(), current_setting('singleton_lock.bind_session', true), "
         "coalesce(least(nullif(extract(epoch FROM current_setting('statement_timeout')::interval), 0), "
         "nullif(extract(epoch FROM coalesce(current_setting('transaction_timeout', true), '0')"
         "::interval), 0)) * 1000, 0)::bigint, "
         "set_config('idle_session_timeout', '0', false), "
-        "set_config('default_transaction_isolation', 'read committed', false), "
-        "set_config('default_transaction_read_only', 'off', false), "
         "set_config('lock_timeout', '0', false), "
         "set_config('DateStyle', 'ISO', false)";
 };

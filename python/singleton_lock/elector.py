@@ -247,7 +247,7 @@ class AsyncElector:
         timing = self.options.timing
         link = await self._connector.open()
         try:
-            row = await link.execute(self._sql.probe, self._sql.probe_params, timing.reply_slack)
+            row = await self._set_up(link, timing.reply_slack)
             self._learn(ServerFeatures.from_probe(row))
             self._check_direct(link, row)
             listen = self.options.listen
@@ -280,6 +280,12 @@ class AsyncElector:
 
     def _statement_timeout(self) -> float:
         return self._features.statement_timeout if self._features is not None else 0.0
+
+    async def _set_up(self, link: Link, timeout: float) -> Any:
+        """The session's own settings, first on every connection of ours
+        (sql.py): the transactions' defaults, then the probe; its row."""
+        await link.execute(self._sql.characteristics, None, timeout)
+        return await link.execute(self._sql.probe, self._sql.probe_params, timeout)
 
     def _check_direct(self, link: Link, probe: Any) -> None:
         """A pooler (PgBouncer) hands out a backend pid of its own: the
@@ -448,8 +454,7 @@ class AsyncElector:
             try:
                 link = await self._connector.open(min(timing.connect_timeout, left))
                 # (the session's own settings first, as on every connection of ours)
-                await link.execute(self._sql.probe, self._sql.probe_params,
-                                   min(timing.reply_slack, max(left, 0.05)))
+                await self._set_up(link, min(timing.reply_slack, max(left, 0.05)))
                 row = await link.execute(self._sql.release, (self.name, lease.token),
                                          min(timing.release_timeout, max(left, 0.05)))
                 released = bool(row and row[0])

@@ -28,24 +28,32 @@ class Statements:
         )
         # (name, token, wait) -> 'held' | 'step_down' | 'lost': version 1.1
         self.watch = q("SELECT {s}singleton_watch(%s, %s::bigint, %s::interval)")
-        # What the server offers, without an error on any version (or none):
-        # (bind_session setting, 1.1 acquire exists, 1.0 acquire exists, may watch,
-        # the server's backend pid: a pooler hands out a pid of its own, the
-        # session's statement_timeout in ms, or transaction_timeout (PostgreSQL
-        # 17) if shorter: our waits must stay under it); it
-        # also turns idle_session_timeout off for the session: ours may idle
-        # between heartbeats by design, and a server that ended it would end
-        # the leadership it holds; and makes READ COMMITTED the session's
-        # default (a role or database may default to REPEATABLE READ or
-        # SERIALIZABLE, under which the server refuses a waiting acquire or
-        # watch: its snapshot would never see the release); and read-write
-        # transactions (a role or database may default to read-only, under
-        # which every call but the watch is refused); and no lock_timeout (a
-        # standby's acquire and a release queue for the lease's row behind the
-        # leader's asserting transactions: a lock_timeout would fail them and
-        # lose their place; our own deadlines bound every call); and ISO dates, the only
-        # DateStyle psycopg reads timestamps in. Defaults take effect from the
-        # next transaction: hence a statement before any other.
+        # The first statement on every connection of ours: the transactions'
+        # defaults, whatever the role's or database's. READ COMMITTED (under
+        # REPEATABLE READ or SERIALIZABLE the server refuses a waiting acquire
+        # or watch: its snapshot would never see the release); read-write (a
+        # role or database may default to read-only, under which every call
+        # but the watch is refused); not deferrable. A statement of its own
+        # (defaults apply from the next transaction), and a SET: with the
+        # defaults SERIALIZABLE, READ ONLY and DEFERRABLE together any
+        # statement that takes a snapshot (a SELECT, even of constants) first
+        # waits for a safe one, as long as the serializable read-write
+        # transactions then open run; a SET takes no snapshot.
+        self.characteristics = sql.SQL(
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED, "
+            "READ WRITE, NOT DEFERRABLE")
+        # The second, the probe: what the server offers, without an error on
+        # any version (or none): (bind_session setting, 1.1 acquire exists,
+        # 1.0 acquire exists, may watch, the server's backend pid: a pooler
+        # hands out a pid of its own, the session's statement_timeout in ms,
+        # or transaction_timeout (PostgreSQL 17) if shorter: our waits must
+        # stay under it); it also sets the rest of the session's own settings:
+        # idle_session_timeout off (ours may idle between heartbeats by
+        # design, and a server that ended it would end the leadership it
+        # holds); no lock_timeout (a standby's acquire and a release queue for
+        # the lease behind the leader's asserting transactions: a lock_timeout
+        # would fail them and lose their place; our own deadlines bound every
+        # call); and ISO dates, the only DateStyle psycopg reads timestamps in.
         qualified = '"' + schema.replace('"', '""') + '".' if schema else ""
         self.probe_params = tuple(qualified + f for f in (
             "singleton_acquire(text,interval,text,interval,integer)",
@@ -60,8 +68,6 @@ class Statements:
             "::interval), 0), nullif(extract(epoch FROM coalesce(current_setting("
             "'transaction_timeout', true), '0')::interval), 0)) * 1000, 0)::bigint, "
             "set_config('idle_session_timeout', '0', false), "
-            "set_config('default_transaction_isolation', 'read committed', false), "
-            "set_config('default_transaction_read_only', 'off', false), "
             "set_config('lock_timeout', '0', false), "
             "set_config('DateStyle', 'ISO', false)"
         )

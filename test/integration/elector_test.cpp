@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -256,6 +257,44 @@ INSTANTIATE_TEST_SUITE_P(
         return value + (std::get<2>(info.param) ? "_TwoSessions" : "_OneSession") +
                (std::get<3>(info.param) ? "_Reconnecting" : "");
     });
+
+// A database whose sessions default to SERIALIZABLE, READ ONLY and
+// DEFERRABLE (a reporting role's defaults), while a serializable read-write
+// transaction stays open (a batch job): any statement that takes a snapshot,
+// a SELECT of constants included, waits for a safe snapshot until that
+// transaction ends. Our sessions' first statement is a SET (which takes none)
+// of their own defaults. Before: every connect of ours waited for it ("no
+// reply from the server in time", then again), so nobody led.
+TEST(ElectorIntegration, ADeferrableDefaultDelaysNoConnect) {
+    REQUIRE_OWN_DATABASE(db, "deferrable");
+    ASSERT_TRUE(db.set_default("default_transaction_isolation", "serializable"));
+    ASSERT_TRUE(db.set_default("default_transaction_read_only", "on"));
+    ASSERT_TRUE(db.set_default("default_transaction_deferrable", "on"));
+    std::unique_ptr<PGconn, decltype(&PQfinish)> batch(PQconnectdb(db.dsn().c_str()), PQfinish);
+    ASSERT_EQ(PQstatus(batch.get()), CONNECTION_OK);
+    for (const char* sql : {"BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE",
+                            "SELECT count(*) FROM pg_class"}) {
+        std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(batch.get(), sql), PQclear);
+        ASSERT_TRUE(PQresultStatus(r.get()) == PGRES_COMMAND_OK ||
+                    PQresultStatus(r.get()) == PGRES_TUPLES_OK) << PQerrorMessage(batch.get());
+    }
+    // The defaults do hold a snapshot-taking statement back (else this test
+    // proves nothing): a plain SELECT 1 waits for a safe snapshot.
+    const std::string limited = db.dsn() + " options='-c statement_timeout=300";
+    ASSERT_EQ(query("SELECT 'answered'", limited + "'"), "")
+        << "a SELECT under these defaults did not wait";
+    ASSERT_EQ(query("SELECT 'answered'", limited + " -c default_transaction_deferrable=off'"),
+              "answered") << "(the check itself)";
+    ElectorOptions o = db.options("deferrable");
+    o.ttl = 3s;
+    std::atomic<int> errors{0};
+    hand_over(o, [] {}, &errors);
+    EXPECT_EQ(errors.load(), 0) << "a connect of ours waited for a safe snapshot";
+    // The admin commands' connection too (a statement_timeout in case it waits).
+    std::vector<LeaseStatus> leases;
+    EXPECT_NO_THROW(leases = list_leases(limited + "'", "", std::string("deferrable")));
+    EXPECT_EQ(leases.size(), 1u);
+}
 
 // A database whose sessions default to a lock_timeout (an administrator's guard
 // for the application): the release and the standby's take of the lease wait

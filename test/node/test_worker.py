@@ -11,7 +11,8 @@ from typing import Any, Callable
 
 import pytest
 
-from harness import ROOT, WAIT, WORKER, fenced_work, lease_state, tcp_dsn, unique
+from harness import (DEFERRABLE_DEFAULTS, ROOT, WAIT, WORKER, fenced_work, lease_state,
+                     serializable_batch, tcp_dsn, unique)
 from scenarios import (database_restart, strict_server_settings, three_copies_kill_and_term,
                        two_copies_handover)
 
@@ -85,6 +86,16 @@ def test_the_elector_sets_its_own_session_defaults():
     releases, since its first statement makes read-write its session's
     default. Before: every acquire was refused (25006) and it never led."""
     assert "read-only" not in lead_once("-c default_transaction_read_only=on")
+
+
+def test_a_deferrable_default_delays_no_connect():
+    """A reporting role's defaults (SERIALIZABLE, READ ONLY, DEFERRABLE) while
+    a serializable read-write transaction runs: every statement that takes a
+    snapshot waits for a safe one until it ends, so the elector's first
+    statement is a SET of its own defaults, which takes none. Before: its
+    connect statement waited ("no reply from the server") and it never led."""
+    with serializable_batch():
+        assert "no reply" not in lead_once(DEFERRABLE_DEFAULTS)
 
 
 def test_a_lock_timeout_default_fails_no_release():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import logging
 import queue
@@ -18,7 +19,7 @@ import time
 import uuid
 from functools import partial
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import psycopg
 
@@ -476,6 +477,30 @@ def fenced_work(name: str, token: object, seconds: float,
     assert wait_until(lambda: sleeping() or future.done(), WAIT) and not future.done(), \
         f"the work did not begin: {future.exception() if future.done() else 'timeout'}"
     return future
+
+
+DEFERRABLE_DEFAULTS = ("-c default_transaction_isolation=serializable "
+                       "-c default_transaction_read_only=on -c default_transaction_deferrable=on")
+
+
+@contextlib.contextmanager
+def serializable_batch(dsn: str = "") -> Iterator[None]:
+    """A serializable read-write transaction kept open (a batch job): while it
+    runs, under the defaults DEFERRABLE_DEFAULTS (a reporting role's) any
+    statement that takes a snapshot, a SELECT of constants included, waits
+    for a safe snapshot, in any database of the server. Checks that one does."""
+    with admin(dsn) as batch:
+        batch.execute("BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE")
+        batch.execute("SELECT count(*) FROM pg_class")
+        limited = f"{DEFERRABLE_DEFAULTS} -c statement_timeout=300"
+        with psycopg.connect(dsn, options=limited, autocommit=True) as probe:
+            try:
+                probe.execute("SELECT 1")
+                raise AssertionError("a SELECT under these defaults did not wait")
+            except psycopg.errors.QueryCanceled:
+                pass
+        yield
+        batch.execute("ROLLBACK")
 
 
 def watch_in_flight(pid: Optional[int] = None, user: Optional[str] = None) -> bool:

@@ -14,7 +14,8 @@ import pytest
 import singleton_lock
 import singleton_lock.sql
 
-from harness import WAIT, admin, fenced_work, lease_state, unique, wait_until, wait_until_async
+from harness import (DEFERRABLE_DEFAULTS, WAIT, admin, fenced_work, lease_state, serializable_batch,
+                     unique, wait_until, wait_until_async)
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -159,6 +160,26 @@ async def test_a_lock_timeout_default_fails_no_call(own_database, caplog):
     await standby.aclose()
     await leader.aclose()
     assert [r.getMessage() for r in caplog.records if "lock timeout" in r.getMessage()] == []
+
+
+async def test_a_deferrable_default_delays_no_connect(caplog):
+    """A reporting role's defaults (SERIALIZABLE, READ ONLY, DEFERRABLE) while
+    a serializable read-write transaction runs (here in another database:
+    any does): every statement that takes a snapshot waits for a safe one
+    until it ends, so the library's first statement on every connection is a
+    SET of its own defaults, which takes none. Before: the probe waited ("no
+    reply from the server in time") and nobody led."""
+    caplog.set_level(logging.INFO, logger="singleton_lock")
+    dsn = f"options='{DEFERRABLE_DEFAULTS}'"
+    with serializable_batch("dbname=postgres"):
+        leader, lease, standby, waiting = await asyncio.wait_for(
+            leader_and_waiting_standby(unique("deferrable"), dsn), 10)
+        assert await asyncio.wait_for(leader.release(), WAIT) is True
+        taken = await asyncio.wait_for(waiting, WAIT)
+        assert taken.token > lease.token
+        await standby.aclose()
+        await leader.aclose()
+    assert [r.getMessage() for r in caplog.records if "no reply" in r.getMessage()] == []
 
 
 async def test_a_release_after_a_loss_sets_its_new_session_up_too(own_database, caplog):

@@ -40,16 +40,22 @@ const SQL = {
   acquire: 'SELECT acquired, token::text AS token, holder, expires_at FROM singleton_acquire($1, $2::interval, $3, $4::interval)',
   heartbeat: 'SELECT singleton_heartbeat($1, $2::bigint, $3::interval) AS expires_at',
   release: 'SELECT singleton_release($1, $2::bigint) AS released',
-  // At connect: the binding setting; the session's statement_timeout (or
-  // transaction_timeout, PostgreSQL 17, if shorter), which our
-  // waits stay under; idle_session_timeout off for the session, which idles
-  // between heartbeats by design (ended by the server, it would end leadership);
-  // READ COMMITTED as the session's default (under a role's or database's
-  // REPEATABLE READ or SERIALIZABLE the server refuses a waiting acquire) and
-  // read-write transactions (under a read-only default every call but the
-  // watch is refused): defaults, so a statement of its own before any other;
-  // no lock_timeout (a standby's acquire and a release queue for the lease's row
-  // behind the leader's asserting transactions; our own timeouts bound each call);
+  // First at connect: the transactions' defaults, whatever the role's or
+  // database's. READ COMMITTED (under REPEATABLE READ or SERIALIZABLE the
+  // server refuses a waiting acquire), read-write (under a read-only default
+  // every call but the watch is refused), not deferrable. A statement of its
+  // own (defaults apply from the next transaction), and a SET: with the
+  // defaults SERIALIZABLE, READ ONLY and DEFERRABLE together any statement
+  // that takes a snapshot (a SELECT, even of constants) first waits for a safe
+  // one, as long as the serializable read-write transactions then open run;
+  // a SET takes none.
+  characteristics: 'SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED, READ WRITE, NOT DEFERRABLE',
+  // Then: the binding setting; the session's statement_timeout (or
+  // transaction_timeout, PostgreSQL 17, if shorter), which our waits stay
+  // under; idle_session_timeout off for the session, which idles between
+  // heartbeats by design (ended by the server, it would end leadership); no
+  // lock_timeout (a standby's acquire and a release queue for the lease behind
+  // the leader's asserting transactions; our own timeouts bound each call);
   // UTF8, which pg sends whatever the role's client_encoding (else a role's
   // LATIN1 would make "zürich" another lease than other clients'), and ISO
   // dates, the only style pg reads.
@@ -58,8 +64,6 @@ const SQL = {
     "nullif(extract(epoch FROM coalesce(current_setting('transaction_timeout', true), '0')::interval), 0))" +
     " * 1000, 0)::float8 AS stmt_ms, " +
     "set_config('idle_session_timeout', '0', false) AS idle, " +
-    "set_config('default_transaction_isolation', 'read committed', false) AS isolation, " +
-    "set_config('default_transaction_read_only', 'off', false) AS read_write, " +
     "set_config('lock_timeout', '0', false) AS lock_wait, " +
     "set_config('client_encoding', 'UTF8', false) AS encoding, set_config('DateStyle', 'ISO', false) AS dates"
 }
@@ -111,11 +115,19 @@ class Elector {
     return base / 2 + Math.random() * base / 2
   }
 
+  // Our session's own settings, first on every connection (SQL above); the
+  // second statement's row.
+  async setUp (link, timeoutMs) {
+    await link.query(SQL.characteristics, [], timeoutMs)
+    const [row] = await link.query(SQL.bindSession, [], timeoutMs)
+    return row
+  }
+
   async connected () {
     while (!this.link || this.link.broken) {
       try {
         const link = await Link.open({ ...this.options, connectionTimeoutMillis: this.t.connectTimeout })
-        const [{ bind, stmt_ms: stmtMs }] = await link.query(SQL.bindSession, [], this.t.replySlack)
+        const { bind, stmt_ms: stmtMs } = await this.setUp(link, this.t.replySlack)
         this.statementTimeout = Number(stmtMs) || 0
         if (bind !== 'off') { // LISTEN needs a direct connection (not a transaction pooler)
           link.client.on('notification', (n) => this.onNotify(n, link))
@@ -275,7 +287,7 @@ class Elector {
       let link = null
       try {
         link = await Link.open({ ...this.options, connectionTimeoutMillis: this.t.connectTimeout })
-        await link.query(SQL.bindSession, [], this.t.replySlack) // (our session's settings first)
+        await this.setUp(link, this.t.replySlack) // (our session's settings first)
         const [row] = await link.query(SQL.release, [this.name, lease.token], this.t.releaseTimeout)
         this.log(`lease "${this.name}": token ${lease.token} ${row.released ? 'released' : 'was no longer ours'} after the loss`)
         return row.released === true
