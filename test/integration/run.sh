@@ -312,6 +312,30 @@ admin)
     [ "$rc" = 1 ] || fail "status against no server gave $rc, expected 1"
     kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     ;;
+connection_limit)
+    # A role whose CONNECTION LIMIT counts one connection per instance: the
+    # wrapper holds two (its second session keeps the lease bound while
+    # COMMAND runs). It says so, keeps trying, and leads once the limit allows
+    # both. Before: only the server's "too many connections for role".
+    role="it_limit_$$"
+    PGOPTIONS= "${PSQL[@]}" -c "CREATE ROLE $role LOGIN CONNECTION LIMIT 1" \
+        -c "GRANT EXECUTE ON FUNCTION singleton_acquire(text, interval, text, interval, integer),
+            singleton_heartbeat(text, bigint, interval), singleton_release(text, bigint),
+            singleton_assert(text, bigint), singleton_bind(text, bigint),
+            singleton_watch(text, bigint, interval) TO $role" >/dev/null ||
+        fail "cannot create role $role"
+    start a --ttl 5s --dsn "user=$role"
+    wait_for 20 logged a "too many connections" || fail "the limit was not hit: $(cat "$TMP/a.log")"
+    logged a "each instance holds two connections" || fail "no hint: $(cat "$TMP/a.log")"
+    started a && fail "COMMAND started without its second session"
+    info "$(grep -o 'too many connections.*' "$TMP/a.log" | head -n1)"
+    PGOPTIONS= "${PSQL[@]}" -c "ALTER ROLE $role CONNECTION LIMIT 2" >/dev/null
+    wait_for 20 started a || fail "no leader once the limit allowed both connections"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
+    [ "$RC" = 0 ] || fail "a exited $RC"
+    PGOPTIONS= "${PSQL[@]}" -c "DROP OWNED BY $role" -c "DROP ROLE $role" >/dev/null ||
+        fail "cannot drop role $role"
+    ;;
 hung_backend)
     # The leader's main session hangs (its backend is SIGSTOPped): the heartbeat
     # never returns. The wrapper must stop (SIGKILL, since COMMAND ignores
