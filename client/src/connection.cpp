@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -30,7 +31,28 @@ bool starts_with(const std::string& s, const char* prefix) { return s.rfind(pref
 const char* env_for(const std::string& keyword) {
     if (keyword == "connect_timeout") return "PGCONNECT_TIMEOUT";
     if (keyword == "client_encoding") return "PGCLIENTENCODING";
+    if (keyword == "gssencmode") return "PGGSSENCMODE";
     return nullptr;
+}
+
+bool env_set(const char* name) {
+    const char* value = std::getenv(name);
+    return value != nullptr && *value != '\0';
+}
+
+// Whether the DSN sets any of `keywords` (false for a DSN libpq cannot parse:
+// the connect then reports that).
+bool dsn_sets(const std::string& dsn, std::initializer_list<const char*> keywords) {
+    PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), nullptr);
+    if (parsed == nullptr) return false;
+    bool found = false;
+    for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+        if (o->val == nullptr || *o->val == '\0') continue;
+        for (const char* k : keywords)
+            if (std::strcmp(o->keyword, k) == 0) found = true;
+    }
+    PQconninfoFree(parsed);
+    return found;
 }
 
 }  // namespace
@@ -67,6 +89,12 @@ ConnectParams::ConnectParams(const std::string& dsn,
     for (const auto& [key, value] : defaults) {
         const char* env = env_for(key);
         if (env && std::getenv(env) && *std::getenv(env)) continue;
+        // A service file's settings apply only where nothing else is set, and
+        // a Kerberos service name is the DSN's choice of GSSAPI: both outrank
+        // our skipping of libpq's GSSAPI probe (kerberos_signs.hpp).
+        if (key == "gssencmode" &&
+            (env_set("PGSERVICE") || dsn_sets(dsn, {"service", "krbsrvname"})))
+            continue;
         kw_.push_back(key);
         val_.push_back(value);
     }

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "elector_impl.hpp"
+#include "kerberos_signs.hpp"
 
 namespace singleton_lock {
 
@@ -104,7 +105,8 @@ Elector::Impl::Impl(ElectorOptions o, ElectorEvents e)
       opt(resolved(std::move(o), timing)),
       ev(std::move(e)),
       sql(opt.schema),
-      params(opt.dsn, policy::connection_defaults(timing)),
+      params(opt.dsn,
+             policy::connection_defaults(timing, kerberos::possible(kerberos::this_host()))),
       host_timeout(params.connect_timeout().value_or(timing.connect_timeout)),
       rng(std::random_device{}()),
       reconnect({opt.backoff_initial, opt.backoff_max, opt.failover_backoff_max,

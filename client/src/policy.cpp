@@ -150,12 +150,13 @@ TimePoint reply_deadline(const Timing& timing, TimePoint sent, Duration server_w
     return sent + server_wait + timing.reply_slack;
 }
 
-std::vector<std::pair<std::string, std::string>> connection_defaults(const Timing& timing) {
+std::vector<std::pair<std::string, std::string>> connection_defaults(const Timing& timing,
+                                                                     bool kerberos_possible) {
     using std::chrono::duration_cast;
     const auto secs = [](Duration d) {
         return std::to_string(std::max<long long>(1, duration_cast<seconds>(d).count()));
     };
-    return {
+    std::vector<std::pair<std::string, std::string>> defaults = {
         {"connect_timeout", secs(timing.connect_timeout)},
         // Unacknowledged data for longer than this breaks the connection: a
         // standby notices a dead path and reconnects. The leader's deadline rule
@@ -172,6 +173,9 @@ std::vector<std::pair<std::string, std::string>> connection_defaults(const Timin
         // than another client's "zürich").
         {"client_encoding", "UTF8"},
     };
+    // (A probe that cannot find credentials here: kerberos_signs.hpp.)
+    if (!kerberos_possible) defaults.emplace_back("gssencmode", "disable");
+    return defaults;
 }
 
 namespace {

@@ -121,9 +121,11 @@ Duration within_statement_timeout(Duration wait, Duration statement_timeout);
 TimePoint reply_deadline(const Timing& timing, TimePoint sent, Duration server_wait);
 
 // libpq connection parameters derived from the TTL (connect_timeout,
-// tcp_user_timeout, keepalives*) and client_encoding UTF8, applied unless the
-// DSN or environment sets them.
-std::vector<std::pair<std::string, std::string>> connection_defaults(const Timing& timing);
+// tcp_user_timeout, keepalives*), client_encoding UTF8, and gssencmode disable
+// unless `kerberos_possible` (kerberos_signs.hpp), applied unless the DSN or
+// environment sets them.
+std::vector<std::pair<std::string, std::string>> connection_defaults(const Timing& timing,
+                                                                     bool kerberos_possible);
 
 // Lease names, holder ids and pause reasons are sent as UTF-8 (the server
 // refuses anything else). Throws UsageError naming `what` unless `text` is.

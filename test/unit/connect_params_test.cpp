@@ -29,7 +29,8 @@ class ConnectParamsTest : public ::testing::Test {
     }
 
   private:
-    static constexpr const char* kVars[] = {"PGHOST", "PGHOSTADDR", "PGPORT", "PGCONNECT_TIMEOUT"};
+    static constexpr const char* kVars[] = {"PGHOST",  "PGHOSTADDR",   "PGPORT",
+                                            "PGCONNECT_TIMEOUT", "PGSERVICE", "PGGSSENCMODE"};
     std::vector<std::pair<std::string, std::string>> saved_;
 };
 
@@ -40,6 +41,25 @@ std::string last(const ConnectParams& p, const std::string& keyword) {
     for (int i = 0; p.keywords()[i] != nullptr; ++i)
         if (keyword == p.keywords()[i]) value = p.values()[i];
     return value;
+}
+
+// The default gssencmode=disable (kerberos_signs.hpp) yields to the DSN, its
+// service file (whose settings libpq applies only where nothing else is set)
+// and PGGSSENCMODE; a Kerberos service name in the DSN keeps libpq's probe.
+TEST_F(ConnectParamsTest, SkippingTheGssProbeYieldsToTheUser) {
+    const std::vector<std::pair<std::string, std::string>> d = {{"gssencmode", "disable"}};
+    EXPECT_EQ(last(ConnectParams("host=a dbname=app", d), "gssencmode"), "disable");
+    EXPECT_EQ(last(ConnectParams("service=prod", d), "gssencmode"), "<unset>");
+    EXPECT_EQ(last(ConnectParams("host=a krbsrvname=pg", d), "gssencmode"), "<unset>");
+    setenv("PGSERVICE", "prod", 1);
+    EXPECT_EQ(last(ConnectParams("host=a", d), "gssencmode"), "<unset>");
+    unsetenv("PGSERVICE");
+    setenv("PGGSSENCMODE", "require", 1);
+    EXPECT_EQ(last(ConnectParams("host=a", d), "gssencmode"), "<unset>");
+    unsetenv("PGGSSENCMODE");
+    // The DSN's own setting comes after the defaults (expand_dbname): it wins.
+    const ConnectParams own("host=a gssencmode=require", d);
+    EXPECT_EQ(last(own, "dbname"), "host=a gssencmode=require");
 }
 
 TEST_F(ConnectParamsTest, RotatesHostsAndPerHostPorts) {

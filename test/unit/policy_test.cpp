@@ -232,7 +232,7 @@ TEST(Requests, ReplyDeadlineCoversTheServerSideWait) {
 }
 
 TEST(Connection, DefaultsDeriveFromTtl) {
-    const auto d = connection_defaults(make_timing(10s, std::nullopt));
+    const auto d = connection_defaults(make_timing(10s, std::nullopt), true);
     auto value = [&](const std::string& k) {
         for (const auto& [key, v] : d)
             if (key == k) return v;
