@@ -16,8 +16,7 @@ pq::Connection connect_admin(const std::string& dsn) {
     // refuse a force release).
     auto conn = pq::Connection::open(
         pq::ConnectParams(dsn, {{"connect_timeout", "10"}, {"client_encoding", "UTF8"}}));
-    conn.exec(Sql::characteristics, {});
-    conn.exec(Sql::setup, {});
+    for (const std::string& statement : Sql::session_setup()) conn.exec(statement, {});
     return conn;
 }
 

@@ -4,7 +4,6 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <initializer_list>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -35,24 +34,33 @@ const char* env_for(const std::string& keyword) {
     return nullptr;
 }
 
-bool env_set(const char* name) {
-    const char* value = std::getenv(name);
-    return value != nullptr && *value != '\0';
+std::vector<std::string> split_list(const std::string& value) {
+    std::vector<std::string> out;
+    std::string::size_type start = 0;
+    for (;;) {
+        const auto comma = value.find(',', start);
+        out.push_back(value.substr(start, comma - start));
+        if (comma == std::string::npos) return out;
+        start = comma + 1;
+    }
 }
 
-// Whether the DSN sets any of `keywords` (false for a DSN libpq cannot parse:
-// the connect then reports that).
-bool dsn_sets(const std::string& dsn, std::initializer_list<const char*> keywords) {
-    PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), nullptr);
-    if (parsed == nullptr) return false;
-    bool found = false;
-    for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
-        if (o->val == nullptr || *o->val == '\0') continue;
-        for (const char* k : keywords)
-            if (std::strcmp(o->keyword, k) == 0) found = true;
-    }
-    PQconninfoFree(parsed);
-    return found;
+// The DSN's value of `keyword`, else its PG* environment variable (if any),
+// else "".
+std::string setting(PQconninfoOption* parsed, const char* keyword, const char* env) {
+    for (PQconninfoOption* o = parsed; o && o->keyword; ++o)
+        if (std::strcmp(o->keyword, keyword) == 0 && o->val && *o->val) return o->val;
+    const char* e = env ? std::getenv(env) : nullptr;
+    return e ? e : "";
+}
+
+using ParsedDsn = std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)>;
+
+std::string joined(const std::vector<std::string>& items, std::size_t first) {
+    std::string out;
+    for (std::size_t i = 0; i < items.size(); ++i)
+        out += (i ? "," : "") + items[(first + i) % items.size()];
+    return out;
 }
 
 }  // namespace
@@ -86,15 +94,17 @@ void check(PGconn* conn, const PGresult* result) {
 
 ConnectParams::ConnectParams(const std::string& dsn,
                              const std::vector<std::pair<std::string, std::string>>& defaults) {
+    // (nullptr for a DSN libpq cannot parse: the connect reports it.)
+    const ParsedDsn parsed(PQconninfoParse(dsn.c_str(), nullptr), PQconninfoFree);
+    // A service file's settings apply only where nothing else is set, and a
+    // Kerberos service name is the DSN's choice of GSSAPI: both outrank our
+    // skipping of libpq's GSSAPI probe (kerberos_signs.hpp).
+    const bool gss_chosen = !setting(parsed.get(), "service", "PGSERVICE").empty() ||
+                            !setting(parsed.get(), "krbsrvname", nullptr).empty();
     for (const auto& [key, value] : defaults) {
         const char* env = env_for(key);
         if (env && std::getenv(env) && *std::getenv(env)) continue;
-        // A service file's settings apply only where nothing else is set, and
-        // a Kerberos service name is the DSN's choice of GSSAPI: both outrank
-        // our skipping of libpq's GSSAPI probe (kerberos_signs.hpp).
-        if (key == "gssencmode" &&
-            (env_set("PGSERVICE") || dsn_sets(dsn, {"service", "krbsrvname"})))
-            continue;
+        if (key == "gssencmode" && gss_chosen) continue;
         kw_.push_back(key);
         val_.push_back(value);
     }
@@ -102,7 +112,7 @@ ConnectParams::ConnectParams(const std::string& dsn,
     val_.emplace_back("singleton-lock");
     kw_.emplace_back("dbname");  // expanded: the DSN's own settings override the defaults above
     val_.push_back(dsn);
-    parse_hosts(dsn);
+    parse_hosts(parsed.get());
     build_pointers();
 }
 
@@ -116,36 +126,6 @@ void ConnectParams::build_pointers() {
     kw_ptrs_.push_back(nullptr);
     val_ptrs_.push_back(nullptr);
 }
-
-namespace {
-
-std::vector<std::string> split_list(const std::string& value) {
-    std::vector<std::string> out;
-    std::string::size_type start = 0;
-    for (;;) {
-        const auto comma = value.find(',', start);
-        out.push_back(value.substr(start, comma - start));
-        if (comma == std::string::npos) return out;
-        start = comma + 1;
-    }
-}
-
-// The DSN's value of `keyword`, else its PG* environment variable, else "".
-std::string setting(PQconninfoOption* parsed, const char* keyword, const char* env) {
-    for (PQconninfoOption* o = parsed; o && o->keyword; ++o)
-        if (std::strcmp(o->keyword, keyword) == 0 && o->val && *o->val) return o->val;
-    const char* e = std::getenv(env);
-    return e ? e : "";
-}
-
-std::string joined(const std::vector<std::string>& items, std::size_t first) {
-    std::string out;
-    for (std::size_t i = 0; i < items.size(); ++i)
-        out += (i ? "," : "") + items[(first + i) % items.size()];
-    return out;
-}
-
-}  // namespace
 
 std::optional<std::chrono::milliseconds> ConnectParams::connect_timeout() const {
     // The last value wins, as in libpq: our default, then the DSN's, then (for
@@ -162,8 +142,7 @@ std::optional<std::chrono::milliseconds> ConnectParams::connect_timeout() const 
 
 // Only what is needed to rotate the host list; a DSN libpq cannot parse, or
 // whose lists do not line up, is left alone (libpq reports it when connecting).
-void ConnectParams::parse_hosts(const std::string& dsn) {
-    PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), nullptr);
+void ConnectParams::parse_hosts(PQconninfoOption* parsed) {
     if (parsed == nullptr) return;
     const auto hosts = split_list(setting(parsed, "host", "PGHOST"));
     const auto addrs = split_list(setting(parsed, "hostaddr", "PGHOSTADDR"));
@@ -171,7 +150,6 @@ void ConnectParams::parse_hosts(const std::string& dsn) {
     for (PQconninfoOption* o = parsed; o->keyword; ++o)
         if (std::strcmp(o->keyword, "connect_timeout") == 0 && o->val)
             dsn_connect_timeout_ = o->val;
-    PQconninfoFree(parsed);
     const std::size_t n = std::max(hosts.size(), addrs.size());
     if ((hosts.size() != n && hosts.size() != 1) || (addrs.size() != n && addrs.size() != 1) ||
         (ports.size() != n && ports.size() != 1))

@@ -67,8 +67,8 @@ struct Elector::Impl {
     static_assert(std::atomic<bool>::is_always_lock_free, "request_stop() is async-signal-safe");
 
     // --- sessions
-    Session main{"main", {Sql::characteristics, Sql::setup}};
-    Session second{"second", {Sql::characteristics, Sql::setup}};
+    Session main{"main", Sql::session_setup()};
+    Session second{"second", Sql::session_setup()};
     bool use_second = false;  // options.second_session, while the server has singleton_bind
 
     // --- state

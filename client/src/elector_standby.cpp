@@ -8,18 +8,9 @@ using policy::Clock;
 
 namespace {
 
-// The server's connection limits (53300; at connect libpq gives only the
-// text): with a second session an elector holds two connections, which an
-// operator sizing limits at one per instance does not expect.
-bool connection_limit(const std::exception& e) {
-    if (dynamic_cast<const ConnectionError*>(&e) == nullptr) return false;
-    const std::string text = e.what();
-    for (const char* sign : {"too many connections for", "sorry, too many clients already",
-                             "remaining connection slots are reserved"})
-        if (text.find(sign) != std::string::npos) return true;
-    return false;
-}
-
+// At a connection limit: with a second session an elector holds two
+// connections, which an operator sizing limits at one per instance does not
+// expect.
 ConnectionError with_two_sessions_hint(const std::exception& e) {
     return ConnectionError(std::string(e.what()) +
                            " (each instance holds two connections: the second keeps the lease "
@@ -224,7 +215,7 @@ void Elector::Impl::on_standby_error(Session& s, const std::exception& e) {
         if (ev.on_failed) ev.on_failed(why);
     } else if (release_requested) {  // stop requested while (re)connecting
         finish(State::stopped);
-    } else if (use_second && connection_limit(e)) {
+    } else if (use_second && policy::connection_limit(e)) {
         back_off(with_two_sessions_hint(e));
     } else {
         back_off(e);

@@ -104,14 +104,26 @@ Duration Reconnect::next(TimePoint now, bool primary_missing) {
     return backoff_.next(failover ? limits_.failover_max : limits_.max);
 }
 
+namespace {
+
+// A failed connection attempt has no SQLSTATE in libpq: only its text tells
+// (English unless the program or the server set another language).
+template <std::size_t N>
+bool connect_failed_with(const std::exception& error, const char* const (&signs)[N]) {
+    if (dynamic_cast<const ConnectionError*>(&error) == nullptr) return false;
+    const std::string text = error.what();
+    for (const char* sign : signs)
+        if (text.find(sign) != std::string::npos) return true;
+    return false;
+}
+
+}  // namespace
+
 bool primary_missing(const std::exception& error) {
     if (const auto* server = dynamic_cast<const ServerError*>(&error))
         return server->sqlstate() == "25006";  // read_only_sql_transaction: a standby
-    if (dynamic_cast<const ConnectionError*>(&error) == nullptr) return false;
-    // A failed connection attempt has no SQLSTATE in libpq: these are libpq's
-    // own target_session_attrs refusals and the server's 57P03 start-up
-    // refusals (English unless the program or the server set another language;
-    // the failover window covers that case).
+    // libpq's own target_session_attrs refusals and the server's 57P03 start-up
+    // refusals (in another language the failover window covers the case).
     static constexpr const char* kSigns[] = {
         "session is read-only",
         "server is in hot standby mode",
@@ -121,10 +133,14 @@ bool primary_missing(const std::exception& error) {
         "the database system is not accepting connections",
         "the database system is shutting down",
     };
-    const std::string text = error.what();
-    for (const char* sign : kSigns)
-        if (text.find(sign) != std::string::npos) return true;
-    return false;
+    return connect_failed_with(error, kSigns);
+}
+
+bool connection_limit(const std::exception& error) {
+    static constexpr const char* kSigns[] = {"too many connections for",
+                                             "sorry, too many clients already",
+                                             "remaining connection slots are reserved"};
+    return connect_failed_with(error, kSigns);
 }
 
 Duration wait_slice(const Timing& timing, TimePoint now, std::optional<TimePoint> wait_until) {

@@ -104,6 +104,11 @@ class Reconnect {
 // starting up, in recovery or shutting down): a failover is under way.
 bool primary_missing(const std::exception& error);
 
+// True when a connection attempt met one of the server's connection limits
+// (53300: the role's or database's CONNECTION LIMIT, max_connections, slots
+// reserved for others).
+bool connection_limit(const std::exception& error);
+
 // Standby waiting: how long the next acquire may wait inside the server.
 // wait_until nullopt = wait forever. 0 means "try once, don't wait".
 Duration wait_slice(const Timing& timing, TimePoint now, std::optional<TimePoint> wait_until);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "connection.hpp"
 
@@ -84,6 +85,8 @@ struct Sql {
         "set_config('idle_session_timeout', '0', false), "
         "set_config('lock_timeout', '0', false), "
         "set_config('DateStyle', 'ISO', false)";
+    // Both, in this order: the first statements of every session of ours.
+    static std::vector<std::string> session_setup() { return {characteristics, setup}; }
 };
 
 }  // namespace singleton_lock

@@ -134,5 +134,18 @@ TEST(PrimaryMissing, OtherErrorsAreNot) {
     EXPECT_FALSE(primary_missing(UsageError("session is read-only")));
 }
 
+TEST(ConnectionLimit, TheServersLimitsAreKnownByTheirText) {
+    EXPECT_TRUE(connection_limit(ConnectionError(
+        "connection to server on socket \"/tmp/.s.PGSQL.5432\" failed: FATAL:  too many "
+        "connections for role \"app\"")));
+    EXPECT_TRUE(
+        connection_limit(ConnectionError("FATAL:  too many connections for database \"x\"")));
+    EXPECT_TRUE(connection_limit(ConnectionError("FATAL:  sorry, too many clients already")));
+    EXPECT_TRUE(connection_limit(ConnectionError(
+        "FATAL:  remaining connection slots are reserved for roles with the SUPERUSER attribute")));
+    EXPECT_FALSE(connection_limit(ConnectionError("FATAL:  the database system is starting up")));
+    EXPECT_FALSE(connection_limit(ServerError("too many connections for role \"app\"", "53300")));
+}
+
 }  // namespace
 }  // namespace singleton_lock::policy
