@@ -16,6 +16,7 @@ import time
 from typing import List, Tuple
 
 import psycopg
+import psycopg.sql
 import pytest
 
 import singleton_lock
@@ -140,3 +141,40 @@ async def test_a_killed_writer_holds_no_release_back_with_client_connection_chec
         writer.kill()
         writer.wait()
         await leader.aclose()
+
+
+def leased(name: str) -> int:
+    with admin("options='-c singleton_lock.bind_session=off'") as conn:
+        return conn.execute("SELECT token FROM singleton_acquire(%s, '1 min', 'h')",
+                            (name,)).fetchone()[0]
+
+
+def test_the_queue_holds_nothing_after_a_refused_assert_or_a_cancelled_release():
+    """The fence queue's locks end with the (sub)transaction that took them:
+    a refused assert caught in a PL/pgSQL block leaves no share lock behind
+    (a release goes through while that transaction stays open), and a release
+    cancelled while it waits (here its statement_timeout) leaves no exclusive
+    request behind (a new fenced transaction passes at once)."""
+    name = unique("queue_errors")
+    token = leased(name)
+    with admin() as caught:
+        caught.execute("BEGIN")
+        caught.execute(psycopg.sql.SQL(
+            "DO $$ BEGIN PERFORM singleton_assert({}, {}); "
+            "EXCEPTION WHEN object_not_in_prerequisite_state THEN NULL; END $$").format(
+                name, token + 1))  # (a wrong token: refused, caught)
+        with admin("options='-c statement_timeout=5s'") as leader:
+            assert leader.execute("SELECT singleton_release(%s, %s)",
+                                  (name, token)).fetchone()[0] is True
+        caught.execute("ROLLBACK")
+
+    token = leased(name)
+    with admin() as open_work:
+        open_work.execute("BEGIN")
+        open_work.execute("SELECT singleton_assert(%s, %s)", (name, token))
+        with admin("options='-c statement_timeout=300'") as leader:
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                leader.execute("SELECT singleton_release(%s, %s)", (name, token))
+        with admin("options='-c statement_timeout=5s'") as later:
+            later.execute("SELECT singleton_assert(%s, %s)", (name, token))  # not queued
+        open_work.execute("COMMIT")
