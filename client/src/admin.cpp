@@ -8,7 +8,14 @@ namespace singleton_lock {
 
 namespace {
 
-pq::Connection connect_admin(const std::string& dsn) {
+// An admin connection and the statements to send over it (qualified with
+// the extension's schema, as the electors': Sql::schema_from_setup).
+struct Admin {
+    pq::Connection conn;
+    Sql sql;
+};
+
+Admin connect_admin(const std::string& dsn, const std::string& schema) {
     // Admin commands are one-shot: libpq defaults plus a bounded connect, and
     // names in UTF-8 like the electors' (else a role's LATIN1 would make
     // "zürich" another lease than the one the electors hold); the electors'
@@ -16,8 +23,10 @@ pq::Connection connect_admin(const std::string& dsn) {
     // refuse a force release).
     auto conn = pq::Connection::open(
         pq::ConnectParams(dsn, {{"connect_timeout", "10"}, {"client_encoding", "UTF8"}}));
-    for (const std::string& statement : Sql::session_setup()) conn.exec(statement, {});
-    return conn;
+    conn.exec(Sql::characteristics, {});
+    const auto setup = conn.exec(Sql::setup, {});
+    Sql sql(Sql::schema_from_setup(schema, setup));
+    return Admin{std::move(conn), std::move(sql)};
 }
 
 }  // namespace
@@ -25,9 +34,8 @@ pq::Connection connect_admin(const std::string& dsn) {
 std::vector<LeaseStatus> list_leases(const std::string& dsn, const std::string& schema,
                                      const std::optional<std::string>& name) {
     if (name) policy::check_label("the lease name", *name);
-    auto conn = connect_admin(dsn);
-    const Sql sql(schema);
-    const auto r = conn.exec(sql.leases, {name});
+    auto admin = connect_admin(dsn, schema);
+    const auto r = admin.conn.exec(admin.sql.leases, {name});
     std::vector<LeaseStatus> rows;
     rows.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) {
@@ -41,9 +49,8 @@ std::vector<LeaseStatus> list_leases(const std::string& dsn, const std::string& 
 
 bool force_release(const std::string& dsn, const std::string& schema, const std::string& name) {
     policy::check_label("the lease name", name);
-    auto conn = connect_admin(dsn);
-    const Sql sql(schema);
-    const auto r = conn.exec(sql.force_release, {name});
+    auto admin = connect_admin(dsn, schema);
+    const auto r = admin.conn.exec(admin.sql.force_release, {name});
     return r.rows() == 1 && r.text(0, 0) == "t";
 }
 
@@ -51,21 +58,21 @@ bool pause(const std::string& dsn, const std::string& schema, const std::string&
            const std::string& reason) {
     policy::check_label("the lease name", name);
     policy::require_utf8("the reason", reason);
-    auto conn = connect_admin(dsn);
-    const auto r = conn.exec(Sql(schema).pause, {name, reason});
+    auto admin = connect_admin(dsn, schema);
+    const auto r = admin.conn.exec(admin.sql.pause, {name, reason});
     return r.rows() == 1 && r.text(0, 0) == "t";
 }
 
 bool resume(const std::string& dsn, const std::string& schema, const std::string& name) {
     policy::check_label("the lease name", name);
-    auto conn = connect_admin(dsn);
-    const auto r = conn.exec(Sql(schema).resume, {name});
+    auto admin = connect_admin(dsn, schema);
+    const auto r = admin.conn.exec(admin.sql.resume, {name});
     return r.rows() == 1 && r.text(0, 0) == "t";
 }
 
 std::string server_version(const std::string& dsn, const std::string& schema) {
-    auto conn = connect_admin(dsn);
-    return conn.exec(Sql(schema).version, {}).text(0, 0);
+    auto admin = connect_admin(dsn, schema);
+    return admin.conn.exec(admin.sql.version, {}).text(0, 0);
 }
 
 }  // namespace singleton_lock

@@ -56,7 +56,7 @@ struct Elector::Impl {
     Timing timing;
     ElectorOptions opt;
     ElectorEvents ev;
-    Sql sql;
+    Sql sql;  // qualified with the extension's schema as each new session reports it
     pq::ConnectParams params;
     Duration host_timeout;  // per host of the DSN (libpq's non-blocking connect has none)
     std::minstd_rand rng;

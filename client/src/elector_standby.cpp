@@ -94,6 +94,7 @@ void Elector::Impl::on_connected(const Session& s) {
     last_contact = Clock::now();
     check_direct(s.setup_result(), s);
     learn_limits(s.setup_result());
+    sql = Sql(Sql::schema_from_setup(opt.schema, s.setup_result()));
     if (!main.idle()) {  // the second session is up: warm it up
         second.send(sql.warm_up, {opt.name}, Clock::now() + timing.reply_slack);
         return;

@@ -76,15 +76,33 @@ struct Sql {
     // transactions, whose fenced work must end before the lease moves: a
     // lock_timeout would fail them and lose their place in the queue; our own
     // deadlines bound every call); ISO dates (a role's German or SQL DateStyle
-    // would change the times we report).
+    // would change the times we report). Last, the extension's schema (NULL:
+    // not installed here): with no schema given we name it in every call
+    // (schema_from_setup), never resolving our functions through the
+    // search_path, where a role with CREATE on the database could put a
+    // schema named after ours ("$user") whose singleton_acquire would run
+    // with our role's rights. Built-ins named pg_catalog's too (a search_path
+    // may list pg_catalog after other schemas).
     static constexpr const char* setup =
-        "SELECT pg_backend_pid(), current_setting('singleton_lock.bind_session', true), "
-        "coalesce(least(nullif(extract(epoch FROM current_setting('statement_timeout')::interval), 0), "
-        "nullif(extract(epoch FROM coalesce(current_setting('transaction_timeout', true), '0')"
-        "::interval), 0)) * 1000, 0)::bigint, "
-        "set_config('idle_session_timeout', '0', false), "
-        "set_config('lock_timeout', '0', false), "
-        "set_config('DateStyle', 'ISO', false)";
+        "SELECT pg_catalog.pg_backend_pid(), "
+        "pg_catalog.current_setting('singleton_lock.bind_session', true), "
+        "coalesce(least(nullif(extract(epoch FROM pg_catalog.current_setting('statement_timeout')"
+        "::interval), 0), nullif(extract(epoch FROM coalesce(pg_catalog.current_setting("
+        "'transaction_timeout', true), '0')::interval), 0)) * 1000, 0)::bigint, "
+        "pg_catalog.set_config('idle_session_timeout', '0', false), "
+        "pg_catalog.set_config('lock_timeout', '0', false), "
+        "pg_catalog.set_config('DateStyle', 'ISO', false), "
+        "(SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = e.extnamespace WHERE e.extname = 'singleton_lock')";
+    // The schema to name in calls: the given one, else the one setup found
+    // (empty, unqualified, when the extension is missing: the server's error
+    // then says so).
+    static std::string schema_from_setup(const std::string& given, const pq::Result& setup_reply) {
+        if (!given.empty() || setup_reply.rows() != 1 || setup_reply.columns() < 7 ||
+            setup_reply.is_null(0, 6))
+            return given;
+        return setup_reply.text(0, 6);
+    }
     // Both, in this order: the first statements of every session of ours.
     static std::vector<std::string> session_setup() { return {characteristics, setup}; }
 };

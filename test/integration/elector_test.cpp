@@ -571,6 +571,98 @@ TEST_P(SecondSession, LosingOneSessionKeepsTheLeaseUntilTheRelease) {
 
 INSTANTIATE_TEST_SUITE_P(EitherSession, SecondSession, ::testing::Values(0, 1));
 
+// A role with CREATE on the database (its owner, say) puts a schema named
+// after the electors' role, first on their search_path ("$user"), with a
+// function of the same argument types as each of ours and a view like ours:
+// calls resolved through the search_path would run them with the electors'
+// rights. Each trap raises "shadow NAME called by ROLE".
+class ShadowingSchema {
+  public:
+    explicit ShadowingSchema(const std::string& database) : role_(unique_name("shadower")) {
+        dsn_ = "dbname=" + database;
+        const std::string victim = query("SELECT current_user");
+        ok_ = !victim.empty() && it::command("CREATE ROLE " + role_) &&
+              it::command("GRANT CREATE ON DATABASE " + database + " TO " + role_) &&
+              it::command(shadows(victim), dsn_);
+    }
+    ~ShadowingSchema() {
+        (void)it::command("DROP OWNED BY " + role_, dsn_);
+        (void)it::command("DROP ROLE IF EXISTS " + role_);
+    }
+    bool ok() const { return ok_; }
+
+  private:
+    std::string shadows(const std::string& victim) const {
+        const std::string s = query("SELECT quote_ident('" + victim + "')");
+        return "SET ROLE " + role_ + "; CREATE SCHEMA " + s + "; GRANT USAGE ON SCHEMA " + s +
+               " TO PUBLIC; CREATE FUNCTION " + s + ".trap(f text) RETURNS boolean "
+               "LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'shadow % called by %', f, "
+               "current_user; END$$; CREATE VIEW " + s + ".singleton_leases AS SELECT * FROM "
+               "public.singleton_leases WHERE " + s + ".trap('singleton_leases'); "
+               "DO $do$ DECLARE p record; BEGIN FOR p IN SELECT f.oid, f.proname FROM pg_proc f "
+               "JOIN pg_depend d ON d.objid = f.oid AND d.deptype = 'e' JOIN pg_extension e ON "
+               "e.oid = d.refobjid AND e.extname = 'singleton_lock' LOOP EXECUTE format("
+               "'CREATE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE plpgsql AS $f$BEGIN PERFORM "
+               "%I.trap(%L); END$f$', '" + victim + "', p.proname, oidvectortypes((SELECT "
+               "proargtypes FROM pg_proc WHERE oid = p.oid)), pg_get_function_result(p.oid), '" +
+               victim + "', p.proname); END LOOP; END $do$";
+    }
+    std::string role_, dsn_;
+    bool ok_ = false;
+};
+
+// Ours name the extension's schema (looked up at connect): none of the traps
+// runs. Before: A never led ("shadow singleton_acquire called by postgres").
+TEST(ElectorIntegration, AFunctionOfOursEarlierOnTheSearchPathIsNeverCalled) {
+    REQUIRE_OWN_DATABASE(db, "shadowed");
+    if (query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") != "t")
+        GTEST_SKIP() << "needs a superuser (to create the shadowing role and SET ROLE to it)";
+    const std::string database = db.dsn().substr(std::string("dbname=").size());
+    ShadowingSchema shadows(database);
+    ASSERT_TRUE(shadows.ok());
+    ASSERT_EQ(query("SELECT public.singleton_lock_version()", db.dsn()), "1.1");
+    ASSERT_EQ(query("SELECT singleton_lock_version()", db.dsn()), "")
+        << "an unqualified call does not meet the trap (this test would prove nothing)";
+    ElectorOptions o = db.options("shadowed");
+    o.ttl = 3s;  // (heartbeats every second: each leader renews while `ready` sleeps)
+    std::atomic<int> errors{0};
+    hand_over(o, [] { std::this_thread::sleep_for(1500ms); }, &errors);
+    EXPECT_EQ(errors.load(), 0) << "a call of ours met a trap";
+    // The admin commands' statements too.
+    std::vector<LeaseStatus> leases;
+    EXPECT_NO_THROW(leases = list_leases(db.dsn(), "", std::string("shadowed")));
+    EXPECT_EQ(leases.size(), 1u);
+    EXPECT_NO_THROW(EXPECT_EQ(server_version(db.dsn(), ""), "1.1"));
+    EXPECT_NO_THROW(pause(db.dsn(), "", "shadowed", "maintenance"));
+    EXPECT_EQ(query("SELECT state FROM public.singleton_leases WHERE name = 'shadowed'", db.dsn()),
+              "paused");
+    EXPECT_NO_THROW(EXPECT_TRUE(resume(db.dsn(), "", "shadowed")));
+    EXPECT_NO_THROW(force_release(db.dsn(), "", "shadowed"));
+}
+
+// With the extension missing from the database there is no schema to name:
+// the error says what to do.
+TEST(ElectorIntegration, AMissingExtensionIsFatalAndSaysSo) {
+    REQUIRE_SERVER();
+    REQUIRE_CREATEDB();
+    const std::string database = unique_name("no_extension");
+    ASSERT_TRUE(it::command("CREATE DATABASE " + database));
+    ElectorOptions o;
+    o.name = unique_name("fatal");
+    o.dsn = "dbname=" + database;
+    std::string error;
+    ElectorEvents e;
+    e.on_failed = [&](const std::string& m) { error = m; };
+    State end{};
+    {
+        Elector a(o, e);
+        end = a.run();
+    }
+    (void)it::command("DROP DATABASE " + database + " WITH (FORCE)");
+    EXPECT_EQ(end, State::failed);
+    EXPECT_NE(error.find("CREATE EXTENSION singleton_lock"), std::string::npos) << error;
+}
+
 TEST(ElectorIntegration, MissingSchemaIsFatal) {
     REQUIRE_SERVER();
     ElectorOptions o;

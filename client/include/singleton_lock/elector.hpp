@@ -47,7 +47,7 @@ struct ElectorOptions {
     std::optional<Duration> grace;  // default ttl/4; must be < ttl/2
     std::string holder;             // empty: default_holder_id()
     std::optional<Duration> wait;   // how long to wait as standby; nullopt: forever
-    std::string schema;             // schema of the extension; empty: search_path
+    std::string schema;             // schema of the extension; empty: the one it is installed in
     // Extension 1.1: among standbys the highest priority gets the lease (ties:
     // the longest waiting); a standby of higher priority than the leader's asks
     // it to step down. 0 works with extension 1.0 too.
