@@ -76,7 +76,8 @@ struct Sql {
     // transactions, whose fenced work must end before the lease moves: a
     // lock_timeout would fail them and lose their place in the queue; our own
     // deadlines bound every call); ISO dates (a role's German or SQL DateStyle
-    // would change the times we report). Last, the extension's schema (NULL:
+    // would change the times we report), and intervals as PostgreSQL's own
+    // style (an iso_8601 one would show a ttl as PT10S). Last, the extension's schema (NULL:
     // not installed here): with no schema given we name it in every call
     // (schema_from_setup), never resolving our functions through the
     // search_path, where a role with CREATE on the database could put a
@@ -92,16 +93,18 @@ struct Sql {
         "pg_catalog.set_config('idle_session_timeout', '0', false), "
         "pg_catalog.set_config('lock_timeout', '0', false), "
         "pg_catalog.set_config('DateStyle', 'ISO', false), "
+        "pg_catalog.set_config('IntervalStyle', 'postgres', false), "
         "(SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
         "ON n.oid = e.extnamespace WHERE e.extname = 'singleton_lock')";
     // The schema to name in calls: the given one, else the one setup found
     // (empty, unqualified, when the extension is missing: the server's error
     // then says so).
     static std::string schema_from_setup(const std::string& given, const pq::Result& setup_reply) {
-        if (!given.empty() || setup_reply.rows() != 1 || setup_reply.columns() < 7 ||
-            setup_reply.is_null(0, 6))
+        constexpr int column = 7;
+        if (!given.empty() || setup_reply.rows() != 1 || setup_reply.columns() <= column ||
+            setup_reply.is_null(0, column))
             return given;
-        return setup_reply.text(0, 6);
+        return setup_reply.text(0, column);
     }
     // Both, in this order: the first statements of every session of ours.
     static std::vector<std::string> session_setup() { return {characteristics, setup}; }

@@ -334,11 +334,13 @@ TEST(ElectorIntegration, ALockTimeoutDefaultFailsNoWait) {
 // A database whose sessions default to LATIN1 and German dates: a lease name
 // is the same lease for every client (the bytes of "zürich" as UTF-8, not as
 // LATIN1 read as UTF-8: "zÃ¼rich", another lease than other clients'), and
-// the times reported stay ISO.
+// the times reported stay ISO, the durations PostgreSQL's style (an ISO 8601
+// IntervalStyle showed the status's ttl as "PT10S").
 TEST(ElectorIntegration, ARoleEncodingOrDateStyleChangesNoNameAndNoTime) {
     REQUIRE_OWN_DATABASE(db, "encoding");
     ASSERT_TRUE(db.set_default("client_encoding", "LATIN1"));
     ASSERT_TRUE(db.set_default("DateStyle", "German, DMY"));
+    ASSERT_TRUE(db.set_default("IntervalStyle", "iso_8601"));
     ElectorOptions o = db.options("z\xc3\xbcrich");  // "zürich" in UTF-8
     std::string expires_at;
     ElectorEvents e;
@@ -349,12 +351,18 @@ TEST(ElectorIntegration, ARoleEncodingOrDateStyleChangesNoNameAndNoTime) {
     const std::string names = query(
         "SELECT string_agg(encode(convert_to(name, 'UTF8'), 'hex'), ',') FROM singleton_lock_leases",
         db.dsn());
+    std::vector<LeaseStatus> leases;
+    EXPECT_NO_THROW(leases = list_leases(db.dsn(), "", std::nullopt));
     a.request_stop();
     t.join();
     ASSERT_TRUE(led) << "never led";
     EXPECT_EQ(names, "7ac3bc72696368") << "the lease's name as stored (hex of its UTF-8)";
     EXPECT_TRUE(expires_at.size() > 10 && expires_at[4] == '-' && expires_at[7] == '-')
         << "expires_at is not ISO: " << expires_at;
+    ASSERT_EQ(leases.size(), 1u);
+    EXPECT_EQ(leases[0].ttl, "00:00:10");
+    EXPECT_EQ(leases[0].expires_in.rfind("00:00:", 0), 0u) << leases[0].expires_in;
+    EXPECT_EQ(leases[0].expires_at.rfind(expires_at.substr(0, 10), 0), 0u) << leases[0].expires_at;
 }
 
 // The poll-loop interface, release() in the step right after the one that made
