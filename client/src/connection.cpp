@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <system_error>
 #include <thread>
 
@@ -56,6 +57,19 @@ std::string setting(PQconninfoOption* parsed, const char* keyword, const char* e
 
 using ParsedDsn = std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)>;
 
+// A DSN libpq cannot parse (bad syntax, an unknown keyword, a malformed URI)
+// will never connect: a usage error, not an outage to retry through.
+ParsedDsn parse_dsn(const std::string& dsn) {
+    char* error = nullptr;
+    ParsedDsn parsed(PQconninfoParse(dsn.c_str(), &error), PQconninfoFree);
+    if (parsed) return parsed;
+    if (error == nullptr) throw std::bad_alloc();  // libpq's only other failure
+    std::string message(error);
+    PQfreemem(error);
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    throw UsageError("invalid connection string: " + message);
+}
+
 std::string joined(const std::vector<std::string>& items, std::size_t first) {
     std::string out;
     for (std::size_t i = 0; i < items.size(); ++i)
@@ -94,8 +108,7 @@ void check(PGconn* conn, const PGresult* result) {
 
 ConnectParams::ConnectParams(const std::string& dsn,
                              const std::vector<std::pair<std::string, std::string>>& defaults) {
-    // (nullptr for a DSN libpq cannot parse: the connect reports it.)
-    const ParsedDsn parsed(PQconninfoParse(dsn.c_str(), nullptr), PQconninfoFree);
+    const ParsedDsn parsed(parse_dsn(dsn));
     // A service file's settings apply only where nothing else is set, and a
     // Kerberos service name is the DSN's choice of GSSAPI: both outrank our
     // skipping of libpq's GSSAPI probe (kerberos_signs.hpp).
@@ -140,8 +153,8 @@ std::optional<std::chrono::milliseconds> ConnectParams::connect_timeout() const 
     return std::chrono::seconds(std::max(seconds, 2L));  // libpq's floor
 }
 
-// Only what is needed to rotate the host list; a DSN libpq cannot parse, or
-// whose lists do not line up, is left alone (libpq reports it when connecting).
+// Only what is needed to rotate the host list; a DSN whose lists do not line
+// up is left alone (libpq reports it when connecting).
 void ConnectParams::parse_hosts(PQconninfoOption* parsed) {
     if (parsed == nullptr) return;
     const auto hosts = split_list(setting(parsed, "host", "PGHOST"));

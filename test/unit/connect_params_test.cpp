@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "connection.hpp"
+#include "singleton_lock/errors.hpp"
 
 namespace singleton_lock::pq {
 namespace {
@@ -119,6 +120,30 @@ TEST_F(ConnectParamsTest, ConnectTimeoutAsLibpqWouldUseIt) {
         ConnectParams("host=a connect_timeout=0", {{"connect_timeout", "5"}}).connect_timeout(),
         std::nullopt);
     EXPECT_EQ(ConnectParams("host=a", {}).connect_timeout(), std::nullopt);
+}
+
+// A DSN libpq cannot parse never connects: a usage error naming libpq's
+// reason, at once (before: "database unavailable", retried forever).
+TEST_F(ConnectParamsTest, ADsnLibpqCannotParseIsAUsageError) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"host=a password=x unterminated='x", "unterminated quoted string"},
+        {"postgresql://u@h:1/db?badopt=1", "invalid URI query parameter: \"badopt\""},
+        {"hots=a", "invalid connection option \"hots\""},
+        {"host", "missing \"=\" after \"host\""},
+    };
+    for (const auto& [dsn, reason] : cases) {
+        try {
+            ConnectParams p(dsn, {});
+            ADD_FAILURE() << "accepted: " << dsn;
+        } catch (const UsageError& e) {
+            const std::string message = e.what();
+            EXPECT_EQ(message.rfind("invalid connection string: ", 0), 0u) << message;
+            EXPECT_NE(message.find(reason), std::string::npos) << message;
+            EXPECT_NE(message.back(), '\n') << "(a log line of its own)";
+        }
+    }
+    EXPECT_NO_THROW(ConnectParams("", {}));  // (the PG* environment)
+    EXPECT_NO_THROW(ConnectParams("postgresql:///db?host=/tmp&port=5433", {}));
 }
 
 }  // namespace

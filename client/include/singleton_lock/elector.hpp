@@ -131,7 +131,7 @@ class Elector {
   public:
     // Throws UsageError for invalid options (a name or holder id the server would
     // refuse: not UTF-8, not 1 to 255 characters, only white space, control
-    // characters; ttl < 100ms, grace >= ttl/2).
+    // characters; ttl < 100ms, grace >= ttl/2; a DSN libpq cannot parse).
     explicit Elector(ElectorOptions options, ElectorEvents events = {});
     ~Elector();
     Elector(const Elector&) = delete;
