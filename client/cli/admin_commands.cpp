@@ -25,7 +25,8 @@ int admin_error(const char* command, const Error& e) {
     if (dynamic_cast<const PermissionDeniedError*>(&e))
         hint = " (pause and resume are for administrators: a superuser, the extension's owner, or "
                "a role granted EXECUTE on singleton_pause(text, text) and singleton_resume(text))";
-    else if (dynamic_cast<const ExtensionMissingError*>(&e))
+    else if (const auto* missing = dynamic_cast<const ExtensionMissingError*>(&e);
+             missing && missing->sqlstate() == "42883")  // (not 42704: none installed)
         hint = " (pause and resume need extension version 1.1: ALTER EXTENSION singleton_lock "
                "UPDATE)";
     std::fprintf(stderr, "singleton-lock %s: %s%s\n", command, e.what(), hint.c_str());

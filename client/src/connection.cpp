@@ -99,8 +99,9 @@ void check(PGconn* conn, const PGresult* result) {
     if (code == "42501") throw PermissionDeniedError(message, code);
     if (code == "42883" || code == "42P01" || code == "3F000")
         throw ExtensionMissingError(
-            message + " (is the extension installed in this database, in a schema on the role's "
-                      "search_path? CREATE EXTENSION singleton_lock, or name its schema: --schema)",
+            message + " (is the extension installed in this database, in the schema named, and "
+                      "at the version needed? CREATE EXTENSION singleton_lock, ALTER EXTENSION "
+                      "singleton_lock UPDATE)",
             code);
     if (code == "57014") throw QueryCanceledError(message, code);
     throw ServerError(message, code);

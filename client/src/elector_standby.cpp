@@ -94,7 +94,11 @@ void Elector::Impl::on_connected(const Session& s) {
     last_contact = Clock::now();
     check_direct(s.setup_result(), s);
     learn_limits(s.setup_result());
-    sql = Sql(Sql::schema_from_setup(opt.schema, s.setup_result()));
+    try {
+        sql = Sql(Sql::schema_from_setup(opt.schema, s.setup_result()));
+    } catch (const ExtensionMissingError& e) {
+        return on_error(main, e);  // (main: on the second session it would mean version 1.0)
+    }
     if (!main.idle()) {  // the second session is up: warm it up
         second.send(sql.warm_up, {opt.name}, Clock::now() + timing.reply_slack);
         return;

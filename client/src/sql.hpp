@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "connection.hpp"
+#include "singleton_lock/errors.hpp"
 
 namespace singleton_lock {
 
@@ -83,27 +84,35 @@ struct Sql {
     // search_path, where a role with CREATE on the database could put a
     // schema named after ours ("$user") whose singleton_acquire would run
     // with our role's rights. Built-ins named pg_catalog's too (a search_path
-    // may list pg_catalog after other schemas).
+    // may list pg_catalog after other schemas), and operands of the exact
+    // types of pg_catalog's operators: pg_catalog is searched first, but an
+    // operator elsewhere that needs no cast (numeric = integer, numeric *
+    // integer) would beat one that does.
     static constexpr const char* setup =
         "SELECT pg_catalog.pg_backend_pid(), "
         "pg_catalog.current_setting('singleton_lock.bind_session', true), "
         "coalesce(least(nullif(extract(epoch FROM pg_catalog.current_setting('statement_timeout')"
-        "::interval), 0), nullif(extract(epoch FROM coalesce(pg_catalog.current_setting("
-        "'transaction_timeout', true), '0')::interval), 0)) * 1000, 0)::bigint, "
+        "::interval), 0::numeric), nullif(extract(epoch FROM coalesce(pg_catalog.current_setting("
+        "'transaction_timeout', true), '0')::interval), 0::numeric)) * 1000::numeric, "
+        "0::numeric)::bigint, "
         "pg_catalog.set_config('idle_session_timeout', '0', false), "
         "pg_catalog.set_config('lock_timeout', '0', false), "
         "pg_catalog.set_config('DateStyle', 'ISO', false), "
         "pg_catalog.set_config('IntervalStyle', 'postgres', false), "
         "(SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
         "ON n.oid = e.extnamespace WHERE e.extname = 'singleton_lock')";
-    // The schema to name in calls: the given one, else the one setup found
-    // (empty, unqualified, when the extension is missing: the server's error
-    // then says so).
+    // The schema to name in calls: the given one, else the one setup found.
+    // Throws ExtensionMissingError when none is given and the extension is not
+    // installed in the database: an unqualified call would find whatever
+    // function of that name the search_path offers.
     static std::string schema_from_setup(const std::string& given, const pq::Result& setup_reply) {
         constexpr int column = 7;
-        if (!given.empty() || setup_reply.rows() != 1 || setup_reply.columns() <= column ||
+        if (!given.empty()) return given;
+        if (setup_reply.rows() != 1 || setup_reply.columns() <= column ||
             setup_reply.is_null(0, column))
-            return given;
+            throw ExtensionMissingError(
+                "the extension singleton_lock is not installed in this database (CREATE "
+                "EXTENSION singleton_lock)", "42704");
         return setup_reply.text(0, column);
     }
     // Both, in this order: the first statements of every session of ours.

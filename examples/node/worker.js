@@ -12,7 +12,7 @@
 // stops and the worker waits as a standby again. SIGTERM/SIGINT: stop,
 // release, exit 0. Exit codes: 0 stopped by a signal, 1 fatal database error,
 // 2 usage error.
-const { Elector, Stopped } = require('./lib/elector')
+const { Elector, Stopped, calls } = require('./lib/elector')
 const { Link, sqlstate } = require('./lib/link')
 const { UsageError, parseDuration, clientOptions } = require('./lib/config')
 
@@ -63,8 +63,9 @@ class Ledger {
     if (!lease.held) return // lost meanwhile: send nothing more
     // One statement, one transaction: singleton_assert runs first and, unless
     // our token is still current, raises SQLSTATE 55000 and nothing is inserted.
+    // (Named in the schema the elector found, as its own calls.)
     await this.link.query(
-      `WITH fence AS (SELECT singleton_assert($1, $2::bigint)) INSERT INTO ${this.table} (token, pid, at) SELECT $2::bigint, $3, clock_timestamp() FROM fence`,
+      `WITH fence AS (SELECT ${calls(lease.schema).assert}($1, $2::bigint)) INSERT INTO ${this.table} (token, pid, at) SELECT $2::bigint, $3, pg_catalog.clock_timestamp() FROM fence`,
       [lease.name, lease.token, process.pid], 10000)
   }
 

@@ -67,10 +67,13 @@ class Ledger:
         try:
             conn = await self._connection()
             lease.check()  # lost meanwhile: send nothing more
+            # (singleton_assert named in the extension's schema, never through
+            # the search_path: docs/security.md)
             await conn.execute(sql.SQL(
-                "WITH fence AS (SELECT singleton_assert(%s, %s::bigint)) "
-                "INSERT INTO {} (token, pid, at) SELECT %s::bigint, %s, clock_timestamp() "
-                "FROM fence").format(self._table),
+                "WITH fence AS (SELECT {}.singleton_assert(%s, %s::bigint)) "
+                "INSERT INTO {} (token, pid, at) SELECT %s::bigint, %s, "
+                "pg_catalog.clock_timestamp() FROM fence").format(
+                    sql.Identifier(lease.schema), self._table),
                 (lease.name, lease.token, lease.token, os.getpid()))
         except asyncio.CancelledError:
             await self.abandon()

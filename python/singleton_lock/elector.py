@@ -27,8 +27,8 @@ import psycopg
 
 from .connector import Connector
 from .durations import interval_literal
-from .errors import (ElectorClosed, Error, LeaseLost, SteppedDown, UsageError, WaitExpired,
-                     is_fatal)
+from .errors import (ElectorClosed, Error, ExtensionMissingError, LeaseLost, SteppedDown,
+                     UsageError, WaitExpired, is_fatal)
 from .keeper import Keeper
 from .lease import Lease, LossReason, State
 from .link import Link
@@ -58,7 +58,10 @@ class AsyncElector:
                  on_step_down: Optional[Callable[[Lease], None]] = None,
                  **options: Any) -> None:
         self.options: Options = make_options(name, **options)
-        self._sql = Statements(self.options.schema)
+        # schema=, or None: then the probe finds the extension's schema and
+        # _statements_for() names it in our calls (sql.py: why)
+        self._given_sql = Statements(self.options.schema)
+        self._sql = self._given_sql  # the current connection's
         self._on_step_down = on_step_down
         self._features: Optional[ServerFeatures] = None
         self._work: Optional["asyncio.Future[Any]"] = None  # run()'s leader work, once started
@@ -249,6 +252,7 @@ class AsyncElector:
         try:
             row = await self._set_up(link, timing.reply_slack)
             self._learn(ServerFeatures.from_probe(row))
+            self._sql = self._statements_for(self._features)
             self._check_direct(link, row)
             listen = self.options.listen
             if listen is None:
@@ -278,14 +282,30 @@ class AsyncElector:
                             "noticed (see the GRANT in the docs)", self.name)
         self._features = features
 
+    def _statements_for(self, features: Optional[ServerFeatures]) -> Statements:
+        """The statements for a connection: schema='s if given, else naming
+        the schema the probe found the extension in. None found: the extension
+        is not installed in this database, and an unqualified call could find
+        someone else's function of that name: ExtensionMissingError."""
+        found = features.schema if features is not None else None
+        if self.options.schema:
+            return self._given_sql
+        if not found:
+            raise ExtensionMissingError(
+                "the extension singleton_lock is not installed in this database "
+                "(CREATE EXTENSION singleton_lock)", "42704")
+        if self._sql.schema != found:
+            return Statements(found)
+        return self._sql
+
     def _statement_timeout(self) -> float:
         return self._features.statement_timeout if self._features is not None else 0.0
 
     async def _set_up(self, link: Link, timeout: float) -> Any:
         """The session's own settings, first on every connection of ours
         (sql.py): the transactions' defaults, then the probe; its row."""
-        await link.execute(self._sql.characteristics, None, timeout)
-        return await link.execute(self._sql.probe, self._sql.probe_params, timeout)
+        await link.execute(self._given_sql.characteristics, None, timeout)
+        return await link.execute(self._given_sql.probe, self._given_sql.probe_params, timeout)
 
     def _check_direct(self, link: Link, probe: Any) -> None:
         """A pooler (PgBouncer) hands out a backend pid of its own: the
@@ -454,8 +474,9 @@ class AsyncElector:
             try:
                 link = await self._connector.open(min(timing.connect_timeout, left))
                 # (the session's own settings first, as on every connection of ours)
-                await self._set_up(link, min(timing.reply_slack, max(left, 0.05)))
-                row = await link.execute(self._sql.release, (self.name, lease.token),
+                probe = await self._set_up(link, min(timing.reply_slack, max(left, 0.05)))
+                statements = self._statements_for(ServerFeatures.from_probe(probe))
+                row = await link.execute(statements.release, (self.name, lease.token),
                                          min(timing.release_timeout, max(left, 0.05)))
                 released = bool(row and row[0])
                 log.info("lease %r: token %d %s after the loss", self.name, lease.token,

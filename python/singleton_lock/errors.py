@@ -38,7 +38,8 @@ class PermissionDeniedError(ServerError):
 
 
 class ExtensionMissingError(ServerError):
-    """42883 / 42P01 / 3F000: usually CREATE EXTENSION singleton_lock was not run."""
+    """42883 / 42P01 / 3F000: usually CREATE EXTENSION singleton_lock was not run;
+    42704: the probe found no extension in the database."""
 
 
 class QueryCanceledError(ServerError):
@@ -101,8 +102,9 @@ def translate(error: psycopg.Error) -> Error:
         return PermissionDeniedError(message, sqlstate)
     if sqlstate in _MISSING_STATES:
         return ExtensionMissingError(
-            message + " (is the extension installed in this database, in a schema on the role's "
-            "search_path? CREATE EXTENSION singleton_lock, or name its schema: schema=)", sqlstate
+            message + " (is the extension installed in this database, in the schema named, and at "
+            "the version needed? CREATE EXTENSION singleton_lock, ALTER EXTENSION singleton_lock "
+            "UPDATE)", sqlstate
         )
     if sqlstate == "57014":
         return QueryCanceledError(message, sqlstate)

@@ -77,6 +77,13 @@ class Lease:
         return not self.lost.is_set()
 
     @property
+    def schema(self) -> Optional[str]:
+        """The extension's schema, to name in your own SQL (for instance
+        "public".singleton_assert in a fenced statement): never resolve our
+        functions through the search_path (docs/security.md)."""
+        return self._statements.schema
+
+    @property
     def step_down_at(self) -> float:
         """time.monotonic() value at which the lease counts as lost unless a
         heartbeat is confirmed before (the local deadline rule)."""

@@ -27,6 +27,7 @@ class SyncLease:
         self.name = lease.name
         self.holder = lease.holder
         self.token = lease.token
+        self.schema = lease.schema
         self.lost = threading.Event()
         self.step_down_requested = threading.Event()
         lease._on_end(lambda _: self.lost.set())

@@ -581,7 +581,9 @@ INSTANTIATE_TEST_SUITE_P(EitherSession, SecondSession, ::testing::Values(0, 1));
 
 // A role with CREATE on the database (its owner, say) puts a schema named
 // after the electors' role, first on their search_path ("$user"), with a
-// function of the same argument types as each of ours and a view like ours:
+// function of the same argument types as each of ours and a view like ours,
+// and operators that need no cast where pg_catalog's do (numeric = integer,
+// numeric * integer: these beat pg_catalog's although it is searched first):
 // calls resolved through the search_path would run them with the electors'
 // rights. Each trap raises "shadow NAME called by ROLE".
 class ShadowingSchema {
@@ -606,7 +608,8 @@ class ShadowingSchema {
                " TO PUBLIC; CREATE FUNCTION " + s + ".trap(f text) RETURNS boolean "
                "LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'shadow % called by %', f, "
                "current_user; END$$; CREATE VIEW " + s + ".singleton_leases AS SELECT * FROM "
-               "public.singleton_leases WHERE " + s + ".trap('singleton_leases'); "
+               "public.singleton_leases WHERE " + s + ".trap('singleton_leases'); " +
+               operator_trap(s, "=", "boolean") + operator_trap(s, "*", "numeric") +
                "DO $do$ DECLARE p record; BEGIN FOR p IN SELECT f.oid, f.proname FROM pg_proc f "
                "JOIN pg_depend d ON d.objid = f.oid AND d.deptype = 'e' JOIN pg_extension e ON "
                "e.oid = d.refobjid AND e.extname = 'singleton_lock' LOOP EXECUTE format("
@@ -614,6 +617,14 @@ class ShadowingSchema {
                "%I.trap(%L); END$f$', '" + victim + "', p.proname, oidvectortypes((SELECT "
                "proargtypes FROM pg_proc WHERE oid = p.oid)), pg_get_function_result(p.oid), '" +
                victim + "', p.proname); END LOOP; END $do$";
+    }
+    static std::string operator_trap(const std::string& s, const std::string& op,
+                                     const std::string& result) {
+        const std::string f = s + ".op_" + (op == "=" ? "eq" : "mul");
+        return "CREATE FUNCTION " + f + "(numeric, integer) RETURNS " + result +
+               " LANGUAGE plpgsql AS $$BEGIN PERFORM " + s + ".trap('operator " + op +
+               "'); END$$; CREATE OPERATOR " + s + "." + op +
+               " (leftarg = numeric, rightarg = integer, function = " + f + "); ";
     }
     std::string role_, dsn_;
     bool ok_ = false;
@@ -631,6 +642,8 @@ TEST(ElectorIntegration, AFunctionOfOursEarlierOnTheSearchPathIsNeverCalled) {
     ASSERT_EQ(query("SELECT public.singleton_lock_version()", db.dsn()), "1.1");
     ASSERT_EQ(query("SELECT singleton_lock_version()", db.dsn()), "")
         << "an unqualified call does not meet the trap (this test would prove nothing)";
+    ASSERT_EQ(query("SELECT nullif(1.5, 0)", db.dsn()), "") << "nor an operator needing no cast";
+    ASSERT_EQ(query("SELECT nullif(1.5, 0::numeric)", db.dsn()), "1.5");
     ElectorOptions o = db.options("shadowed");
     o.ttl = 3s;  // (heartbeats every second: each leader renews while `ready` sleeps)
     std::atomic<int> errors{0};
@@ -649,15 +662,28 @@ TEST(ElectorIntegration, AFunctionOfOursEarlierOnTheSearchPathIsNeverCalled) {
 }
 
 // With the extension missing from the database there is no schema to name:
-// the error says what to do.
+// the error says what to do, and no function of ours is called by name (one
+// of someone else's could be found instead: here a trap in public).
 TEST(ElectorIntegration, AMissingExtensionIsFatalAndSaysSo) {
     REQUIRE_SERVER();
     REQUIRE_CREATEDB();
     const std::string database = unique_name("no_extension");
     ASSERT_TRUE(it::command("CREATE DATABASE " + database));
+    ASSERT_TRUE(it::command(
+        "CREATE FUNCTION singleton_acquire(text, interval, text, interval) RETURNS TABLE("
+        "acquired boolean, token bigint, holder text, expires_at timestamptz) LANGUAGE plpgsql "
+        "AS $$BEGIN RAISE EXCEPTION 'trap called'; END$$", "dbname=" + database));
+    try {
+        (void)list_leases("dbname=" + database, "", std::nullopt);
+        ADD_FAILURE() << "list_leases passed";
+    } catch (const ExtensionMissingError& e) {
+        EXPECT_NE(std::string(e.what()).find("not installed in this database"), std::string::npos)
+            << e.what();
+    }
     ElectorOptions o;
     o.name = unique_name("fatal");
     o.dsn = "dbname=" + database;
+    o.wait = 5s;  // (an error other than fatal would be retried until then)
     std::string error;
     ElectorEvents e;
     e.on_failed = [&](const std::string& m) { error = m; };
@@ -668,7 +694,9 @@ TEST(ElectorIntegration, AMissingExtensionIsFatalAndSaysSo) {
     }
     (void)it::command("DROP DATABASE " + database + " WITH (FORCE)");
     EXPECT_EQ(end, State::failed);
-    EXPECT_NE(error.find("CREATE EXTENSION singleton_lock"), std::string::npos) << error;
+    EXPECT_NE(error.find("singleton_lock is not installed in this database (CREATE EXTENSION "
+                         "singleton_lock)"), std::string::npos) << error;
+    EXPECT_EQ(error.find("trap"), std::string::npos) << error;
 }
 
 TEST(ElectorIntegration, MissingSchemaIsFatal) {

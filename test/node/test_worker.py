@@ -7,12 +7,15 @@ import os
 import select
 import signal
 import subprocess
+from decimal import Decimal
 from typing import Any, Callable
 
 import pytest
+from psycopg import sql
 
-from harness import (DEFERRABLE_DEFAULTS, ROOT, WAIT, WORKER, fenced_work, lease_state,
-                     serializable_batch, tcp_dsn, unique)
+from harness import (DEFERRABLE_DEFAULTS, ROOT, WAIT, WORKER, admin, create_app_role, fenced_work,
+                     lease_state, plant_acquire_trap, scratch_database, serializable_batch,
+                     tcp_dsn, unique, wait_until)
 from scenarios import (database_restart, strict_server_settings, three_copies_kill_and_term,
                        two_copies_handover)
 
@@ -128,6 +131,115 @@ def test_a_release_after_a_loss_sets_its_new_session_up_too():
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
     assert "LOST (deadline" in err and "released after the loss" in err, err
+
+
+# The attacker's twins of every function the worker calls: (name, arguments,
+# result, what it returns). Each first records its call (and as whom it runs).
+SHADOWS = [
+    ("singleton_acquire", "text, interval, text, interval, OUT acquired boolean, OUT token bigint, "
+     "OUT holder text, OUT expires_at timestamptz", "record",
+     "SELECT true, 1::bigint, 'shadow'::text, pg_catalog.now() + interval '1 hour'"),
+    ("singleton_heartbeat", "text, bigint, interval", "timestamptz",
+     "SELECT pg_catalog.now() + interval '1 hour'"),
+    ("singleton_release", "text, bigint", "boolean", "SELECT true"),
+    ("singleton_assert", "text, bigint", "void", ""),
+]
+# ...and operators that need no cast where pg_catalog's do: these beat
+# pg_catalog's although it is searched first. (operator, its function's name,
+# result, what it returns)
+OPERATOR_SHADOWS = [
+    ("=", "op_eq", "boolean", "SELECT $1 OPERATOR(pg_catalog.=) $2::numeric"),
+    ("*", "op_mul", "numeric", "SELECT $1 OPERATOR(pg_catalog.*) $2::numeric"),
+]
+
+
+def test_no_function_is_taken_from_the_search_path(spawn):
+    """A role with CREATE on the database creates a schema named after the
+    worker's role ("$user", first in the default search_path, before the
+    extension's public) with twins of the functions the worker calls: the
+    worker names the extension's schema in every call, so none of them runs,
+    and it leads, renews and releases the real lease. Before: the calls ran
+    the attacker's functions as the worker's role (and no lease was taken)."""
+    app, attacker = unique("node_app"), unique("node_attacker")
+    name, table = unique("node_sp"), unique("node_sp_ledger")
+    worker = None
+    with admin() as conn:
+        try:
+            create_app_role(conn, app, pooled=False)
+            conn.execute(f"CREATE ROLE {attacker}")
+            conn.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                sql.Identifier(conn.info.dbname), sql.Identifier(attacker)))
+            with admin() as evil:
+                evil.execute(f"SET ROLE {attacker}")
+                evil.execute(f"CREATE SCHEMA {app}")
+                evil.execute(f"GRANT USAGE ON SCHEMA {app} TO PUBLIC")
+                evil.execute(f"CREATE TABLE {app}.calls (fn text, caller text DEFAULT current_user)")
+                evil.execute(f"GRANT INSERT ON {app}.calls TO PUBLIC")
+                for fn, args, result, body in SHADOWS:
+                    evil.execute(f"CREATE FUNCTION {app}.{fn}({args}) RETURNS {result} LANGUAGE sql "
+                                 f"AS $$ INSERT INTO {app}.calls (fn) VALUES ('{fn}'); {body} $$")
+                for op, fn, result, body in OPERATOR_SHADOWS:
+                    evil.execute(f"CREATE FUNCTION {app}.{fn}(numeric, integer) RETURNS {result} "
+                                 f"LANGUAGE sql AS $$ INSERT INTO {app}.calls (fn) "
+                                 f"VALUES ('operator {op}'); {body} $$")
+                    evil.execute(f"CREATE OPERATOR {app}.{op} (leftarg = numeric, "
+                                 f"rightarg = integer, function = {app}.{fn})")
+            # (the scenario works: as the worker's role, the twins come first)
+            conn.execute(f"SET ROLE {app}")
+            first = conn.execute("SELECT 'singleton_acquire(text, interval, text, interval)'"
+                                 "::regprocedure::oid = p.oid FROM pg_catalog.pg_proc p "
+                                 "WHERE p.pronamespace = %s::regnamespace AND "
+                                 "p.proname = 'singleton_acquire'", (app,)).fetchone()
+            operator = conn.execute("SELECT nullif(1.5, 0)").fetchone()
+            conn.execute("RESET ROLE")
+            calls = conn.execute(f"SELECT fn FROM {app}.calls").fetchall()
+            conn.execute(f"TRUNCATE {app}.calls")
+            assert first == (True,)
+            assert operator == (Decimal("1.5"),) and calls == [("operator =",)], calls
+
+            def lease():
+                row = conn.execute("SELECT state, token, renewed_at > acquired_at, last_transition "
+                                   "FROM singleton_leases WHERE name = %s", (name,)).fetchone()
+                return tuple(row) if row else (None,) * 4
+
+            def shadow_calls():
+                return conn.execute(f"SELECT fn, caller FROM {app}.calls").fetchall()
+
+            worker = spawn(WORKER + ["--dsn", tcp_dsn(user=app), "--name", name,
+                                     "--ledger", f"public.{table}", "--ttl", "2s"], "worker")
+            leader = worker.next_leader()
+            assert leader, "the worker never led"
+            token = leader[1]
+            wait_until(lambda: lease()[:3] == ("held", token, True) or shadow_calls())
+            renewed = lease()
+            worker.signal(signal.SIGTERM)
+            assert worker.wait_exit() == 0
+            assert shadow_calls() == [], f"the worker ran the attacker's functions: {shadow_calls()}"
+            assert renewed[:3] == ("held", token, True), renewed  # (it led, with a heartbeat)
+            assert lease()[0] == "free" and lease()[3] == "released", lease()
+        finally:
+            if worker:
+                worker.stop()
+            conn.execute("RESET ROLE")
+            for role in (attacker, app):
+                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                    conn.execute(f"DROP OWNED BY {role}")
+                    conn.execute(f"DROP ROLE {role}")
+
+
+def test_a_database_without_the_extension_is_fatal_and_says_so():
+    """No extension in the database: no schema to name, so the worker calls
+    nothing by name (someone else's singleton_acquire could be found: here
+    one in public that records its calls) and exits 1 saying what to do."""
+    with scratch_database("node_noext", extension=False) as database:
+        trapped = plant_acquire_trap(database)
+        result = subprocess.run(WORKER + ["--dsn", tcp_dsn(dbname=database), "--name", "x",
+                                          "--ledger", "public.t"],
+                                capture_output=True, text=True, timeout=WAIT)
+        assert result.returncode == 1, result.stderr
+        assert ("the extension singleton_lock is not installed in this database "
+                "(CREATE EXTENSION singleton_lock)") in result.stderr, result.stderr
+        assert trapped() == 0
 
 
 def test_bad_input_gets_clear_errors():

@@ -35,6 +35,41 @@ def admin(dsn: str = "") -> psycopg.Connection:
     return psycopg.connect(dsn, autocommit=True)
 
 
+@contextlib.contextmanager
+def scratch_database(prefix: str, extension: bool = True) -> Iterator[str]:
+    """A database of the test's own (with the extension unless told not),
+    dropped at the end; its name."""
+    name = unique(prefix)
+    with admin() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        if extension:
+            with admin(f"dbname={name}") as conn:
+                conn.execute("CREATE EXTENSION singleton_lock")
+        yield name
+    finally:
+        with admin() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def plant_acquire_trap(database: str) -> Callable[[], int]:
+    """Someone else's singleton_acquire in `database`'s public schema (one
+    without the extension), recording its calls; returns their counter."""
+    dsn = f"dbname={database}"
+    with admin(dsn) as conn:
+        conn.execute("CREATE TABLE calls (fn text)")
+        conn.execute("CREATE FUNCTION singleton_acquire(text, interval, text, interval, "
+                     "OUT acquired boolean, OUT token bigint, OUT holder text, "
+                     "OUT expires_at timestamptz) RETURNS record LANGUAGE sql AS "
+                     "$$ INSERT INTO calls VALUES ('singleton_acquire'); "
+                     "SELECT false, NULL::bigint, NULL::text, NULL::timestamptz $$")
+
+    def calls() -> int:
+        with admin(dsn) as conn:
+            return conn.execute("SELECT count(*) FROM calls").fetchone()[0]
+    return calls
+
+
 def tcp_dsn(port: Optional[int] = None, user: Optional[str] = None, **extra: str) -> str:
     """A DSN for the example programs over TCP (the server listens on 127.0.0.1)."""
     parts = {"host": "127.0.0.1", "port": str(port or os.environ["PGPORT"]),

@@ -17,7 +17,8 @@ from singleton_lock import LossReason, State
 from singleton_lock.link import Link, ReplyTimeout
 
 from harness import (PYTHON, ROOT, WAIT, Gate, LogLines, SilentHost, admin, lease_state, ms,
-                     tcp_dsn, unique, wait_until, wait_until_async)
+                     plant_acquire_trap, scratch_database, tcp_dsn, unique, wait_until,
+                     wait_until_async)
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -336,26 +337,31 @@ async def test_standby_stop_cancels_its_waiting_acquire():
 
 
 async def test_fatal_errors_are_clear():
-    db = unique("noext")
+    """...and in a database without the extension nothing is called by name:
+    someone else's singleton_acquire could be found (here one in public that
+    records its calls)."""
     with admin() as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
         conn.execute("DROP ROLE IF EXISTS regress_py_nogrant")
         conn.execute("CREATE ROLE regress_py_nogrant LOGIN")
+    missing = r"not installed in this database \(CREATE EXTENSION singleton_lock\)"
     try:
-        no_ext = singleton_lock.AsyncElector("n", dsn=tcp_dsn(dbname=db))
-        with pytest.raises(singleton_lock.ExtensionMissingError, match="CREATE EXTENSION"):
-            await no_ext.acquire()
-        assert no_ext.state is State.FAILED
-        ranked = singleton_lock.AsyncElector("n", dsn=tcp_dsn(dbname=db), priority=1)
-        with pytest.raises(singleton_lock.ExtensionMissingError, match="CREATE EXTENSION"):
-            await ranked.acquire()
+        with scratch_database("noext", extension=False) as db:
+            trapped = plant_acquire_trap(db)
+            no_ext = singleton_lock.AsyncElector("n", dsn=tcp_dsn(dbname=db), wait="5s")
+            with pytest.raises(singleton_lock.ExtensionMissingError, match=missing):
+                await no_ext.acquire()
+            assert no_ext.state is State.FAILED
+            ranked = singleton_lock.AsyncElector("n", dsn=tcp_dsn(dbname=db), priority=1,
+                                                 wait="5s")
+            with pytest.raises(singleton_lock.ExtensionMissingError, match=missing):
+                await ranked.acquire()
+            assert trapped() == 0
         no_grant = singleton_lock.AsyncElector("n", dsn=tcp_dsn(user="regress_py_nogrant"))
         with pytest.raises(singleton_lock.PermissionDeniedError) as denied:
             await no_grant.acquire()
         assert denied.value.sqlstate == "42501"
     finally:
         with admin() as conn:
-            conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
             conn.execute("DROP ROLE regress_py_nogrant")
 
 

@@ -14,8 +14,8 @@ import pytest
 import singleton_lock
 import singleton_lock.sql
 
-from harness import (DEFERRABLE_DEFAULTS, WAIT, admin, fenced_work, lease_state, serializable_batch,
-                     unique, wait_until, wait_until_async)
+from harness import (DEFERRABLE_DEFAULTS, WAIT, admin, fenced_work, lease_state, scratch_database,
+                     serializable_batch, unique, wait_until, wait_until_async)
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -25,16 +25,8 @@ def own_database():
     """A database of the test's own, with the extension: its counters show
     whether any statement of the electors using it was cancelled (a
     cancelled statement rolls its transaction back)."""
-    name = unique("sl_limits")
-    with admin() as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        with admin(f"dbname={name}") as conn:
-            conn.execute("CREATE EXTENSION singleton_lock")
+    with scratch_database("sl_limits") as name:
         yield name
-    finally:
-        with admin() as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def rolled_back(database: str) -> int:

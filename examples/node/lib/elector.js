@@ -8,6 +8,7 @@
 // connection breaks, the lease is lost.
 const os = require('os')
 const crypto = require('crypto')
+const { escapeIdentifier } = require('pg')
 const { Link, ReplyTimeout, isFatal, isConnectionError } = require('./link')
 
 const now = () => Number(process.hrtime.bigint() / 1000000n) // monotonic, ms
@@ -36,10 +37,21 @@ function withinStatementTimeout (wait, statementTimeout) {
   return Math.min(wait, Math.max(Math.floor(longest), 1))
 }
 
+// Our functions, named in the extension's schema (found at connect): never
+// through the search_path, where a role with CREATE on the database could put a
+// schema named after our role ("$user", searched first) whose singleton_acquire
+// would run with our role's rights. (Not installed: setUp refuses.)
+function calls (schema) {
+  const fn = (name) => `${escapeIdentifier(schema)}.${name}`
+  return {
+    acquire: `SELECT acquired, token::text AS token, holder, expires_at FROM ${fn('singleton_acquire')}($1, $2::interval, $3, $4::interval)`,
+    heartbeat: `SELECT ${fn('singleton_heartbeat')}($1, $2::bigint, $3::interval) AS expires_at`,
+    release: `SELECT ${fn('singleton_release')}($1, $2::bigint) AS released`,
+    assert: fn('singleton_assert') // for the worker's fenced inserts
+  }
+}
+
 const SQL = {
-  acquire: 'SELECT acquired, token::text AS token, holder, expires_at FROM singleton_acquire($1, $2::interval, $3, $4::interval)',
-  heartbeat: 'SELECT singleton_heartbeat($1, $2::bigint, $3::interval) AS expires_at',
-  release: 'SELECT singleton_release($1, $2::bigint) AS released',
   // First at connect: the transactions' defaults, whatever the role's or
   // database's. READ COMMITTED (under REPEATABLE READ or SERIALIZABLE the
   // server refuses a waiting acquire), read-write (under a read-only default
@@ -58,14 +70,20 @@ const SQL = {
   // the leader's asserting transactions; our own timeouts bound each call);
   // UTF8, which pg sends whatever the role's client_encoding (else a role's
   // LATIN1 would make "zürich" another lease than other clients'), and ISO
-  // dates, the only style pg reads.
-  bindSession: "SELECT current_setting('singleton_lock.bind_session', true) AS bind, " +
-    "coalesce(least(nullif(extract(epoch FROM current_setting('statement_timeout')::interval), 0), " +
-    "nullif(extract(epoch FROM coalesce(current_setting('transaction_timeout', true), '0')::interval), 0))" +
-    " * 1000, 0)::float8 AS stmt_ms, " +
-    "set_config('idle_session_timeout', '0', false) AS idle, " +
-    "set_config('lock_timeout', '0', false) AS lock_wait, " +
-    "set_config('client_encoding', 'UTF8', false) AS encoding, set_config('DateStyle', 'ISO', false) AS dates"
+  // dates, the only style pg reads. Last, the extension's schema (calls()
+  // above); built-ins are pg_catalog's for the same reason, and operands have
+  // the exact types of pg_catalog's operators (an operator elsewhere needing
+  // no cast, numeric = integer, would beat pg_catalog's).
+  bindSession: "SELECT pg_catalog.current_setting('singleton_lock.bind_session', true) AS bind, " +
+    "coalesce(least(nullif(extract(epoch FROM pg_catalog.current_setting('statement_timeout')::interval), 0::numeric), " +
+    "nullif(extract(epoch FROM coalesce(pg_catalog.current_setting('transaction_timeout', true), '0')::interval), 0::numeric))" +
+    " * 1000::numeric, 0::numeric)::float8 AS stmt_ms, " +
+    "pg_catalog.set_config('idle_session_timeout', '0', false) AS idle, " +
+    "pg_catalog.set_config('lock_timeout', '0', false) AS lock_wait, " +
+    "pg_catalog.set_config('client_encoding', 'UTF8', false) AS encoding, " +
+    "pg_catalog.set_config('DateStyle', 'ISO', false) AS dates, " +
+    "(SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n " +
+    "ON n.oid = e.extnamespace WHERE e.extname = 'singleton_lock') AS schema"
 }
 
 class Stopped extends Error {}
@@ -84,9 +102,10 @@ class Wake {
 }
 
 class Lease {
-  constructor (name, token) {
+  constructor (name, token, schema) {
     this.name = name
     this.token = token // text: compare as BigInt, never decode
+    this.schema = schema // the extension's, for calls()
     this.reason = null // null while held; 'released' or why it was lost
     this.lost = new Promise((resolve) => { this.end = resolve })
   }
@@ -116,10 +135,15 @@ class Elector {
   }
 
   // Our session's own settings, first on every connection (SQL above); the
-  // second statement's row.
+  // second statement's row. The link's calls name the schema found there.
   async setUp (link, timeoutMs) {
     await link.query(SQL.characteristics, [], timeoutMs)
     const [row] = await link.query(SQL.bindSession, [], timeoutMs)
+    if (row.schema == null) { // nothing to name: an unqualified call could find someone else's
+      throw Object.assign(new Error('the extension singleton_lock is not installed in this database (CREATE EXTENSION singleton_lock)'), { code: '42704' })
+    }
+    link.schema = row.schema
+    link.calls = calls(row.schema)
     return row
   }
 
@@ -167,7 +191,7 @@ class Elector {
       const sent = now()
       let row
       try {
-        [row] = await link.query(SQL.acquire, [this.name, `${this.t.ttl} milliseconds`, this.holder, `${slice} milliseconds`], slice + this.t.replySlack)
+        [row] = await link.query(link.calls.acquire, [this.name, `${this.t.ttl} milliseconds`, this.holder, `${slice} milliseconds`], slice + this.t.replySlack)
       } catch (err) {
         await this.afterError(err)
         continue
@@ -191,7 +215,7 @@ class Elector {
     if (waited && now() + this.t.heartbeat >= sent + this.t.ttl - this.t.grace - this.t.margin) {
       const hbSent = now()
       try {
-        const [{ expires_at: expires }] = await link.query(SQL.heartbeat, [this.name, token, `${this.t.ttl} milliseconds`], this.t.replySlack)
+        const [{ expires_at: expires }] = await link.query(link.calls.heartbeat, [this.name, token, `${this.t.ttl} milliseconds`], this.t.replySlack)
         if (expires === null) return null
       } catch (err) {
         await this.afterError(err)
@@ -201,7 +225,7 @@ class Elector {
     } else if (waited) {
       this.heartbeatNow = true // confirm at once; the count moves to it
     }
-    const lease = new Lease(this.name, token)
+    const lease = new Lease(this.name, token, link.schema)
     this.confirmed = confirmedAt
     this.nextHeartbeat = confirmedAt + this.t.heartbeat
     this.releaseRequested = false
@@ -233,7 +257,7 @@ class Elector {
     const sent = now()
     let expires
     try {
-      [{ expires_at: expires }] = await link.query(SQL.heartbeat, [this.name, lease.token, `${this.t.ttl} milliseconds`], this.stepDownAt() - sent)
+      [{ expires_at: expires }] = await link.query(link.calls.heartbeat, [this.name, lease.token, `${this.t.ttl} milliseconds`], this.stepDownAt() - sent)
     } catch (err) {
       if (err instanceof ReplyTimeout) return this.lose(lease, 'deadline', 'heartbeat not confirmed in time')
       if (isConnectionError(err)) return this.lose(lease, 'connection lost', err.message)
@@ -265,7 +289,7 @@ class Elector {
   async doRelease (link, lease) {
     let released = false
     try {
-      const [row] = await link.query(SQL.release, [this.name, lease.token], this.t.releaseTimeout)
+      const [row] = await link.query(link.calls.release, [this.name, lease.token], this.t.releaseTimeout)
       released = row.released === true
       this.log(`lease "${this.name}": released${released ? '' : ' (it was no longer ours)'}`)
     } catch (err) {
@@ -288,7 +312,7 @@ class Elector {
       try {
         link = await Link.open({ ...this.options, connectionTimeoutMillis: this.t.connectTimeout })
         await this.setUp(link, this.t.replySlack) // (our session's settings first)
-        const [row] = await link.query(SQL.release, [this.name, lease.token], this.t.releaseTimeout)
+        const [row] = await link.query(link.calls.release, [this.name, lease.token], this.t.releaseTimeout)
         this.log(`lease "${this.name}": token ${lease.token} ${row.released ? 'released' : 'was no longer ours'} after the loss`)
         return row.released === true
       } catch (err) {
@@ -325,4 +349,4 @@ class Elector {
   close () { if (this.link) { this.link.close(); this.link = null } }
 }
 
-module.exports = { Elector, Stopped, makeTiming }
+module.exports = { Elector, Stopped, makeTiming, calls }
