@@ -18,13 +18,15 @@ namespace singleton_lock::cli {
 
 namespace {
 
-// SIGTERM and SIGINT are read from a signalfd; they are blocked before any
-// thread starts, so that none of them takes one.
+// SIGTERM and SIGINT (stop), and the signals passed on to COMMAND, are read
+// from a signalfd; they are blocked before any thread starts, so that none of
+// them takes one. (Left at their default, SIGHUP, SIGUSR1, SIGUSR2 and SIGQUIT
+// would kill singleton-lock: COMMAND SIGKILLed with no grace, for an
+// operator's `kill -HUP` to reload it.)
 int open_signalfd() {
     sigset_t set;
     sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT}) sigaddset(&set, sig);
     sigprocmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);
     return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <csignal>
 #include <cstring>
 
 #include "command.hpp"
@@ -161,6 +162,7 @@ void Runner::read_signals() {
 
 void Runner::on_signal(int sig) {
     const std::string name = std::string("SIG") + sigabbrev_np(sig);
+    if (sig != SIGTERM && sig != SIGINT) return pass_on(sig, name);
     switch (phase_) {
         case Phase::standby:
             stop_signal_ = sig;
@@ -185,6 +187,21 @@ void Runner::on_signal(int sig) {
             log("received " + name + "; COMMAND has ended, the lease is being released");
             return;
     }
+}
+
+// SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT: COMMAND's business (a reload, a dump),
+// not a stop; the lease is unaffected. Should COMMAND die of one, that is its
+// exit as any other.
+void Runner::pass_on(int sig, const std::string& name) {
+    const bool command_runs = phase_ == Phase::running || phase_ == Phase::stopping ||
+                              (phase_ == Phase::standby && supervisor_.warm() &&
+                               supervisor_.prepared());
+    if (!command_runs) {
+        log("received " + name + "; no COMMAND runs to pass it to: ignored");
+        return;
+    }
+    supervisor_.pass_on(sig);
+    log("passed " + name + " on to COMMAND");
 }
 
 void Runner::on_supervisor() {

@@ -63,6 +63,7 @@ class Runner {
     // inputs
     void read_signals();
     void on_signal(int sig);
+    void pass_on(int sig, const std::string& name);  // SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT
     void on_supervisor();
     void on_command_ended(const CommandReport& report);
     void on_elector_terminal();

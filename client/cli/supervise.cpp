@@ -159,6 +159,8 @@ void SupervisingProcess::on_link() {
     for (int i = 0; i < nfds; ++i) ::close(fds[i]);
     if (m.kind == link::Kind::deadline && !stopping_) deadline_ns_ = m.b;
     if (m.kind == link::Kind::stop && (started_ || warm_)) on_stop(m.value);
+    if (m.kind == link::Kind::pass_on && child_ > 0 && m.value > 0 && m.value < 65)
+        ::kill(-child_, m.value);
 }
 
 void SupervisingProcess::on_start(const link::Message& m) {

@@ -144,6 +144,11 @@ void Supervisor::stop(int sig) {
     if (running() || (warm_ && prepared())) (void)link::send(link_, {link::Kind::stop, sig, 0, 0});
 }
 
+void Supervisor::pass_on(int sig) {
+    if (running() || (warm_ && prepared()))
+        (void)link::send(link_, {link::Kind::pass_on, sig, 0, 0});
+}
+
 void Supervisor::kill_supervisor() {
     if (running()) ::kill(pid_, SIGKILL);
 }

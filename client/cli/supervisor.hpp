@@ -84,6 +84,9 @@ class Supervisor {
     // Sends sig to COMMAND's group now; at the end of the grace, SIGKILL to
     // whatever of it is left. Repeated calls forward the signal again.
     void stop(int sig);
+    // Sends sig to COMMAND's group (a running or warm one), nothing more: the
+    // signals singleton-lock passes on (SIGHUP, SIGUSR1, ...).
+    void pass_on(int sig);
     // The supervisor does not report in time: SIGKILL it. What it leaves is
     // adopted by this process; on_readable() then kills and reaps it.
     void kill_supervisor();

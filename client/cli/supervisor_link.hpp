@@ -15,6 +15,7 @@ enum class Kind : std::int32_t {
                    // database sockets (SCM_RIGHTS), held until every descendant is reaped
     deadline = 2,  // b: the new watchdog deadline
     stop = 3,      // value: signal for COMMAND's group now; SIGKILL to all at the grace's end
+    pass_on = 4,   // value: signal for COMMAND's group (SIGHUP, ...): no stop, no grace
     // supervisor -> singleton-lock
     child = 10,  // value: pid of COMMAND's process (it leads COMMAND's process group)
     ended = 11,  // value: COMMAND's wait status; a: processes killed and reaped; b: flags

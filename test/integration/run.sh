@@ -236,6 +236,68 @@ standby_signal)
     [ "$rc" = 130 ] || fail "standby exit code $rc after SIGINT, expected 130"
     kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     ;;
+passed_signals)
+    # SIGHUP, SIGUSR1, SIGUSR2 (a reload, a log reopen) are passed on to COMMAND; the
+    # lease is unaffected. A standby without COMMAND ignores them. SIGQUIT kills this
+    # COMMAND (sh's default): its exit ends the run as any other. Before: the signal's
+    # default action killed singleton-lock, and its supervisor SIGKILLed COMMAND.
+    cat >"$TMP/reloader.sh" <<'RELOADER'
+#!/bin/sh
+out="$1"
+for sig in HUP USR1 USR2; do trap "echo $sig >>'$out'" "$sig"; done
+trap 'exit 0' TERM
+: >"$out"; date +%s%N >"$out.started"
+while :; do sleep 0.05; done
+RELOADER
+    chmod +x "$TMP/reloader.sh"
+    run_reloader() {  # LABEL [OPTION] (SIGQUIT and SIGINT not ignored, as bash's `&` would have them)
+        ( trap - QUIT INT
+          exec "$SL" run --name "$NAME" --ttl 5s ${2:+"$2"} -- "$TMP/reloader.sh" "$TMP/$1.sig" \
+              2>"$TMP/$1.log" ) &
+        PIDS+=("$!"); eval "PID_$1=$!"
+    }
+    got() { grep -qx "$2" "$TMP/$1.sig" 2>/dev/null; }
+    token() { "${PSQL[@]}" -c "SELECT state || ' ' || token FROM singleton_leases WHERE name = '$NAME'"; }
+    run_reloader a
+    wait_for 20 test -s "$TMP/a.sig.started" || fail "a's COMMAND never started"
+    run_reloader b
+    wait_for 20 logged b "standby, held by" || fail "b never reported standby"
+    before=$(token)
+    for sig in HUP USR1 USR2; do
+        kill -"$sig" "$PID_a" || fail "could not send SIG$sig to a"
+        wait_for 10 got a "$sig" || fail "COMMAND did not get SIG$sig"
+        logged a "passed SIG$sig on to COMMAND" || fail "no log line for SIG$sig"
+    done
+    kill -HUP "$PID_b" || fail "could not send SIGHUP to b"
+    wait_for 10 logged b "received SIGHUP; no COMMAND runs to pass it to: ignored" ||
+        fail "the standby did not say it ignored SIGHUP"
+    sleep 0.3
+    alive "$PID_a" && alive "$PID_b" || fail "a signal to pass on ended a wrapper"
+    [ "$(token)" = "$before" ] || fail "the lease changed: $before -> $(token)"
+    [ ! -e "$TMP/b.sig.started" ] || fail "the standby ran COMMAND"
+    kill -TERM "$PID_a"; reap "$PID_a"
+    [ "$RC" = 0 ] || fail "a exited $RC after SIGTERM, expected COMMAND's 0"
+    wait_for 20 test -s "$TMP/b.sig.started" || fail "b never took over"
+    kill -QUIT "$PID_b"; reap "$PID_b"
+    [ "$RC" = 131 ] || fail "b exited $RC after SIGQUIT, expected 128+SIGQUIT=131 (COMMAND's death)"
+    logged b "passed SIGQUIT on to COMMAND" || fail "no log line for SIGQUIT"
+    [ "$(lease_state)" = free ] || fail "the lease was not released after COMMAND died: $(lease_state)"
+    # A warm standby's COMMAND runs already: it gets them too, and the standby stays one.
+    run_reloader c
+    wait_for 20 test -s "$TMP/c.sig.started" || fail "c's COMMAND never started"
+    run_reloader d --warm
+    wait_for 20 test -s "$TMP/d.sig.started" || fail "d's warm COMMAND never started"
+    wait_for 20 logged d "standby, held by" || fail "d never reported standby"
+    kill -HUP "$PID_d" || fail "could not send SIGHUP to d"
+    wait_for 10 got d HUP || fail "the warm COMMAND did not get SIGHUP"
+    sleep 0.3
+    alive "$PID_d" && logged d "passed SIGHUP on to COMMAND" || fail "the warm standby did not pass SIGHUP on"
+    logged d "leader, token" && fail "the warm standby led while c held the lease"
+    kill -TERM "$PID_c"; reap "$PID_c"
+    wait_for 20 logged d "leader, token" || fail "d never took over"
+    kill -TERM "$PID_d"; reap "$PID_d"
+    info "SIGHUP, SIGUSR1, SIGUSR2 passed on to the leader's COMMAND with the lease unchanged ($before), ignored by a cold standby, passed on to a warm standby's COMMAND; SIGQUIT's death of COMMAND released the lease: ok"
+    ;;
 exit_status)
     "$SL" run --name "$NAME" -- sh -c 'test -n "$SINGLETON_LOCK_TOKEN" && exit 7' 2>"$TMP/a.log"; rc=$?
     [ "$rc" = 7 ] || fail "exit code $rc, expected COMMAND's 7"
