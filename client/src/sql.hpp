@@ -64,30 +64,26 @@ struct Sql {
     static constexpr const char* characteristics =
         "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED, READ WRITE, "
         "NOT DEFERRABLE";
-    // The second (Session's setup), before anything that could wait or write.
-    // Its first columns: the server's backend pid and the binding setting,
-    // which tell a pooler or proxy apart (elector_standby.cpp); its
-    // statement_timeout in milliseconds (or transaction_timeout, PostgreSQL
-    // 17, if shorter: our transactions are single statements; our waits must
-    // stay under it). Then the rest of the session's own settings:
-    // idle_session_timeout off (ours are idle by design: the leader's main
-    // session between heartbeats, a standby's second one throughout; a server
-    // that ended them would end leadership); no lock_timeout (a standby's
-    // acquire and a release queue for the lease behind the leader's asserting
-    // transactions, whose fenced work must end before the lease moves: a
-    // lock_timeout would fail them and lose their place in the queue; our own
-    // deadlines bound every call); ISO dates (a role's German or SQL DateStyle
-    // would change the times we report), and intervals as PostgreSQL's own
-    // style (an iso_8601 one would show a ttl as PT10S). Last, the extension's schema (NULL:
-    // not installed here): with no schema given we name it in every call
-    // (schema_from_setup), never resolving our functions through the
-    // search_path, where a role with CREATE on the database could put a
-    // schema named after ours ("$user") whose singleton_acquire would run
-    // with our role's rights. Built-ins named pg_catalog's too (a search_path
-    // may list pg_catalog after other schemas), and operands of the exact
-    // types of pg_catalog's operators: pg_catalog is searched first, but an
-    // operator elsewhere that needs no cast (numeric = integer, numeric *
-    // integer) would beat one that does.
+    // The second (Session's setup), before anything that could wait or write. Its first
+    // columns: the server's backend pid and the binding setting, which tell a pooler or proxy
+    // apart (elector_standby.cpp); its statement_timeout in milliseconds (or
+    // transaction_timeout, PostgreSQL 17, if shorter: our transactions are single statements;
+    // our waits must stay under it). Then the rest of the session's own settings:
+    // idle_session_timeout off (ours are idle by design: the leader's main session between
+    // heartbeats, a standby's second one throughout; a server that ended them would end
+    // leadership); no lock_timeout (a standby's acquire and a release queue for the lease
+    // behind the leader's asserting transactions, whose fenced work must end before the lease
+    // moves: a lock_timeout would fail them and lose their place in the queue; our own
+    // deadlines bound every call); ISO dates (a role's German or SQL DateStyle would change the
+    // times we report), and intervals as PostgreSQL's own style (an iso_8601 one would show a
+    // ttl as PT10S). Last, the extension's schema (NULL: not installed here): with no schema
+    // given we name it in every call (schema_from_setup), never resolving our functions through
+    // the search_path, where a role with CREATE on the database could put a schema named after
+    // our role ("$user") whose singleton_acquire would run with our role's rights. Built-ins named
+    // pg_catalog's too (a search_path may list pg_catalog after other schemas), and operands of
+    // the exact types of pg_catalog's operators: pg_catalog is searched first, but an operator
+    // elsewhere that needs no cast (numeric = integer, numeric * integer) would beat one that
+    // does.
     static constexpr const char* setup =
         "SELECT pg_catalog.pg_backend_pid(), "
         "pg_catalog.current_setting('singleton_lock.bind_session', true), "
