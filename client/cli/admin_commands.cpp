@@ -19,17 +19,31 @@ int exit_for(const Error& e) {
     return dynamic_cast<const UsageError*>(&e) != nullptr ? exit_code::usage : exit_code::error;
 }
 
-// pause and resume: what an operator needs to know when the server refuses.
-int admin_error(const char* command, const Error& e) {
+// What an operator needs to know when the server refuses: who may (command:
+// "status", "release", "pause" or "resume").
+std::string permission_hint(const std::string& command) {
+    const std::string who = "for administrators: a superuser, the extension's owner, or a role "
+                            "granted ";
+    if (command == "status")
+        return " (status reads the view singleton_leases, " + who +
+               "SELECT on it and EXECUTE on singleton_lock_state)";
+    if (command == "release")
+        return " (release --force is " + who +
+               "EXECUTE on singleton_force_release(text) and singleton_lock_state)";
+    return " (pause and resume are " + who +
+           "EXECUTE on singleton_pause(text, text) and singleton_resume(text))";
+}
+
+int admin_error(const std::string& command, const Error& e) {
     std::string hint;
     if (dynamic_cast<const PermissionDeniedError*>(&e))
-        hint = " (pause and resume are for administrators: a superuser, the extension's owner, or "
-               "a role granted EXECUTE on singleton_pause(text, text) and singleton_resume(text))";
+        hint = permission_hint(command);
     else if (const auto* missing = dynamic_cast<const ExtensionMissingError*>(&e);
-             missing && missing->sqlstate() == "42883")  // (not 42704: none installed)
+             missing && missing->sqlstate() == "42883" &&  // (not 42704: none installed)
+             (command == "pause" || command == "resume"))
         hint = " (pause and resume need extension version 1.1: ALTER EXTENSION singleton_lock "
                "UPDATE)";
-    std::fprintf(stderr, "singleton-lock %s: %s%s\n", command, e.what(), hint.c_str());
+    std::fprintf(stderr, "singleton-lock %s: %s%s\n", command.c_str(), e.what(), hint.c_str());
     return exit_for(e);
 }
 
@@ -40,8 +54,7 @@ int status_command(const StatusArgs& args) {
     try {
         rows = list_leases(args.dsn, args.schema, args.name);
     } catch (const Error& e) {
-        std::fprintf(stderr, "singleton-lock status: %s\n", e.what());
-        return exit_for(e);
+        return admin_error("status", e);
     }
     if (rows.empty()) {
         std::printf(args.name ? "no lease named \"%s\"\n" : "no leases%s\n",
@@ -84,8 +97,7 @@ int release_command(const ReleaseArgs& args) {
         std::printf("lease \"%s\" was not held\n", args.name.c_str());
         return exit_code::not_held;
     } catch (const Error& e) {
-        std::fprintf(stderr, "singleton-lock release: %s\n", e.what());
-        return exit_for(e);
+        return admin_error("release", e);
     }
 }
 

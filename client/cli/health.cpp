@@ -1,7 +1,10 @@
 #include "health.hpp"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 namespace singleton_lock::cli {
@@ -22,13 +25,23 @@ HealthServer::HealthServer(const std::string& host, int port, const RunStatus& s
     s.set_keep_alive_max_count(1);
     s.set_read_timeout(2, 0);
     s.set_write_timeout(2, 0);
+    // SO_REUSEADDR (a restart binds again at once) but not httplib's default
+    // SO_REUSEPORT: with it a second instance given the same port bound it too,
+    // and the kernel spread probes between them (a standby's 503 and a leader's
+    // 200 at random for /readyz).
+    s.set_socket_options([](socket_t sock) {
+        const int yes = 1;
+        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     routes(status);
     if (port == 0) {
         port_ = s.bind_to_any_port(host);
         if (port_ <= 0) throw std::runtime_error("cannot listen on " + host + ":0");
     } else {
+        errno = 0;
         if (!s.bind_to_port(host, port))
-            throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port));
+            throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) +
+                                     (errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
         port_ = port;
     }
     thread_ = std::thread([this] { server_->listen_after_bind(); });

@@ -174,6 +174,14 @@ health)
     expect "$pa" /readyz 200 leader; expect "$pa" /leader 200 leader; expect "$pa" /healthz 200 leader
     expect "$pb" /readyz 503 standby; expect "$pb" /leader 503 standby; expect "$pb" /healthz 200 standby
     info "/livez /readyz /leader /healthz on a leader and a standby: ok"
+    # A port that is taken: exit 1 at once, saying why; nothing started. (Before: both
+    # bound it, SO_REUSEPORT, and the kernel spread probes between leader and standby.)
+    timeout 10 "$SL" run --name "$NAME" --health-addr "127.0.0.1:$pa" -- touch "$TMP/taken.ran" \
+        2>"$TMP/taken.log"
+    rc=$?
+    [ "$rc" = 1 ] && grep -q "cannot listen on 127.0.0.1:$pa: Address already in use" "$TMP/taken.log" ||
+        fail "a taken health port: exit $rc, $(cat "$TMP/taken.log")"
+    [ ! -e "$TMP/taken.ran" ] || fail "COMMAND ran although the health port was taken"
     wait_for 5 bash -c "[ \"\$(. '$(dirname "$0")/http_get.sh'; http_get $pa /metrics; awk '/^singleton_lock_heartbeat_duration_seconds_count/ { print \$2 }' <<<\"\$HTTP_BODY\")\" -ge 1 ]" ||
         fail "no heartbeat counted in a's /metrics"
     [ "$(metric "$pa" singleton_lock_leader)" = 1 ] || fail "a: singleton_lock_leader is not 1"
@@ -614,9 +622,15 @@ pause_resume)
     PGOPTIONS= "${PSQL[@]}" -c "CREATE ROLE $role LOGIN" || fail "cannot create role $role"
     "$SL" pause --name "$NAME" --reason x --dsn "user=$role" 2>"$TMP/denied.err"; rc=$?
     "$SL" resume --name "$NAME" --dsn "user=$role" 2>>"$TMP/denied.err"; rc2=$?
+    "$SL" status --dsn "user=$role" 2>>"$TMP/denied.err"; rc3=$?
+    "$SL" release --force --name "$NAME" --dsn "user=$role" 2>>"$TMP/denied.err"; rc4=$?
     PGOPTIONS= "${PSQL[@]}" -c "DROP ROLE $role"
-    [ "$rc" = 1 ] && [ "$rc2" = 1 ] || fail "pause/resume by an ordinary role exited $rc/$rc2, expected 1"
-    [ "$(grep -c 'for administrators' "$TMP/denied.err")" = 2 ] || fail "no clear error: $(cat "$TMP/denied.err")"
+    [ "$rc" = 1 ] && [ "$rc2" = 1 ] && [ "$rc3" = 1 ] && [ "$rc4" = 1 ] ||
+        fail "pause/resume/status/release --force by an ordinary role exited $rc/$rc2/$rc3/$rc4, expected 1"
+    [ "$(grep -c 'for administrators' "$TMP/denied.err")" = 4 ] || fail "no clear error: $(cat "$TMP/denied.err")"
+    grep -q "status reads the view singleton_leases" "$TMP/denied.err" &&
+        grep -q "release --force is for administrators" "$TMP/denied.err" ||
+        fail "status/release: no hint of their own: $(cat "$TMP/denied.err")"
     alive "$PID_b" || fail "the refused pause stopped the leader"
     info "ordinary role: $(head -n1 "$TMP/denied.err")"
     kill -TERM "$PID_b"; reap "$PID_b"; [ "$RC" = 0 ] || fail "b exited $RC"
