@@ -258,10 +258,12 @@ trap 'exit 0' TERM
 while :; do sleep 0.05; done
 RELOADER
     chmod +x "$TMP/reloader.sh"
-    run_reloader() {  # LABEL [OPTION] (SIGQUIT and SIGINT not ignored, as bash's `&` would have them)
-        ( trap - QUIT INT
-          exec "$SL" run --name "$NAME" --ttl 5s ${2:+"$2"} -- "$TMP/reloader.sh" "$TMP/$1.sig" \
-              2>"$TMP/$1.log" ) &
+    # LABEL [OPTION]. The signals at their default: an ignored one stays ignored through
+    # exec, and a shell cannot trap a signal ignored when it started (bash's `&` ignores
+    # SIGINT and SIGQUIT; under nohup, as CI may run, SIGHUP is ignored throughout).
+    run_reloader() {
+        env --default-signal=HUP,INT,QUIT,USR1,USR2 "$SL" run --name "$NAME" --ttl 5s ${2:+"$2"} \
+            -- "$TMP/reloader.sh" "$TMP/$1.sig" 2>"$TMP/$1.log" &
         PIDS+=("$!"); eval "PID_$1=$!"
     }
     got() { grep -qx "$2" "$TMP/$1.sig" 2>/dev/null; }
