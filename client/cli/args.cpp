@@ -63,7 +63,8 @@ CLI::App* add_run(CLI::App& app, RunArgs& r, RunText& t) {
                     "SIGTERM->SIGKILL grace for COMMAND (default ttl/4, < ttl/2)");
     run->add_option("--health-addr", t.health,
                     "serve /livez /readyz /healthz /leader /metrics on HOST:PORT");
-    run->add_option("--schema", r.schema, "schema of the extension (default: the one it is installed in)");
+    run->add_option("--schema", r.schema,
+                    "schema of the extension (default: the one it is installed in)");
     run->add_option("--priority", t.priority,
                     "integer (default 0; extension 1.1): the highest waiting priority gets the "
                     "lease, and a standby of higher priority than the leader's makes it step down")
