@@ -66,7 +66,8 @@ ParsedDsn parse_dsn(const std::string& dsn) {
     if (error == nullptr) throw std::bad_alloc();  // libpq's only other failure
     std::string message(error);
     PQfreemem(error);
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+        message.pop_back();
     throw UsageError("invalid connection string: " + message);
 }
 
