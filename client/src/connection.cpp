@@ -158,7 +158,6 @@ std::optional<std::chrono::milliseconds> ConnectParams::connect_timeout() const 
 // Only what is needed to rotate the host list; a DSN whose lists do not line
 // up is left alone (libpq reports it when connecting).
 void ConnectParams::parse_hosts(PQconninfoOption* parsed) {
-    if (parsed == nullptr) return;
     const auto hosts = split_list(setting(parsed, "host", "PGHOST"));
     const auto addrs = split_list(setting(parsed, "hostaddr", "PGHOSTADDR"));
     const auto ports = split_list(setting(parsed, "port", "PGPORT"));

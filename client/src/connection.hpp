@@ -77,7 +77,7 @@ class ConnectParams {
         std::string host, hostaddr, port;
     };
     ConnectParams() = default;
-    void parse_hosts(PQconninfoOption* parsed);  // the DSN's; nullptr: unparsable
+    void parse_hosts(PQconninfoOption* parsed);  // the parsed DSN (never null: refused first)
     void build_pointers();
     std::vector<std::string> kw_, val_;
     std::vector<const char*> kw_ptrs_, val_ptrs_;
