@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -18,7 +19,7 @@ void reply(httplib::Response& res, bool ok, const char* body) {
 
 }  // namespace
 
-HealthServer::HealthServer(const std::string& host, int port, const RunStatus& status)
+HealthServer::HealthServer(const std::string& host, int port, const HealthSource& source)
     : server_(std::make_unique<httplib::Server>()) {
     auto& s = *server_;
     s.new_task_queue = [] { return new httplib::ThreadPool(1); };  // RSS: one worker is plenty
@@ -33,7 +34,7 @@ HealthServer::HealthServer(const std::string& host, int port, const RunStatus& s
         const int yes = 1;
         ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     });
-    routes(status);
+    routes(source);
     if (port == 0) {
         port_ = s.bind_to_any_port(host);
         if (port_ <= 0) throw std::runtime_error("cannot listen on " + host + ":0");
@@ -47,7 +48,7 @@ HealthServer::HealthServer(const std::string& host, int port, const RunStatus& s
     thread_ = std::thread([this] { server_->listen_after_bind(); });
 }
 
-void HealthServer::routes(const RunStatus& status) {
+void HealthServer::routes(const HealthSource& status) {
     auto& s = *server_;
     s.Get("/livez", [&status](const httplib::Request&, httplib::Response& res) {
         const bool alive = status.alive();
@@ -61,11 +62,11 @@ void HealthServer::routes(const RunStatus& status) {
     s.Get("/leader", ready);
     s.Get("/healthz", [&status](const httplib::Request&, httplib::Response& res) {
         switch (status.health()) {
-            case RunStatus::Health::leader:
+            case HealthSource::Health::leader:
                 return reply(res, true, "leader");
-            case RunStatus::Health::standby:
+            case HealthSource::Health::standby:
                 return reply(res, true, "standby");
-            case RunStatus::Health::unreachable:
+            case HealthSource::Health::unreachable:
                 return reply(res, false, "unreachable");
         }
     });
@@ -80,3 +81,22 @@ HealthServer::~HealthServer() {
 }
 
 }  // namespace singleton_lock::cli
+
+extern "C" singleton_lock::cli::HealthEndpoint* singleton_lock_health_open_v1(
+    const char* build_version, const char* host, int port,
+    const singleton_lock::cli::HealthSource* source, char* error, std::size_t error_size) {
+    const auto fail = [&](const std::string& message) -> singleton_lock::cli::HealthEndpoint* {
+        std::snprintf(error, error_size, "%s", message.c_str());
+        return nullptr;
+    };
+    if (std::strcmp(build_version, SINGLETON_LOCK_VERSION) != 0)
+        return fail(std::string("the module is of version ") + SINGLETON_LOCK_VERSION +
+                    ", singleton-lock of version " + build_version);
+    try {  // no exception leaves the module
+        return new singleton_lock::cli::HealthServer(host, port, *source);
+    } catch (const std::exception& e) {
+        return fail(e.what());
+    } catch (...) {
+        return fail("unknown error");
+    }
+}

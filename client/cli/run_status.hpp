@@ -9,14 +9,14 @@
 #include <mutex>
 #include <string>
 
+#include "health_endpoint.hpp"
 #include "singleton_lock/duration.hpp"
 
 namespace singleton_lock::cli {
 
-class RunStatus {
+class RunStatus final : public HealthSource {
   public:
     using Clock = std::chrono::steady_clock;
-    enum class Health { leader, standby, unreachable };
 
     // contact_window: how recently a standby must have heard from the database
     // to count as healthy. stuck_after: the loop counts as stuck when it has
@@ -31,10 +31,10 @@ class RunStatus {
     void database_error();
 
     // --- any thread
-    bool alive() const;           // /livez
-    bool leader() const;          // /readyz, /leader
-    Health health() const;        // /healthz
-    std::string metrics() const;  // /metrics, Prometheus text format 0.0.4
+    bool alive() const override;           // /livez
+    bool leader() const override;          // /readyz, /leader
+    Health health() const override;        // /healthz
+    std::string metrics() const override;  // /metrics, Prometheus text format 0.0.4
 
   private:
     static constexpr int buckets = 12;

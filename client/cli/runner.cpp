@@ -9,6 +9,7 @@
 #include <climits>
 #include <csignal>
 #include <cstring>
+#include <optional>
 
 #include "command.hpp"
 #include "exit_codes.hpp"
@@ -59,9 +60,11 @@ Runner::Runner(const RunArgs& args, std::string command_path, int signal_fd)
     const Timing& t = elector_->timing();
     status_ =
         std::make_unique<RunStatus>(args_.name, std::max(t.ttl, 2 * t.wait_slice_max), kStuckAfter);
+    std::optional<HealthModule> health_module;
+    if (args_.health) health_module.emplace();  // before the fork (health_module.hpp)
     prepare_supervisor();  // before any thread starts (the health endpoint's)
-    if (args_.health) {
-        health_ = std::make_unique<HealthServer>(args_.health->host, args_.health->port, *status_);
+    if (health_module) {
+        health_ = health_module->open(args_.health->host, args_.health->port, *status_);
         cli::log("health endpoint on http://" + args_.health->host + ":" +
                  std::to_string(health_->port()));
     }

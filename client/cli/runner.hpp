@@ -28,7 +28,7 @@
 #include <string>
 
 #include "args.hpp"
-#include "health.hpp"
+#include "health_module.hpp"
 #include "run_status.hpp"
 #include "singleton_lock/elector.hpp"
 #include "supervisor.hpp"
@@ -82,7 +82,7 @@ class Runner {
     std::vector<std::string> command_env_;
     Supervisor supervisor_;
     std::unique_ptr<RunStatus> status_;  // read by the health endpoint's thread
-    std::unique_ptr<HealthServer> health_;
+    std::unique_ptr<HealthEndpoint> health_;
     Phase phase_ = Phase::standby;
     int exit_code_ = 1;
     int stop_signal_ = 0;                            // the signal that stopped a standby

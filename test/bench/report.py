@@ -715,7 +715,10 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
     h("")
     h("Most of the RSS is shared library pages (RssFile): Debian's libpq pulls in libcrypto, libssl, "
       "gnutls via libldap, and krb5; a C program that only links libpq and connects already has "
-      "about 7 MiB RSS (client/README.md, Known limits). The private part is 1.5-2 MiB.")
+      "about 7 MiB RSS (client/README.md, Known limits). The private part is 1.5-2 MiB. With "
+      "`--health-addr` the module singleton-lock-health.so and cpp-httplib are loaded, and OpenSSL "
+      "initialised by it; PSS also depends on which other processes map the same pages (here the "
+      "leader, started without `--health-addr`, does not).")
     h("")
     if os.path.exists(os.path.join(out_dir, "handover.gp")):
         h("![handover latency distributions](docs/handover.png)")
@@ -887,7 +890,9 @@ def notes(res, sql_misses):
         out.append(
             f"Standby memory: RSS {r:.1f} MiB is mostly shared, read-only library text (Debian's libpq "
             f"links libssl/libcrypto, libldap (gnutls), libgssapi_krb5); PSS is {p:.1f} MiB and USS "
-            f"{u:.1f} MiB for the `singleton-lock` process{both}.")
+            f"{u:.1f} MiB for the `singleton-lock` process{both}. The health endpoint's HTTP server "
+            f"(Debian's cpp-httplib, which initialises OpenSSL when it is loaded) is a module loaded "
+            f"only with `--health-addr`: the rows with it carry that cost.")
     tp = [m for m in sql_misses if " client(s): " in m]
     if tp:
         out.append(

@@ -182,6 +182,34 @@ health)
     [ "$rc" = 1 ] && grep -q "cannot listen on 127.0.0.1:$pa: Address already in use" "$TMP/taken.log" ||
         fail "a taken health port: exit $rc, $(cat "$TMP/taken.log")"
     [ ! -e "$TMP/taken.ran" ] || fail "COMMAND ran although the health port was taken"
+    # The HTTP server is a module loaded only for --health-addr (Debian's cpp-httplib
+    # initialises OpenSSL when loaded: ~1 MiB of a standby's PSS).
+    grep -q "/singleton-lock-health.so" "/proc/$PID_b/maps" || fail "b with --health-addr has not loaded the module"
+    "$SL" run --name "$NAME" -- "$TMP/worker.sh" "$TMP" d 2>"$TMP/d.log" &
+    PID_d=$!; PIDS+=("$PID_d")
+    wait_for 20 logged d "standby, held by" || fail "d is not standby"
+    ! grep -E "singleton-lock-health|httplib" "/proc/$PID_d/maps" ||
+        fail "a standby without --health-addr loaded the health endpoint's libraries"
+    kill -TERM "$PID_d" || fail "could not send SIGTERM to d"; reap "$PID_d"
+    # Without the module (a copy of the command alone), or with a broken one: exit 1
+    # with the reason, COMMAND never runs; without --health-addr the copy works.
+    mkdir "$TMP/bare" && cp "$SL" "$TMP/bare/singleton-lock" || fail "cannot copy $SL"
+    installed=$(grep -aoE '/[[:alnum:]_./-]+/lib[[:alnum:]_./-]*/singleton-lock' "$SL" | head -n1)
+    for broken in missing garbage; do
+        [ "$broken" = garbage ] && echo "not ELF" >"$TMP/bare/singleton-lock-health.so"
+        [ "$broken" = missing ] && [ -n "$installed" ] && [ -e "$installed/singleton-lock-health.so" ] &&
+            { info "module installed in $installed: the missing-module case is not checked"; continue; }
+        timeout 10 "$TMP/bare/singleton-lock" run --name "$NAME-bare" --health-addr 127.0.0.1:0 \
+            -- touch "$TMP/bare.ran" 2>"$TMP/bare.log"
+        rc=$?
+        want="health endpoint's module singleton-lock-health.so is not installed (looked for $TMP/bare/singleton-lock-health.so, "
+        [ "$broken" = garbage ] && want="cannot load the health endpoint's module: $TMP/bare/singleton-lock-health.so: "
+        [ "$rc" = 1 ] && grep -qF "$want" "$TMP/bare.log" || fail "module $broken: exit $rc, $(cat "$TMP/bare.log")"
+        [ ! -e "$TMP/bare.ran" ] || fail "COMMAND ran although the health module is $broken"
+    done
+    timeout 10 "$TMP/bare/singleton-lock" run --name "$NAME-bare" -- touch "$TMP/bare.ran" 2>"$TMP/bare.log" &&
+        [ -e "$TMP/bare.ran" ] || fail "the command without its module failed without --health-addr: $(cat "$TMP/bare.log")"
+    info "module: loaded only for --health-addr; missing or broken: exit 1 saying so: ok"
     wait_for 5 bash -c "[ \"\$(. '$(dirname "$0")/http_get.sh'; http_get $pa /metrics; awk '/^singleton_lock_heartbeat_duration_seconds_count/ { print \$2 }' <<<\"\$HTTP_BODY\")\" -ge 1 ]" ||
         fail "no heartbeat counted in a's /metrics"
     [ "$(metric "$pa" singleton_lock_leader)" = 1 ] || fail "a: singleton_lock_leader is not 1"

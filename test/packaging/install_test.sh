@@ -2,8 +2,9 @@
 # Install layout, against a real server (PG* environment; the extension installed):
 #   - `make install DESTDIR=D` puts the library, the control file and every SQL
 #     script under D, nothing outside it;
-#   - `meson install --destdir D` installs singleton-lock, libsingleton_lock.a,
-#     the public headers and singleton_lock.pc under D;
+#   - `meson install --destdir D` installs singleton-lock (and its health
+#     module where the command looks for it), libsingleton_lock.a, the public
+#     headers and singleton_lock.pc under D;
 #   - a consumer program built only with what `pkg-config singleton_lock` says
 #     takes and releases a lease on the server.
 # Uses build/client (test/build_client.sh). Prints "ok ..." per check.
@@ -33,6 +34,11 @@ prefix=$(meson introspect build/client --buildoptions |
          python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
 D="$WORK/client$prefix"
 expect_file "$D/bin/singleton-lock"
+libdir=$(meson introspect build/client --buildoptions |
+         python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "libdir"))')
+expect_file "$D/$libdir/singleton-lock/singleton-lock-health.so"
+grep -qaF "$prefix/$libdir/singleton-lock" "$D/bin/singleton-lock" ||
+  fail "singleton-lock does not look for its health module in $prefix/$libdir/singleton-lock"
 for header in client/include/singleton_lock/*.hpp; do
   expect_file "$D/include/singleton_lock/$(basename "$header")"
 done
@@ -40,7 +46,7 @@ pcfile=$(find "$D" -name singleton_lock.pc)
 [ -n "$pcfile" ] || fail "no singleton_lock.pc under $D"
 libfile=$(find "$D" -name 'libsingleton_lock.a' -o -name 'libsingleton_lock.so')
 [ -n "$libfile" ] || fail "no libsingleton_lock under $D"
-echo "ok meson install --destdir: singleton-lock, $(basename "$libfile"), headers, singleton_lock.pc"
+echo "ok meson install --destdir: singleton-lock, its health module, $(basename "$libfile"), headers, singleton_lock.pc"
 
 # --- a consumer built through pkg-config, run against the server ------------
 export PKG_CONFIG_PATH="$(dirname "$pcfile")" PKG_CONFIG_SYSROOT_DIR="$WORK/client"

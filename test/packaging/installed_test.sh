@@ -6,7 +6,8 @@
 # 2. a new cluster (pg_createcluster, port SL_PGPORT or 25329): CREATE EXTENSION
 #    singleton_lock gives VERSION;
 # 3. singleton-lock --version says VERSION, and the packaged command leads
-#    with a token against the packaged extension;
+#    with a token against the packaged extension, its health endpoint (a module
+#    in the package's libdir) answering;
 # 4. a program built against libsingleton-lock-dev through pkg-config leads
 #    and releases.
 set -euo pipefail
@@ -46,6 +47,21 @@ token=$(echo "$out" | sed -n 's/^token \([0-9][0-9]*\)$/\1/p')
 row=$(as_postgres psql -X -qAt -c "SELECT state, token, last_transition FROM singleton_leases WHERE name = 'packaged'")
 [ "$row" = "free|$token|released" ] || fail "lease after singleton-lock run: '$row'"
 echo "ok singleton-lock run led with token $token and released"
+
+# The health endpoint's module, from the directory the package installed it to.
+as_postgres singleton-lock run --name packaged-health --ttl 5s --health-addr 127.0.0.1:0 -- sleep 3 \
+  2>/tmp/health.log &
+run_pid=$!
+for _ in $(seq 50); do grep -q "started COMMAND" /tmp/health.log && break; sleep 0.1; done
+port=$(sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' /tmp/health.log)
+[ -n "$port" ] || { cat /tmp/health.log; fail "no health endpoint (its module not installed?)"; }
+exec 3<>"/dev/tcp/127.0.0.1/$port" || fail "cannot connect to the health endpoint on :$port"
+printf 'GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+reply=$(cat <&3); exec 3<&-
+head -n1 <<<"$reply" | grep -q " 200 " && tail -n1 <<<"$reply" | grep -qx "leader" ||
+  fail "/readyz of the packaged leader said: $reply"
+wait "$run_pid" || { cat /tmp/health.log; fail "singleton-lock run --health-addr"; }
+echo "ok the packaged health endpoint (its module) answered /readyz 200 leader on :$port"
 
 apt_install g++ pkg-config
 flags=$(pkg-config --cflags --libs singleton_lock) || fail "pkg-config singleton_lock"

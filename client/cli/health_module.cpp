@@ -1,0 +1,70 @@
+#include "health_module.hpp"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <climits>
+#include <stdexcept>
+#include <vector>
+
+namespace singleton_lock::cli {
+
+namespace {
+
+constexpr const char* kModuleName = "singleton-lock-health.so";
+
+std::string executable_dir() {
+    char path[PATH_MAX];
+    const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0) return "";
+    const std::string exe(path, static_cast<size_t>(n));
+    const auto slash = exe.rfind('/');
+    return slash == std::string::npos ? "" : exe.substr(0, slash);
+}
+
+std::vector<std::string> candidates() {
+    std::vector<std::string> paths;
+    const std::string here = executable_dir();
+    if (!here.empty()) paths.push_back(here + "/" + kModuleName);
+    paths.push_back(std::string(SL_HEALTH_MODULE_DIR) + "/" + kModuleName);
+    return paths;
+}
+
+using OpenFn = decltype(&singleton_lock_health_open_v1);
+
+// The first candidate that exists; dlopen's reason when one exists but does not
+// load. The handle is never closed: the endpoint's code lives in it.
+OpenFn load_entry() {
+    std::string tried;
+    for (const auto& path : candidates()) {
+        if (::access(path.c_str(), F_OK) != 0) {
+            tried += (tried.empty() ? "" : ", ") + path;
+            continue;
+        }
+        void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (handle == nullptr)
+            throw std::runtime_error("cannot load the health endpoint's module: " +
+                                     std::string(::dlerror()));
+        if (void* entry = ::dlsym(handle, SINGLETON_LOCK_HEALTH_ENTRY))
+            return reinterpret_cast<OpenFn>(entry);
+        throw std::runtime_error("the health endpoint's module " + path + " has no " +
+                                 SINGLETON_LOCK_HEALTH_ENTRY + " (another release's module?)");
+    }
+    throw std::runtime_error("the health endpoint's module " + std::string(kModuleName) +
+                             " is not installed (looked for " + tried + ")");
+}
+
+}  // namespace
+
+HealthModule::HealthModule() : open_(load_entry()) {}
+
+std::unique_ptr<HealthEndpoint> HealthModule::open(const std::string& host, int port,
+                                                   const HealthSource& source) const {
+    char error[512] = "";
+    HealthEndpoint* endpoint =
+        open_(SINGLETON_LOCK_VERSION, host.c_str(), port, &source, error, sizeof error);
+    if (endpoint == nullptr) throw std::runtime_error(error);
+    return std::unique_ptr<HealthEndpoint>(endpoint);
+}
+
+}  // namespace singleton_lock::cli
