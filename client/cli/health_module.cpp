@@ -1,9 +1,12 @@
 #include "health_module.hpp"
 
 #include <dlfcn.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -30,6 +33,23 @@ std::vector<std::string> candidates() {
     return paths;
 }
 
+// Code loaded into a process that may run as root: refuse a module that
+// someone else could have written or replaced (as sudo and sshd check their
+// files): owned by root or by us, not writable by others, in a directory
+// others cannot write to unless it is sticky (/tmp).
+std::string untrusted_because(const std::string& path) {
+    struct stat file {}, dir {};
+    const std::string folder = path.substr(0, path.rfind('/'));
+    if (::stat(path.c_str(), &file) != 0 || ::stat(folder.c_str(), &dir) != 0)
+        return std::strerror(errno);
+    const uid_t me = ::geteuid();
+    if (file.st_uid != 0 && file.st_uid != me) return "owned by another user";
+    if ((file.st_mode & S_IWOTH) != 0) return "writable by others";
+    if ((dir.st_mode & S_IWOTH) != 0 && (dir.st_mode & S_ISVTX) == 0)
+        return "its directory is writable by others";
+    return "";
+}
+
 using OpenFn = decltype(&singleton_lock_health_open_v1);
 
 // The first candidate that exists; dlopen's reason when one exists but does not
@@ -41,6 +61,10 @@ OpenFn load_entry() {
             tried += (tried.empty() ? "" : ", ") + path;
             continue;
         }
+        const std::string why = untrusted_because(path);
+        if (!why.empty())
+            throw std::runtime_error("refusing to load the health endpoint's module " + path +
+                                     ": " + why);
         void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
         if (handle == nullptr)
             throw std::runtime_error("cannot load the health endpoint's module: " +

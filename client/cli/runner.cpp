@@ -185,9 +185,11 @@ void Runner::on_signal(int sig) {
                 format_duration(elector_->timing().grace) + " if it is still running");
             begin_stopping(sig);
             return;
-        case Phase::releasing:
+        case Phase::releasing:  // after a step-down too: exit once released, not standby again
+            signalled_ = true;
+            log("received " + name + "; COMMAND has ended: exiting once the lease is released");
+            return;
         case Phase::done:
-            log("received " + name + "; COMMAND has ended, the lease is being released");
             return;
     }
 }

@@ -89,7 +89,7 @@ class Runner {
     bool lost_ = false;                              // the lease was lost while COMMAND ran
     bool led_ = false;            // COMMAND was told it leads (this tenure)
     bool stepping_aside_ = false;  // stopping COMMAND for a standby of higher priority
-    bool signalled_ = false;       // SIGTERM/SIGINT while COMMAND ran: exit after the release
+    bool signalled_ = false;       // SIGTERM/SIGINT while COMMAND ran or ended: exit after the release
     bool exit_after_warm_ = false;  // a warm standby's COMMAND is being stopped: then exit
     TimePoint fallback_kill_at_ = TimePoint::max();  // stopping: the supervisor must have reported
     std::string last_retry_;

@@ -191,12 +191,14 @@ health)
     ! grep -E "singleton-lock-health|httplib" "/proc/$PID_d/maps" ||
         fail "a standby without --health-addr loaded the health endpoint's libraries"
     kill -TERM "$PID_d" || fail "could not send SIGTERM to d"; reap "$PID_d"
-    # Without the module (a copy of the command alone), or with a broken one: exit 1
-    # with the reason, COMMAND never runs; without --health-addr the copy works.
+    # Without the module (a copy of the command alone), with a broken one, or one
+    # anybody could have replaced: exit 1 with the reason, COMMAND never runs;
+    # without --health-addr the copy works.
     mkdir "$TMP/bare" && cp "$SL" "$TMP/bare/singleton-lock" || fail "cannot copy $SL"
     installed=$(grep -aoE '/[[:alnum:]_./-]+/lib[[:alnum:]_./-]*/singleton-lock' "$SL" | head -n1)
-    for broken in missing garbage; do
+    for broken in missing garbage writable; do
         [ "$broken" = garbage ] && echo "not ELF" >"$TMP/bare/singleton-lock-health.so"
+        [ "$broken" = writable ] && chmod o+w "$TMP/bare/singleton-lock-health.so"
         [ "$broken" = missing ] && [ -n "$installed" ] && [ -e "$installed/singleton-lock-health.so" ] &&
             { info "module installed in $installed: the missing-module case is not checked"; continue; }
         timeout 10 "$TMP/bare/singleton-lock" run --name "$NAME-bare" --health-addr 127.0.0.1:0 \
@@ -204,12 +206,13 @@ health)
         rc=$?
         want="health endpoint's module singleton-lock-health.so is not installed (looked for $TMP/bare/singleton-lock-health.so, "
         [ "$broken" = garbage ] && want="cannot load the health endpoint's module: $TMP/bare/singleton-lock-health.so: "
+        [ "$broken" = writable ] && want="refusing to load the health endpoint's module $TMP/bare/singleton-lock-health.so: writable by others"
         [ "$rc" = 1 ] && grep -qF "$want" "$TMP/bare.log" || fail "module $broken: exit $rc, $(cat "$TMP/bare.log")"
         [ ! -e "$TMP/bare.ran" ] || fail "COMMAND ran although the health module is $broken"
     done
     timeout 10 "$TMP/bare/singleton-lock" run --name "$NAME-bare" -- touch "$TMP/bare.ran" 2>"$TMP/bare.log" &&
         [ -e "$TMP/bare.ran" ] || fail "the command without its module failed without --health-addr: $(cat "$TMP/bare.log")"
-    info "module: loaded only for --health-addr; missing or broken: exit 1 saying so: ok"
+    info "module: loaded only for --health-addr; missing, broken or writable by others: exit 1 saying so: ok"
     wait_for 5 bash -c "[ \"\$(. '$(dirname "$0")/http_get.sh'; http_get $pa /metrics; awk '/^singleton_lock_heartbeat_duration_seconds_count/ { print \$2 }' <<<\"\$HTTP_BODY\")\" -ge 1 ]" ||
         fail "no heartbeat counted in a's /metrics"
     [ "$(metric "$pa" singleton_lock_leader)" = 1 ] || fail "a: singleton_lock_leader is not 1"
@@ -622,6 +625,64 @@ priority_step_down)
     # (Both stopped at once: the leader's release may hand the lease to the other
     # one just as it stops; its session's end then leaves it orphaned, i.e. free.)
     case "$(lease_state)" in free | orphaned) ;; *) fail "lease not free at the end: $(lease_state)" ;; esac
+    ;;
+signal_while_releasing)
+    # SIGTERM after a step-down has stopped COMMAND, while the release that hands
+    # the lease over is still under way (here: it waits for a fenced transaction,
+    # a singleton_assert of a's token, to end): a exits once released instead of
+    # waiting as a standby again. (Before: the signal was logged and dropped.)
+    WORKER_MODE=ignore_term start a --ttl 5s --grace 1500ms --priority 1
+    wait_for 20 started a || fail "a never started COMMAND"
+    start c --ttl 5s --priority 2
+    wait_for 10 logged a "a standby of higher priority asks for the lease" || fail "a got no step-down request"
+    "${PSQL[@]}" -c "SELECT singleton_assert('$NAME', $(token_of a)); SELECT pg_sleep(4)" \
+        >"$TMP/fence.out" 2>&1 &
+    fence=$!
+    wait_for 10 logged a "COMMAND was killed by signal\|COMMAND exited with status" ||
+        fail "a's COMMAND did not end after its grace"
+    sleep 0.3
+    alive "$fence" || fail "the fenced transaction ended too soon: $(cat "$TMP/fence.out")"
+    started c && fail "c led while the fenced transaction of a's tenure was open"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"
+    wait_for 5 logged a "received SIGTERM; COMMAND has ended: exiting once the lease is released" ||
+        fail "a did not acknowledge SIGTERM while releasing"
+    wait "$fence" || fail "the fenced transaction failed: $(cat "$TMP/fence.out")"
+    wait_for 10 started c || fail "c never led after the release"
+    no_overlap c
+    wait_for 10 dead "$PID_a" || fail "a did not exit after its release (it waits as a standby again?)"
+    reap "$PID_a"
+    logged a "waiting as a standby again" && fail "a went back to standby despite SIGTERM"
+    info "SIGTERM while releasing after a step-down: a exited $RC once released, c leads: ok"
+    kill -TERM "$PID_c" || fail "could not send SIGTERM to c"; reap "$PID_c"
+    ;;
+setup_blocked)
+    # The session's setup statement (it reads pg_extension) waits behind a lock,
+    # as behind catalog maintenance (every client of the server waits: not run in
+    # parallel with other tests): the client gives up after its connect
+    # timeout (--ttl 3s: 2 s), cancels what it abandons (its waiting backends
+    # do not pile up in the lock's queue), retries, and leads once the lock goes.
+    "${PSQL[@]}" -c "BEGIN; LOCK pg_catalog.pg_extension IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(9); COMMIT" \
+        >"$TMP/locker.out" 2>&1 &
+    locker=$!
+    locked() { [ "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_locks WHERE relation = 'pg_catalog.pg_extension'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ]; }
+    wait_for 5 locked || fail "pg_extension was not locked: $(cat "$TMP/locker.out")"
+    PGAPPNAME="$NAME-a" start a --ttl 3s  # (its sessions' application_name)
+    waiting() { "${PSQL[@]}" -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$NAME-a' AND wait_event_type = 'Lock'"; }
+    most=0; : >"$TMP/waiters"
+    while alive "$locker"; do
+        pids=$(waiting); n=$(echo "$pids" | grep -c .)
+        [ "$n" -gt "$most" ] && most=$n; echo "$pids" >>"$TMP/waiters"
+        sleep 0.2
+    done
+    wait "$locker" || fail "the locking transaction failed: $(cat "$TMP/locker.out")"
+    attempts=$(grep . "$TMP/waiters" | sort -u | wc -l)
+    [ "$attempts" -ge 3 ] || fail "$attempts backend(s) of a seen waiting in 9 s: it did not give up and retry (connect timeout 2 s)"
+    logged a "no reply from the server in time" || fail "a did not say why it retried"
+    # (its two sessions may be set up at the same time)
+    [ "$most" -le 2 ] || fail "$most setup statements of a waited at once: abandoned ones were not cancelled"
+    wait_for 10 started a || fail "a never led after the lock went"
+    info "setup blocked 9 s: $attempts backends of a waited in turn, at most $most at once, then it led: ok"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     ;;
 pause_resume)
     # pause ends the tenure (COMMAND stopped as on a lost lease, exit 3); no
