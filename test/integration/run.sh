@@ -17,6 +17,13 @@ PIDS=()
 
 cleanup() {
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    # COMMANDs a failing case may have left behind (they hold its output pipe open)
+    # (checked by their command line: a pid may have been reused meanwhile)
+    for f in "$TMP"/*.child "$TMP"/*.grandchild; do
+        [ -f "$f" ] || continue
+        p=$(cat "$f"); tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qE "$TMP/|^sleep 1000" &&
+            kill -KILL "$p" 2>/dev/null
+    done
     if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -683,6 +690,27 @@ setup_blocked)
     wait_for 10 started a || fail "a never led after the lock went"
     info "setup blocked 9 s: $attempts backends of a waited in turn, at most $most at once, then it led: ok"
     kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
+    ;;
+supervisor_killed)
+    # The leader's supervising process is killed (the OOM killer's pick, a stray
+    # kill -9). Its orphans, COMMAND and COMMAND's child, pass to singleton-lock
+    # (a child subreaper), which kills and reaps them before it releases the
+    # lease: the standby's COMMAND finds none of them running.
+    leader_and_standby --ttl 5s
+    cmd=$(cat "$TMP/a.child"); gc=$(cat "$TMP/a.grandchild")
+    sup=$(sed 's/.*) //' "/proc/$cmd/stat" | cut -d' ' -f2)
+    [ "$(readlink "/proc/$sup/exe")" = "$(readlink -f "$SL")" ] && [ "$sup" != "$PID_a" ] ||
+        fail "COMMAND's parent $sup is not a's supervising process"
+    kill -KILL "$sup" || fail "could not kill a's supervising process $sup"
+    wait_for 10 started b || fail "b never led after a's supervising process died"
+    no_overlap b
+    dead "$cmd" && dead "$gc" || fail "a's COMMAND ($cmd) or its child ($gc) survived"
+    wait_for 10 dead "$PID_a" || fail "a did not exit"
+    reap "$PID_a"; [ "$RC" = 137 ] || fail "a exited $RC, expected 137 (COMMAND killed by SIGKILL)"
+    logged a "COMMAND was killed by signal 9 .*its supervising process died" || fail "a did not say why"
+    [ "$(token_of b)" -gt "$(token_of a)" ] || fail "token did not increase: $(token_of a) -> $(token_of b)"
+    info "leader's supervising process killed: COMMAND and its child reaped first, b led, a exited 137: ok"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
 pause_resume)
     # pause ends the tenure (COMMAND stopped as on a lost lease, exit 3); no
