@@ -691,7 +691,8 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
           f"| (info) |")
         return int(pss), int(uss), int(thr)
 
-    for k, label in (("plain", "no `--health-addr`"), ("health", "with `--health-addr`")):
+    # (the bench's server has ssl off: no TLS, so libpq never initialises OpenSSL)
+    for k, label in (("plain", "no `--health-addr`, no TLS"), ("health", "with `--health-addr`, no TLS")):
         sup_key = f"ho.rss.{k}_supervisor" if f"ho.rss.{k}_supervisor" in res else (
             "ho.rss.standby_supervisor" if k == "plain" else None)  # (results of older runs)
         if f"ho.rss.{k}" not in res:
@@ -718,7 +719,9 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
       "about 7 MiB RSS (client/README.md, Known limits). The private part is 1.5-2 MiB. With "
       "`--health-addr` the module singleton-lock-health.so and cpp-httplib are loaded, and OpenSSL "
       "initialised by it; PSS also depends on which other processes map the same pages (here the "
-      "leader, started without `--health-addr`, does not).")
+      "leader, started without `--health-addr`, does not). The server here has ssl off: with TLS to "
+      "the database libpq initialises OpenSSL itself, the same pages, and a standby's PSS is about "
+      "1 MiB higher (client/README.md, Known limits).")
     h("")
     if os.path.exists(os.path.join(out_dir, "handover.gp")):
         h("![handover latency distributions](docs/handover.png)")
