@@ -48,20 +48,20 @@ HealthServer::HealthServer(const std::string& host, int port, const HealthSource
     thread_ = std::thread([this] { server_->listen_after_bind(); });
 }
 
-void HealthServer::routes(const HealthSource& status) {
+void HealthServer::routes(const HealthSource& source) {
     auto& s = *server_;
-    s.Get("/livez", [&status](const httplib::Request&, httplib::Response& res) {
-        const bool alive = status.alive();
+    s.Get("/livez", [&source](const httplib::Request&, httplib::Response& res) {
+        const bool alive = source.alive();
         reply(res, alive, alive ? "alive" : "stuck");
     });
-    const auto ready = [&status](const httplib::Request&, httplib::Response& res) {
-        const bool leader = status.leader();
+    const auto ready = [&source](const httplib::Request&, httplib::Response& res) {
+        const bool leader = source.leader();
         reply(res, leader, leader ? "leader" : "standby");
     };
     s.Get("/readyz", ready);
     s.Get("/leader", ready);
-    s.Get("/healthz", [&status](const httplib::Request&, httplib::Response& res) {
-        switch (status.health()) {
+    s.Get("/healthz", [&source](const httplib::Request&, httplib::Response& res) {
+        switch (source.health()) {
             case HealthSource::Health::leader:
                 return reply(res, true, "leader");
             case HealthSource::Health::standby:
@@ -70,8 +70,8 @@ void HealthServer::routes(const HealthSource& status) {
                 return reply(res, false, "unreachable");
         }
     });
-    s.Get("/metrics", [&status](const httplib::Request&, httplib::Response& res) {
-        res.set_content(status.metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    s.Get("/metrics", [&source](const httplib::Request&, httplib::Response& res) {
+        res.set_content(source.metrics(), "text/plain; version=0.0.4; charset=utf-8");
     });
 }
 
