@@ -37,11 +37,10 @@ std::vector<std::string> candidates() {
 // someone else could have written or replaced (as sudo and sshd check their
 // files): owned by root or by us, not writable by others, in a directory
 // others cannot write to unless it is sticky (/tmp).
-std::string untrusted_because(const std::string& path) {
-    struct stat file {}, dir {};
+std::string untrusted_because(const std::string& path, const struct stat& file) {
+    struct stat dir {};
     const std::string folder = path.substr(0, path.rfind('/'));
-    if (::stat(path.c_str(), &file) != 0 || ::stat(folder.c_str(), &dir) != 0)
-        return std::strerror(errno);
+    if (::stat(folder.c_str(), &dir) != 0) return std::strerror(errno);
     const uid_t me = ::geteuid();
     if (file.st_uid != 0 && file.st_uid != me) return "owned by another user";
     if ((file.st_mode & S_IWOTH) != 0) return "writable by others";
@@ -57,11 +56,12 @@ using OpenFn = decltype(&singleton_lock_health_open_v1);
 OpenFn load_entry() {
     std::string tried;
     for (const auto& path : candidates()) {
-        if (::access(path.c_str(), F_OK) != 0) {
+        struct stat file {};
+        if (::stat(path.c_str(), &file) != 0) {
             tried += (tried.empty() ? "" : ", ") + path;
             continue;
         }
-        const std::string why = untrusted_because(path);
+        const std::string why = untrusted_because(path, file);
         if (!why.empty())
             throw std::runtime_error("refusing to load the health endpoint's module " + path +
                                      ": " + why);

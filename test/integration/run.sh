@@ -190,7 +190,7 @@ health)
         fail "a taken health port: exit $rc, $(cat "$TMP/taken.log")"
     [ ! -e "$TMP/taken.ran" ] || fail "COMMAND ran although the health port was taken"
     # The HTTP server is a module loaded only for --health-addr (Debian's cpp-httplib
-    # initialises OpenSSL when loaded: ~1 MiB of a standby's PSS).
+    # initialises OpenSSL when loaded: ~0.7 MiB of a standby's PSS).
     grep -q "/singleton-lock-health.so" "/proc/$PID_b/maps" || fail "b with --health-addr has not loaded the module"
     "$SL" run --name "$NAME" -- "$TMP/worker.sh" "$TMP" d 2>"$TMP/d.log" &
     PID_d=$!; PIDS+=("$PID_d")
