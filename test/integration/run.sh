@@ -203,9 +203,16 @@ health)
     # without --health-addr the copy works.
     mkdir "$TMP/bare" && cp "$SL" "$TMP/bare/singleton-lock" || fail "cannot copy $SL"
     installed=$(grep -aoE '/[[:alnum:]_./-]+/lib[[:alnum:]_./-]*/singleton-lock' "$SL" | head -n1)
-    for broken in missing garbage writable; do
+    # (SL_HEALTH_OTHER_RELEASE: the module built as release 0.0-other, test/integration/meson.build)
+    [ -r "${SL_HEALTH_OTHER_RELEASE:-}" ] || fail "SL_HEALTH_OTHER_RELEASE names no module: '${SL_HEALTH_OTHER_RELEASE:-}'"
+    for broken in missing garbage writable other_release; do
         [ "$broken" = garbage ] && echo "not ELF" >"$TMP/bare/singleton-lock-health.so"
         [ "$broken" = writable ] && chmod o+w "$TMP/bare/singleton-lock-health.so"
+        if [ "$broken" = other_release ]; then
+            rm -f "$TMP/bare/singleton-lock-health.so" &&
+                cp "$SL_HEALTH_OTHER_RELEASE" "$TMP/bare/singleton-lock-health.so" &&
+                chmod 0755 "$TMP/bare/singleton-lock-health.so" || fail "cannot copy $SL_HEALTH_OTHER_RELEASE"
+        fi
         [ "$broken" = missing ] && [ -n "$installed" ] && [ -e "$installed/singleton-lock-health.so" ] &&
             { info "module installed in $installed: the missing-module case is not checked"; continue; }
         timeout 10 "$TMP/bare/singleton-lock" run --name "$NAME-bare" --health-addr 127.0.0.1:0 \
@@ -214,12 +221,13 @@ health)
         want="health endpoint's module singleton-lock-health.so is not installed (looked for $TMP/bare/singleton-lock-health.so, "
         [ "$broken" = garbage ] && want="cannot load the health endpoint's module: $TMP/bare/singleton-lock-health.so: "
         [ "$broken" = writable ] && want="refusing to load the health endpoint's module $TMP/bare/singleton-lock-health.so: writable by others"
+        [ "$broken" = other_release ] && want="the module is of version 0.0-other, singleton-lock of version $("$SL" --version | awk '{ print $2 }')"
         [ "$rc" = 1 ] && grep -qF "$want" "$TMP/bare.log" || fail "module $broken: exit $rc, $(cat "$TMP/bare.log")"
         [ ! -e "$TMP/bare.ran" ] || fail "COMMAND ran although the health module is $broken"
     done
     timeout 10 "$TMP/bare/singleton-lock" run --name "$NAME-bare" -- touch "$TMP/bare.ran" 2>"$TMP/bare.log" &&
         [ -e "$TMP/bare.ran" ] || fail "the command without its module failed without --health-addr: $(cat "$TMP/bare.log")"
-    info "module: loaded only for --health-addr; missing, broken or writable by others: exit 1 saying so: ok"
+    info "module: loaded only for --health-addr; missing, broken, writable by others or of another release: exit 1 saying so: ok"
     wait_for 5 bash -c "[ \"\$(. '$(dirname "$0")/http_get.sh'; http_get $pa /metrics; awk '/^singleton_lock_heartbeat_duration_seconds_count/ { print \$2 }' <<<\"\$HTTP_BODY\")\" -ge 1 ]" ||
         fail "no heartbeat counted in a's /metrics"
     [ "$(metric "$pa" singleton_lock_leader)" = 1 ] || fail "a: singleton_lock_leader is not 1"
