@@ -183,8 +183,10 @@ health)
     info "/livez /readyz /leader /healthz on a leader and a standby: ok"
     # A port that is taken: exit 1 at once, saying why; nothing started. (Before: both
     # bound it, SO_REUSEPORT, and the kernel spread probes between leader and standby.)
-    timeout 10 "$SL" run --name "$NAME" --health-addr "127.0.0.1:$pa" -- touch "$TMP/taken.ran" \
-        2>"$TMP/taken.log"
+    # (no_leftovers.py: its supervising process, forked before the port is bound,
+    # must be gone when it exits)
+    timeout 10 /usr/bin/python3 "$(dirname "$0")/no_leftovers.py" \
+        "$SL" run --name "$NAME" --health-addr "127.0.0.1:$pa" -- touch "$TMP/taken.ran" 2>"$TMP/taken.log"
     rc=$?
     [ "$rc" = 1 ] && grep -q "cannot listen on 127.0.0.1:$pa: Address already in use" "$TMP/taken.log" ||
         fail "a taken health port: exit $rc, $(cat "$TMP/taken.log")"
@@ -198,9 +200,10 @@ health)
     ! grep -E "singleton-lock-health|httplib" "/proc/$PID_d/maps" ||
         fail "a standby without --health-addr loaded the health endpoint's libraries"
     kill -TERM "$PID_d" || fail "could not send SIGTERM to d"; reap "$PID_d"
-    # Without the module (a copy of the command alone), with a broken one, or one
-    # anybody could have replaced: exit 1 with the reason, COMMAND never runs;
-    # without --health-addr the copy works.
+    # Without the module (a copy of the command alone), with a broken one, one
+    # anybody could have replaced or one of another release: exit 1 with the
+    # reason, COMMAND never runs, no process is left; without --health-addr the
+    # copy works.
     mkdir "$TMP/bare" && cp "$SL" "$TMP/bare/singleton-lock" || fail "cannot copy $SL"
     installed=$(grep -aoE '/[[:alnum:]_./-]+/lib[[:alnum:]_./-]*/singleton-lock' "$SL" | head -n1)
     # (SL_HEALTH_OTHER_RELEASE: the module built as release 0.0-other, test/integration/meson.build)
@@ -215,7 +218,8 @@ health)
         fi
         [ "$broken" = missing ] && [ -n "$installed" ] && [ -e "$installed/singleton-lock-health.so" ] &&
             { info "module installed in $installed: the missing-module case is not checked"; continue; }
-        timeout 10 "$TMP/bare/singleton-lock" run --name "$NAME-bare" --health-addr 127.0.0.1:0 \
+        timeout 10 /usr/bin/python3 "$(dirname "$0")/no_leftovers.py" \
+            "$TMP/bare/singleton-lock" run --name "$NAME-bare" --health-addr 127.0.0.1:0 \
             -- touch "$TMP/bare.ran" 2>"$TMP/bare.log"
         rc=$?
         want="health endpoint's module singleton-lock-health.so is not installed (looked for $TMP/bare/singleton-lock-health.so, "
