@@ -88,6 +88,10 @@ no_overlap() {  # LABEL: its COMMAND found no earlier COMMAND's process running 
     [ ! -s "$TMP/$1.overlap" ] || fail "overlap: $1's COMMAND started while these ran: $(cat "$TMP/$1.overlap")"
 }
 
+# "$SL" ARGS as a child of no_leftovers.py: its exit status, or 99 when a
+# process it started (its supervising process, COMMAND's tree) outlived it.
+sl_alone() { /usr/bin/python3 "$(dirname "$0")/no_leftovers.py" "$SL" "$@"; }
+
 leader_and_standby() {
     start a "$@"
     wait_for 20 started a || fail "first instance never started COMMAND"
@@ -272,9 +276,9 @@ wait_timeout)
     start a --ttl 5s
     wait_for 20 started a || fail "COMMAND never started"
     t0=$(now_ns)
-    "$SL" run --name "$NAME" --wait 1s -- "$TMP/worker.sh" "$TMP" b 2>"$TMP/b.log"; rc=$?
+    sl_alone run --name "$NAME" --wait 1s -- "$TMP/worker.sh" "$TMP" b 2>"$TMP/b.log"; rc=$?
     info "--wait 1s on a held lease returned after $(ms_since "$t0") ms"
-    [ "$rc" = 75 ] || fail "exit code $rc, expected 75"
+    [ "$rc" = 75 ] || fail "exit code $rc, expected 75 (99: a process outlived it)"
     started b && fail "COMMAND ran although the wait ran out"
     kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     ;;
@@ -359,22 +363,26 @@ RELOADER
     info "SIGHUP, SIGUSR1, SIGUSR2 passed on to the leader's COMMAND with the lease unchanged ($before), ignored by a cold standby, passed on to a warm standby's COMMAND; SIGQUIT's death of COMMAND released the lease: ok"
     ;;
 exit_status)
-    "$SL" run --name "$NAME" -- sh -c 'test -n "$SINGLETON_LOCK_TOKEN" && exit 7' 2>"$TMP/a.log"; rc=$?
-    [ "$rc" = 7 ] || fail "exit code $rc, expected COMMAND's 7"
+    # (sl_alone: exit 99 when any process outlived the wrapper, e.g. COMMAND's
+    # child or a daemon it started)
+    sl_alone run --name "$NAME" -- \
+        sh -c 'test -n "$SINGLETON_LOCK_TOKEN" || exit 1; sleep 1000 & setsid sleep 1000 & exit 7' \
+        2>"$TMP/a.log"; rc=$?
+    [ "$rc" = 7 ] || fail "exit code $rc, expected COMMAND's 7: $(cat "$TMP/a.log")"
     [ "$(lease_state)" = free ] || fail "lease not released after COMMAND exited: $(lease_state)"
-    "$SL" run --name "$NAME" -- sh -c 'kill -USR1 $$' 2>"$TMP/b.log"; rc=$?
-    [ "$rc" = 138 ] || fail "exit code $rc, expected 128+SIGUSR1=138"
+    sl_alone run --name "$NAME" -- sh -c 'sleep 1000 & kill -USR1 $$' 2>"$TMP/b.log"; rc=$?
+    [ "$rc" = 138 ] || fail "exit code $rc, expected 128+SIGUSR1=138: $(cat "$TMP/b.log")"
     # A COMMAND that cannot run is refused before the lease is taken.
     transitions() { "${PSQL[@]}" -c "SELECT transitions FROM singleton_leases WHERE name = '$NAME'"; }
     before=$(transitions)
-    "$SL" run --name "$NAME" -- /nonexistent/command 2>"$TMP/c.log"; rc=$?
+    sl_alone run --name "$NAME" -- /nonexistent/command 2>"$TMP/c.log"; rc=$?
     [ "$rc" = 127 ] || fail "exit code $rc for a missing COMMAND, expected 127"
-    "$SL" run --name "$NAME" -- "no-such-command-$$" 2>"$TMP/d.log"; rc=$?
+    sl_alone run --name "$NAME" -- "no-such-command-$$" 2>"$TMP/d.log"; rc=$?
     [ "$rc" = 127 ] || fail "exit code $rc for a COMMAND not in PATH, expected 127"
     : >"$TMP/not-executable"
-    "$SL" run --name "$NAME" -- "$TMP/not-executable" 2>"$TMP/e.log"; rc=$?
+    sl_alone run --name "$NAME" -- "$TMP/not-executable" 2>"$TMP/e.log"; rc=$?
     [ "$rc" = 126 ] || fail "exit code $rc for a COMMAND that is not executable, expected 126"
-    "$SL" run --name "$NAME" -- "$TMP" 2>"$TMP/f.log"; rc=$?
+    sl_alone run --name "$NAME" -- "$TMP" 2>"$TMP/f.log"; rc=$?
     [ "$rc" = 126 ] || fail "exit code $rc for a directory as COMMAND, expected 126"
     [ "$(transitions)" = "$before" ] || fail "a COMMAND that cannot run took the lease"
     grep -q "not found" "$TMP/c.log" || fail "no clear error for a missing COMMAND: $(cat "$TMP/c.log")"
@@ -428,7 +436,7 @@ exit_status)
     # ...and the longest name they allow is one the server takes (255 characters, 2 bytes each).
     longest="${NAME:0:10}$(printf '\303\274%.0s' $(seq 245))"
     "$SL" run --name "$longest" -- true 2>"$TMP/j.log" || fail "a 255-character name: $(cat "$TMP/j.log")"
-    info "exit statuses 7, 138, 127, 126, and 2 for an overflowing ttl, for names and holder ids the server would refuse and for a DSN libpq cannot parse; a COMMAND that cannot run never took the lease: ok"
+    info "exit statuses 7 and 138 (no process of COMMAND's left), 127, 126, and 2 for an overflowing ttl, for names and holder ids the server would refuse and for a DSN libpq cannot parse; a COMMAND that cannot run never took the lease: ok"
     ;;
 admin)
     start a --ttl 5s --holder "admin-test-holder"
