@@ -179,10 +179,16 @@ void Runner::on_signal(int sig) {
             exit_after_command(exit_code::signal_base + sig, sig);
             return;
         case Phase::running:
-        case Phase::stopping:
             signalled_ = true;
             log("forwarded " + name + " to COMMAND; SIGKILL in " +
                 format_duration(elector_->timing().grace) + " if it is still running");
+            begin_stopping(sig);
+            return;
+        case Phase::stopping:  // forwarded again; the grace runs from the first stop, not anew
+            signalled_ = true;
+            log("forwarded " + name + " to COMMAND again; SIGKILL in " +
+                format_duration(grace_left()) + " if it is still running (the grace began " +
+                "with the first stop)");
             begin_stopping(sig);
             return;
         case Phase::releasing:  // after a step-down too: exit once released, not standby again
@@ -225,6 +231,14 @@ void Runner::on_supervisor() {
 Runner::TimePoint Runner::watchdog_deadline() const {
     const TimePoint t = elector_->step_down_at();
     return t == TimePoint::max() ? t : t + elector_->timing().watchdog_slack;
+}
+
+// Stopping: what is left of the grace the supervising process gives COMMAND
+// (begin_stopping: fallback_kill_at_ = the first stop + grace + slack).
+Duration Runner::grace_left() const {
+    const auto left = fallback_kill_at_ - elector_->timing().watchdog_slack -
+                      std::chrono::steady_clock::now();
+    return std::max(std::chrono::duration_cast<Duration>(left), Duration::zero());
 }
 
 void Runner::log(const std::string& message) const {

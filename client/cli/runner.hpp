@@ -71,6 +71,7 @@ class Runner {
     void timers();
     int poll_once();
     TimePoint watchdog_deadline() const;
+    Duration grace_left() const;
     void log(const std::string& message) const;
 
     RunArgs args_;

@@ -42,7 +42,7 @@ require_extension
 # The COMMAND used by the tests: first notes any earlier COMMAND's process
 # (or its child) that still runs in LABEL.overlap; records its pid, a
 # grandchild's pid, its environment and when it started; exits 0 on SIGTERM
-# unless told to ignore it.
+# unless told to ignore it (ignore_term) or to note it and go on (count_term).
 cat >"$TMP/worker.sh" <<'WORKER'
 #!/bin/sh
 dir="$1"; label="$2"; mode="${3:-normal}"
@@ -56,7 +56,11 @@ sleep 1000 &
 echo $! >"$dir/$label.grandchild"
 echo $$ >"$dir/$label.child"
 echo "$SINGLETON_LOCK_NAME $SINGLETON_LOCK_TOKEN $SINGLETON_LOCK_HOLDER" >"$dir/$label.env"
-if [ "$mode" = ignore_term ]; then trap '' TERM; else trap 'kill $! 2>/dev/null; exit 0' TERM; fi
+case "$mode" in
+    ignore_term) trap '' TERM ;;
+    count_term) trap 'date +%s%N >>"$dir/$label.terms"' TERM ;;  # and go on
+    *) trap 'kill $! 2>/dev/null; exit 0' TERM ;;
+esac
 date +%s%N >"$dir/$label.started"
 while :; do wait; done
 WORKER
@@ -652,6 +656,35 @@ priority_step_down)
     # (Both stopped at once: the leader's release may hand the lease to the other
     # one just as it stops; its session's end then leaves it orphaned, i.e. free.)
     case "$(lease_state)" in free | orphaned) ;; *) fail "lease not free at the end: $(lease_state)" ;; esac
+    ;;
+repeated_sigterm)
+    # A SIGTERM while COMMAND is stopping is passed on as well, but the grace is
+    # not begun anew: SIGKILL comes --grace after the first stop, whatever follows
+    # (else a signal every few seconds would keep COMMAND, and the lease, forever).
+    WORKER_MODE=count_term start a --ttl 8s --grace 3s
+    wait_for 20 started a || fail "COMMAND never started"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"
+    wait_for 5 logged a "forwarded SIGTERM to COMMAND;" || fail "a did not forward the first SIGTERM"
+    sleep 2
+    kill -TERM "$PID_a" || fail "could not send the second SIGTERM to a"
+    reap "$PID_a"
+    [ "$RC" = 137 ] || fail "a exited $RC, expected 137 (COMMAND SIGKILLed at the end of --grace)"
+    terms=$(wc -l <"$TMP/a.terms" 2>/dev/null)
+    [ "$terms" = 2 ] || fail "COMMAND got ${terms:-no} SIGTERMs, expected 2"
+    # The wrapper's own log, 1 ms resolution: first forward -> COMMAND's end reported.
+    at() {
+        local line; line=$(grep -m1 -- "$1" "$TMP/a.log") || fail "a's log has no line with '$1'"
+        date -d "${line%% *}" +%s%3N
+    }
+    first=$(at "forwarded SIGTERM to COMMAND;") ended=$(at ": COMMAND ") || exit 1
+    grep -- ": COMMAND " "$TMP/a.log" | grep -q "grace over: SIGKILL" ||
+        fail "COMMAND's end was not the supervising process's SIGKILL at the end of --grace"
+    again=$(grep -o "forwarded SIGTERM to COMMAND again; SIGKILL in [^ ]*" "$TMP/a.log") ||
+        fail "a did not log the second SIGTERM as forwarded again"
+    info "first SIGTERM -> COMMAND's end reported: $((ended - first)) ms (--grace 3s); the second logged: $again"
+    [ $((ended - first)) -lt 4000 ] || fail "SIGKILL came $((ended - first)) ms after the first SIGTERM: the second began the grace anew"
+    [ $((ended - first)) -ge 3000 ] || fail "SIGKILL came $((ended - first)) ms after the first SIGTERM, before --grace"
+    info "a second SIGTERM while stopping is passed on and keeps the first grace: ok"
     ;;
 signal_while_releasing)
     # SIGTERM after a step-down has stopped COMMAND, while the release that hands
