@@ -32,9 +32,7 @@ int open_signalfd() {
     return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-}  // namespace
-
-int run_command(const RunArgs& args) {
+int run_to_the_end(const RunArgs& args) {
     // Checked before the lease is taken: a COMMAND that cannot run never leads.
     const ResolvedCommand command = resolve_command(args.command.front());
     if (command.failure != 0) {
@@ -58,6 +56,14 @@ int run_command(const RunArgs& args) {
         log(e.what());
         return exit_code::error;
     }
+}
+
+}  // namespace
+
+int run_command(const RunArgs& args) {
+    const int code = run_to_the_end(args);
+    drain_log(std::chrono::seconds(1));  // the last lines, should stderr have stalled
+    return code;
 }
 
 }  // namespace singleton_lock::cli

@@ -108,6 +108,7 @@ int Runner::run() {
         (args_.priority != 0 ? ", priority " + std::to_string(args_.priority) : "") + ")");
     elector_->start();
     while (phase_ != Phase::done) {
+        flush_log();  // what a stalled stderr could not take yet
         refresh();
         if (phase_ == Phase::done) break;
         if (poll_once() != 0) return exit_code::error;
