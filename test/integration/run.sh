@@ -347,6 +347,24 @@ NOISY
     info "a leader whose stderr nobody reads keeps leading; its lines come out in order once read; it hands over on SIGTERM: ok"
     kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
+closed_stdio)
+    # Started with stdin, stdout and stderr closed: they become /dev/null before
+    # anything else is opened. (Before: the descriptors opened next took their
+    # numbers, and log lines went into the supervising process's link.)
+    "$SL" run --name "$NAME" --ttl 3s -- \
+        sh -c 'echo "$SINGLETON_LOCK_TOKEN" >"$1/a.env"; sleep 2; exit 5' sh "$TMP" \
+        0<&- 1>&- 2>&- &
+    PID_a=$!; PIDS+=("$PID_a")
+    wait_for 20 test -s "$TMP/a.env" || fail "COMMAND never ran"
+    for fd in 0 1 2; do
+        target=$(readlink "/proc/$PID_a/fd/$fd") || fail "fd $fd of the wrapper is closed"
+        [ "$target" = /dev/null ] || fail "fd $fd of the wrapper is $target, not /dev/null"
+    done
+    reap "$PID_a"
+    [ "$RC" = 5 ] || fail "exit $RC, expected COMMAND's 5"
+    [ "$(lease_state)" = free ] || fail "lease not released: $(lease_state)"
+    info "started with stdin, stdout and stderr closed: /dev/null in their place, COMMAND's status kept, lease released: ok"
+    ;;
 passed_signals)
     # SIGHUP, SIGUSR1, SIGUSR2 (a reload, a log reopen) are passed on to COMMAND; the
     # lease is unaffected. A standby without COMMAND ignores them. SIGQUIT kills this
