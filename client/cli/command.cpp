@@ -55,8 +55,10 @@ std::vector<std::string> command_environment(const std::string& name, const std:
     std::vector<std::string> env;
     for (char** e = environ; e && *e; ++e) {
         const std::string s(*e);
+        // Ours replace any inherited (a COMMAND that runs singleton-lock in turn):
+        // a second entry of a name would be read by some programs, not by others.
         if (s.rfind("SINGLETON_LOCK_NAME=", 0) == 0 || s.rfind("SINGLETON_LOCK_TOKEN=", 0) == 0 ||
-            s.rfind("SINGLETON_LOCK_HOLDER=", 0) == 0)
+            s.rfind("SINGLETON_LOCK_HOLDER=", 0) == 0 || s.rfind("SINGLETON_LOCK_LEADER_FD=", 0) == 0)
             continue;
         env.push_back(s);
     }

@@ -432,10 +432,13 @@ RELOADER
 exit_status)
     # (sl_alone: exit 99 when any process outlived the wrapper, e.g. COMMAND's
     # child or a daemon it started)
-    sl_alone run --name "$NAME" -- \
-        sh -c 'test -n "$SINGLETON_LOCK_TOKEN" || exit 1; sleep 1000 & setsid sleep 1000 & exit 7' \
+    # (run with our variables inherited, as under another singleton-lock: exactly
+    # NAME, HOLDER and TOKEN reach COMMAND, its own)
+    SINGLETON_LOCK_LEADER_FD=99 SINGLETON_LOCK_TOKEN=1 sl_alone run --name "$NAME" -- \
+        sh -c 'test "$SINGLETON_LOCK_TOKEN" != 1 && test "$(grep -zc "^SINGLETON_LOCK_" /proc/$$/environ)" = 3 || exit 1
+               sleep 1000 & setsid sleep 1000 & exit 7' \
         2>"$TMP/a.log"; rc=$?
-    [ "$rc" = 7 ] || fail "exit code $rc, expected COMMAND's 7: $(cat "$TMP/a.log")"
+    [ "$rc" = 7 ] || fail "exit code $rc, expected COMMAND's 7 (1: its SINGLETON_LOCK_ variables were not its own): $(cat "$TMP/a.log")"
     [ "$(lease_state)" = free ] || fail "lease not released after COMMAND exited: $(lease_state)"
     sl_alone run --name "$NAME" -- sh -c 'sleep 1000 & kill -USR1 $$' 2>"$TMP/b.log"; rc=$?
     [ "$rc" = 138 ] || fail "exit code $rc, expected 128+SIGUSR1=138: $(cat "$TMP/b.log")"
@@ -879,7 +882,7 @@ warm)
 #!/bin/bash
 dir="$1"; label="$2"
 echo $$ >"$dir/$label.child"
-echo "${SINGLETON_LOCK_TOKEN:-none} $SINGLETON_LOCK_LEADER_FD" >"$dir/$label.booted"
+echo "${SINGLETON_LOCK_TOKEN:-none} $SINGLETON_LOCK_LEADER_FD $(grep -zc '^SINGLETON_LOCK_' /proc/$$/environ)" >"$dir/$label.booted"
 [ "${3:-}" = exit_now ] && exit 9
 read -r word token <&"$SINGLETON_LOCK_LEADER_FD" || { echo eof >"$dir/$label.eof"; exit 0; }
 for f in "$dir"/*.child; do
@@ -904,10 +907,12 @@ WARM
     wstart a --ttl 5s
     wait_for 20 started a || fail "the first warm instance never led"
     [ "$(cut -d' ' -f4 <"$TMP/a.env")" = leader ] || fail "the leader line: $(cat "$TMP/a.env")"
-    wstart b --ttl 5s
+    # (b inherits our variables as if it ran under another singleton-lock: its own replace them)
+    SINGLETON_LOCK_LEADER_FD=99 SINGLETON_LOCK_TOKEN=1 SINGLETON_LOCK_NAME=outer wstart b --ttl 5s
     wait_for 20 booted b || fail "the warm standby's COMMAND did not start while standby"
-    read -r tok fd <"$TMP/b.booted"
-    [ "$tok" = none ] && [ -n "$fd" ] || fail "warm COMMAND's environment: token '$tok', leader fd '$fd'"
+    read -r tok fd vars <"$TMP/b.booted"
+    [ "$tok" = none ] && [ -n "$fd" ] && [ "$fd" != 99 ] && [ "$vars" = 3 ] ||
+        fail "warm COMMAND's environment: token '$tok', leader fd '$fd', $vars SINGLETON_LOCK_ entries (expected 3: NAME, HOLDER, LEADER_FD)"
     wait_for 20 logged b "standby, held by" || fail "no standby b"
     sleep 0.3
     started b && fail "the warm standby was told it leads while a leads"
