@@ -347,6 +347,22 @@ NOISY
     info "a leader whose stderr nobody reads keeps leading; its lines come out in order once read; it hands over on SIGTERM: ok"
     kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
+fork_storm)
+    # COMMAND ignores SIGTERM and forks without end (each child too ignores it):
+    # at the end of --grace every process of it is killed and reaped, new ones
+    # still being forked as the old ones die, and only then does the lease go;
+    # none outlives the wrapper (no_leftovers.py).
+    /usr/bin/python3 "$(dirname "$0")/no_leftovers.py" bash -c '
+        "$1" run --name "$2" --ttl 3s --grace 300ms -- \
+            sh -c "trap \"\" TERM; while :; do (trap \"\" TERM; exec sleep 1000) & done" 2>"$3/a.log" &
+        p=$!; sleep 1.5; kill -TERM $p; wait $p' bash "$SL" "$NAME" "$TMP"; rc=$?
+    [ "$rc" = 137 ] || fail "exit $rc, expected 137 (COMMAND SIGKILLed at the end of --grace; 99: a process outlived the wrapper)"
+    killed=$(grep -o "[0-9]* more of its processes killed" "$TMP/a.log" | cut -d' ' -f1)
+    [ "${killed:-0}" -ge 20 ] || fail "only ${killed:-no} processes of the storm were killed: $(tail -n 3 "$TMP/a.log")"
+    grep -q "grace over: SIGKILL" "$TMP/a.log" || fail "COMMAND did not end at the end of --grace"
+    [ "$(lease_state)" = free ] || fail "lease not released: $(lease_state)"
+    info "a COMMAND forking without end: $killed more processes killed and reaped at the end of --grace, none left, lease released: ok"
+    ;;
 closed_stdio)
     # Started with stdin, stdout and stderr closed: they become /dev/null before
     # anything else is opened. (Before: the descriptors opened next took their
