@@ -166,6 +166,11 @@ void Runner::read_signals() {
 
 void Runner::on_signal(int sig) {
     const std::string name = std::string("SIG") + sigabbrev_np(sig);
+    if (sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
+        log("ignored " + name + ": a stopped singleton-lock could not renew the lease (stop it " +
+            "with SIGTERM)");
+        return;
+    }
     if (sig != SIGTERM && sig != SIGINT) return pass_on(sig, name);
     switch (phase_) {
         case Phase::standby:

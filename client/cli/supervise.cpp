@@ -100,12 +100,18 @@ class SupervisingProcess {
 
 void SupervisingProcess::run(int gate_r, int gate_w) {
     (void)reaper::become_subreaper();
+    // A process group of its own: a stop of singleton-lock's group (Ctrl-Z's
+    // SIGTSTP, `kill -STOP %1`) must leave the watchdog running, which stops
+    // COMMAND before the lease runs out. (singleton-lock sets it too: no race.)
+    (void)::setpgid(0, 0);
     // Only stdio, the link and the gate stay open: no database socket of
     // singleton-lock's survives in here except the ones it hands over.
     close_all_but(link_, gate_r, gate_w);
     sigset_t set;
     sigemptyset(&set);
-    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) sigaddset(&set, s);
+    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGTSTP, SIGTTIN,
+                  SIGTTOU})
+        sigaddset(&set, s);
     ::sigprocmask(SIG_BLOCK, &set, nullptr);  // signals meant for COMMAND: read and ignored
     sfd_ = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (warm_ && gate_r >= 0) fork_warm_command(gate_r, gate_w);

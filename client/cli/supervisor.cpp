@@ -85,6 +85,7 @@ void Supervisor::prepare(const std::string& path, const std::vector<std::string>
         throw std::system_error(e, std::generic_category(), "fork");
     }
     if (pid == 0) supervise(sv[1], gate[0], gate[1], image, grace.count(), warm);
+    (void)::setpgid(pid, pid);  // its own group, whoever of the two runs first (supervise.cpp)
     ::close(sv[1]);
     if (gate[0] >= 0) ::close(gate[0]);
     pid_ = pid;

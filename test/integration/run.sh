@@ -363,6 +363,50 @@ fork_storm)
     [ "$(lease_state)" = free ] || fail "lease not released: $(lease_state)"
     info "a COMMAND forking without end: $killed more processes killed and reaped at the end of --grace, none left, lease released: ok"
     ;;
+job_control)
+    # Job control stops a job's whole process group: Ctrl-Z (SIGTSTP), `kill -STOP %1`.
+    # COMMAND runs in a group of its own and is not stopped with it. SIGTSTP (and
+    # SIGTTIN, SIGTTOU) are ignored; under SIGSTOP, which cannot be, the
+    # supervising process, in a group of its own too, still stops COMMAND before
+    # the lease runs out. (Before: both stopped with the group, COMMAND ran on,
+    # and the standby led beside it.) setsid: a's group is its own, as a job's is.
+    setsid "$SL" run --name "$NAME" --ttl 2s --grace 300ms \
+        -- "$TMP/worker.sh" "$TMP" a ignore_term 2>"$TMP/a.log" &
+    PID_a=$!; PIDS+=("$PID_a")
+    trap 'kill -CONT -- "-$PID_a" 2>/dev/null; cleanup' EXIT
+    wait_for 20 started a || fail "a never led"
+    setsid "$SL" run --name "$NAME" --ttl 2s -- "$TMP/worker.sh" "$TMP" b 2>"$TMP/b.log" &
+    PID_b=$!; PIDS+=("$PID_b")
+    wait_for 20 logged b "standby, held by" || fail "b is not standby"
+    for sig in TSTP TTIN TTOU; do kill -"$sig" -- "-$PID_a" || fail "could not send SIG$sig to a's group"; done
+    wait_for 5 logged a "ignored SIGTTOU" || fail "a did not log SIGTTOU as ignored"
+    sleep 5  # over twice the ttl
+    stopped "$PID_a" && fail "a's group was stopped by SIGTSTP, SIGTTIN or SIGTTOU"
+    started b && fail "b took over while a led"
+    logged a "ignored SIGTSTP" || fail "a did not log SIGTSTP as ignored"
+    info "SIGTSTP, SIGTTIN, SIGTTOU to a's group: ignored, a still leads: ok"
+    child=$(cat "$TMP/a.child")
+    kill -STOP -- "-$PID_a" || fail "could not stop a's group"
+    wait_for 5 stopped "$PID_a" || fail "a did not stop"
+    wait_for 10 dead "$child" || fail "a's COMMAND ran on under its stopped wrapper"
+    wait_for 20 started b || fail "b did not take over"
+    no_overlap b
+    kill -CONT -- "-$PID_a" || fail "could not resume a's group"
+    reap "$PID_a"
+    [ "$RC" = 3 ] || fail "the resumed ex-leader exited $RC, expected 3 (lease lost)"
+    info "SIGSTOP to a's group: its supervising process stopped COMMAND before the lease ran out, b took over, no overlap: ok"
+    # SIGKILL to b's whole group (`kill -9 %1`, supervisord's killasgroup): the
+    # supervising process, not in it, kills COMMAND's tree before the sessions end.
+    # (Before: it died with the group, COMMAND ran on, and c led beside it.)
+    start c --ttl 2s
+    wait_for 20 logged c "standby, held by" || fail "c is not standby"
+    kill -KILL -- "-$PID_b" || fail "could not kill b's group"
+    reap "$PID_b"
+    wait_for 20 started c || fail "c did not take over after b's group was killed"
+    no_overlap c
+    info "SIGKILL to b's group: COMMAND's tree killed before the lease went, no overlap: ok"
+    kill -TERM "$PID_c" || fail "could not send SIGTERM to c"; reap "$PID_c"
+    ;;
 closed_stdio)
     # Started with stdin, stdout and stderr closed: they become /dev/null before
     # anything else is opened. (Before: the descriptors opened next took their
@@ -642,11 +686,13 @@ prefork)
         echo "$s $(children_of "$s" | tr '\n' ' ')"
     }
     pgid_of() { awk '{ sub(/.*\) /, ""); print $3 }' "/proc/$1/stat"; }
-    check_helpers() {  # LABEL PID: one helper, in singleton-lock's group, no child, no db socket
+    check_helpers() {  # LABEL PID: one helper, leading a group of its own, no child, no db socket
         local wrapper="$2" h; h=$(helpers "$2") || fail "$1: no pre-forked supervising process"
         set -- "$1" $h
         [ $# = 2 ] || fail "$1: expected a supervisor and no child before leadership, got: ${*:2}"
-        [ "$(pgid_of "$2")" = "$(pgid_of "$wrapper")" ] || fail "$1: the supervisor left singleton-lock's group"
+        # (its own group: a stop or SIGKILL of singleton-lock's group must not reach it; job_control)
+        [ "$(pgid_of "$2")" = "$2" ] && [ "$(pgid_of "$wrapper")" != "$2" ] ||
+            fail "$1: the supervisor does not lead a process group of its own"
         n=$(ls "/proc/$2/fd" | wc -l)
         [ "$n" -le 6 ] || fail "$1: helper $2 holds $n descriptors: $(ls -l "/proc/$2/fd")"
         [ "$(readlink "/proc/$2/exe")" = "$(readlink -f "$SL")" ] || fail "$1: helper $2 exec'd"
