@@ -4,12 +4,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
-#include <algorithm>
-#include <cstdint>
 #include <deque>
 
 namespace singleton_lock::cli {
@@ -138,9 +138,13 @@ void drain_log(std::chrono::milliseconds max_wait) {
     for (;;) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             until - std::chrono::steady_clock::now());
+        const std::size_t before = backlog.bytes;
         write_backlog(static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
         if (!backlog.lines.empty() && left.count() <= 0) return;
-        if (!backlog.lines.empty()) continue;
+        if (!backlog.lines.empty()) {
+            if (backlog.bytes == before) ::poll(nullptr, 0, 10);  // (EAGAIN: no spinning)
+            continue;
+        }
         if (backlog.dropped == 0 || backlog.reader_gone) return;
         push(dropped_note(prefix(), backlog.dropped));  // (the backlog is empty: it fits)
         backlog.dropped = 0;

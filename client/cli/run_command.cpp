@@ -22,7 +22,7 @@ namespace {
 // from a signalfd; they are blocked before any thread starts, so that none of
 // them takes one. (Left at their default, SIGHUP, SIGUSR1, SIGUSR2 and SIGQUIT
 // would kill singleton-lock: COMMAND SIGKILLed with no grace, for an
-// operator's `kill -HUP` to reload it.) SIGTSTP, SIGTTIN and SIGTTOU (Ctrl-Z, a
+// operator's `kill -HUP` to reload it. SIGTSTP, SIGTTIN and SIGTTOU (Ctrl-Z, a
 // background job's terminal I/O) would stop it: COMMAND ran on, unwatched, and
 // the lease ran out under it; they are logged and ignored.)
 int open_signalfd() {
