@@ -3,9 +3,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 
 extern char** environ;
 
@@ -52,15 +54,16 @@ ResolvedCommand resolve_command(const std::string& command) {
 }
 
 std::vector<std::string> command_environment(const std::string& name, const std::string& holder) {
+    // Ours replace any inherited (a COMMAND that runs singleton-lock in turn):
+    // a second entry of a name would be read by some programs, not by others.
+    static constexpr const char* ours[] = {"SINGLETON_LOCK_NAME=", "SINGLETON_LOCK_TOKEN=",
+                                           "SINGLETON_LOCK_HOLDER=", "SINGLETON_LOCK_LEADER_FD="};
     std::vector<std::string> env;
     for (char** e = environ; e && *e; ++e) {
         const std::string s(*e);
-        // Ours replace any inherited (a COMMAND that runs singleton-lock in turn):
-        // a second entry of a name would be read by some programs, not by others.
-        if (s.rfind("SINGLETON_LOCK_NAME=", 0) == 0 || s.rfind("SINGLETON_LOCK_TOKEN=", 0) == 0 ||
-            s.rfind("SINGLETON_LOCK_HOLDER=", 0) == 0 || s.rfind("SINGLETON_LOCK_LEADER_FD=", 0) == 0)
-            continue;
-        env.push_back(s);
+        if (std::none_of(std::begin(ours), std::end(ours),
+                         [&](const char* p) { return s.rfind(p, 0) == 0; }))
+            env.push_back(s);
     }
     env.push_back("SINGLETON_LOCK_NAME=" + name);
     env.push_back("SINGLETON_LOCK_HOLDER=" + holder);

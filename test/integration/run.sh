@@ -92,9 +92,10 @@ no_overlap() {  # LABEL: its COMMAND found no earlier COMMAND's process running 
     [ ! -s "$TMP/$1.overlap" ] || fail "overlap: $1's COMMAND started while these ran: $(cat "$TMP/$1.overlap")"
 }
 
-# "$SL" ARGS as a child of no_leftovers.py: its exit status, or 99 when a
-# process it started (its supervising process, COMMAND's tree) outlived it.
-sl_alone() { /usr/bin/python3 "$(dirname "$0")/no_leftovers.py" "$SL" "$@"; }
+# NO_LEFTOVERS CMD...: CMD's exit status, or 99 when a process it started (a
+# supervising process, COMMAND's tree) outlived it. sl_alone ARGS: "$SL" ARGS so.
+NO_LEFTOVERS=(/usr/bin/python3 "$(dirname "$0")/no_leftovers.py")
+sl_alone() { "${NO_LEFTOVERS[@]}" "$SL" "$@"; }
 
 leader_and_standby() {
     start a "$@"
@@ -193,7 +194,7 @@ health)
     # bound it, SO_REUSEPORT, and the kernel spread probes between leader and standby.)
     # (no_leftovers.py: its supervising process, forked before the port is bound,
     # must be gone when it exits)
-    timeout 10 /usr/bin/python3 "$(dirname "$0")/no_leftovers.py" \
+    timeout 10 "${NO_LEFTOVERS[@]}" \
         "$SL" run --name "$NAME" --health-addr "127.0.0.1:$pa" -- touch "$TMP/taken.ran" 2>"$TMP/taken.log"
     rc=$?
     [ "$rc" = 1 ] && grep -q "cannot listen on 127.0.0.1:$pa: Address already in use" "$TMP/taken.log" ||
@@ -226,7 +227,7 @@ health)
         fi
         [ "$broken" = missing ] && [ -n "$installed" ] && [ -e "$installed/singleton-lock-health.so" ] &&
             { info "module installed in $installed: the missing-module case is not checked"; continue; }
-        timeout 10 /usr/bin/python3 "$(dirname "$0")/no_leftovers.py" \
+        timeout 10 "${NO_LEFTOVERS[@]}" \
             "$TMP/bare/singleton-lock" run --name "$NAME-bare" --health-addr 127.0.0.1:0 \
             -- touch "$TMP/bare.ran" 2>"$TMP/bare.log"
         rc=$?
@@ -352,7 +353,7 @@ fork_storm)
     # at the end of --grace every process of it is killed and reaped, new ones
     # still being forked as the old ones die, and only then does the lease go;
     # none outlives the wrapper (no_leftovers.py).
-    /usr/bin/python3 "$(dirname "$0")/no_leftovers.py" bash -c '
+    "${NO_LEFTOVERS[@]}" bash -c '
         "$1" run --name "$2" --ttl 3s --grace 300ms -- \
             sh -c "trap \"\" TERM; while :; do (trap \"\" TERM; exec sleep 1000) & done" 2>"$3/a.log" &
         p=$!; sleep 1.5; kill -TERM $p; wait $p' bash "$SL" "$NAME" "$TMP"; rc=$?
