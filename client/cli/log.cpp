@@ -20,10 +20,15 @@ namespace {
 constexpr std::size_t kLongestLine = PIPE_BUF - 96;
 constexpr std::size_t kBacklogBytes = 64 * 1024;
 
+struct Line {
+    std::string text;
+    unsigned long notes_dropped = 0;  // a note "(N log lines dropped...)": N
+};
+
 struct Backlog {
-    std::deque<std::string> lines;  // the front one may be partly written
+    std::deque<Line> lines;  // the front one may be partly written
     std::size_t bytes = 0;
-    unsigned long dropped = 0;  // lines that found the backlog full
+    unsigned long dropped = 0;  // lines lost: the backlog was full, or their write failed
     bool reader_gone = false;   // EPIPE, EBADF: nothing will ever be read
 };
 Backlog backlog;
@@ -49,15 +54,16 @@ bool writable(int timeout_ms) {
 // Writes the backlog's lines while stderr takes them without blocking.
 void write_backlog(int timeout_ms) {
     while (!backlog.lines.empty() && writable(timeout_ms)) {
-        std::string& line = backlog.lines.front();
+        std::string& line = backlog.lines.front().text;
         const ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return;
         if (n < 0 && (errno == EPIPE || errno == EBADF || errno == EINVAL)) return forget_all();
         if (n < 0) {  // (ENOSPC, EIO, ...): this line is lost, perhaps not the next
+            const unsigned long lost = std::max(backlog.lines.front().notes_dropped, 1UL);
             backlog.bytes -= line.size();
             backlog.lines.pop_front();
-            ++backlog.dropped;
+            backlog.dropped += lost;  // (a lost note: the lines it counted, not itself)
             continue;
         }
         backlog.bytes -= static_cast<std::size_t>(n);
@@ -71,12 +77,12 @@ void write_backlog(int timeout_ms) {
 
 std::string dropped_note(const std::string& head, unsigned long n) {
     return head + "(" + std::to_string(n) + " log line" + (n == 1 ? "" : "s") +
-           " dropped: stderr was not read)\n";
+           " dropped: stderr did not take them)\n";
 }
 
-void push(std::string line) {
-    backlog.bytes += line.size();
-    backlog.lines.push_back(std::move(line));
+void push(std::string text, unsigned long notes_dropped = 0) {
+    backlog.bytes += text.size();
+    backlog.lines.push_back(Line{std::move(text), notes_dropped});
 }
 
 // The line, after a note of the lines dropped before it: both, or neither
@@ -88,7 +94,7 @@ void enqueue(const std::string& head, std::string line) {
         ++backlog.dropped;
         return;
     }
-    if (!note.empty()) push(note);
+    if (!note.empty()) push(note, backlog.dropped);
     backlog.dropped = 0;
     push(std::move(line));
 }
@@ -133,6 +139,9 @@ void flush_log() { write_backlog(0); }  // (nothing waiting: no system call)
 
 void drain_log(std::chrono::milliseconds max_wait) {
     const auto until = std::chrono::steady_clock::now() + max_wait;
+    // The count of dropped lines is said once: on a full disk (ENOSPC) the
+    // note itself is dropped, and saying it again would never end.
+    bool noted = false;
     for (;;) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             until - std::chrono::steady_clock::now());
@@ -143,9 +152,10 @@ void drain_log(std::chrono::milliseconds max_wait) {
             if (backlog.bytes == before) ::poll(nullptr, 0, 10);  // (EAGAIN: no spinning)
             continue;
         }
-        if (backlog.dropped == 0 || backlog.reader_gone) return;
-        push(dropped_note(prefix(), backlog.dropped));  // (the backlog is empty: it fits)
+        if (backlog.dropped == 0 || backlog.reader_gone || noted) return;
+        push(dropped_note(prefix(), backlog.dropped), backlog.dropped);  // (it fits: empty)
         backlog.dropped = 0;
+        noted = true;
     }
 }
 

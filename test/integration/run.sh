@@ -431,6 +431,15 @@ closed_stdio)
     [ "$RC" = 5 ] || fail "exit $RC, expected COMMAND's 5"
     [ "$(lease_state)" = free ] || fail "lease not released: $(lease_state)"
     info "started with stdin, stdout and stderr closed: /dev/null in their place, COMMAND's status kept, lease released: ok"
+    # stderr on a full disk (ENOSPC): the lines are lost, the run is not held up
+    # and ends. (Before: at exit the count of lost lines was lost too, counted
+    # and written again for ever: the released leader spun at 100% CPU.)
+    t0=$(now_ns)
+    timeout -s KILL 20 "$SL" run --name "$NAME" --ttl 3s -- sh -c 'exit 6' 2>/dev/full
+    rc=$?
+    [ "$rc" = 6 ] || fail "stderr on /dev/full: exit $rc, expected COMMAND's 6 (137: still running after 20 s)"
+    [ "$(lease_state)" = free ] || fail "lease not released: $(lease_state)"
+    info "stderr on a full disk: COMMAND's status kept, lease released, exited after $(ms_since "$t0") ms: ok"
     ;;
 passed_signals)
     # SIGHUP, SIGUSR1, SIGUSR2 (a reload, a log reopen) are passed on to COMMAND; the

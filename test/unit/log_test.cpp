@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -82,7 +83,7 @@ TEST(Log, AStalledReaderNeitherBlocksNorReordersAndDropsAreCounted) {
             << lines[i];
     EXPECT_GT(kept * 100, 48 * 1024) << "the backlog held only " << kept << " lines";
     EXPECT_NE(lines.back().find("(" + std::to_string(kLines - kept) +
-                                " log lines dropped: stderr was not read)"),
+                                " log lines dropped: stderr did not take them)"),
               std::string::npos)
         << lines.back();
 }
@@ -100,6 +101,82 @@ TEST(Log, LinesWaitingInTheBacklogGoOutBeforeLaterOnes) {
     ASSERT_EQ(lines.size(), 2u) << got.substr(err.filled);
     EXPECT_NE(lines[0].find("first, while stalled"), std::string::npos);
     EXPECT_NE(lines[1].find("second, once read again"), std::string::npos);
+}
+
+
+// Runs body in a child process, as the log's state is the process's own (a
+// stderr given up stays given up), and returns its wait status. A body that
+// hangs or spins is ended by SIGALRM.
+int status_of_child(const std::function<int()>& body) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::alarm(10);
+        ::_exit(body());
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return status;
+}
+
+// What a pipe holds now (its writers closed).
+std::string drained(int read_end) {
+    std::string got;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(read_end, buf, sizeof buf)) > 0;) got.append(buf, n);
+    return got;
+}
+
+enum ChildResult { kOk = 0, kNoPipe = 10, kWrongOutput = 11 };
+
+// stderr on a full disk (ENOSPC): lines are lost and counted, the count is said
+// once stderr takes lines again, and drain_log gives up at once. Before: at exit
+// drain_log pushed the note, lost it, counted it and pushed it again for ever
+// (a released leader spun at 100% CPU and never exited).
+TEST(Log, AFullDiskNeitherBlocksNorSpinsAndItsLostLinesAreCounted) {
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    const int status = status_of_child([&] {
+        const int full = ::open("/dev/full", O_WRONLY);
+        if (full < 0 || ::dup2(full, STDERR_FILENO) < 0) return int{kNoPipe};
+        for (int i = 0; i < 3; ++i) log("lost " + std::to_string(i));
+        drain_log(std::chrono::seconds(1));  // the note is lost too: once
+        ::dup2(p[1], STDERR_FILENO);
+        log("after the disk has room");
+        drain_log(std::chrono::seconds(1));
+        return int{kOk};
+    });
+    ::close(p[1]);
+    const auto lines = lines_of(drained(p[0]));
+    ::close(p[0]);
+    ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << WTERMSIG(status) << " (hung or spun)";
+    ASSERT_EQ(WEXITSTATUS(status), kOk);
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_NE(lines[0].find("(3 log lines dropped: stderr did not take them)"), std::string::npos)
+        << lines[0];
+    EXPECT_NE(lines[1].find("after the disk has room"), std::string::npos) << lines[1];
+}
+
+// A pipe whose reader is gone (EPIPE, POLLERR) and a closed stderr (POLLNVAL):
+// given up for good, without blocking, spinning or dying of SIGPIPE (ignored,
+// as singleton-lock run ignores it).
+TEST(Log, AStderrNobodyCanReadIsGivenUp) {
+    for (const bool closed : {false, true}) {
+        const int status = status_of_child([closed] {
+            ::signal(SIGPIPE, SIG_IGN);
+            int q[2];
+            if (::pipe(q) != 0) return int{kNoPipe};
+            ::dup2(q[1], STDERR_FILENO);
+            ::close(q[0]);  // the reader is gone
+            ::close(q[1]);
+            if (closed) ::close(STDERR_FILENO);
+            for (int i = 0; i < 2000; ++i) log("nobody reads line " + std::to_string(i));
+            drain_log(std::chrono::seconds(30));  // (given up: returns at once)
+            return int{kOk};
+        });
+        ASSERT_TRUE(WIFEXITED(status)) << (closed ? "closed: " : "reader gone: ") << "signal "
+                                       << WTERMSIG(status);
+        EXPECT_EQ(WEXITSTATUS(status), kOk);
+    }
 }
 
 }  // namespace
