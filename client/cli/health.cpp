@@ -1,10 +1,16 @@
 #include "health.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -15,6 +21,38 @@ namespace {
 void reply(httplib::Response& res, bool ok, const char* body) {
     res.status = ok ? 200 : 503;
     res.set_content(std::string(body) + "\n", "text/plain");
+}
+
+// The local port of a connected socket (0: not a connected TCP socket).
+int connected_local_port(int fd) {
+    sockaddr_storage local{}, peer{};
+    socklen_t local_len = sizeof local, peer_len = sizeof peer;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) return 0;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) return 0;
+    if (local.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in&>(local).sin_port);
+    if (local.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6&>(local).sin6_port);
+    return 0;
+}
+
+// Ends (shutdown, not close: the worker still owns the descriptor) every
+// connection accepted on port. httplib's worker reads a request for as long as
+// bytes come, so a client trickling bytes held it, and the join at exit, for
+// as long as it liked. A connection of ours to elsewhere never has the port as
+// its local one: the kernel does not pick a port bound by a listener.
+void end_connections_on(int port) {
+    DIR* fds = ::opendir("/proc/self/fd");
+    if (fds == nullptr) return;
+    while (const dirent* entry = ::readdir(fds)) {
+        const int fd = std::atoi(entry->d_name);
+        if (fd <= STDERR_FILENO || fd == ::dirfd(fds)) continue;
+        // Checked and shut down through a duplicate: the very socket checked,
+        // even should the number be closed and reused meanwhile.
+        const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (dup < 0) continue;
+        if (connected_local_port(dup) == port) ::shutdown(dup, SHUT_RDWR);
+        ::close(dup);
+    }
+    ::closedir(fds);
 }
 
 }  // namespace
@@ -45,7 +83,10 @@ HealthServer::HealthServer(const std::string& host, int port, const HealthSource
                                      (errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
         port_ = port;
     }
-    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    thread_ = std::thread([this] {
+        server_->listen_after_bind();  // (returns once its worker is done too)
+        served_ = true;
+    });
 }
 
 void HealthServer::routes(const HealthSource& source) {
@@ -77,6 +118,11 @@ void HealthServer::routes(const HealthSource& source) {
 
 HealthServer::~HealthServer() {
     server_->stop();
+    // Again until the threads are done: one accepted just before the stop.
+    while (!served_.load()) {
+        end_connections_on(port_);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     if (thread_.joinable()) thread_.join();
 }
 

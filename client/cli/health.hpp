@@ -6,11 +6,13 @@
 //   GET /healthz  200 "leader" or "standby" (a standby that reached the database
 //                 recently), else 503 "unreachable"
 //   GET /metrics  Prometheus text format
-// Two small threads (the listener and one worker). Built into the module
+// Two small threads (the listener and one worker: one connection at a time;
+// at exit the open ones are shut down). Built into the module
 // singleton-lock-health.so only (health_endpoint.hpp says why); the command
 // reaches it through health_module.hpp.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -36,6 +38,7 @@ class HealthServer final : public HealthEndpoint {
     void routes(const HealthSource& source);
     std::unique_ptr<httplib::Server> server_;
     std::thread thread_;
+    std::atomic<bool> served_{false};  // the listener and its worker are done
     int port_ = 0;
 };
 

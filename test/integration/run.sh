@@ -275,7 +275,22 @@ health)
     expect "$pb" /healthz 200 leader
     [ "$(metric "$pb" singleton_lock_transitions_total)" = 1 ] || fail "b: transitions_total is not 1"
     info "after the handover the new leader's /readyz is 200: ok"
-    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
+    # A client that trickles a byte a second to the endpoint (slowloris): httplib's
+    # worker reads its request for as long as bytes come. b still exits at once on
+    # SIGTERM. (Before: its exit waited for the client to stop, 60 s here.)
+    bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+             for _ in $(seq 60); do printf X >&3 || exit; sleep 1; done' trickle "$pb" &
+    trickler=$!; PIDS+=("$trickler")
+    # (the fault applied: an established connection to b's port)
+    wait_for 5 awk -v port="$(printf ':%04X' "$pb")" \
+        '$4 == "01" && substr($2, length($2) - 4) == port { found = 1 } END { exit !found }' /proc/net/tcp ||
+        fail "the trickling client is not connected to b's endpoint"
+    t0=$(now_ns)
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"
+    wait_for 10 dead "$PID_b" || fail "b still runs 10 s after SIGTERM while a client trickles bytes to its endpoint"
+    reap "$PID_b"
+    info "with a client trickling bytes to its endpoint, b exited $(ms_since "$t0") ms after SIGTERM: ok"
+    kill "$trickler" 2>/dev/null
     ;;
 wait_timeout)
     start a --ttl 5s
