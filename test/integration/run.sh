@@ -682,6 +682,74 @@ hung_backend)
     kill -CONT "$backend" || fail "could not resume backend $backend"
     kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
     ;;
+partition)
+    # A dead network path between the leader and the server (a partition, a
+    # firewall dropping packets, a pulled cable): nothing arrives either way and
+    # nothing is closed, so neither side hears of it. The leader's sessions go
+    # through partition_proxy.py, which cuts the path on SIGUSR1. The leader must
+    # stop its COMMAND (SIGKILL: it ignores SIGTERM) before the lease expires
+    # without a word from the server, and exit 3; the server keeps the lease
+    # until its expiry (the backends see nothing either), then the standby,
+    # connected directly, takes over; no process of the old COMMAND runs then.
+    # A second standby, c, behind the same proxy, neither takes over while cut
+    # off nor hangs: it reconnects once the path heals, and exits on SIGTERM.
+    [[ "${PGHOST:-}" == /* ]] || { echo "SKIP: the proxy needs the server's Unix socket (PGHOST=$PGHOST)"; exit 77; }
+    /usr/bin/python3 "$(dirname "$0")/partition_proxy.py" "$PGHOST/.s.PGSQL.${PGPORT:-5432}" "$TMP/proxy" &
+    proxy=$!; PIDS+=("$proxy")
+    wait_for 10 test -s "$TMP/proxy.port" || fail "the proxy did not start"
+    WORKER_MODE=ignore_term start a --ttl 3s --grace 300ms --dsn "host=127.0.0.1 port=$(cat "$TMP/proxy.port")"
+    wait_for 20 started a || fail "a never started COMMAND through the proxy"
+    WORKER_MODE=ignore_term start b --ttl 3s --grace 300ms
+    wait_for 20 logged b "standby, held by" || fail "no standby"
+    WORKER_MODE=ignore_term start c --ttl 3s --grace 300ms --dsn "host=127.0.0.1 port=$(cat "$TMP/proxy.port")"
+    wait_for 20 logged c "standby, held by" || fail "no standby c"
+    child=$(cat "$TMP/a.child")
+    token_a=$(token_of a)
+    # A blip (cut for 600 ms, then healed) is ridden through: no step-down.
+    kill -USR1 "$proxy" || fail "could not signal the proxy"
+    wait_for 5 grep -qx "cut 4" "$TMP/proxy" || fail "the path was not cut for a's and c's two sessions each: $(cat "$TMP/proxy")"
+    sleep 0.6
+    kill -USR2 "$proxy" || fail "could not heal the path"
+    wait_for 5 grep -qx "healed 4" "$TMP/proxy" || fail "the path was not healed: $(cat "$TMP/proxy")"
+    sleep 3  # (a ttl)
+    alive "$child" && ! logged a LOST || fail "a stepped down after a 600 ms blip: $(grep LOST "$TMP/a.log")"
+    started b && fail "b took over after a 600 ms blip of a's path"
+    info "a 600 ms cut of the leader's path is ridden through (ttl 3s): ok"
+    t0=$(now_ns)
+    kill -USR1 "$proxy" || fail "could not signal the proxy"
+    # (the fault applied: both of a's sessions cut)
+    wait_for 5 grep -qx "cut 4" "$TMP/proxy" || fail "the path was not cut for a's and c's two sessions each: $(cat "$TMP/proxy")"
+    wait_for 20 dead "$child" || fail "a's COMMAND survived the partition"
+    killed_ms=$(ms_since "$t0")
+    expires=$("${PSQL[@]}" -c "SELECT (extract(epoch FROM expires_at) * 1000)::bigint FROM singleton_leases WHERE name = '$NAME' AND token = $token_a")
+    [ -n "$expires" ] || fail "the partitioned lease is no longer a's (token $token_a) when its COMMAND is gone: $(lease_state)"
+    # When a reaped it (its log's time; the same clock as the server's here)
+    wait_for 5 logged a "COMMAND was killed by signal 9" || fail "a did not log its COMMAND's SIGKILL"
+    reaped=$(sed -n 's/^\([0-9T:.-]*\)Z .*COMMAND was killed by signal 9.*/\1/p' "$TMP/a.log" | head -n1)
+    reaped_at=$(date -u -d "$reaped" +%s%3N) || fail "cannot read the time of '$reaped'"
+    [ "$reaped_at" -lt "$expires" ] || fail "a's COMMAND was reaped $((reaped_at - expires)) ms after the lease expired"
+    info "a's COMMAND killed ${killed_ms} ms into the partition, reaped $((expires - reaped_at)) ms before the lease's expiry (ttl 3s): ok"
+    wait_for 20 dead "$PID_a" || fail "a still runs 20 s into the partition"
+    reap "$PID_a"
+    [ "$RC" = 3 ] || fail "a exited $RC, expected 3 (lease lost)"
+    logged a "no heartbeat confirmed in time\|heartbeat not confirmed in time" || fail "a did not say why it stepped down"
+    wait_for 20 started b || fail "the standby never took over"
+    no_overlap b
+    [ "$(token_of b)" -gt "$token_a" ] || fail "b's token $(token_of b) is not above a's $token_a"
+    info "b took over $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms into the partition (ttl 3s); a exited 3; no overlap: ok"
+    started c && fail "c, cut off, took over"
+    logged c "database unavailable" || fail "c did not report its dead path"
+    kill -USR2 "$proxy" || fail "could not heal the path"
+    holder_b=$(cut -d' ' -f3 <"$TMP/b.env")
+    wait_for 20 logged c "standby, held by $holder_b" || fail "c did not reconnect once the path healed"
+    info "c, cut off too, reported it, did not take over, and reconnected as b's standby once healed: ok"
+    t0=$(now_ns)
+    kill -TERM "$PID_c" || fail "could not send SIGTERM to c"
+    wait_for 10 dead "$PID_c" || fail "c still runs 10 s after SIGTERM"
+    reap "$PID_c"
+    [ "$RC" = 143 ] || fail "c exited $RC after SIGTERM, expected 143"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
+    ;;
 wrapper_stopped)
     # singleton-lock itself hangs (SIGSTOP) while its COMMAND (ignoring SIGTERM)
     # keeps running: the supervising process's watchdog kills the COMMAND before
