@@ -750,6 +750,48 @@ partition)
     [ "$RC" = 143 ] || fail "c exited $RC after SIGTERM, expected 143"
     kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
     ;;
+cancel_storm)
+    # An operator's script that cancels long-running queries (pg_cancel_backend),
+    # run as a storm: every statement of the leader's and the standby's sessions is
+    # cancelled as soon as it is seen running, for 3 s. A cancel is not a loss:
+    # a keeps leading, b keeps waiting (neither exits nor starts COMMAND), and
+    # the handover afterwards is as usual.
+    PGAPPNAME=it_storm_a start a --ttl 2s
+    wait_for 20 started a || fail "a never started COMMAND"
+    PGAPPNAME=it_storm_b start b --ttl 2s
+    wait_for 20 logged b "standby, held by" || fail "no standby"
+    counts=$("${PSQL[@]}" -F' ' <<'SQL'
+CREATE TEMP TABLE cancelled(app text, n int);
+DO $$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+  WHILE clock_timestamp() < t0 + interval '3 s' LOOP
+    PERFORM pg_stat_clear_snapshot();  -- (else the transaction sees its first snapshot)
+    INSERT INTO cancelled
+      SELECT application_name,  -- (CASE: no cancel is tried before its row is chosen)
+             CASE WHEN state = 'active' AND pid <> pg_backend_pid() THEN pg_cancel_backend(pid)::int END
+      FROM pg_stat_activity WHERE application_name IN ('it_storm_a', 'it_storm_b');
+    PERFORM pg_sleep(0.001);
+  END LOOP;
+END $$;
+SELECT app, coalesce(sum(n), 0) FROM cancelled GROUP BY app ORDER BY app;
+SQL
+    ) || fail "the storm failed"
+    info "cancelled in 3 s: $(tr '\n' ' ' <<<"$counts")"
+    for app in it_storm_a it_storm_b; do
+        n=$(awk -v app="$app" '$1 == app { print $2 }' <<<"$counts")
+        [ "${n:-0}" -gt 0 ] || fail "no statement of $app was cancelled (the fault was not applied)"
+    done
+    alive "$(cat "$TMP/a.child")" && ! logged a LOST || fail "a lost its lease to cancels: $(grep LOST "$TMP/a.log")"
+    alive "$PID_b" && ! started b || fail "b exited or started COMMAND during the storm"
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"
+    wait_for 20 started b || fail "b did not take over after the storm"
+    no_overlap b
+    reap "$PID_a"
+    [ "$RC" = 0 ] || fail "a exited $RC after SIGTERM, expected its COMMAND's 0"
+    info "a kept leading and b kept waiting through the storm; then the handover: ok"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
+    ;;
 wrapper_stopped)
     # singleton-lock itself hangs (SIGSTOP) while its COMMAND (ignoring SIGTERM)
     # keeps running: the supervising process's watchdog kills the COMMAND before
