@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <httplib.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -55,6 +56,19 @@ void end_connections_on(int port) {
     ::closedir(fds);
 }
 
+// Throws when host does not resolve (httplib's bind then fails with a stale
+// errno: "Resource temporarily unavailable" for a name that does not exist).
+void check_resolves(const std::string& host, int port) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    addrinfo* found = nullptr;
+    const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found);
+    if (rc == 0) return ::freeaddrinfo(found);
+    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) +
+                             ": cannot resolve " + host + ": " + ::gai_strerror(rc));
+}
+
 }  // namespace
 
 HealthServer::HealthServer(const std::string& host, int port, const HealthSource& source)
@@ -73,6 +87,7 @@ HealthServer::HealthServer(const std::string& host, int port, const HealthSource
         ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     });
     routes(source);
+    check_resolves(host, port);
     if (port == 0) {
         port_ = s.bind_to_any_port(host);
         if (port_ <= 0) throw std::runtime_error("cannot listen on " + host + ":0");

@@ -65,7 +65,9 @@ Runner::Runner(const RunArgs& args, std::string command_path, int signal_fd)
     prepare_supervisor();  // before any thread starts (the health endpoint's)
     if (health_module) {
         health_ = health_module->open(args_.health->host, args_.health->port, *status_);
-        cli::log("health endpoint on http://" + args_.health->host + ":" +
+        const std::string& host = args_.health->host;  // (an IPv6 address in brackets)
+        cli::log("health endpoint on http://" +
+                 (host.find(':') == std::string::npos ? host : "[" + host + "]") + ":" +
                  std::to_string(health_->port()));
     }
 }

@@ -200,6 +200,19 @@ health)
     [ "$rc" = 1 ] && grep -q "cannot listen on 127.0.0.1:$pa: Address already in use" "$TMP/taken.log" ||
         fail "a taken health port: exit $rc, $(cat "$TMP/taken.log")"
     [ ! -e "$TMP/taken.ran" ] || fail "COMMAND ran although the health port was taken"
+    # A host that does not resolve: said so (before: httplib's stale errno,
+    # "Resource temporarily unavailable").
+    timeout 10 "$SL" run --name "$NAME" --health-addr no-such-host.invalid:0 -- touch "$TMP/taken.ran" 2>"$TMP/taken.log"
+    rc=$?
+    [ "$rc" = 1 ] && grep -q "cannot listen on no-such-host.invalid:0: cannot resolve no-such-host.invalid: " "$TMP/taken.log" ||
+        fail "an unresolvable health host: exit $rc, $(cat "$TMP/taken.log")"
+    [ ! -e "$TMP/taken.ran" ] || fail "COMMAND ran although the health host does not resolve"
+    # An IPv6 address: the URL logged has it in brackets (where ::1 exists).
+    if grep -q '^0\{31\}1 ' /proc/net/if_inet6 2>/dev/null; then
+        timeout 10 "$SL" run --name "$NAME-v6" --health-addr '[::1]:0' -- true 2>"$TMP/v6.log" ||
+            fail "--health-addr [::1]:0 failed: $(cat "$TMP/v6.log")"
+        grep -q 'health endpoint on http://\[::1\]:[0-9]*$' "$TMP/v6.log" || fail "IPv6 URL logged as: $(grep 'health endpoint' "$TMP/v6.log")"
+    fi
     # The HTTP server is a module loaded only for --health-addr (Debian's cpp-httplib
     # initialises OpenSSL when loaded: ~0.7 MiB of a standby's PSS).
     grep -q "/singleton-lock-health.so" "/proc/$PID_b/maps" || fail "b with --health-addr has not loaded the module"
