@@ -764,37 +764,57 @@ partition)
     kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
     ;;
 cancel_storm)
-    # An operator's script that cancels long-running queries (pg_cancel_backend),
-    # run as a storm: every statement of the leader's and the standby's sessions is
-    # cancelled as soon as it is seen running, for 3 s. A cancel is not a loss:
-    # a keeps leading, b keeps waiting (neither exits nor starts COMMAND), and
-    # the handover afterwards is as usual.
-    PGAPPNAME=it_storm_a start a --ttl 2s
+    # An operator's script that cancels long-running queries (pg_cancel_backend).
+    # A cancel is not a loss. (1) Every statement of the standby's sessions and of
+    # the leader's second session (its watch) is cancelled as soon as it is seen
+    # running, for 3 s: b keeps waiting, a keeps leading. (2) A burst on the
+    # leader's main session (its heartbeats), from its first cancel for 200 ms:
+    # the heartbeat is retried and a keeps leading. (A storm on the heartbeats
+    # for longer than the margin before the deadline must cost the lease: no
+    # renewal can succeed then.) Neither exits or starts COMMAND; the handover
+    # afterwards is as usual.
+    start a --ttl 4s
     wait_for 20 started a || fail "a never started COMMAND"
-    PGAPPNAME=it_storm_b start b --ttl 2s
+    PGAPPNAME=it_storm_b start b --ttl 4s
     wait_for 20 logged b "standby, held by" || fail "no standby"
-    counts=$("${PSQL[@]}" -F' ' <<'SQL'
-CREATE TEMP TABLE cancelled(app text, n int);
-DO $$
-DECLARE t0 timestamptz := clock_timestamp();
+    main_a=$(sed -n 's/.*leader, token .*(backends \([0-9]*\), \([0-9]*\)).*/\1/p' "$TMP/a.log")
+    second_a=$(sed -n 's/.*leader, token .*(backends \([0-9]*\), \([0-9]*\)).*/\2/p' "$TMP/a.log")
+    [ -n "$main_a" ] && [ -n "$second_a" ] || fail "no backend pids in a's log"
+    # storm SECONDS BURST_MS PAUSE WHICH: cancels each statement of WHICH (a WHERE
+    # clause on pg_stat_activity) seen running, for SECONDS, or for BURST_MS after
+    # the first cancel, looking again every PAUSE seconds (0: a busy loop, which
+    # a heartbeat of a millisecond cannot slip through); prints the cancels per
+    # backend ("pid count").
+    storm() {
+        "${PSQL[@]}" -F' ' <<SQL
+CREATE TEMP TABLE cancelled(pid int, n int);
+DO \$\$
+DECLARE t0 timestamptz := clock_timestamp(); first timestamptz;
 BEGIN
-  WHILE clock_timestamp() < t0 + interval '3 s' LOOP
+  WHILE clock_timestamp() < t0 + interval '$1 s'
+        AND (first IS NULL OR clock_timestamp() < first + interval '$2 ms') LOOP
     PERFORM pg_stat_clear_snapshot();  -- (else the transaction sees its first snapshot)
     INSERT INTO cancelled
-      SELECT application_name,  -- (CASE: no cancel is tried before its row is chosen)
+      SELECT pid,  -- (CASE: no cancel is tried before its row is chosen)
              CASE WHEN state = 'active' AND pid <> pg_backend_pid() THEN pg_cancel_backend(pid)::int END
-      FROM pg_stat_activity WHERE application_name IN ('it_storm_a', 'it_storm_b');
-    PERFORM pg_sleep(0.001);
+      FROM pg_stat_activity WHERE $4;
+    IF first IS NULL AND EXISTS (SELECT FROM cancelled WHERE n > 0) THEN first := clock_timestamp(); END IF;
+    PERFORM pg_sleep($3);
   END LOOP;
-END $$;
-SELECT app, coalesce(sum(n), 0) FROM cancelled GROUP BY app ORDER BY app;
+END \$\$;
+SELECT pid, coalesce(sum(n), 0) FROM cancelled GROUP BY pid ORDER BY pid;
 SQL
-    ) || fail "the storm failed"
-    info "cancelled in 3 s: $(tr '\n' ' ' <<<"$counts")"
-    for app in it_storm_a it_storm_b; do
-        n=$(awk -v app="$app" '$1 == app { print $2 }' <<<"$counts")
-        [ "${n:-0}" -gt 0 ] || fail "no statement of $app was cancelled (the fault was not applied)"
-    done
+    }
+    cancels() { awk -v pid="$2" '$1 == pid { n += $2 } END { print n + 0 }' <<<"$1"; }
+    counts=$(storm 3 999999 0.001 "application_name = 'it_storm_b' OR pid = $second_a") || fail "the storm failed"
+    b_cancels=$(awk -v a="$second_a" '$1 != a { n += $2 } END { print n + 0 }' <<<"$counts")
+    info "3 s storm: $b_cancels statements of b cancelled, $(cancels "$counts" "$second_a") of a's second session"
+    [ "$b_cancels" -gt 0 ] || fail "no statement of b was cancelled (the fault was not applied)"
+    [ "$(cancels "$counts" "$second_a")" -gt 0 ] || fail "no statement of a's second session was cancelled"
+    counts=$(storm 5 200 0 "pid = $main_a") || fail "the burst failed"
+    info "burst on a's heartbeats: $(cancels "$counts" "$main_a") cancelled"
+    [ "$(cancels "$counts" "$main_a")" -gt 0 ] || fail "no heartbeat of a was cancelled (the fault was not applied)"
+    sleep 4  # (a ttl: a renewal must have succeeded since)
     alive "$(cat "$TMP/a.child")" && ! logged a LOST || fail "a lost its lease to cancels: $(grep LOST "$TMP/a.log")"
     alive "$PID_b" && ! started b || fail "b exited or started COMMAND during the storm"
     kill -TERM "$PID_a" || fail "could not send SIGTERM to a"
@@ -802,7 +822,7 @@ SQL
     no_overlap b
     reap "$PID_a"
     [ "$RC" = 0 ] || fail "a exited $RC after SIGTERM, expected its COMMAND's 0"
-    info "a kept leading and b kept waiting through the storm; then the handover: ok"
+    info "a kept leading and b kept waiting through the cancels; then the handover: ok"
     kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
 wrapper_stopped)
