@@ -6,10 +6,11 @@ backends wait for requests that never come.
 
     partition_proxy.py UPSTREAM_UNIX_SOCKET STATE_FILE
 
-Listens on a free port of 127.0.0.1, which it writes to STATE_FILE.port. SIGUSR1 cuts the path (for the connections there
-are and for new ones: those are left unaccepted), SIGUSR2 heals it. STATE_FILE
-says "ready N" once listening, "cut N" once a cut is in force for N
-connections, "healed N" after a heal: a test checks the fault was applied.
+Listens on a free port of 127.0.0.1, which it writes to STATE_FILE.port.
+SIGUSR1 cuts the path (for the connections there are and for new ones: those
+are left unaccepted), SIGUSR2 heals it. STATE_FILE says "ready N" once
+listening, "cut N" once a cut is in force for N connections (every pump has
+seen it), "healed N" after a heal: a test checks the fault was applied.
 """
 import os
 import selectors
@@ -25,13 +26,17 @@ lock = threading.Lock()
 pairs = []
 
 
+def write_file(path, text):
+    """Whole or not at all, for a reader polling the file."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def say(state):
     with lock:
         n = len(pairs)
-    tmp = STATE + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(f"{state} {n}\n")
-    os.replace(tmp, STATE)
+    write_file(STATE, f"{state} {n}\n")
 
 
 def pump(client, server):
@@ -59,12 +64,12 @@ def pump(client, server):
 
 
 def on_signal(signum, _frame):
+    # Only the flag: the main loop says so (a handler taking `lock` could
+    # deadlock with the main thread holding it).
     if signum == signal.SIGUSR1:
         cut.set()
-        say("cut")
     else:
         cut.clear()
-        say("healed")
 
 
 def main():
@@ -72,15 +77,18 @@ def main():
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
-    with open(STATE + ".port.tmp", "w") as f:
-        f.write(f"{listener.getsockname()[1]}\n")
-    os.replace(STATE + ".port.tmp", STATE + ".port")
+    write_file(STATE + ".port", f"{listener.getsockname()[1]}\n")
     listener.settimeout(0.05)
     signal.signal(signal.SIGUSR1, on_signal)
     signal.signal(signal.SIGUSR2, on_signal)
     say("ready")
+    said_cut = False
     while True:
-        if cut.is_set():
+        if cut.is_set() != said_cut:
+            said_cut = cut.is_set()
+            time.sleep(0.1)  # (each pump looks at the flag every 0.05 s)
+            say("cut" if said_cut else "healed")
+        if said_cut:
             time.sleep(0.05)
             continue
         try:

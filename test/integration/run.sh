@@ -88,6 +88,9 @@ children_of() {  # PID: its children, from /proc (no procps needed)
 }
 lease_state() { "${PSQL[@]}" -c "SELECT state FROM singleton_leases WHERE name = '$NAME'"; }
 token_of() { cut -d' ' -f2 <"$TMP/$1.env"; }
+# backend_of LABEL N: the pid of its Nth session's backend, from its leader line
+# (1: the main session, which heartbeats; 2: the second).
+backend_of() { sed -n "s/.*leader, token .*(backends \([0-9]*\), \([0-9]*\)).*/\\$2/p" "$TMP/$1.log" | head -n1; }
 no_overlap() {  # LABEL: its COMMAND found no earlier COMMAND's process running as it started
     [ ! -s "$TMP/$1.overlap" ] || fail "overlap: $1's COMMAND started while these ran: $(cat "$TMP/$1.overlap")"
 }
@@ -659,7 +662,7 @@ hung_backend)
     # database, then release the lease over its second session.
     WORKER_MODE=ignore_term leader_and_standby --ttl 2s --grace 300ms
     # The main session's backend (the one that heartbeats): the first the log names.
-    backend=$(sed -n 's/.*leader, token .*(backends \([0-9]*\).*/\1/p' "$TMP/a.log")
+    backend=$(backend_of a 1)
     [ -n "$backend" ] || fail "no backend pid in the leader's log"
     trap 'kill -CONT $backend 2>/dev/null; cleanup' EXIT
     grep -q postgres "/proc/$backend/cmdline" 2>/dev/null ||
@@ -777,8 +780,7 @@ cancel_storm)
     wait_for 20 started a || fail "a never started COMMAND"
     PGAPPNAME=it_storm_b start b --ttl 4s
     wait_for 20 logged b "standby, held by" || fail "no standby"
-    main_a=$(sed -n 's/.*leader, token .*(backends \([0-9]*\), \([0-9]*\)).*/\1/p' "$TMP/a.log")
-    second_a=$(sed -n 's/.*leader, token .*(backends \([0-9]*\), \([0-9]*\)).*/\2/p' "$TMP/a.log")
+    main_a=$(backend_of a 1); second_a=$(backend_of a 2)
     [ -n "$main_a" ] && [ -n "$second_a" ] || fail "no backend pids in a's log"
     # storm SECONDS BURST_MS PAUSE WHICH: cancels each statement of WHICH (a WHERE
     # clause on pg_stat_activity) seen running, for SECONDS, or for BURST_MS after
