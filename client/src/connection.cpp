@@ -9,6 +9,7 @@
 #include <system_error>
 #include <thread>
 
+#include "conninfo_check.hpp"
 #include "singleton_lock/errors.hpp"
 
 namespace singleton_lock::pq {
@@ -111,6 +112,7 @@ void check(PGconn* conn, const PGresult* result) {
 ConnectParams::ConnectParams(const std::string& dsn,
                              const std::vector<std::pair<std::string, std::string>>& defaults) {
     const ParsedDsn parsed(parse_dsn(dsn));
+    check_fixed_values(parsed.get());
     // A service file's settings apply only where nothing else is set, and a
     // Kerberos service name is the DSN's choice of GSSAPI: both outrank our
     // skipping of libpq's GSSAPI probe (kerberos_signs.hpp).
@@ -155,8 +157,9 @@ std::optional<std::chrono::milliseconds> ConnectParams::connect_timeout() const 
     return std::chrono::seconds(std::max(seconds, 2L));  // libpq's floor
 }
 
-// Only what is needed to rotate the host list; a DSN whose lists do not line
-// up is left alone (libpq reports it when connecting).
+// Only what is needed to rotate the host list; lists that do not line up are
+// refused by check_fixed_values, or left to libpq where it cannot tell (a
+// service file).
 void ConnectParams::parse_hosts(PQconninfoOption* parsed) {
     const auto hosts = split_list(setting(parsed, "host", "PGHOST"));
     const auto addrs = split_list(setting(parsed, "hostaddr", "PGHOSTADDR"));

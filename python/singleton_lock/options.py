@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
+from .conninfo_check import ConninfoRefused, check_fixed_values
 from .durations import DurationLike, interval_literal, parse_duration, parse_wait
 from .errors import UsageError
 from .holder import check_text, default_holder_id
@@ -53,8 +55,9 @@ def make_options(name: str, *, dsn: str = "", ttl: DurationLike = 10.0,
     if not isinstance(dsn, str):
         raise UsageError(f"dsn must be a string, got {type(dsn).__name__}")
     try:
+        check_fixed_values(conninfo_to_dict(dsn), os.environ)
         conninfo = build_conninfo(dsn, connection_defaults(timing), dict(os.environ))
-    except psycopg.ProgrammingError as error:
+    except (psycopg.ProgrammingError, ConninfoRefused) as error:
         raise UsageError(f"invalid dsn: {error}") from None
     return Options(
         name=name, holder=holder, timing=timing, wait=parse_wait(wait), conninfo=conninfo,

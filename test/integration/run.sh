@@ -598,18 +598,23 @@ exit_status)
         [ "$rc" = 2 ] || fail "exit code $rc for the holder id '$bad', expected 2"
     done
     [ "$(transitions)" = "$before" ] || fail "a run with a bad holder id took the lease"
-    # A DSN libpq cannot parse never connects: a usage error at once, not retried as an outage.
-    for args in "run --name $NAME" "status" "pause --name $NAME --reason r" "resume --name $NAME" \
-                "release --force --name $NAME"; do
-        set -- --dsn "hots=localhost"
-        [ "${args%% *}" = run ] && set -- "$@" -- touch "$TMP/ran"
-        # shellcheck disable=SC2086  # (words on purpose)
-        timeout 10 "$SL" $args "$@" 2>"$TMP/k.log"; rc=$?
-        [ "$rc" = 2 ] || fail "exit code $rc for a DSN libpq cannot parse (${args%% *}), expected 2"
-        grep -q 'invalid connection string: invalid connection option "hots"' "$TMP/k.log" ||
-            fail "no clear error for a DSN libpq cannot parse (${args%% *}): $(cat "$TMP/k.log")"
+    # A DSN libpq cannot parse, or whose values it refuses whenever it connects,
+    # never connects: a usage error at once, not retried as an outage.
+    for dsn in "hots=localhost|invalid connection option \"hots\"" \
+               "port=abc|invalid integer value \"abc\" for connection option \"port\"" \
+               "sslmode=requre|invalid sslmode value: \"requre\""; do
+        for args in "run --name $NAME" "status" "pause --name $NAME --reason r" \
+                    "resume --name $NAME" "release --force --name $NAME"; do
+            set -- --dsn "${dsn%%|*}"
+            [ "${args%% *}" = run ] && set -- "$@" -- touch "$TMP/ran"
+            # shellcheck disable=SC2086  # (words on purpose)
+            timeout 10 "$SL" $args "$@" 2>"$TMP/k.log"; rc=$?
+            [ "$rc" = 2 ] || fail "exit code $rc for the DSN '${dsn%%|*}' (${args%% *}), expected 2"
+            grep -qF "invalid connection string: ${dsn#*|}" "$TMP/k.log" ||
+                fail "no clear error for the DSN '${dsn%%|*}' (${args%% *}): $(cat "$TMP/k.log")"
+        done
     done
-    [ ! -e "$TMP/ran" ] || fail "COMMAND ran with a DSN libpq cannot parse"
+    [ ! -e "$TMP/ran" ] || fail "COMMAND ran with a DSN that cannot connect"
     # ...and the longest name they allow is one the server takes (255 characters, 2 bytes each).
     longest="${NAME:0:10}$(printf '\303\274%.0s' $(seq 245))"
     "$SL" run --name "$longest" -- true 2>"$TMP/j.log" || fail "a 255-character name: $(cat "$TMP/j.log")"

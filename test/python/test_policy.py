@@ -3,6 +3,7 @@ server, time passed in (a fake clock)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -127,6 +128,9 @@ def test_options_are_checked_before_any_connection():
         (dict(name="n", ttl="5"), "invalid duration"),
         (dict(name="n", ttl="1s", grace="600ms"), "grace"),
         (dict(name="n", dsn="host=x bogus"), "invalid dsn"),
+        (dict(name="n", dsn="host=x port=abc"),
+         'invalid dsn: invalid integer value "abc" for connection option "port"'),
+        (dict(name="n", dsn="host=x sslmode=requre"), 'invalid dsn: invalid sslmode value: "requre"'),
         (dict(name="n", wait="later"), "invalid duration"),
         (dict(name="n", priority="high"), "priority must be an integer"),
         (dict(name="n", priority=True), "priority must be an integer"),
@@ -135,6 +139,38 @@ def test_options_are_checked_before_any_connection():
     for kwargs, message in bad:
         with pytest.raises(UsageError, match=message):
             singleton_lock.AsyncElector(**kwargs)
+
+
+def test_dsn_values_libpq_refuses_at_connect_are_usage_errors(monkeypatch):
+    """The same rules as the C++ client's (test/unit/connect_params_test.cpp)."""
+    refused = [
+        ("port=5432x", 'invalid integer value "5432x" for connection option "port"'),
+        ("port=99999", 'invalid port number: "99999"'),
+        ("port=0", 'invalid port number: "0"'),
+        ("host=a,b port=5432,abc", 'invalid integer value "abc"'),
+        ("host=a,b port=1,2,3", "could not match 3 port numbers to 2 hosts"),
+        ("host=a,b hostaddr=10.0.0.1,10.0.0.2,10.0.0.3", "could not match 2 host names to 3"),
+        ("postgresql://a:1,b:2,c:x/db", 'invalid integer value "x"'),
+        ("host=a sslmode=REQUIRE", 'invalid sslmode value: "REQUIRE"'),
+        ("host=a gssencmode=on", 'invalid gssencmode value: "on"'),
+        ("host=a channel_binding=yes", 'invalid channel_binding value: "yes"'),
+        ("host=a target_session_attrs=master", 'invalid target_session_attrs value: "master"'),
+    ]
+    for name in ("PGHOST", "PGHOSTADDR", "PGPORT", "PGSERVICE", "PGSSLMODE"):
+        monkeypatch.delenv(name, raising=False)
+    for dsn, message in refused:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            singleton_lock.AsyncElector("n", dsn=dsn)
+    for dsn in ("port= 5432 ", "port=+5432", "host=a,b port=1,", "host=a,b,c port=7",
+                "host=a,b hostaddr=10.0.0.1,10.0.0.2 port=1,2", "host=a sslmode=verify-full",
+                "host=a target_session_attrs=prefer-standby", "service=prod host=a,b,c port=1,2"):
+        singleton_lock.AsyncElector("n", dsn=dsn)
+    monkeypatch.setenv("PGSSLMODE", "on")
+    with pytest.raises(UsageError, match='invalid sslmode value: "on"'):
+        singleton_lock.AsyncElector("n", dsn="host=a")
+    singleton_lock.AsyncElector("n", dsn="host=a sslmode=require")
+    monkeypatch.setenv("PGSERVICE", "prod")
+    singleton_lock.AsyncElector("n", dsn="host=a")
 
 
 def test_default_holder_ids_are_unguessable_and_distinct():

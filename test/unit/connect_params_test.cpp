@@ -30,8 +30,9 @@ class ConnectParamsTest : public ::testing::Test {
     }
 
   private:
-    static constexpr const char* kVars[] = {"PGHOST",  "PGHOSTADDR",   "PGPORT",
-                                            "PGCONNECT_TIMEOUT", "PGSERVICE", "PGGSSENCMODE"};
+    static constexpr const char* kVars[] = {
+        "PGHOST",       "PGHOSTADDR",       "PGPORT",   "PGCONNECT_TIMEOUT", "PGSERVICE",
+        "PGGSSENCMODE", "PGCHANNELBINDING", "PGSSLMODE", "PGTARGETSESSIONATTRS"};
     std::vector<std::pair<std::string, std::string>> saved_;
 };
 
@@ -103,8 +104,10 @@ TEST_F(ConnectParamsTest, FindsTheSilentHostAndRotatesPastIt) {
     EXPECT_EQ(p.first_host(), 0u);
 }
 
-TEST_F(ConnectParamsTest, ListsThatDoNotLineUpAreLeftToLibpq) {
-    ConnectParams p("host=a,b port=1,2,3", {});
+// With a service file (whose host and port lists it cannot see) the lists'
+// lengths are left to libpq, and nothing is rotated.
+TEST_F(ConnectParamsTest, ListsThatDoNotLineUpUnderAServiceAreLeftToLibpq) {
+    ConnectParams p("service=prod host=a,b port=1,2,3", {});
     EXPECT_EQ(p.host_count(), 0u);
     EXPECT_EQ(last(p.starting_at(1), "host"), "<unset>");
 }
@@ -144,6 +147,76 @@ TEST_F(ConnectParamsTest, ADsnLibpqCannotParseIsAUsageError) {
     }
     EXPECT_NO_THROW(ConnectParams("", {}));  // (the PG* environment)
     EXPECT_NO_THROW(ConnectParams("postgresql:///db?host=/tmp&port=5433", {}));
+}
+
+std::string usage_error_of(const char* dsn) {
+    try {
+        ConnectParams p(dsn, {});
+    } catch (const UsageError& e) {
+        return e.what();
+    }
+    return "<accepted>";
+}
+
+// Values libpq parses but refuses at every connect, in libpq's words (before:
+// "database unavailable (invalid port number: ...)", retried for ever).
+TEST_F(ConnectParamsTest, ValuesLibpqRefusesAtConnectAreUsageErrors) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"port=abc", "invalid integer value \"abc\" for connection option \"port\""},
+        {"port=5432x", "invalid integer value \"5432x\""},
+        {"port=99999", "invalid port number: \"99999\""},
+        {"port=0", "invalid port number: \"0\""},
+        {"port=-1", "invalid port number: \"-1\""},
+        {"host=a,b port=5432,abc", "invalid integer value \"abc\""},
+        {"host=a,b port=1,2,3", "could not match 3 port numbers to 2 hosts"},
+        {"host=a,b hostaddr=10.0.0.1,10.0.0.2,10.0.0.3", "could not match 2 host names to 3 hostaddr"},
+        {"hostaddr=10.0.0.1 port=1,2", "could not match 2 port numbers to 1 hosts"},
+        {"postgresql://a:1,b:2,c:x/db", "invalid integer value \"x\""},
+        {"host=a sslmode=requre", "invalid sslmode value: \"requre\""},
+        {"host=a sslmode=REQUIRE", "invalid sslmode value: \"REQUIRE\""},  // (libpq: strcmp)
+        {"host=a gssencmode=on", "invalid gssencmode value: \"on\""},
+        {"host=a channel_binding=yes", "invalid channel_binding value: \"yes\""},
+        {"host=a target_session_attrs=master", "invalid target_session_attrs value: \"master\""},
+    };
+    for (const auto& [dsn, reason] : cases) {
+        const std::string message = usage_error_of(dsn);
+        EXPECT_EQ(message.rfind("invalid connection string: ", 0), 0u) << dsn << ": " << message;
+        EXPECT_NE(message.find(reason), std::string::npos) << dsn << ": " << message;
+    }
+}
+
+// What libpq accepts passes: its integer syntax, empty list elements (the
+// default port), every documented value; and what a service file may decide.
+// (Each was tried with psql and libpq 15 against a server; so were the
+// refused ones above, which libpq refuses in the same words.)
+TEST_F(ConnectParamsTest, ValuesLibpqAcceptsPass) {
+    for (const char* dsn :
+         {"port=5432", "port= 5432 ", "port=+5432", "host=a,b port=1,", "host=a,b,c port=7",
+          "host=a,b hostaddr=10.0.0.1,10.0.0.2 port=1,2", "hostaddr=10.0.0.1 port=1",
+          "host=a sslmode=verify-full", "host=a gssencmode=prefer",
+          "host=a channel_binding=require", "host=a target_session_attrs=prefer-standby",
+          "postgresql://a:1,b/db?sslmode=allow", "service=prod port=5432 host=a,b,c"})
+        EXPECT_EQ(usage_error_of(dsn), "<accepted>") << dsn;
+}
+
+// The PG* variables count where the DSN is silent, as in libpq, but not over a
+// service file (libpq ranks it above them) nor over the DSN's own value.
+TEST_F(ConnectParamsTest, EnvironmentValuesAreCheckedWhereTheyApply) {
+    setenv("PGSSLMODE", "on", 1);
+    EXPECT_NE(usage_error_of("host=a").find("invalid sslmode value: \"on\""), std::string::npos);
+    EXPECT_EQ(usage_error_of("host=a sslmode=require"), "<accepted>");
+    EXPECT_EQ(usage_error_of("service=prod"), "<accepted>");
+    setenv("PGSERVICE", "prod", 1);
+    EXPECT_EQ(usage_error_of("host=a"), "<accepted>");
+    unsetenv("PGSERVICE");
+    unsetenv("PGSSLMODE");
+    setenv("PGPORT", "54x", 1);
+    EXPECT_NE(usage_error_of("host=a").find("\"54x\""), std::string::npos);
+    EXPECT_EQ(usage_error_of("host=a port=5432"), "<accepted>");
+    unsetenv("PGPORT");
+    setenv("PGHOST", "a,b", 1);
+    EXPECT_NE(usage_error_of("port=1,2,3").find("3 port numbers to 2 hosts"), std::string::npos);
+    unsetenv("PGHOST");
 }
 
 }  // namespace
