@@ -70,6 +70,7 @@ struct Elector::Impl {
     Session main{"main", Sql::session_setup()};
     Session second{"second", Sql::session_setup()};
     bool use_second = false;  // options.second_session, while the server has singleton_bind
+    std::string second_missing;  // the warning without_second owes, said at the first acquire reply
 
     // --- state
     Phase phase = Phase::idle;
@@ -121,6 +122,7 @@ struct Elector::Impl {
     void on_confirm_reply(const pq::Result& r);
     void maybe_lead();
     void on_standby_error(Session& s, const std::exception& e);
+    bool lacks_bind(const std::exception& e) const;
     void without_second(const std::exception& e);
     void back_off(const std::exception& e);
 

@@ -126,6 +126,8 @@ void Elector::Impl::send_acquire() {
 }
 
 void Elector::Impl::on_acquire_reply(const pq::Result& r) {
+    if (!second_missing.empty() && ev.on_warning) ev.on_warning(second_missing);
+    second_missing.clear();
     if (r.rows() != 1) throw ServerError("singleton_acquire returned no row", "XX000");
     if (r.text(0, 0) != "t") {
         on_standby_reply(r);
@@ -203,7 +205,7 @@ void Elector::Impl::maybe_lead() {
 }
 
 void Elector::Impl::on_standby_error(Session& s, const std::exception& e) {
-    if (&s == &second && dynamic_cast<const ExtensionMissingError*>(&e)) {
+    if (&s == &second && lacks_bind(e)) {
         without_second(e);
         return;
     }
@@ -227,14 +229,22 @@ void Elector::Impl::on_standby_error(Session& s, const std::exception& e) {
     }
 }
 
-// An extension without singleton_bind: lead with one session, and say so.
+// The second session's first call failed for want of singleton_bind (42883):
+// an extension without it, to lead with one session. Any other failure (the
+// schema named does not exist: 3F000) is the main session's to report.
+bool Elector::Impl::lacks_bind(const std::exception& e) const {
+    const auto* missing = dynamic_cast<const ExtensionMissingError*>(&e);
+    return missing != nullptr && missing->sqlstate() == "42883";
+}
+
+// An extension without singleton_bind: lead with one session, and say so once
+// the main session's first acquire answered (a schema without our functions
+// at all fails there, and that error alone is the one to read).
 void Elector::Impl::without_second(const std::exception& e) {
     use_second = false;
     second.close();
-    if (ev.on_warning)
-        ev.on_warning(std::string("the extension has no singleton_bind (update it): the lease is "
-                                  "bound to one session only (") +
-                      e.what() + ")");
+    second_missing = std::string("the extension has no singleton_bind (update it): the lease is "
+                                 "bound to one session only (") + e.what() + ")";
     // (Not on_warmed_up(): it would warm the watch up on the session just closed.)
     if (phase == Phase::connecting && main.fd() < 0) main.connect(params, host_timeout);
     if (phase == Phase::binding) {
