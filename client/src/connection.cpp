@@ -36,17 +36,6 @@ const char* env_for(const std::string& keyword) {
     return nullptr;
 }
 
-std::vector<std::string> split_list(const std::string& value) {
-    std::vector<std::string> out;
-    std::string::size_type start = 0;
-    for (;;) {
-        const auto comma = value.find(',', start);
-        out.push_back(value.substr(start, comma - start));
-        if (comma == std::string::npos) return out;
-        start = comma + 1;
-    }
-}
-
 // The DSN's value of `keyword`, else its PG* environment variable (if any),
 // else "".
 std::string setting(PQconninfoOption* parsed, const char* keyword, const char* env) {
@@ -161,9 +150,9 @@ std::optional<std::chrono::milliseconds> ConnectParams::connect_timeout() const 
 // refused by check_fixed_values, or left to libpq where it cannot tell (a
 // service file).
 void ConnectParams::parse_hosts(PQconninfoOption* parsed) {
-    const auto hosts = split_list(setting(parsed, "host", "PGHOST"));
-    const auto addrs = split_list(setting(parsed, "hostaddr", "PGHOSTADDR"));
-    const auto ports = split_list(setting(parsed, "port", "PGPORT"));
+    const auto hosts = split_conninfo_list(setting(parsed, "host", "PGHOST"));
+    const auto addrs = split_conninfo_list(setting(parsed, "hostaddr", "PGHOSTADDR"));
+    const auto ports = split_conninfo_list(setting(parsed, "port", "PGPORT"));
     for (PQconninfoOption* o = parsed; o->keyword; ++o)
         if (std::strcmp(o->keyword, "connect_timeout") == 0 && o->val)
             dsn_connect_timeout_ = o->val;

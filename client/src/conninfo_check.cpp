@@ -34,17 +34,6 @@ struct Settings {
     throw UsageError("invalid connection string: " + reason);
 }
 
-std::vector<std::string> elements(const std::string& list) {
-    std::vector<std::string> out;
-    std::string::size_type start = 0;
-    for (;;) {
-        const auto comma = list.find(',', start);
-        out.push_back(list.substr(start, comma - start));
-        if (comma == std::string::npos) return out;
-        start = comma + 1;
-    }
-}
-
 // libpq's parse_int_param: strtol's leading white space, trailing white space.
 bool libpq_integer(const std::string& text, long* out) {
     const char* begin = text.c_str();
@@ -59,7 +48,7 @@ bool libpq_integer(const std::string& text, long* out) {
 
 void check_ports(const std::string& ports) {
     if (ports.empty()) return;
-    for (const std::string& port : elements(ports)) {
+    for (const std::string& port : split_conninfo_list(ports)) {
         if (port.empty()) continue;  // this host's default port
         long number = 0;
         if (!libpq_integer(port, &number))
@@ -72,13 +61,13 @@ void check_ports(const std::string& ports) {
 void check_list_lengths(const Settings& setting) {
     const std::string host = setting("host", "PGHOST"), addr = setting("hostaddr", "PGHOSTADDR");
     const std::string port = setting("port", "PGPORT");
-    const std::size_t hosts = host.empty() ? 0 : elements(host).size();
-    const std::size_t addrs = addr.empty() ? 0 : elements(addr).size();
+    const std::size_t hosts = host.empty() ? 0 : split_conninfo_list(host).size();
+    const std::size_t addrs = addr.empty() ? 0 : split_conninfo_list(addr).size();
     if (hosts != 0 && addrs != 0 && hosts != addrs)
         refuse("could not match " + std::to_string(hosts) + " host names to " +
                std::to_string(addrs) + " hostaddr values");
     const std::size_t n = addrs != 0 ? addrs : (hosts != 0 ? hosts : 1);
-    const std::size_t ports = port.empty() ? 0 : elements(port).size();
+    const std::size_t ports = port.empty() ? 0 : split_conninfo_list(port).size();
     if (ports > 1 && ports != n)
         refuse("could not match " + std::to_string(ports) + " port numbers to " +
                std::to_string(n) + " hosts");
@@ -94,6 +83,17 @@ void check_one_of(const Settings& setting, const char* keyword, const char* env,
 }
 
 }  // namespace
+
+std::vector<std::string> split_conninfo_list(const std::string& list) {
+    std::vector<std::string> out;
+    std::string::size_type start = 0;
+    for (;;) {
+        const auto comma = list.find(',', start);
+        out.push_back(list.substr(start, comma - start));
+        if (comma == std::string::npos) return out;
+        start = comma + 1;
+    }
+}
 
 void check_fixed_values(const PQconninfoOption* parsed) {
     const int version = PQlibVersion();

@@ -9,6 +9,9 @@
 
 #include <libpq-fe.h>
 
+#include <string>
+#include <vector>
+
 namespace singleton_lock::pq {
 
 // Throws UsageError ("invalid connection string: <libpq's words>") for a
@@ -20,5 +23,9 @@ namespace singleton_lock::pq {
 // file (whose settings it cannot see), or under a libpq whose rules it does
 // not know (other than 14-18).
 void check_fixed_values(const PQconninfoOption* parsed);
+
+// A host, hostaddr or port list as libpq splits it: at every comma, empty
+// elements kept ("" is one empty element).
+std::vector<std::string> split_conninfo_list(const std::string& list);
 
 }  // namespace singleton_lock::pq
