@@ -19,6 +19,7 @@ extern "C" {
 #include "utils/builtins.h"
 }
 
+#include "call_context.hpp"
 #include "fence_queue.hpp"
 #include "guard.hpp"
 #include "prepare_guard.hpp"
@@ -92,6 +93,7 @@ bool release(const LeaseKey& key, int64 token, Oid role, TimestampTz now) {
         reopen_fence(key.name_hash);  // another tenure began meanwhile: not ours to hold back
         return false;
     }
+    require_client_connected();  // (after the waits: a call whose client gave up acts on nothing)
     stored.released = false;
     hand_over_or_free(key, stored, now, TenureEnd::Released);
     unbind_this_session(key.name_hash, stored.binding_key);
@@ -103,6 +105,7 @@ bool force_release(const LeaseKey& key, TimestampTz now) {
     close_fence(key.name_hash);
     StoredLease stored = load(key, kLoadForUpdate);
     if (!stored.exists || stored.released) return false;
+    require_client_connected();
     free_tenure(key, now, TenureEnd::Forced);
     announce_change(key);
     unbind_this_session(key.name_hash, stored.binding_key);
@@ -113,6 +116,7 @@ bool force_release(const LeaseKey& key, TimestampTz now) {
 bool pause_lease(const LeaseKey& key, const char* reason, Oid role, TimestampTz now) {
     close_fence(key.name_hash);
     StoredLease stored = load_or_create_locked(key);
+    require_client_connected();
     bool ended = !stored.released;
     if (ended) free_tenure(key, now, TenureEnd::Paused);
     set_paused(key, true, reason, role, now);
@@ -124,6 +128,7 @@ bool pause_lease(const LeaseKey& key, const char* reason, Oid role, TimestampTz 
 bool resume_lease(const LeaseKey& key, TimestampTz now) {
     StoredLease stored = load(key, kLoadForUpdate);
     if (!stored.exists || !stored.paused) return false;
+    require_client_connected();
     set_paused(key, false, nullptr, InvalidOid, now);
     stored.paused = false;
     stored.released = true;  // pausing ended any tenure

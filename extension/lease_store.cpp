@@ -165,6 +165,9 @@ bool heartbeat(const LeaseKey& key, int64 token, Oid role, const Interval* ttl_o
     bool wrote_before = TransactionIdIsValid(GetTopTransactionIdIfAny());
     run(kHeartbeat, args, nulls, SPI_OK_UPDATE_RETURNING);
     if (SPI_processed == 0) return false;
+    // The UPDATE may have waited for the row (a release, a force release in
+    // flight): from a client gone meanwhile, the error undoes it.
+    require_client_connected();
     *new_expiry = DatumGetTimestampTz(column(1));
     bool session_bound = DatumGetBool(column(2));
     // A new ttl must be durable: after a crash the lease's restart deadline

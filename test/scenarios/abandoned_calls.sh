@@ -19,11 +19,16 @@ q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 q "CREATE EXTENSION IF NOT EXISTS singleton_lock"
 checks=0
 
+# What a late call must not change: tenures, holder, expiry, pause.
+lease_row() {
+  q "SELECT transitions || '/' || coalesce(holder, '') || '/' || coalesce(expires_at::text, '')
+            || '/' || paused FROM singleton_lock_leases WHERE name = '$1'"
+}
+
 # $1 lease, $2 the late call; the lease row is locked while the call arrives.
 late_call_changes_nothing() {
   local lease=$1 call=$2 before after
-  before=$(q "SELECT transitions || '/' || coalesce(holder, '') || '/' || coalesce(expires_at::text, '')
-              FROM singleton_lock_leases WHERE name = '$lease'")
+  before=$(lease_row "$lease")
   psql -X -qAt -c "BEGIN" -c "SELECT 1 FROM singleton_lock_leases WHERE name = '$lease' FOR UPDATE" \
     -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null &
   local locker=$!
@@ -44,8 +49,7 @@ late_call_changes_nothing() {
   for _ in $(seq 1 100); do
     [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE query = \$q\$$call\$q\$")" = 0 ] && break; sleep 0.05
   done
-  after=$(q "SELECT transitions || '/' || coalesce(holder, '') || '/' || coalesce(expires_at::text, '')
-             FROM singleton_lock_leases WHERE name = '$lease'")
+  after=$(lease_row "$lease")
   [ "$before" = "$after" ] || fail "late call changed lease $lease: '$before' -> '$after'"
   echo "ok: a late '$call' from a gone client changed nothing ($after)"; checks=$((checks + 1))
 }
@@ -61,6 +65,16 @@ late_call_changes_nothing held "SELECT singleton_acquire('held', '1 min', 'same'
 [ "$(q "SELECT bound_since IS NULL FROM singleton_lock_leases WHERE name = 'held'")" = t ] \
   || fail "the late call bound the lease to its session"
 echo "ok: and did not bind it"; checks=$((checks + 1))
+# The holder's own release, and an administrator's force release, pause and
+# resume: an operator who gives up on a command stuck behind a transaction
+# (Ctrl-C, a timeout) must not see it act minutes later, when that ends.
+token=$(q "SET singleton_lock.bind_session = off; SELECT token FROM singleton_acquire('admin', '1 h', 'holder')")
+late_call_changes_nothing admin "SELECT singleton_heartbeat('admin', $token)"
+late_call_changes_nothing admin "SELECT singleton_release('admin', $token)"
+late_call_changes_nothing admin "SELECT singleton_force_release('admin')"
+late_call_changes_nothing admin "SELECT singleton_pause('admin', 'maintenance')"
+q "SELECT singleton_pause('admin', 'maintenance')" >/dev/null
+late_call_changes_nothing admin "SELECT singleton_resume('admin')"
 # A session sleeping in the extension's wait ends as soon as its client is
 # killed: a waiting acquire (its waiter registration goes with it) and a
 # holder's singleton_watch (its binding goes with it: the lease is orphaned
