@@ -1,6 +1,10 @@
 // singleton-lock status / release --force / pause / resume.
+#include <signal.h>
+
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -34,7 +38,76 @@ std::string permission_hint(const std::string& command) {
            "EXECUTE on singleton_pause(text, text) and singleton_resume(text))";
 }
 
+// SIGINT, SIGTERM, SIGHUP while a call waits in the server: cancel it there
+// (it then changes nothing), instead of dying and leaving its backend queued
+// for the lease, to act when whatever held it up ends. A second signal, or one
+// before the call was sent, has its default effect. A signal ignored when we
+// started (nohup, a background job of a script) stays ignored.
+volatile std::sig_atomic_t stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+    if (stop_signal == 0 && cancel_admin_call()) {
+        stop_signal = sig;
+        return;
+    }
+    ::signal(sig, SIG_DFL);
+    ::raise(sig);
+}
+
+class CancelOnSignals {
+  public:
+    CancelOnSignals() {
+        struct sigaction sa = {};
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        for (std::size_t i = 0; i < kCount; ++i) {
+            ::sigaction(kSignals[i], nullptr, &old_[i]);
+            installed_[i] = old_[i].sa_handler != SIG_IGN;
+            if (installed_[i]) ::sigaction(kSignals[i], &sa, nullptr);
+        }
+    }
+    ~CancelOnSignals() {
+        for (std::size_t i = 0; i < kCount; ++i)
+            if (installed_[i]) ::sigaction(kSignals[i], &old_[i], nullptr);
+    }
+    CancelOnSignals(const CancelOnSignals&) = delete;
+    CancelOnSignals& operator=(const CancelOnSignals&) = delete;
+
+  private:
+    static constexpr std::size_t kCount = 3;
+    static constexpr int kSignals[kCount] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction old_[kCount] = {};
+    bool installed_[kCount] = {};
+};
+
+// Said once the call has waited a second: who holds it up, and the way out.
+AdminWaitHooks waiting_note(const std::string& command) {
+    AdminWaitHooks hooks;
+    hooks.on_waiting = [command](const std::vector<BlockingSession>& blockers) {
+        std::string who;
+        for (const auto& b : blockers) {
+            who += who.empty() ? " by " : ", ";
+            who += "pid " + std::to_string(b.pid);
+            std::string what = b.application_name;
+            if (!b.state.empty()) what += (what.empty() ? "" : ", ") + b.state;
+            if (!b.xact_age.empty()) what += (what.empty() ? "" : ", ") + b.xact_age + " into its transaction";
+            if (!what.empty()) who += " (" + what + ")";
+        }
+        std::fprintf(stderr,
+                     "singleton-lock %s: waiting for the lease, held up%s: transactions that "
+                     "asserted it (fenced work) or another call on it must end first "
+                     "(pg_terminate_backend ends one); Ctrl-C gives up and changes nothing\n",
+                     command.c_str(), who.empty() ? "" : who.c_str());
+    };
+    return hooks;
+}
+
 int admin_error(const std::string& command, const Error& e) {
+    if (stop_signal != 0 && dynamic_cast<const QueryCanceledError*>(&e)) {
+        std::fprintf(stderr, "singleton-lock %s: stopped by %s: the server cancelled the call, "
+                     "nothing was changed\n", command.c_str(), (std::string("SIG") + sigabbrev_np(stop_signal)).c_str());
+        return exit_code::signal_base + stop_signal;
+    }
     std::string hint;
     if (dynamic_cast<const PermissionDeniedError*>(&e))
         hint = permission_hint(command);
@@ -89,8 +162,9 @@ int status_command(const StatusArgs& args) {
 }
 
 int release_command(const ReleaseArgs& args) {
+    CancelOnSignals cancel_on_signals;
     try {
-        if (force_release(args.dsn, args.schema, args.name)) {
+        if (force_release(args.dsn, args.schema, args.name, waiting_note("release"))) {
             std::printf("lease \"%s\" released\n", args.name.c_str());
             return exit_code::ok;
         }
@@ -106,8 +180,10 @@ int release_command(const ReleaseArgs& args) {
 namespace singleton_lock::cli {
 
 int pause_command(const PauseArgs& args) {
+    CancelOnSignals cancel_on_signals;
     try {
-        const bool ended = pause(args.dsn, args.schema, args.name, args.reason);
+        const bool ended =
+            pause(args.dsn, args.schema, args.name, args.reason, waiting_note("pause"));
         std::printf("lease \"%s\" paused (%s); nobody leads until `singleton-lock resume`\n",
                     args.name.c_str(),
                     ended ? "its holder's tenure ended" : "nobody held it");
@@ -118,8 +194,9 @@ int pause_command(const PauseArgs& args) {
 }
 
 int resume_command(const PauseArgs& args) {
+    CancelOnSignals cancel_on_signals;
     try {
-        if (resume(args.dsn, args.schema, args.name)) {
+        if (resume(args.dsn, args.schema, args.name, waiting_note("resume"))) {
             std::printf("lease \"%s\" resumed (handed to the best waiting standby, if any)\n",
                         args.name.c_str());
             return exit_code::ok;

@@ -1,5 +1,12 @@
 #include "singleton_lock/admin.hpp"
 
+#include <poll.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <mutex>
+
 #include "connection.hpp"
 #include "policy.hpp"
 #include "sql.hpp"
@@ -7,6 +14,26 @@
 namespace singleton_lock {
 
 namespace {
+
+// The cancel handle of the call in flight, read by cancel_admin_call (a signal
+// handler may run it at any time). Handles are never freed while the process
+// runs: a handler may still hold one it loaded just before the call ended.
+std::atomic<PGcancel*> call_in_flight{nullptr};
+
+// Publishes `cancel` for cancel_admin_call while a call is in flight.
+class InFlight {
+  public:
+    explicit InFlight(PGcancel* cancel) {
+        static std::mutex m;
+        static std::vector<PGcancel*> kept;  // (reachable: not a leak)
+        std::lock_guard<std::mutex> lock(m);
+        kept.push_back(cancel);
+        call_in_flight.store(cancel);
+    }
+    ~InFlight() { call_in_flight.store(nullptr); }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+};
 
 // An admin connection and the statements to send over it (qualified with
 // the extension's schema, as the electors': Sql::schema_from_setup).
@@ -29,7 +56,66 @@ Admin connect_admin(const std::string& dsn, const std::string& schema) {
     return Admin{std::move(conn), std::move(sql)};
 }
 
+// Who blocks backend `pid`, looked up over a connection of its own.
+std::vector<BlockingSession> blockers_of(const std::string& dsn, const std::string& schema,
+                                         int pid) {
+    std::vector<BlockingSession> out;
+    try {
+        auto admin = connect_admin(dsn, schema);
+        const auto r = admin.conn.exec(
+            "SELECT pid, coalesce(application_name, ''), coalesce(state, ''), "
+            "coalesce(pg_catalog.floor(extract(epoch FROM pg_catalog.now() - xact_start))::bigint"
+            "::text || ' s', '') FROM pg_catalog.pg_stat_activity "
+            "WHERE pid OPERATOR(pg_catalog.=) ANY (pg_catalog.pg_blocking_pids($1::integer)) "
+            "ORDER BY xact_start",
+            {std::to_string(pid)});
+        for (int i = 0; i < r.rows(); ++i)
+            out.push_back({std::atoi(r.text(i, 0).c_str()), r.text(i, 1), r.text(i, 2),
+                           r.text(i, 3)});
+    } catch (const Error&) {
+        // (the note goes without names)
+    }
+    return out;
+}
+
+// Runs one call that may wait in the server: cancellable (cancel_admin_call),
+// and on_waiting once it has waited notice_after.
+pq::Result call_waiting(Admin& admin, const std::string& sql, const pq::Params& params,
+                        const AdminWaitHooks& hooks, const std::string& dsn,
+                        const std::string& schema) {
+    InFlight in_flight(admin.conn.new_cancel());
+    admin.conn.send(sql, params);
+    const auto notice_at = std::chrono::steady_clock::now() + hooks.notice_after;
+    bool noticed = !hooks.on_waiting;
+    for (;;) {
+        if (auto r = admin.conn.poll_result()) return std::move(*r);
+        int timeout = -1;
+        if (!noticed)
+            timeout = static_cast<int>(std::max<std::int64_t>(
+                0, std::chrono::duration_cast<std::chrono::milliseconds>(
+                       notice_at - std::chrono::steady_clock::now()).count()));
+        pollfd p = {admin.conn.fd(), static_cast<short>(POLLIN | (admin.conn.wants_write() ? POLLOUT : 0)), 0};
+        const int n = ::poll(&p, 1, timeout);
+        if (n < 0 && errno != EINTR) throw ConnectionError("poll failed while waiting for the server");
+        if (n == 0) {
+            noticed = true;
+            hooks.on_waiting(blockers_of(dsn, schema, admin.conn.backend_pid()));
+            continue;
+        }
+        if (n > 0 && (p.revents & POLLOUT)) admin.conn.flush();
+        if (n > 0) admin.conn.read_input();
+    }
+}
+
 }  // namespace
+
+bool cancel_admin_call() noexcept {
+    PGcancel* cancel = call_in_flight.load();
+    if (cancel == nullptr) return false;
+    char error[256];
+    (void)PQcancel(cancel, error, sizeof error);
+    return true;
+}
 
 std::vector<LeaseStatus> list_leases(const std::string& dsn, const std::string& schema,
                                      const std::optional<std::string>& name) {
@@ -47,26 +133,28 @@ std::vector<LeaseStatus> list_leases(const std::string& dsn, const std::string& 
     return rows;
 }
 
-bool force_release(const std::string& dsn, const std::string& schema, const std::string& name) {
+bool force_release(const std::string& dsn, const std::string& schema, const std::string& name,
+                   const AdminWaitHooks& hooks) {
     policy::check_label("the lease name", name);
     auto admin = connect_admin(dsn, schema);
-    const auto r = admin.conn.exec(admin.sql.force_release, {name});
+    const auto r = call_waiting(admin, admin.sql.force_release, {name}, hooks, dsn, schema);
     return r.rows() == 1 && r.text(0, 0) == "t";
 }
 
 bool pause(const std::string& dsn, const std::string& schema, const std::string& name,
-           const std::string& reason) {
+           const std::string& reason, const AdminWaitHooks& hooks) {
     policy::check_label("the lease name", name);
     policy::require_utf8("the reason", reason);
     auto admin = connect_admin(dsn, schema);
-    const auto r = admin.conn.exec(admin.sql.pause, {name, reason});
+    const auto r = call_waiting(admin, admin.sql.pause, {name, reason}, hooks, dsn, schema);
     return r.rows() == 1 && r.text(0, 0) == "t";
 }
 
-bool resume(const std::string& dsn, const std::string& schema, const std::string& name) {
+bool resume(const std::string& dsn, const std::string& schema, const std::string& name,
+            const AdminWaitHooks& hooks) {
     policy::check_label("the lease name", name);
     auto admin = connect_admin(dsn, schema);
-    const auto r = admin.conn.exec(admin.sql.resume, {name});
+    const auto r = call_waiting(admin, admin.sql.resume, {name}, hooks, dsn, schema);
     return r.rows() == 1 && r.text(0, 0) == "t";
 }
 

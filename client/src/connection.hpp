@@ -106,6 +106,8 @@ class Connection {
 
     int fd() const { return conn_ ? PQsocket(conn_.get()) : -1; }
     int backend_pid() const { return conn_ ? PQbackendPID(conn_.get()) : 0; }
+    // A cancel handle for this connection's requests (PQfreeCancel it), or null.
+    PGcancel* new_cancel() const { return conn_ ? PQgetCancel(conn_.get()) : nullptr; }
     void close() {
         conn_.reset();
         in_flight_ = false;

@@ -636,6 +636,78 @@ admin)
     [ "$rc" = 1 ] || fail "status against no server gave $rc, expected 1"
     kill -TERM "$PID_a" || fail "could not send SIGTERM to a"; reap "$PID_a"
     ;;
+admin_waits)
+    # release --force, pause and resume wait behind transactions that asserted
+    # the lease: after a second they say who holds them up; a signal then
+    # cancels the call in the server (nothing changed, 128+N), where dying
+    # would leave its backend queued to act when the transaction ends.
+    "${PSQL[@]}" -c "SET singleton_lock.bind_session = off" \
+        -c "SELECT acquired FROM singleton_acquire('$NAME', '1 h', 'admin-holder')" >/dev/null ||
+        fail "could not take the lease"
+    fence() {  # SECONDS: a transaction asserting the lease for that long, in the background
+        # (A paused lease has no tenure to assert: there a lock of its row.)
+        local hold="SELECT singleton_assert('$NAME', token) FROM singleton_lock_leases WHERE name = '$NAME'"
+        [ "$(lease_state)" = paused ] && hold="SELECT 1 FROM singleton_lock_leases WHERE name = '$NAME' FOR UPDATE"
+        "${PSQL[@]}" -c "SET application_name = 'fenced-job'" -c "BEGIN" -c "$hold" \
+            -c "SELECT pg_sleep($1)" -c "COMMIT" >/dev/null &
+        FENCE=$!
+        wait_for 10 fence_sleeps || fail "the asserting transaction never got to its sleep"
+        FENCE_PID=$("${PSQL[@]}" -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'fenced-job'")
+    }
+    fence_sleeps() {
+        [ -n "$("${PSQL[@]}" -c "SELECT pid FROM pg_stat_activity
+                 WHERE application_name = 'fenced-job' AND query LIKE 'SELECT pg_sleep%'")" ]
+    }
+    waits_no_more() {  # BACKEND: no longer running its call
+        [ "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'")" = 0 ]
+    }
+    before=$("${PSQL[@]}" -c "SELECT transitions || '/' || token || '/' || paused FROM singleton_lock_leases WHERE name = '$NAME'")
+    for call in "release --force" "pause --reason r" "resume"; do
+        [ "$call" = resume ] && { "$SL" pause --name "$NAME" --reason r >/dev/null || fail "pause failed"; }
+        [ "$call" = resume ] && before=$("${PSQL[@]}" -c "SELECT transitions || '/' || token || '/' || paused FROM singleton_lock_leases WHERE name = '$NAME'")
+        fence 30
+        for sig in INT TERM; do
+            # shellcheck disable=SC2086  # (words on purpose)
+            set -- $call
+            # (A background job of a script starts with SIGINT ignored, which
+            # singleton-lock respects, as nohup's SIGHUP: reset it for the test.)
+            /usr/bin/python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+                "$SL" "$1" --name "$NAME" "${@:2}" 2>"$TMP/w.log" >/dev/null &
+            pid=$!
+            wait_for 10 grep -q "held up by pid $FENCE_PID (fenced-job, active" "$TMP/w.log" ||
+                fail "$call: no note of who holds it up: $(cat "$TMP/w.log")"
+            backend=$("${PSQL[@]}" -c "SELECT pid FROM pg_stat_activity WHERE $FENCE_PID = ANY (pg_blocking_pids(pid))")
+            [ -n "$backend" ] || fail "$call: its backend does not wait for the asserting transaction"
+            kill -"$sig" "$pid"; reap "$pid"; rc=$RC
+            want=$((128 + $(kill -l "$sig")))
+            [ "$rc" = "$want" ] || fail "$call: exit $rc after SIG$sig, expected $want: $(cat "$TMP/w.log")"
+            grep -q "stopped by SIG$sig: the server cancelled the call, nothing was changed" "$TMP/w.log" ||
+                fail "$call: no word that nothing was changed: $(cat "$TMP/w.log")"
+            wait_for 5 waits_no_more "$backend" || fail "$call: its backend still waits after SIG$sig"
+        done
+        if [ "$call" = "release --force" ]; then  # SIGINT ignored from the start stays so
+            "$SL" release --force --name "$NAME" 2>"$TMP/w.log" >/dev/null &
+            pid=$!
+            wait_for 10 grep -q "held up by pid $FENCE_PID" "$TMP/w.log" || fail "no note (SIGINT ignored)"
+            kill -INT "$pid"; sleep 0.3
+            alive "$pid" || fail "an ignored SIGINT stopped release --force"
+            kill -TERM "$pid"; reap "$pid"
+            [ "$RC" = 143 ] || fail "exit $RC after SIGTERM, expected 143"
+        fi
+        kill "$FENCE" 2>/dev/null; "${PSQL[@]}" -c "SELECT pg_cancel_backend($FENCE_PID)" >/dev/null
+        wait "$FENCE" 2>/dev/null
+        after=$("${PSQL[@]}" -c "SELECT transitions || '/' || token || '/' || paused FROM singleton_lock_leases WHERE name = '$NAME'")
+        [ "$before" = "$after" ] || fail "$call: cancelled, it changed the lease: $before -> $after"
+        info "$call: said who held it up (pid $FENCE_PID), cancelled by SIGINT and SIGTERM (exit 130, 143), changed nothing: ok"
+    done
+    # Given time, it goes through once the asserting transaction ends.
+    fence 2
+    out=$("$SL" resume --name "$NAME" 2>"$TMP/w.log") || fail "resume after the fence failed: $out"
+    grep -q "held up by pid $FENCE_PID" "$TMP/w.log" || fail "no note while resume waited"
+    wait "$FENCE"
+    info "resume waited for the asserting transaction, said so, then: $out"
+    ;;
 connection_limit)
     # A role whose CONNECTION LIMIT counts one connection per instance: the
     # wrapper holds two (its second session keeps the lease bound while
