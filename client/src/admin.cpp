@@ -2,8 +2,11 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 
@@ -79,6 +82,12 @@ std::vector<BlockingSession> blockers_of(const std::string& dsn, const std::stri
     return out;
 }
 
+int ms_until(std::chrono::steady_clock::time_point t) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        t - std::chrono::steady_clock::now());
+    return static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, INT_MAX));
+}
+
 // Runs one call that may wait in the server: cancellable (cancel_admin_call),
 // and on_waiting once it has waited notice_after.
 pq::Result call_waiting(Admin& admin, const std::string& sql, const pq::Params& params,
@@ -90,21 +99,18 @@ pq::Result call_waiting(Admin& admin, const std::string& sql, const pq::Params& 
     bool noticed = !hooks.on_waiting;
     for (;;) {
         if (auto r = admin.conn.poll_result()) return std::move(*r);
-        int timeout = -1;
-        if (!noticed)
-            timeout = static_cast<int>(std::max<std::int64_t>(
-                0, std::chrono::duration_cast<std::chrono::milliseconds>(
-                       notice_at - std::chrono::steady_clock::now()).count()));
-        pollfd p = {admin.conn.fd(), static_cast<short>(POLLIN | (admin.conn.wants_write() ? POLLOUT : 0)), 0};
-        const int n = ::poll(&p, 1, timeout);
-        if (n < 0 && errno != EINTR) throw ConnectionError("poll failed while waiting for the server");
+        const short events = POLLIN | (admin.conn.wants_write() ? POLLOUT : 0);
+        pollfd p = {admin.conn.fd(), events, 0};
+        const int n = ::poll(&p, 1, noticed ? -1 : ms_until(notice_at));
+        if (n < 0 && errno == EINTR) continue;  // (a signal: its cancel's reply comes as input)
+        if (n < 0) throw ConnectionError("poll failed while waiting for the server");
         if (n == 0) {
             noticed = true;
             hooks.on_waiting(blockers_of(dsn, schema, admin.conn.backend_pid()));
             continue;
         }
-        if (n > 0 && (p.revents & POLLOUT)) admin.conn.flush();
-        if (n > 0) admin.conn.read_input();
+        if (p.revents & POLLOUT) admin.conn.flush();
+        admin.conn.read_input();
     }
 }
 

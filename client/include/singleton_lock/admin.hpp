@@ -51,7 +51,8 @@ bool resume(const std::string& dsn, const std::string& schema, const std::string
 // Sends a cancel request for the call above now in flight, if any: the server
 // then ends it before it changed anything (QueryCanceledError), unless it had
 // already committed. Async-signal-safe (for a SIGINT handler). False when no
-// call was in flight: nothing has been sent, nothing will be.
+// call was in flight: nothing has been sent, nothing will be. (With calls on
+// several threads at once: the one started last.)
 bool cancel_admin_call() noexcept;
 
 // singleton_lock_version(): the installed extension's version (extension 1.1;
