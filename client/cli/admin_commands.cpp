@@ -90,7 +90,8 @@ AdminWaitHooks waiting_note(const std::string& command) {
             who += "pid " + std::to_string(b.pid);
             std::string what = b.application_name;
             if (!b.state.empty()) what += (what.empty() ? "" : ", ") + b.state;
-            if (!b.xact_age.empty()) what += (what.empty() ? "" : ", ") + b.xact_age + " into its transaction";
+            if (!b.xact_age.empty())
+                what += (what.empty() ? "" : ", ") + b.xact_age + " into its transaction";
             if (!what.empty()) who += " (" + what + ")";
         }
         std::fprintf(stderr,
@@ -104,8 +105,11 @@ AdminWaitHooks waiting_note(const std::string& command) {
 
 int admin_error(const std::string& command, const Error& e) {
     if (stop_signal != 0 && dynamic_cast<const QueryCanceledError*>(&e)) {
-        std::fprintf(stderr, "singleton-lock %s: stopped by %s: the server cancelled the call, "
-                     "nothing was changed\n", command.c_str(), (std::string("SIG") + sigabbrev_np(stop_signal)).c_str());
+        const std::string name = std::string("SIG") + sigabbrev_np(stop_signal);
+        std::fprintf(stderr,
+                     "singleton-lock %s: stopped by %s: the server cancelled the call, nothing "
+                     "was changed\n",
+                     command.c_str(), name.c_str());
         return exit_code::signal_base + stop_signal;
     }
     std::string hint;
