@@ -36,15 +36,6 @@ const char* env_for(const std::string& keyword) {
     return nullptr;
 }
 
-// The DSN's value of `keyword`, else its PG* environment variable (if any),
-// else "".
-std::string setting(PQconninfoOption* parsed, const char* keyword, const char* env) {
-    for (PQconninfoOption* o = parsed; o && o->keyword; ++o)
-        if (std::strcmp(o->keyword, keyword) == 0 && o->val && *o->val) return o->val;
-    const char* e = env ? std::getenv(env) : nullptr;
-    return e ? e : "";
-}
-
 using ParsedDsn = std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)>;
 
 // A DSN libpq cannot parse (bad syntax, an unknown keyword, a malformed URI)
@@ -105,8 +96,8 @@ ConnectParams::ConnectParams(const std::string& dsn,
     // A service file's settings apply only where nothing else is set, and a
     // Kerberos service name is the DSN's choice of GSSAPI: both outrank our
     // skipping of libpq's GSSAPI probe (kerberos_signs.hpp).
-    const bool gss_chosen = !setting(parsed.get(), "service", "PGSERVICE").empty() ||
-                            !setting(parsed.get(), "krbsrvname", nullptr).empty();
+    const bool gss_chosen = !conninfo_setting(parsed.get(), "service", "PGSERVICE").empty() ||
+                            !conninfo_setting(parsed.get(), "krbsrvname", nullptr).empty();
     for (const auto& [key, value] : defaults) {
         const char* env = env_for(key);
         if (env && std::getenv(env) && *std::getenv(env)) continue;
@@ -150,9 +141,9 @@ std::optional<std::chrono::milliseconds> ConnectParams::connect_timeout() const 
 // refused by check_fixed_values, or left to libpq where it cannot tell (a
 // service file).
 void ConnectParams::parse_hosts(PQconninfoOption* parsed) {
-    const auto hosts = split_conninfo_list(setting(parsed, "host", "PGHOST"));
-    const auto addrs = split_conninfo_list(setting(parsed, "hostaddr", "PGHOSTADDR"));
-    const auto ports = split_conninfo_list(setting(parsed, "port", "PGPORT"));
+    const auto hosts = split_conninfo_list(conninfo_setting(parsed, "host", "PGHOST"));
+    const auto addrs = split_conninfo_list(conninfo_setting(parsed, "hostaddr", "PGHOSTADDR"));
+    const auto ports = split_conninfo_list(conninfo_setting(parsed, "port", "PGPORT"));
     for (PQconninfoOption* o = parsed; o->keyword; ++o)
         if (std::strcmp(o->keyword, "connect_timeout") == 0 && o->val)
             dsn_connect_timeout_ = o->val;

@@ -15,18 +15,14 @@ namespace singleton_lock::pq {
 
 namespace {
 
-// The DSN's value of `keyword` (when not empty), else its PG* variable unless
-// a service file may set it instead (libpq ranks the service file above the
-// environment), else "".
+// conninfo_setting, but where a service file is in use only the DSN's value:
+// libpq ranks the service file (which we cannot see) above the environment.
 struct Settings {
     const PQconninfoOption* parsed;
     bool service;
 
     std::string operator()(const char* keyword, const char* env) const {
-        for (const PQconninfoOption* o = parsed; o && o->keyword; ++o)
-            if (std::strcmp(o->keyword, keyword) == 0 && o->val && *o->val) return o->val;
-        const char* value = (env && !service) ? std::getenv(env) : nullptr;
-        return value ? value : "";
+        return conninfo_setting(parsed, keyword, service ? nullptr : env);
     }
 };
 
@@ -84,6 +80,14 @@ void check_one_of(const Settings& setting, const char* keyword, const char* env,
 
 }  // namespace
 
+std::string conninfo_setting(const PQconninfoOption* parsed, const char* keyword,
+                             const char* env) {
+    for (const PQconninfoOption* o = parsed; o && o->keyword; ++o)
+        if (std::strcmp(o->keyword, keyword) == 0 && o->val && *o->val) return o->val;
+    const char* value = env ? std::getenv(env) : nullptr;
+    return value ? value : "";
+}
+
 std::vector<std::string> split_conninfo_list(const std::string& list) {
     std::vector<std::string> out;
     std::string::size_type start = 0;
@@ -98,9 +102,7 @@ std::vector<std::string> split_conninfo_list(const std::string& list) {
 void check_fixed_values(const PQconninfoOption* parsed) {
     const int version = PQlibVersion();
     if (version < 140000 || version >= 190000) return;
-    const char* service_env = std::getenv("PGSERVICE");
-    const Settings plain{parsed, false};
-    const bool service = !plain("service", nullptr).empty() || (service_env && *service_env);
+    const bool service = !conninfo_setting(parsed, "service", "PGSERVICE").empty();
     const Settings setting{parsed, service};
     check_ports(setting("port", "PGPORT"));
     if (!service) check_list_lengths(setting);

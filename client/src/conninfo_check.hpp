@@ -24,6 +24,11 @@ namespace singleton_lock::pq {
 // not know (other than 14-18).
 void check_fixed_values(const PQconninfoOption* parsed);
 
+// The DSN's value of `keyword` (when not empty), else the environment
+// variable `env` (may be null), else "". `parsed` is PQconninfoParse's result.
+std::string conninfo_setting(const PQconninfoOption* parsed, const char* keyword,
+                             const char* env);
+
 // A host, hostaddr or port list as libpq splits it: at every comma, empty
 // elements kept ("" is one empty element).
 std::vector<std::string> split_conninfo_list(const std::string& list);

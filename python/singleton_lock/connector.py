@@ -26,7 +26,10 @@ log = logging.getLogger("singleton_lock")
 LIBPQ_MIN_CONNECT_TIMEOUT = 2.0  # libpq treats 1 s as 2 s
 
 
-def _listed(params: Mapping[str, Any], key: str, env: Mapping[str, str], var: str) -> List[str]:
+def listed_setting(params: Mapping[str, Any], key: str, env: Mapping[str, str],
+                   var: str) -> List[str]:
+    """The DSN's list (host, hostaddr, port), else the variable's, split at
+    every comma as libpq splits it; [] when neither says anything."""
     value = params.get(key)
     if value is None or value == "":
         value = env.get(var, "")
@@ -38,9 +41,9 @@ def per_host(params: Dict[str, Any], env: Mapping[str, str]) -> List[Dict[str, A
     in the DSN's order; the DSN itself when it names at most one host, or when
     its lists do not line up (libpq then reports that when connecting), or when
     it asks libpq to pick hosts (load_balance_hosts)."""
-    hosts = _listed(params, "host", env, "PGHOST")
-    addrs = _listed(params, "hostaddr", env, "PGHOSTADDR")
-    ports = _listed(params, "port", env, "PGPORT")
+    hosts = listed_setting(params, "host", env, "PGHOST")
+    addrs = listed_setting(params, "hostaddr", env, "PGHOSTADDR")
+    ports = listed_setting(params, "port", env, "PGPORT")
     count = max(len(hosts), len(addrs))
     if count <= 1 or "load_balance_hosts" in params:
         return [dict(params)]

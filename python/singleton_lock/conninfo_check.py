@@ -16,6 +16,8 @@ from typing import Dict, Mapping, Sequence
 
 from psycopg import pq
 
+from .connector import listed_setting
+
 _ONE_OF: Dict[str, Sequence[str]] = {
     "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
     "gssencmode": ("disable", "prefer", "require"),
@@ -23,9 +25,8 @@ _ONE_OF: Dict[str, Sequence[str]] = {
     "target_session_attrs": ("any", "read-write", "read-only", "primary", "standby",
                              "prefer-standby"),
 }
-_ENV = {"host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "sslmode": "PGSSLMODE",
-        "gssencmode": "PGGSSENCMODE", "channel_binding": "PGCHANNELBINDING",
-        "target_session_attrs": "PGTARGETSESSIONATTRS"}
+_ENV = {"sslmode": "PGSSLMODE", "gssencmode": "PGGSSENCMODE",
+        "channel_binding": "PGCHANNELBINDING", "target_session_attrs": "PGTARGETSESSIONATTRS"}
 # libpq's parse_int_param: strtol (leading white space, a sign), then white space.
 _INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*\Z")
 
@@ -39,24 +40,22 @@ def check_fixed_values(params: Mapping[str, object], env: Mapping[str, str]) -> 
     if not 140000 <= pq.version() < 190000:
         return
     service = bool(params.get("service") or env.get("PGSERVICE"))
-
-    def setting(key: str) -> str:
-        value = params.get(key)
-        if value not in (None, ""):
-            return str(value)
-        return "" if service else env.get(_ENV[key], "")
-
-    _check_ports(setting("port"))
+    # With a service file only the DSN's values: libpq ranks the file (which is
+    # not visible here) above the environment.
+    visible_env: Mapping[str, str] = {} if service else env
+    _check_ports(listed_setting(params, "port", visible_env, "PGPORT"))
     if not service:
-        _check_list_lengths(setting("host"), setting("hostaddr"), setting("port"))
+        _check_list_lengths(*(len(listed_setting(params, key, env, var)) for key, var in
+                              (("host", "PGHOST"), ("hostaddr", "PGHOSTADDR"), ("port", "PGPORT"))))
     for key, allowed in _ONE_OF.items():
-        value = setting(key)
+        value = params.get(key)
+        value = str(value) if value not in (None, "") else visible_env.get(_ENV[key], "")
         if value and value not in allowed:
             raise ConninfoRefused(f'invalid {key} value: "{value}"')
 
 
-def _check_ports(ports: str) -> None:
-    for port in ports.split(",") if ports else ():
+def _check_ports(ports: Sequence[str]) -> None:
+    for port in ports:
         if not port:
             continue  # this host's default port
         if not _INTEGER.match(port) or not -2**31 <= int(port) < 2**31:
@@ -65,13 +64,10 @@ def _check_ports(ports: str) -> None:
             raise ConninfoRefused(f'invalid port number: "{port}"')
 
 
-def _check_list_lengths(host: str, hostaddr: str, port: str) -> None:
+def _check_list_lengths(hosts: int, addrs: int, ports: int) -> None:
     """libpq's count: hostaddr's list, else host's, else one default host."""
-    hosts = len(host.split(",")) if host else 0
-    addrs = len(hostaddr.split(",")) if hostaddr else 0
     if hosts and addrs and hosts != addrs:
         raise ConninfoRefused(f"could not match {hosts} host names to {addrs} hostaddr values")
     n = addrs or hosts or 1
-    ports = len(port.split(",")) if port else 0
     if ports > 1 and ports != n:
         raise ConninfoRefused(f"could not match {ports} port numbers to {n} hosts")

@@ -652,19 +652,24 @@ admin_waits)
             -c "SELECT pg_sleep($1)" -c "COMMIT" >/dev/null &
         FENCE=$!
         wait_for 10 fence_sleeps || fail "the asserting transaction never got to its sleep"
-        FENCE_PID=$("${PSQL[@]}" -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'fenced-job'")
     }
-    fence_sleeps() {
-        [ -n "$("${PSQL[@]}" -c "SELECT pid FROM pg_stat_activity
-                 WHERE application_name = 'fenced-job' AND query LIKE 'SELECT pg_sleep%'")" ]
+    fence_sleeps() {  # sets FENCE_PID: the fence's backend, once it sleeps
+        FENCE_PID=$("${PSQL[@]}" -c "SELECT pid FROM pg_stat_activity
+                     WHERE application_name = 'fenced-job' AND query LIKE 'SELECT pg_sleep%'")
+        [ -n "$FENCE_PID" ]
+    }
+    lease_row() {  # what a cancelled call must not change
+        "${PSQL[@]}" -c "SELECT transitions || '/' || token || '/' || paused
+                         FROM singleton_lock_leases WHERE name = '$NAME'"
     }
     waits_no_more() {  # BACKEND: no longer running its call
         [ "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'")" = 0 ]
     }
-    before=$("${PSQL[@]}" -c "SELECT transitions || '/' || token || '/' || paused FROM singleton_lock_leases WHERE name = '$NAME'")
     for call in "release --force" "pause --reason r" "resume"; do
-        [ "$call" = resume ] && { "$SL" pause --name "$NAME" --reason r >/dev/null || fail "pause failed"; }
-        [ "$call" = resume ] && before=$("${PSQL[@]}" -c "SELECT transitions || '/' || token || '/' || paused FROM singleton_lock_leases WHERE name = '$NAME'")
+        if [ "$call" = resume ]; then
+            "$SL" pause --name "$NAME" --reason r >/dev/null || fail "pause failed"
+        fi
+        before=$(lease_row)
         fence 30
         for sig in INT TERM; do
             # shellcheck disable=SC2086  # (words on purpose)
@@ -697,7 +702,7 @@ signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:]
         fi
         kill "$FENCE" 2>/dev/null; "${PSQL[@]}" -c "SELECT pg_cancel_backend($FENCE_PID)" >/dev/null
         wait "$FENCE" 2>/dev/null
-        after=$("${PSQL[@]}" -c "SELECT transitions || '/' || token || '/' || paused FROM singleton_lock_leases WHERE name = '$NAME'")
+        after=$(lease_row)
         [ "$before" = "$after" ] || fail "$call: cancelled, it changed the lease: $before -> $after"
         info "$call: said who held it up (pid $FENCE_PID), cancelled by SIGINT and SIGTERM (exit 130, 143), changed nothing: ok"
     done
@@ -887,12 +892,14 @@ SQL
     cancels() { awk -v pid="$2" '$1 == pid { n += $2 } END { print n + 0 }' <<<"$1"; }
     counts=$(storm 3 999999 0.001 "application_name = 'it_storm_b' OR pid = $second_a") || fail "the storm failed"
     b_cancels=$(awk -v a="$second_a" '$1 != a { n += $2 } END { print n + 0 }' <<<"$counts")
-    info "3 s storm: $b_cancels statements of b cancelled, $(cancels "$counts" "$second_a") of a's second session"
+    a_cancels=$(cancels "$counts" "$second_a")
+    info "3 s storm: $b_cancels statements of b cancelled, $a_cancels of a's second session"
     [ "$b_cancels" -gt 0 ] || fail "no statement of b was cancelled (the fault was not applied)"
-    [ "$(cancels "$counts" "$second_a")" -gt 0 ] || fail "no statement of a's second session was cancelled"
+    [ "$a_cancels" -gt 0 ] || fail "no statement of a's second session was cancelled"
     counts=$(storm 5 200 0 "pid = $main_a") || fail "the burst failed"
-    info "burst on a's heartbeats: $(cancels "$counts" "$main_a") cancelled"
-    [ "$(cancels "$counts" "$main_a")" -gt 0 ] || fail "no heartbeat of a was cancelled (the fault was not applied)"
+    a_cancels=$(cancels "$counts" "$main_a")
+    info "burst on a's heartbeats: $a_cancels cancelled"
+    [ "$a_cancels" -gt 0 ] || fail "no heartbeat of a was cancelled (the fault was not applied)"
     sleep 4  # (a ttl: a renewal must have succeeded since)
     alive "$(cat "$TMP/a.child")" && ! logged a LOST || fail "a lost its lease to cancels: $(grep LOST "$TMP/a.log")"
     alive "$PID_b" && ! started b || fail "b exited or started COMMAND during the storm"
