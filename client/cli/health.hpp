@@ -36,6 +36,7 @@ class HealthServer final : public HealthEndpoint {
 
   private:
     void routes(const HealthSource& source);
+    void refuse_other_methods();
     std::unique_ptr<httplib::Server> server_;
     std::thread thread_;
     std::atomic<bool> served_{false};  // the listener and its worker are done

@@ -1,18 +1,39 @@
-# Sourced by the test scripts: an HTTP GET with nothing but bash (/dev/tcp) and
+# Sourced by the test scripts: HTTP requests with nothing but bash (/dev/tcp) and
 # coreutils, so that the health endpoint is tested where curl is missing.
 #
-#   http_get PORT PATH   sets HTTP_CODE (e.g. 200, 503; empty when no answer) and
-#                        HTTP_BODY; returns 1 when nothing answered.
-http_get() {
+#   http_get PORT PATH   sets HTTP_CODE (e.g. 200, 503; empty when no answer),
+#                        HTTP_BODY and HTTP_ALLOW (the Allow header); returns 1
+#                        when nothing answered.
+#   http_request METHOD PORT PATH   the same with another method.
+#   http_flood METHOD PORT PATH MIB   sends a chunked body of MIB MiB (the server
+#                        may answer and close before it is all sent); sets HTTP_CODE.
+http_get() { http_request GET "$1" "$2"; }
+
+http_request() {
     HTTP_CODE=""
     HTTP_BODY=""
+    HTTP_ALLOW=""
     local response
     response=$(timeout 5 bash -c '
-        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-        printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$2" >&3
-        cat <&3' http_get "$1" "$2" 2>/dev/null | tr -d '\r') || return 1
+        exec 3<>"/dev/tcp/127.0.0.1/$2" || exit 1
+        printf "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$1" "$3" >&3
+        cat <&3' http_request "$1" "$2" "$3" 2>/dev/null | tr -d '\r') || return 1
     HTTP_CODE=$(sed -n '1s|^HTTP/1\.[01] \([0-9][0-9][0-9]\).*|\1|p' <<<"$response")
+    HTTP_ALLOW=$(sed -n '1,/^$/s|^[Aa]llow: *||p' <<<"$response")
     HTTP_BODY=$(sed '1,/^$/d' <<<"$response")
+    [ -n "$HTTP_CODE" ]
+}
+
+http_flood() {
+    HTTP_CODE=$(timeout 120 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$2" || exit 1
+        (printf "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n" "$1" "$3"
+         for ((i = 0; i < $4; i++)); do
+             printf "100000\r\n" && head -c 1048576 /dev/zero && printf "\r\n" || exit
+         done
+         printf "0\r\n\r\n") >&3 2>/dev/null &
+        head -n 1 <&3 | tr -d "\r" | sed -n "s|^HTTP/1\.[01] \([0-9][0-9][0-9]\).*|\1|p"
+        kill $! 2>/dev/null' http_flood "$1" "$2" "$3" "$4")
     [ -n "$HTTP_CODE" ]
 }
 
