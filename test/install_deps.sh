@@ -35,7 +35,7 @@ PG=${SL_PG_MAJOR:-$(release_pg_major)}
 # The extension: server (+ contrib: dblink for the SQL tests), headers and PGXS, a C++ compiler.
 EXTENSION=(postgresql-$PG postgresql-contrib postgresql-server-dev-$PG make g++)
 # The client library and `singleton-lock` (meson), GoogleTest for their tests.
-CLIENT=(libpq-dev meson ninja-build pkg-config libcli11-dev libcpp-httplib-dev libgtest-dev)
+CLIENT=(libpq-dev meson ninja-build pkg-config libcli11-dev libmicrohttpd-dev libgtest-dev)
 # Commands the test scripts call besides those: pgrep/pkill/ps (procps), ss/ip
 # (iproute2), curl (health endpoints), awk, git; Python tests and examples
 # (psycopg, pytest; pip for the offline install test), Node examples (node, npm

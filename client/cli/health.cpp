@@ -1,17 +1,14 @@
 #include "health.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <httplib.h>
+#include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -19,41 +16,55 @@ namespace singleton_lock::cli {
 
 namespace {
 
-void reply(httplib::Response& res, bool ok, const char* body) {
-    res.status = ok ? 200 : 503;
-    res.set_content(std::string(body) + "\n", "text/plain");
+// Per connection; what a prober needs, and what bounds a hostile client: a
+// request that does not fit the memory (headers included) is refused, an idle
+// connection closed, and one address cannot take every slot. (Before, with
+// cpp-httplib 0.11: one connection at a time, no limit on the number of
+// headers or on a chunked body; 400 MiB of either grew the wrapper by as much.)
+constexpr unsigned kConnections = 32;
+constexpr unsigned kConnectionsPerAddress = 8;
+constexpr unsigned kIdleSeconds = 2;
+constexpr std::size_t kConnectionMemory = 32 * 1024;
+constexpr std::size_t kThreadStack = 256 * 1024;
+constexpr const char* kAllowed = "GET, HEAD, OPTIONS";
+
+struct Reply {
+    unsigned status = MHD_HTTP_NOT_FOUND;
+    std::string body;
+    const char* content_type = "text/plain";
+    bool allow = false;  // with the Allow header
+};
+
+Reply status_reply(bool ok, const char* body) {
+    return {ok ? unsigned{MHD_HTTP_OK} : unsigned{MHD_HTTP_SERVICE_UNAVAILABLE}, std::string(body) + "\n"};
 }
 
-// The local port of a connected socket (0: not a connected TCP socket).
-int connected_local_port(int fd) {
-    sockaddr_storage local{}, peer{};
-    socklen_t local_len = sizeof local, peer_len = sizeof peer;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) return 0;
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) return 0;
-    if (local.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in&>(local).sin_port);
-    if (local.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6&>(local).sin6_port);
-    return 0;
-}
-
-// Ends (shutdown, not close: the worker still owns the descriptor) every
-// connection accepted on port. httplib's worker reads a request for as long as
-// bytes come, so a client trickling bytes held it, and the join at exit, for
-// as long as it liked. A connection of ours to elsewhere never has the port as
-// its local one: the kernel does not pick a port bound by a listener.
-void end_connections_on(int port) {
-    DIR* fds = ::opendir("/proc/self/fd");
-    if (fds == nullptr) return;
-    while (const dirent* entry = ::readdir(fds)) {
-        const int fd = std::atoi(entry->d_name);
-        if (fd <= STDERR_FILENO || fd == ::dirfd(fds)) continue;
-        // Checked and shut down through a duplicate: the very socket checked,
-        // even should the number be closed and reused meanwhile.
-        const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (dup < 0) continue;
-        if (connected_local_port(dup) == port) ::shutdown(dup, SHUT_RDWR);
-        ::close(dup);
+const char* health_body(HealthSource::Health h) {
+    switch (h) {
+        case HealthSource::Health::leader: return "leader";
+        case HealthSource::Health::standby: return "standby";
+        case HealthSource::Health::unreachable: break;
     }
-    ::closedir(fds);
+    return "unreachable";
+}
+
+// GET (and HEAD: the library sends the head alone) of path; 404 off our paths.
+Reply get(const HealthSource& source, const std::string& path) {
+    if (path == "/livez") {
+        const bool alive = source.alive();
+        return status_reply(alive, alive ? "alive" : "stuck");
+    }
+    if (path == "/readyz" || path == "/leader") {
+        const bool leader = source.leader();
+        return status_reply(leader, leader ? "leader" : "standby");
+    }
+    if (path == "/healthz") {
+        const auto h = source.health();
+        return status_reply(h != HealthSource::Health::unreachable, health_body(h));
+    }
+    if (path == "/metrics")
+        return {MHD_HTTP_OK, source.metrics(), "text/plain; version=0.0.4; charset=utf-8"};
+    return {};
 }
 
 bool is_endpoint(const std::string& path) {
@@ -62,122 +73,102 @@ bool is_endpoint(const std::string& path) {
     return false;
 }
 
-// Throws when host does not resolve (httplib's bind then fails with a stale
-// errno: "Resource temporarily unavailable" for a name that does not exist).
-void check_resolves(const std::string& host, int port) {
+// The endpoints only read: other methods on them get 405 with Allow, as HTTP
+// says; OPTIONS says what is allowed.
+Reply answer(const HealthSource& source, const std::string& method, const std::string& path) {
+    if (method == "GET" || method == "HEAD") return get(source, path);
+    if (!is_endpoint(path)) return {};
+    if (method == "OPTIONS") return {MHD_HTTP_NO_CONTENT, "", "text/plain", true};
+    return {MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET\n", "text/plain", true};
+}
+
+MHD_Result queue(MHD_Connection* connection, const Reply& reply) {
+    MHD_Response* response = MHD_create_response_from_buffer(
+        reply.body.size(), const_cast<char*>(reply.body.data()), MHD_RESPMEM_MUST_COPY);
+    if (response == nullptr) return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, reply.content_type);
+    if (reply.allow) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, kAllowed);
+    const MHD_Result queued = MHD_queue_response(connection, reply.status, response);
+    MHD_destroy_response(response);
+    return queued;
+}
+
+// The library's request callback. It answers on the first call, when the
+// head has arrived: a body, if any, is never read (the connection is closed
+// after the answer). No exception leaves it (it is called from C).
+MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method,
+                      const char*, const char*, size_t*, void**) {
+    try {
+        return queue(connection, answer(*static_cast<const HealthSource*>(cls), method, url));
+    } catch (...) {
+        return MHD_NO;  // (closes the connection)
+    }
+}
+
+[[noreturn]] void cannot_listen(const std::string& host, int port, const std::string& why) {
+    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " + why);
+}
+
+// A listening socket on host:port (the first address that binds). SO_REUSEADDR
+// (a restart binds again at once) but never SO_REUSEPORT: with it a second
+// instance given the same port bound it too, and the kernel spread probes
+// between them (a standby's 503 and a leader's 200 at random for /readyz).
+int listen_on(const std::string& host, int port) {
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
     addrinfo* found = nullptr;
-    const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found);
-    if (rc == 0) return ::freeaddrinfo(found);
-    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) +
-                             ": cannot resolve " + host + ": " + ::gai_strerror(rc));
+    const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
+    if (rc != 0) cannot_listen(host, port, "cannot resolve " + host + ": " + ::gai_strerror(rc));
+    int error = 0, fd = -1;
+    for (const addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+        fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+        if (fd < 0) { error = errno; continue; }
+        const int yes = 1, no = 0;
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+        if (a->ai_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof no);
+        if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 16) == 0) break;
+        error = errno;
+        ::close(fd);
+        fd = -1;
+    }
+    ::freeaddrinfo(found);
+    if (fd < 0) cannot_listen(host, port, std::strerror(error));
+    return fd;
+}
+
+int bound_port(int fd) {
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0) return 0;
+    if (local.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in&>(local).sin_port);
+    if (local.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6&>(local).sin6_port);
+    return 0;
 }
 
 }  // namespace
 
-HealthServer::HealthServer(const std::string& host, int port, const HealthSource& source)
-    : server_(std::make_unique<httplib::Server>()) {
-    auto& s = *server_;
-    s.new_task_queue = [] { return new httplib::ThreadPool(1); };  // RSS: one worker is plenty
-    s.set_keep_alive_max_count(1);
-    s.set_read_timeout(2, 0);
-    // httplib's default is no limit: a POST of 400 MiB grew the wrapper by 330 MiB.
-    s.set_payload_max_length(4096);
-    s.set_write_timeout(2, 0);
-    // SO_REUSEADDR (a restart binds again at once) but not httplib's default
-    // SO_REUSEPORT: with it a second instance given the same port bound it too,
-    // and the kernel spread probes between them (a standby's 503 and a leader's
-    // 200 at random for /readyz).
-    s.set_socket_options([](socket_t sock) {
-        const int yes = 1;
-        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
-    routes(source);
-    check_resolves(host, port);
-    if (port == 0) {
-        port_ = s.bind_to_any_port(host);
-        if (port_ <= 0) throw std::runtime_error("cannot listen on " + host + ":0");
-    } else {
-        errno = 0;
-        if (!s.bind_to_port(host, port))
-            throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) +
-                                     (errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
-        port_ = port;
+HealthServer::HealthServer(const std::string& host, int port, const HealthSource& source) {
+    const int fd = listen_on(host, port);
+    port_ = bound_port(fd);
+    // (MHD_start_daemon's options are variadic: each value of its exact type.)
+    daemon_ = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC, 0, nullptr, nullptr,
+        &on_request, const_cast<HealthSource*>(&source),
+        MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd),
+        MHD_OPTION_CONNECTION_LIMIT, kConnections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, kConnectionsPerAddress,
+        MHD_OPTION_CONNECTION_TIMEOUT, kIdleSeconds,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, kConnectionMemory,
+        MHD_OPTION_THREAD_STACK_SIZE, kThreadStack,
+        MHD_OPTION_END);
+    if (daemon_ == nullptr) {
+        ::close(fd);
+        cannot_listen(host, port, "cannot start the HTTP server (libmicrohttpd)");
     }
-    thread_ = std::thread([this] {
-        server_->listen_after_bind();  // (returns once its worker is done too)
-        served_ = true;
-    });
 }
 
-void HealthServer::routes(const HealthSource& source) {
-    auto& s = *server_;
-    s.Get("/livez", [&source](const httplib::Request&, httplib::Response& res) {
-        const bool alive = source.alive();
-        reply(res, alive, alive ? "alive" : "stuck");
-    });
-    const auto ready = [&source](const httplib::Request&, httplib::Response& res) {
-        const bool leader = source.leader();
-        reply(res, leader, leader ? "leader" : "standby");
-    };
-    s.Get("/readyz", ready);
-    s.Get("/leader", ready);
-    s.Get("/healthz", [&source](const httplib::Request&, httplib::Response& res) {
-        switch (source.health()) {
-            case HealthSource::Health::leader:
-                return reply(res, true, "leader");
-            case HealthSource::Health::standby:
-                return reply(res, true, "standby");
-            case HealthSource::Health::unreachable:
-                return reply(res, false, "unreachable");
-        }
-    });
-    s.Get("/metrics", [&source](const httplib::Request&, httplib::Response& res) {
-        res.set_content(source.metrics(), "text/plain; version=0.0.4; charset=utf-8");
-    });
-    refuse_other_methods();
-}
-
-// The endpoints only read (GET, and HEAD, which httplib answers from the GET
-// handler). Every other method, on any path, has a handler here that never
-// reads the body: httplib's limit (set_payload_max_length) does not hold for a
-// chunked body, and a chunked POST of 400 MiB to any path grew the wrapper by
-// 280 MiB. On our paths the answer is 405 with Allow, as HTTP says (httplib's
-// own was 400 or 404, which reads as a wrong path).
-void HealthServer::refuse_other_methods() {
-    static const char* const allowed = "GET, HEAD, OPTIONS";
-    const auto refuse = [](const httplib::Request& req, httplib::Response& res,
-                           const httplib::ContentReader&) {
-        if (!is_endpoint(req.path)) {
-            res.status = 404;
-            return;
-        }
-        res.status = 405;
-        res.set_header("Allow", allowed);
-        res.set_content("method not allowed: use GET\n", "text/plain");
-    };
-    auto& s = *server_;
-    s.Post(".*", refuse);
-    s.Put(".*", refuse);
-    s.Patch(".*", refuse);
-    s.Delete(".*", refuse);
-    s.Options(".*", [](const httplib::Request&, httplib::Response& res) {
-        res.status = 204;
-        res.set_header("Allow", allowed);
-    });
-}
-
-HealthServer::~HealthServer() {
-    server_->stop();
-    // Again until the threads are done: one accepted just before the stop.
-    while (!served_.load()) {
-        end_connections_on(port_);
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (thread_.joinable()) thread_.join();
-}
+HealthServer::~HealthServer() { MHD_stop_daemon(daemon_); }
 
 }  // namespace singleton_lock::cli
 

@@ -11,7 +11,7 @@
 
 namespace singleton_lock::cli {
 
-// Loading runs the libraries' initialisers (OpenSSL's among them): do it before
+// Loading runs the libraries' initialisers (libmicrohttpd's): do it before
 // the supervising process is forked, which then shares the pages they write
 // instead of keeping its own copies of them.
 class HealthModule {

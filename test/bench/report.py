@@ -717,8 +717,8 @@ def benchmarks_md(res, sql_lines, sql_misses, md_path, out_dir):
     h("Most of the RSS is shared library pages (RssFile): Debian's libpq pulls in libcrypto, libssl, "
       "gnutls via libldap, and krb5; a C program that only links libpq and connects already has "
       "about 7 MiB RSS (client/README.md, Known limits). The private part is 1.5-2 MiB. With "
-      "`--health-addr` the module singleton-lock-health.so and cpp-httplib are loaded, and OpenSSL "
-      "initialised by it; PSS also depends on which other processes map the same pages (here the "
+      "`--health-addr` the module singleton-lock-health.so and GNU libmicrohttpd are loaded (on the "
+      "gnutls that libpq already maps) and one more thread runs; PSS also depends on which other processes map the same pages (here the "
       "leader, started without `--health-addr`, does not). The server here has ssl off: with TLS to "
       "the database libpq initialises OpenSSL itself, the same pages, and a standby's PSS is about "
       "1 MiB higher (client/README.md, Known limits).")
@@ -894,8 +894,8 @@ def notes(res, sql_misses):
             f"Standby memory: RSS {r:.1f} MiB is mostly shared, read-only library text (Debian's libpq "
             f"links libssl/libcrypto, libldap (gnutls), libgssapi_krb5); PSS is {p:.1f} MiB and USS "
             f"{u:.1f} MiB for the `singleton-lock` process{both}. The health endpoint's HTTP server "
-            f"(Debian's cpp-httplib, which initialises OpenSSL when it is loaded) is a module loaded "
-            f"only with `--health-addr`: the rows with it carry that cost.")
+            f"(GNU libmicrohttpd) is a module loaded only with `--health-addr`: the rows with it carry "
+            f"that cost.")
     tp = [m for m in sql_misses if " client(s): " in m]
     if tp:
         out.append(

@@ -7,6 +7,7 @@
 #   http_request METHOD PORT PATH   the same with another method.
 #   http_flood METHOD PORT PATH MIB   sends a chunked body of MIB MiB (the server
 #                        may answer and close before it is all sent); sets HTTP_CODE.
+#   http_header_flood PORT PATH MIB   a GET with MIB MiB of 8 KiB headers; the same.
 http_get() { http_request GET "$1" "$2"; }
 
 http_request() {
@@ -34,6 +35,18 @@ http_flood() {
          printf "0\r\n\r\n") >&3 2>/dev/null &
         head -n 1 <&3 | tr -d "\r" | sed -n "s|^HTTP/1\.[01] \([0-9][0-9][0-9]\).*|\1|p"
         kill $! 2>/dev/null' http_flood "$1" "$2" "$3" "$4")
+    [ -n "$HTTP_CODE" ]
+}
+
+http_header_flood() {
+    HTTP_CODE=$(timeout 120 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        (printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n" "$2"
+         value=$(head -c 8000 /dev/zero | tr "\0" a)
+         for ((i = 0; i < $3 * 128; i++)); do printf "X-%d: %s\r\n" $i "$value" || exit; done
+         printf "\r\n") >&3 2>/dev/null &
+        head -n 1 <&3 | tr -d "\r" | sed -n "s|^HTTP/1\.[01] \([0-9][0-9][0-9]\).*|\1|p"
+        kill $! 2>/dev/null' http_header_flood "$1" "$2" "$3")
     [ -n "$HTTP_CODE" ]
 }
 
