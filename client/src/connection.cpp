@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "conninfo_check.hpp"
+#include "name_lookup.hpp"
 #include "singleton_lock/errors.hpp"
 
 namespace singleton_lock::pq {
@@ -156,6 +157,15 @@ void ConnectParams::parse_hosts(PQconninfoOption* parsed) {
         hosts_.push_back({hosts.size() == n ? hosts[i] : hosts[0],
                           addrs.size() == n ? addrs[i] : addrs[0],
                           ports.size() == n ? ports[i] : ports[0]});
+}
+
+HostNames ConnectParams::names_to_look_up() const {
+    std::vector<std::string> hosts, addrs;
+    for (const Host& h : hosts_) {
+        hosts.push_back(h.host);
+        addrs.push_back(h.hostaddr);
+    }
+    return singleton_lock::names_to_look_up(hosts, addrs);
 }
 
 std::optional<std::size_t> ConnectParams::find_host(const std::string& host,

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "name_lookup.hpp"
+
 namespace singleton_lock::pq {
 
 struct ConnDeleter {
@@ -71,6 +73,8 @@ class ConnectParams {
     ConnectParams starting_at(std::size_t first) const;
     // The connect_timeout libpq would use (at least 2 s); nullopt: none.
     std::optional<std::chrono::milliseconds> connect_timeout() const;
+    // The host names a connect would look up (name_lookup.hpp).
+    HostNames names_to_look_up() const;
 
   private:
     struct Host {

@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <system_error>
 
 #include "singleton_lock/duration.hpp"
 #include "singleton_lock/errors.hpp"
@@ -16,11 +17,28 @@ constexpr std::chrono::milliseconds kCancelWait{200};
 void Session::connect(pq::ConnectParams& params, std::chrono::milliseconds per_host) {
     close();
     setting_up_ = false;
-    conn_ = pq::Connection::start(params);
+    params_ = &params;
+    per_host_ = per_host;
+    status_ = Status::connecting;
+    if (auto hosts = params.names_to_look_up(); !hosts.names.empty()) {
+        try {
+            only_names_ = hosts.only_names;
+            lookup_ = std::make_unique<NameLookup>(std::move(hosts.names));
+            deadline_ = TimePoint::max();  // (the resolver's own timeouts bound it)
+            return;
+        } catch (const std::system_error&) {  // no thread now: libpq looks them up
+        }
+    }
+    start_connect();
+}
+
+void Session::start_connect() {
+    lookup_.reset();
+    status_ = Status::closed;  // until libpq has begun (it throws when it cannot)
+    conn_ = pq::Connection::start(*params_);
     status_ = Status::connecting;
     progress_ = pq::Connection::Progress::want_write;
-    per_host_ = per_host;
-    deadline_ = std::chrono::steady_clock::now() + per_host;
+    deadline_ = std::chrono::steady_clock::now() + per_host_;
 }
 
 void Session::begin_request(TimePoint reply_by) {
@@ -52,6 +70,7 @@ void Session::send_behind(const std::string& sql, const pq::Params& params, Time
 }
 
 short Session::events() const {
+    if (lookup_) return POLLIN;
     switch (status_) {
         case Status::connecting:
             return progress_ == pq::Connection::Progress::want_read ? POLLIN : POLLOUT;
@@ -69,6 +88,16 @@ Session::Event Session::on_ready(short revents) {
     if (revents == 0) return Event::none;
     switch (status_) {
         case Status::connecting:
+            if (lookup_) {
+                if (!lookup_->done()) return Event::none;
+                // (libpq would ask the resolver again, and wait as long again)
+                if (auto failed = lookup_->all_failed(); failed && only_names_) {
+                    close();
+                    throw ConnectionError(*failed);
+                }
+                start_connect();
+                return Event::none;
+            }
             return advance_connect();
         case Status::idle:
             conn_.read_input();  // throws when the connection closed
@@ -165,6 +194,7 @@ void Session::cancel() noexcept {
 }
 
 void Session::abandon() noexcept {
+    lookup_.reset();
     conn_.close();
     status_ = Status::closed;
     deadline_ = TimePoint::max();
@@ -175,6 +205,7 @@ void Session::close() noexcept {
         if (status_ == Status::busy) conn_.cancel(kCancelWait);
     } catch (...) {  // (out of memory: nothing better to do than close)
     }
+    lookup_.reset();
     conn_.close();
     status_ = Status::closed;
     deadline_ = TimePoint::max();

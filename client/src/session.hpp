@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "connection.hpp"
+#include "name_lookup.hpp"
 
 namespace singleton_lock {
 
@@ -35,8 +37,9 @@ class Session {
 
     // Starts a non-blocking connect (closing what was open); each host of the
     // DSN gets per_host to answer (libpq's non-blocking connect applies no
-    // connect_timeout), and the setup statements as long again. params must
-    // outlive the attempt. Throws ConnectionError.
+    // connect_timeout), and the setup statements as long again. Host names
+    // are looked up first, on a thread (name_lookup.hpp), for as long as the
+    // resolver takes. params must outlive the attempt. Throws ConnectionError.
     void connect(pq::ConnectParams& params, std::chrono::milliseconds per_host);
     // Sends a request on an idle session. Throws ConnectionError.
     void send(const std::string& sql, const pq::Params& params, TimePoint reply_by);
@@ -63,7 +66,10 @@ class Session {
     // on_ready() again.
     bool reply_buffered() const { return status_ == Status::busy && conn_.result_buffered(); }
 
-    int fd() const { return status_ == Status::closed ? -1 : conn_.fd(); }
+    int fd() const {
+        if (lookup_) return lookup_->fd();
+        return status_ == Status::closed ? -1 : conn_.fd();
+    }
     short events() const;
     // The socket is ready (revents != 0): advances the connect or the request.
     // An idle session reads too, so a closed connection is noticed at once.
@@ -95,6 +101,7 @@ class Session {
 
   private:
     void begin_request(TimePoint reply_by);
+    void start_connect();
     Event advance_connect();
     void send_setup(std::size_t step);
     Event setup_replied();
@@ -106,6 +113,9 @@ class Session {
     bool setting_up_ = false;  // a setup statement is in flight
     std::size_t setup_step_ = 0;  // which one
     pq::Connection conn_;
+    pq::ConnectParams* params_ = nullptr;  // of the connect in progress
+    std::unique_ptr<NameLookup> lookup_;  // while connecting: the names not yet looked up
+    bool only_names_ = false;             // and no host of the DSN is reached without them
     Status status_ = Status::closed;
     pq::Connection::Progress progress_ = pq::Connection::Progress::want_write;
     TimePoint deadline_ = TimePoint::max();

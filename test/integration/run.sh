@@ -766,6 +766,77 @@ connection_limit)
     PGOPTIONS= "${PSQL[@]}" -c "DROP OWNED BY $role" -c "DROP ROLE $role" >/dev/null ||
         fail "cannot drop role $role"
     ;;
+silent_dns)
+    # A DNS server that receives the queries and never answers (the fault, checked:
+    # it logs them), in a resolv.conf, nsswitch.conf and hosts file of the case's own,
+    # bind-mounted for singleton-lock alone (unshare -m). libpq looks names up
+    # synchronously; the client now does it on a thread first.
+    [ "$(id -u)" = 0 ] || { info "SKIP: needs root (to mount a resolv.conf of its own)"; exit 77; }
+    cat >"$TMP/dns.py" <<'DNS'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.9", 53))
+log = open(sys.argv[1], "ab", 0)
+open(sys.argv[1] + ".ready", "w").close()
+while True:
+    s.recvfrom(2048)
+    log.write(b"query\n")
+DNS
+    python3 "$TMP/dns.py" "$TMP/queries" 2>"$TMP/dns.log" & PIDS+=($!)
+    wait_for 10 test -e "$TMP/queries.ready" || fail "the silent DNS server could not bind 127.0.0.9:53"
+    printf 'hosts: files dns\n' >"$TMP/nsswitch.conf"
+    printf '127.0.0.1 localhost\n127.0.0.1 db-ok.test\n' >"$TMP/hosts"
+    isolated() {  # isolated LABEL RESOLV_OPTIONS DSN [ARGS]: singleton-lock run with our resolver files
+        printf 'nameserver 127.0.0.9\noptions %s\n' "$2" >"$TMP/$1.resolv.conf"
+        unshare -m bash -c 'for f in resolv.conf:$1.resolv.conf nsswitch.conf:nsswitch.conf hosts:hosts; do
+                                mount --bind "$2/${f#*:}" "/etc/${f%%:*}" || exit 1; done
+                            exec "$3" run --name "$4" --dsn "$5" "${@:6}" -- "$2/worker.sh" "$2" "$1"' \
+            isolated "$1" "$TMP" "$SL" "$NAME" "$3" "${@:4}" 2>"$TMP/$1.log" &
+        PIDS+=($!); eval "PID_$1=$!"
+    }
+    queries() { wc -l <"$TMP/queries"; }
+    # 1. SIGTERM while its name is being looked up: exit at once, COMMAND never ran.
+    #    (Before: 9.4 s, the resolver's timeouts, by hand.)
+    isolated a "timeout:5 attempts:2" "host=db.test"
+    wait_for 10 bash -c "[ \$(wc -l <'$TMP/queries') -ge 1 ]" || fail "no query reached the silent DNS server"
+    sleep 0.3
+    t0=$(now_ns)
+    kill -TERM "$PID_a" || fail "could not send SIGTERM to a"
+    wait_for 3 dead "$PID_a" || fail "a still runs 3 s after SIGTERM while its name lookup hangs"
+    reap "$PID_a"; rc=$RC
+    [ "$rc" = 143 ] || fail "exit $rc after SIGTERM while looking up, expected 143"
+    started a && fail "a ran COMMAND"
+    info "SIGTERM while the DNS server is silent: exit 143 after $(ms_since "$t0") ms"
+    # 2. A lookup that ran out fails the attempt in libpq's words, and libpq is not
+    #    made to ask the silent server again: one lookup (2 queries, A and AAAA) per
+    #    attempt (before: 2 lookups). It retries, and still exits at once on SIGTERM.
+    . "$(dirname "$0")/http_get.sh"
+    q0=$(queries)
+    isolated b "timeout:1 attempts:1" "host=db.test" --health-addr 127.0.0.1:0
+    wait_for 10 logged b "health endpoint on" || fail "b has no health endpoint"
+    pb=$(sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/b.log")
+    failed_attempts() {
+        http_get "$pb" /metrics &&
+            awk '$1 ~ /^singleton_lock_database_errors_total[{ ]/ { print $2 }' <<<"$HTTP_BODY"
+    }
+    attempts_failed() { local n; n=$(failed_attempts); [ "${n:-0}" -ge "$1" ]; }
+    wait_for 20 attempts_failed 3 || fail "b did not fail 3 attempts: '$(failed_attempts)'"
+    q=$(( $(queries) - q0 )); n=$(failed_attempts)
+    logged b 'could not translate host name "db.test" to address' || fail "b did not say why in libpq's words"
+    [ "$q" -le $(( 2 * (n + 1) )) ] ||
+        fail "$q queries for $n failed attempts: libpq asked the silent server again (expected <= $(( 2 * (n + 1) )))"
+    t0=$(now_ns)
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"
+    wait_for 3 dead "$PID_b" || fail "b still runs 3 s after SIGTERM"
+    reap "$PID_b"
+    info "failed lookups: reported in libpq's words, $q queries for $n failed attempts, exit $(ms_since "$t0") ms after SIGTERM"
+    # 3. A name that resolves (from the hosts file) connects and leads.
+    isolated c "timeout:1 attempts:1" "host=db-ok.test"
+    wait_for 20 started c || fail "c (host=db-ok.test) never led: $(cat "$TMP/c.log")"
+    kill -TERM "$PID_c" || fail "could not send SIGTERM to c"; reap "$PID_c"
+    [ "$RC" = 0 ] || [ "$RC" = 143 ] || fail "c exited $RC"
+    info "a name that resolves: connected and led"
+    ;;
 hung_backend)
     # The leader's main session hangs (its backend is SIGSTOPped): the heartbeat
     # never returns. The wrapper must stop (SIGKILL, since COMMAND ignores

@@ -1,6 +1,7 @@
 // ConnectParams: the DSN's host list, rotated past a host that never answered,
 // and the connect_timeout each host gets. No server needed.
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <cstdlib>
 #include <string>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "connection.hpp"
+#include "name_lookup.hpp"
 #include "singleton_lock/errors.hpp"
 
 namespace singleton_lock::pq {
@@ -90,6 +92,38 @@ TEST_F(ConnectParamsTest, UriAndHostaddrLists) {
     EXPECT_EQ(last(addr.starting_at(1), "hostaddr"), "10.0.0.2,10.0.0.1");
     EXPECT_EQ(last(addr.starting_at(1), "host"), "<unset>");
     EXPECT_EQ(addr.find_host("10.0.0.2", "5432"), 1u);
+}
+
+// The names a connect would look up (on the session's thread, name_lookup.hpp):
+// not sockets, numeric addresses or hosts with a hostaddr; each once; and
+// whether they are the only way in (then a lookup that fails fails the attempt).
+TEST_F(ConnectParamsTest, NamesToLookUp) {
+    using Names = std::vector<std::string>;
+    const auto names = ConnectParams("host=db1.test,db2.test,db1.test port=1,2,3", {})
+                           .names_to_look_up();
+    EXPECT_EQ(names.names, (Names{"db1.test", "db2.test"}));
+    EXPECT_TRUE(names.only_names);
+    const auto mixed = ConnectParams("host=/tmp,db.test,10.0.0.1,::1,@abstract port=1,2,3,4,5", {})
+                           .names_to_look_up();
+    EXPECT_EQ(mixed.names, (Names{"db.test"}));
+    EXPECT_FALSE(mixed.only_names);  // the socket is another way in
+    const auto with_addr = ConnectParams("host=a.test,b.test hostaddr=10.0.0.1,", {})
+                               .names_to_look_up();
+    EXPECT_EQ(with_addr.names, (Names{"b.test"}));
+    EXPECT_FALSE(with_addr.only_names);
+    EXPECT_TRUE(ConnectParams("dbname=app", {}).names_to_look_up().names.empty());  // default socket
+    EXPECT_TRUE(ConnectParams("hostaddr=10.0.0.1", {}).names_to_look_up().names.empty());
+    setenv("PGHOST", "env.test", 1);  // (TearDown restores it)
+    EXPECT_EQ(ConnectParams("dbname=app", {}).names_to_look_up().names, (Names{"env.test"}));
+}
+
+// A lookup signals its fd when done (localhost: from /etc/hosts, no DNS).
+TEST(NameLookup, SignalsItsFdWhenDone) {
+    NameLookup lookup({"localhost"});
+    pollfd p{lookup.fd(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 10000), 1);
+    EXPECT_TRUE(lookup.done());
+    EXPECT_FALSE(lookup.all_failed().has_value());
 }
 
 TEST_F(ConnectParamsTest, FindsTheSilentHostAndRotatesPastIt) {

@@ -1,0 +1,93 @@
+#include "name_lookup.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <system_error>
+#include <thread>
+
+namespace singleton_lock {
+
+// Owned by the lookup and by its thread, whichever ends last.
+struct NameLookup::Shared {
+    int fd = -1;
+    std::vector<std::string> names;
+    std::vector<int> results;  // getaddrinfo's, per name (written before done)
+    std::atomic<bool> done{false};
+    ~Shared() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+namespace {
+
+int look_up(const std::string& name) {
+    addrinfo hints{};  // as libpq asks
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const int rc = ::getaddrinfo(name.c_str(), nullptr, &hints, &found);
+    if (rc == 0) ::freeaddrinfo(found);
+    return rc;
+}
+
+bool is_numeric(const std::string& host) {
+    unsigned char address[sizeof(in6_addr)];
+    return ::inet_pton(AF_INET, host.c_str(), address) == 1 ||
+           ::inet_pton(AF_INET6, host.c_str(), address) == 1;
+}
+
+}  // namespace
+
+NameLookup::NameLookup(std::vector<std::string> names) : shared_(std::make_shared<Shared>()) {
+    shared_->fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (shared_->fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+    shared_->names = std::move(names);
+    std::thread([shared = shared_] {
+        for (const auto& name : shared->names) shared->results.push_back(look_up(name));
+        shared->done.store(true);
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const auto n = ::write(shared->fd, &one, sizeof one);
+    }).detach();
+}
+
+NameLookup::~NameLookup() = default;
+
+int NameLookup::fd() const { return shared_->fd; }
+
+bool NameLookup::done() const { return shared_->done.load(); }
+
+std::optional<std::string> NameLookup::all_failed() const {
+    if (!done()) return std::nullopt;
+    const auto& results = shared_->results;
+    if (results.empty() || std::find(results.begin(), results.end(), 0) != results.end())
+        return std::nullopt;
+    return "could not translate host name \"" + shared_->names.front() + "\" to address: " +
+           ::gai_strerror(results.front());
+}
+
+HostNames names_to_look_up(const std::vector<std::string>& hosts,
+                           const std::vector<std::string>& hostaddrs) {
+    HostNames out;
+    out.only_names = !hosts.empty();
+    for (std::size_t i = 0; i < hosts.size(); ++i) {
+        const std::string& host = hosts[i];
+        const bool has_address = i < hostaddrs.size() && !hostaddrs[i].empty();
+        if (host.empty() || host[0] == '/' || host[0] == '@' || has_address || is_numeric(host)) {
+            out.only_names = false;
+            continue;
+        }
+        if (std::find(out.names.begin(), out.names.end(), host) == out.names.end())
+            out.names.push_back(host);
+    }
+    return out;
+}
+
+}  // namespace singleton_lock
