@@ -5,8 +5,8 @@
 #pragma once
 
 #include <chrono>
-#include <memory>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
