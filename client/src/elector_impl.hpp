@@ -33,6 +33,9 @@
 
 namespace singleton_lock {
 
+// The least time between heartbeats asked for by notifications (notified_check).
+constexpr std::chrono::milliseconds kNotifiedCheckGap{100};
+
 struct Elector::Impl {
     enum class Phase {
         idle,
@@ -84,7 +87,12 @@ struct Elector::Impl {
     TimePoint next_heartbeat{};
     bool first_attempt = true;  // the main session's first acquire: never waits
     bool waited = false;
-    bool heartbeat_now = false;
+    // A NOTIFY on our lease's name from another backend asks for a heartbeat at
+    // once (someone may have ended our tenure): due then, at most one per
+    // kNotifiedCheckGap (any role may NOTIFY the channel: a loop of them made a
+    // leader heartbeat 2,400 times a second). max(): none due.
+    TimePoint notified_check = TimePoint::max();
+    TimePoint last_beat_sent{};
     bool release_requested = false;
     bool awaiting_bind = false;
     bool awaiting_confirm = false;

@@ -17,7 +17,8 @@ void Elector::Impl::become_leader() {
 }
 
 void Elector::Impl::send_heartbeat() {
-    heartbeat_now = false;
+    notified_check = TimePoint::max();  // (this one checks whatever was notified)
+    last_beat_sent = Clock::now();
     phase = Phase::heartbeat;
     // No reply deadline of its own: the deadline rule bounds it.
     main.send(sql.heartbeat, {opt.name, std::to_string(token), interval_literal(opt.ttl)},
@@ -64,7 +65,7 @@ void Elector::Impl::lose(LossReason reason, const std::string& detail) {
     phase = Phase::stepping_down;
     state = State::stepping_down;
     was_lost = true;
-    heartbeat_now = false;
+    notified_check = TimePoint::max();
     release_requested = false;
     if (ev.on_lost) ev.on_lost(reason, detail);
     if (release_now && phase == Phase::stepping_down) begin_release();
@@ -74,7 +75,8 @@ void Elector::Impl::leader_timers(TimePoint now) {
     if (timer.must_step_down(now)) {
         lose(LossReason::deadline, phase == Phase::heartbeat ? "heartbeat not confirmed in time"
                                                              : "no heartbeat confirmed in time");
-    } else if (phase == Phase::lead && (heartbeat_now || now >= next_heartbeat) && main.idle()) {
+    } else if (phase == Phase::lead && (now >= notified_check || now >= next_heartbeat) &&
+               main.idle()) {
         send_heartbeat();  // (with one session, after the watch in flight on it returned)
     }
     if (phase == Phase::lead || phase == Phase::heartbeat) maybe_watch(now);
@@ -87,9 +89,10 @@ void Elector::Impl::notifications() {
     }
     const int own = main.backend_pid();
     for (const auto& [pid, payload] : main.notifications())
-        if (pid != own && payload == opt.name)
-            heartbeat_now = true;  // someone else changed our lease: check at once
-                                   // (the watch, when there is one, has reported it already)
+        if (pid != own && payload == opt.name)  // someone else changed our lease: check now
+            // (the watch, when there is one, has reported it already)
+            notified_check = std::min(notified_check,
+                                      std::max(Clock::now(), last_beat_sent + kNotifiedCheckGap));
 }
 
 }  // namespace singleton_lock

@@ -178,8 +178,8 @@ Elector::Impl::TimePoint Elector::Impl::next_wakeup() const {
         case Phase::binding:
             return sessions;
         case Phase::lead:
-            if (heartbeat_now && main.idle()) return Clock::now();
             return std::min({watching == &main ? TimePoint::max() : next_heartbeat,
+                             main.idle() ? notified_check : TimePoint::max(),
                              timer.step_down_at(), watch_wakeup()});
         case Phase::heartbeat:
             return std::min(timer.step_down_at(), watch_wakeup());

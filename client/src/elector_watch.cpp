@@ -24,7 +24,7 @@ void Elector::Impl::maybe_watch(TimePoint now) {
     if (!s.idle()) return;
     Duration wait = policy::within_statement_timeout(timing.watch_wait, statement_timeout);
     if (&s == &main) {  // one session: watch until the next heartbeat is due
-        if (phase != Phase::lead || heartbeat_now) return;
+        if (phase != Phase::lead || notified_check != TimePoint::max()) return;
         const auto until_beat = std::chrono::duration_cast<Duration>(next_heartbeat - now);
         if (until_beat < Duration(20)) return;  // the heartbeat first
         wait = std::min(wait, until_beat);

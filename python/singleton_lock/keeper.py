@@ -45,6 +45,10 @@ WATCH_PAST_HEARTBEAT = 1.0
 # Elsewhere a watch is asked to end before the next heartbeat, and within this
 # (it bounds how long a lost cancel request could matter).
 WATCH_MAX = 1.0
+# A NOTIFY about our lease asks for a heartbeat at once, but at most one per this
+# (any role may NOTIFY the channel: a loop of them made a leader heartbeat
+# thousands of times a second).
+NOTIFIED_CHECK_GAP = 0.1
 
 
 class Duty(enum.Enum):
@@ -78,6 +82,8 @@ class Keeper:
         self._on_reply = on_reply
         self._next_heartbeat = timer.next_heartbeat_at
         self._heartbeat_now = confirm_now  # after a waited acquire: confirm at once
+        self._notified_check = float("inf")  # a heartbeat a NOTIFY asked for is due then
+        self._last_beat = 0.0  # when the last heartbeat went out
         self._quiet = False  # stopping: start no more watches
         self._wake = asyncio.Event()  # anything worth a look (while idle)
         self._release_requested = asyncio.Event()  # release(): ends the loop, even mid-watch
@@ -94,8 +100,10 @@ class Keeper:
         self._wake.set()
 
     def notified(self) -> None:
-        """Someone else changed our lease (NOTIFY): heartbeat at once."""
-        self._heartbeat_now = True
+        """Someone else changed our lease (NOTIFY): heartbeat at once, or
+        NOTIFIED_CHECK_GAP after the last one."""
+        self._notified_check = min(self._notified_check,
+                                   max(now(), self._last_beat + NOTIFIED_CHECK_GAP))
         self._wake.set()
 
     def duty(self, t: float) -> Duty:
@@ -105,7 +113,7 @@ class Keeper:
             return Duty.BROKEN
         if self._release_requested.is_set():
             return Duty.RELEASE
-        if self._heartbeat_now or t >= self._next_heartbeat:
+        if self._heartbeat_now or t >= self._next_heartbeat or t >= self._notified_check:
             return Duty.HEARTBEAT
         if self._watch_enabled and not self._quiet and not self._lease.step_down_requested.is_set():
             return Duty.WATCH
@@ -147,7 +155,8 @@ class Keeper:
 
     async def _heartbeat(self) -> None:
         self._heartbeat_now = False
-        sent = now()
+        self._notified_check = float("inf")  # (this one checks whatever was notified)
+        sent = self._last_beat = now()
         reply = await self._call(self._sql.heartbeat, (self._lease.name, self._lease.token,
                                                         self._ttl))
         if reply is None:
@@ -243,7 +252,7 @@ class Keeper:
         """Sleep until the next timer, but wake at once on anything the server
         sends (a notification about our lease, or the end of the connection)
         and on a request."""
-        timeout = min(self._next_heartbeat, self._timer.step_down_at) - now()
+        timeout = min(self._next_heartbeat, self._notified_check, self._timer.step_down_at) - now()
         self._wake.clear()
         self.link.watch(self._wake.set)
         try:

@@ -837,6 +837,39 @@ DNS
     [ "$RC" = 0 ] || [ "$RC" = 143 ] || fail "c exited $RC"
     info "a name that resolves: connected and led"
     ;;
+notify_spam)
+    # Any role may NOTIFY the channel singleton_lock. A loop of NOTIFYs naming the
+    # lease, from a role granted nothing, made the leader heartbeat once per
+    # notification (11,899 in 5 s, by hand); now at most one per 100 ms. A real
+    # change during the spam (a force release) still stops COMMAND at once.
+    . "$(dirname "$0")/http_get.sh"
+    role="it_spam_$$"
+    PGOPTIONS= "${PSQL[@]}" -c "CREATE ROLE $role LOGIN" || fail "cannot create role $role"
+    start a --ttl 30s --health-addr 127.0.0.1:0  # (its own heartbeats: one per 10 s)
+    wait_for 20 started a || fail "COMMAND never started"
+    pa=$(sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/a.log")
+    beats() {
+        http_get "$pa" /metrics &&
+            awk '$1 ~ /^singleton_lock_heartbeat_duration_seconds_count[{ ]/ { print $2 }' <<<"$HTTP_BODY"
+    }
+    yes "NOTIFY singleton_lock, '$NAME';" | PGOPTIONS= psql -X -q -U "$role" >/dev/null 2>"$TMP/spam.log" &
+    spammer=$!; PIDS+=("$spammer")
+    sleep 0.5
+    t0=$(now_ns); b0=$(beats); sleep 3; b1=$(beats); window_ms=$(ms_since "$t0")
+    n=$(( b1 - b0 ))
+    # (at least a few: the fault applied, the notifications reach the leader)
+    [ "$n" -ge 5 ] || fail "$n heartbeats in 3 s of NOTIFY spam: did the spam reach the leader? $(cat "$TMP/spam.log")"
+    # (one per 100 ms, one of its own, and one in flight at each end of the window)
+    [ "$n" -le $(( window_ms / 100 + 3 )) ] ||
+        fail "$n heartbeats in $window_ms ms of NOTIFY spam (at most one per 100 ms expected)"
+    child=$(cat "$TMP/a.child")
+    out=$("$SL" release --name "$NAME" --force) || fail "release --force failed: $out"
+    wait_for 10 dead "$child" || fail "COMMAND still running 10 s after a force release during the spam"
+    reap "$PID_a"; [ "$RC" = 3 ] || fail "exit $RC after the force release, expected 3"
+    kill "$spammer" 2>/dev/null; pkill -u "$(id -u)" -f "psql -X -q -U $role" 2>/dev/null
+    PGOPTIONS= "${PSQL[@]}" -c "DROP ROLE $role" >/dev/null 2>&1
+    info "NOTIFY spam from a role granted nothing: $n heartbeats in $window_ms ms; a force release still stopped COMMAND"
+    ;;
 hung_backend)
     # The leader's main session hangs (its backend is SIGSTOPped): the heartbeat
     # never returns. The wrapper must stop (SIGKILL, since COMMAND ignores

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 import singleton_lock
+import singleton_lock.keeper
 from singleton_lock import LossReason, State
 from singleton_lock.link import Link, ReplyTimeout
 
@@ -693,3 +694,50 @@ def test_a_blocked_blocking_acquire_is_interruptible():
     assert waiter.lease is None and holder.lease is not None
     waiter.close()
     holder.close()
+
+
+async def test_notify_spam_is_heeded_at_most_every_100_ms(monkeypatch):
+    """Any role may NOTIFY the channel singleton_lock. A leader that cannot
+    watch (no EXECUTE on singleton_watch) heartbeats when a notification names
+    its lease, but at most once per 100 ms: a loop of NOTIFYs made it heartbeat
+    once per notification."""
+    role = unique("spam_role")
+    name = unique("lib_spam")
+    with admin() as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute("GRANT EXECUTE ON FUNCTION singleton_acquire(text, interval, text, interval, "
+                     "integer), singleton_heartbeat(text, bigint, interval), "
+                     f"singleton_release(text, bigint), singleton_bind(text, bigint) TO {role}")
+    beats = []
+    heartbeat = singleton_lock.keeper.Keeper._heartbeat
+
+    async def counted(self):  # type: ignore[no-untyped-def]
+        beats.append(time.monotonic())
+        await heartbeat(self)
+    monkeypatch.setattr(singleton_lock.keeper.Keeper, "_heartbeat", counted)
+    stop = threading.Event()
+
+    def spam() -> None:
+        with admin() as conn:
+            while not stop.is_set():
+                conn.execute(f"NOTIFY singleton_lock, '{name}'")
+    leader = singleton_lock.AsyncElector(name, ttl="30s", dsn=f"user={role}")
+    spammer = threading.Thread(target=spam)
+    try:
+        await leader.acquire()
+        spammer.start()
+        await asyncio.sleep(0.3)
+        n0, t0 = len(beats), time.monotonic()
+        await asyncio.sleep(2.0)
+        n, window = len(beats) - n0, time.monotonic() - t0
+        print(f"\n[library] NOTIFY spam: {n} heartbeats in {ms(window)}")
+        assert n >= 3, "the notifications did not reach the leader"
+        assert n <= window / 0.1 + 3, f"{n} heartbeats in {ms(window)} of NOTIFY spam"
+    finally:
+        stop.set()
+        if spammer.is_alive():
+            spammer.join()
+        await leader.aclose()
+        with admin() as conn:
+            conn.execute(f"DROP OWNED BY {role}")  # (its grants)
+            conn.execute(f"DROP ROLE {role}")
