@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -38,6 +40,24 @@ int look_up(const std::string& name) {
     return rc;
 }
 
+// While alive, the calling thread blocks every signal, so that a thread it
+// starts takes none: they stay with the application's threads (a handler run
+// on the lookup's thread would not interrupt the caller's wait).
+class SignalsBlocked {
+  public:
+    SignalsBlocked() {
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old_);
+    }
+    ~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+    SignalsBlocked(const SignalsBlocked&) = delete;
+    SignalsBlocked& operator=(const SignalsBlocked&) = delete;
+
+  private:
+    sigset_t old_;
+};
+
 bool is_numeric(const std::string& host) {
     unsigned char address[sizeof(in6_addr)];
     return ::inet_pton(AF_INET, host.c_str(), address) == 1 ||
@@ -50,6 +70,8 @@ NameLookup::NameLookup(std::vector<std::string> names) : shared_(std::make_share
     shared_->fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (shared_->fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
     shared_->names = std::move(names);
+    shared_->results.reserve(shared_->names.size());  // (no allocation on the thread)
+    SignalsBlocked quiet;
     std::thread([shared = shared_] {
         for (const auto& name : shared->names) shared->results.push_back(look_up(name));
         shared->done.store(true);
