@@ -71,6 +71,9 @@ ci_in_root() {
   unshare --mount --propagation private -- bash -c '
     set -e
     dir=$1; shift
+    # The root a mount point of its own (in this private namespace), as on a machine:
+    # inside it `unshare -m` can then make "/" private (run.sh silent_dns).
+    mount --bind "$dir" "$dir"
     mount -t proc proc "$dir/proc"
     mount -t sysfs sys "$dir/sys"
     mount --bind /dev "$dir/dev"
@@ -81,6 +84,7 @@ ci_in_root() {
     rc=$?
     ci_kill_root_processes "$dir" || rc=1
     for m in dev/shm dev/pts dev sys proc; do umount -l "$dir/$m" || rc=1; done
+    umount -l "$dir" || rc=1
     exit $rc' ci_in_root "$dir" "${env_args[@]}" /bin/bash -c "$*" || rc=$?
   return $rc
 }

@@ -768,10 +768,15 @@ connection_limit)
     ;;
 silent_dns)
     # A DNS server that receives the queries and never answers (the fault, checked:
-    # it logs them), in a resolv.conf, nsswitch.conf and hosts file of the case's own,
-    # bind-mounted for singleton-lock alone (unshare -m). libpq looks names up
-    # synchronously; the client now does it on a thread first.
-    [ "$(id -u)" = 0 ] || { info "SKIP: needs root (to mount a resolv.conf of its own)"; exit 77; }
+    # it logs them), in a resolv.conf, nsswitch.conf and hosts file of the case's own:
+    # singleton-lock runs in a mount namespace of its own (unshare -m) with a copy of
+    # /etc over /etc. libpq looks names up synchronously; the client now does it on a
+    # thread first.
+    [ "$(id -u)" = 0 ] || { info "SKIP: needs root (to mount an /etc of its own)"; exit 77; }
+    unshare -m true 2>"$TMP/unshare.err" || {
+        info "SKIP: cannot make a private mount namespace here: $(cat "$TMP/unshare.err")" \
+             "(needs CAP_SYS_ADMIN, and / a mount point: in a chroot, bind-mount its root onto itself)"
+        exit 77; }
     cat >"$TMP/dns.py" <<'DNS'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -787,9 +792,13 @@ DNS
     printf 'hosts: files dns\n' >"$TMP/nsswitch.conf"
     printf '127.0.0.1 localhost\n127.0.0.1 db-ok.test\n' >"$TMP/hosts"
     isolated() {  # isolated LABEL RESOLV_OPTIONS DSN [ARGS]: singleton-lock run with our resolver files
-        printf 'nameserver 127.0.0.9\noptions %s\n' "$2" >"$TMP/$1.resolv.conf"
-        unshare -m bash -c 'for f in resolv.conf:$1.resolv.conf nsswitch.conf:nsswitch.conf hosts:hosts; do
-                                mount --bind "$2/${f#*:}" "/etc/${f%%:*}" || exit 1; done
+        local etc="$TMP/$1.etc"
+        cp -a /etc "$etc" 2>/dev/null; [ -d "$etc" ] || fail "cannot copy /etc"
+        # (removed first: in the copy they may be symbolic links to the machine's own files)
+        rm -f "$etc/resolv.conf" "$etc/nsswitch.conf" "$etc/hosts"
+        printf 'nameserver 127.0.0.9\noptions %s\n' "$2" >"$etc/resolv.conf"
+        cp "$TMP/nsswitch.conf" "$TMP/hosts" "$etc/" || fail "cannot write $etc"
+        unshare -m bash -c 'mount --bind "$2/$1.etc" /etc || exit 1
                             exec "$3" run --name "$4" --dsn "$5" "${@:6}" -- "$2/worker.sh" "$2" "$1"' \
             isolated "$1" "$TMP" "$SL" "$NAME" "$3" "${@:4}" 2>"$TMP/$1.log" &
         PIDS+=($!); eval "PID_$1=$!"
