@@ -1,5 +1,7 @@
 #include "connection.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
@@ -10,7 +12,6 @@
 #include <thread>
 
 #include "conninfo_check.hpp"
-#include "name_lookup.hpp"
 #include "singleton_lock/errors.hpp"
 
 namespace singleton_lock::pq {
@@ -20,6 +21,12 @@ namespace {
 // Server notices (e.g. "terminating connection due to administrator command")
 // must not reach stderr raw: the error paths report what matters, once.
 void drop_notice(void*, const char*) {}
+
+bool is_numeric(const std::string& host) {
+    unsigned char address[sizeof(in6_addr)];
+    return ::inet_pton(AF_INET, host.c_str(), address) == 1 ||
+           ::inet_pton(AF_INET6, host.c_str(), address) == 1;
+}
 
 std::string trimmed(const char* text) {
     std::string s = text ? text : "";
@@ -159,13 +166,19 @@ void ConnectParams::parse_hosts(PQconninfoOption* parsed) {
                           ports.size() == n ? ports[i] : ports[0]});
 }
 
-HostNames ConnectParams::names_to_look_up() const {
-    std::vector<std::string> hosts, addrs;
+ConnectParams::HostNames ConnectParams::names_to_look_up() const {
+    HostNames out;
+    out.only_names = !hosts_.empty();
     for (const Host& h : hosts_) {
-        hosts.push_back(h.host);
-        addrs.push_back(h.hostaddr);
+        if (h.host.empty() || h.host[0] == '/' || h.host[0] == '@' || !h.hostaddr.empty() ||
+            is_numeric(h.host)) {
+            out.only_names = false;
+            continue;
+        }
+        if (std::find(out.names.begin(), out.names.end(), h.host) == out.names.end())
+            out.names.push_back(h.host);
     }
-    return singleton_lock::names_to_look_up(hosts, addrs);
+    return out;
 }
 
 std::optional<std::size_t> ConnectParams::find_host(const std::string& host,

@@ -11,8 +11,6 @@
 #include <utility>
 #include <vector>
 
-#include "name_lookup.hpp"
-
 namespace singleton_lock::pq {
 
 struct ConnDeleter {
@@ -73,7 +71,13 @@ class ConnectParams {
     ConnectParams starting_at(std::size_t first) const;
     // The connect_timeout libpq would use (at least 2 s); nullopt: none.
     std::optional<std::chrono::milliseconds> connect_timeout() const;
-    // The host names a connect would look up (name_lookup.hpp).
+    // The host names a connect would look up (name_lookup.hpp): not a Unix
+    // socket (a path, or @abstract), not a numeric address, and without a
+    // hostaddr of their own; each once.
+    struct HostNames {
+        std::vector<std::string> names;
+        bool only_names = false;  // every host is one of them (there is no other way in)
+    };
     HostNames names_to_look_up() const;
 
   private:

@@ -1,6 +1,5 @@
 #include "name_lookup.hpp"
 
-#include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -58,12 +57,6 @@ class SignalsBlocked {
     sigset_t old_;
 };
 
-bool is_numeric(const std::string& host) {
-    unsigned char address[sizeof(in6_addr)];
-    return ::inet_pton(AF_INET, host.c_str(), address) == 1 ||
-           ::inet_pton(AF_INET6, host.c_str(), address) == 1;
-}
-
 }  // namespace
 
 NameLookup::NameLookup(std::vector<std::string> names) : shared_(std::make_shared<Shared>()) {
@@ -93,23 +86,6 @@ std::optional<std::string> NameLookup::all_failed() const {
         return std::nullopt;
     return "could not translate host name \"" + shared_->names.front() + "\" to address: " +
            ::gai_strerror(results.front());
-}
-
-HostNames names_to_look_up(const std::vector<std::string>& hosts,
-                           const std::vector<std::string>& hostaddrs) {
-    HostNames out;
-    out.only_names = !hosts.empty();
-    for (std::size_t i = 0; i < hosts.size(); ++i) {
-        const std::string& host = hosts[i];
-        const bool has_address = i < hostaddrs.size() && !hostaddrs[i].empty();
-        if (host.empty() || host[0] == '/' || host[0] == '@' || has_address || is_numeric(host)) {
-            out.only_names = false;
-            continue;
-        }
-        if (std::find(out.names.begin(), out.names.end(), host) == out.names.end())
-            out.names.push_back(host);
-    }
-    return out;
 }
 
 }  // namespace singleton_lock

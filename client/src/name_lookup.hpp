@@ -39,14 +39,4 @@ class NameLookup {
     std::shared_ptr<Shared> shared_;
 };
 
-// The names among a DSN's hosts that a connect would look up: not a Unix
-// socket (a path, or @abstract), not a numeric address, and without a
-// hostaddr of their own. Each once.
-struct HostNames {
-    std::vector<std::string> names;
-    bool only_names = false;  // every host is one of them (there is no other way in)
-};
-HostNames names_to_look_up(const std::vector<std::string>& hosts,
-                           const std::vector<std::string>& hostaddrs);
-
 }  // namespace singleton_lock

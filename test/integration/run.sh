@@ -77,6 +77,14 @@ start() {
 }
 started() { [ -s "$TMP/$1.started" ]; }
 logged() { grep -q "$2" "$TMP/$1.log" 2>/dev/null; }
+. "$(dirname "$0")/http_get.sh"
+# The health endpoint's port that LABEL's log names, and a metric's value there for this lease.
+port_of() { sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/$1.log"; }
+metric() {  # metric PORT NAME
+    http_get "$1" /metrics && [ "$HTTP_CODE" = 200 ] || fail "no /metrics on :$1"
+    prometheus_text_ok "$HTTP_BODY" || fail "/metrics on :$1 is not Prometheus text"
+    awk -v m="$2{name=\"$NAME\"}" '$1 == m { print $2 }' <<<"$HTTP_BODY"
+}
 alive() { kill -0 "$1" 2>/dev/null; }
 stopped() { [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = T ]; }
 # Dead, or a zombie waiting for init to reap it (its group was SIGKILLed with its parent).
@@ -171,17 +179,10 @@ lost_kills_stubborn_command)
 health)
     # Every endpoint, checked with bash's /dev/tcp (no curl needed): a leader, a
     # standby, a standby that cannot reach the database, and after a handover.
-    . "$(dirname "$0")/http_get.sh"
-    port_of() { sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/$1.log"; }
     expect() {  # expect PORT PATH CODE [BODY]
         http_get "$1" "$2" || fail "no answer on :$1$2"
         [ "$HTTP_CODE" = "$3" ] || fail ":$1$2 answered $HTTP_CODE ($HTTP_BODY), expected $3"
         [ -z "${4:-}" ] || [ "$HTTP_BODY" = "$4" ] || fail ":$1$2 said '$HTTP_BODY', expected '$4'"
-    }
-    metric() {  # metric PORT NAME: its value for this lease
-        http_get "$1" /metrics && [ "$HTTP_CODE" = 200 ] || fail "no /metrics on :$1"
-        prometheus_text_ok "$HTTP_BODY" || fail "/metrics on :$1 is not Prometheus text"
-        awk -v m="$2{name=\"$NAME\"}" '$1 == m { print $2 }' <<<"$HTTP_BODY"
     }
     start a --ttl 2s --health-addr 127.0.0.1:0
     wait_for 20 started a || fail "COMMAND never started"
@@ -819,15 +820,11 @@ DNS
     # 2. A lookup that ran out fails the attempt in libpq's words, and libpq is not
     #    made to ask the silent server again: one lookup (2 queries, A and AAAA) per
     #    attempt (before: 2 lookups). It retries, and still exits at once on SIGTERM.
-    . "$(dirname "$0")/http_get.sh"
     q0=$(queries)
     isolated b "timeout:1 attempts:1" "host=db.test" --health-addr 127.0.0.1:0
     wait_for 10 logged b "health endpoint on" || fail "b has no health endpoint"
-    pb=$(sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/b.log")
-    failed_attempts() {
-        http_get "$pb" /metrics &&
-            awk '$1 ~ /^singleton_lock_database_errors_total[{ ]/ { print $2 }' <<<"$HTTP_BODY"
-    }
+    pb=$(port_of b)
+    failed_attempts() { metric "$pb" singleton_lock_database_errors_total; }
     attempts_failed() { local n; n=$(failed_attempts); [ "${n:-0}" -ge "$1" ]; }
     wait_for 20 attempts_failed 3 || fail "b did not fail 3 attempts: '$(failed_attempts)'"
     q=$(( $(queries) - q0 )); n=$(failed_attempts)
@@ -851,16 +848,12 @@ notify_spam)
     # lease, from a role granted nothing, made the leader heartbeat once per
     # notification (11,899 in 5 s, by hand); now at most one per 100 ms. A real
     # change during the spam (a force release) still stops COMMAND at once.
-    . "$(dirname "$0")/http_get.sh"
     role="it_spam_$$"
     PGOPTIONS= "${PSQL[@]}" -c "CREATE ROLE $role LOGIN" || fail "cannot create role $role"
     start a --ttl 30s --health-addr 127.0.0.1:0  # (its own heartbeats: one per 10 s)
     wait_for 20 started a || fail "COMMAND never started"
-    pa=$(sed -n 's|.*health endpoint on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/a.log")
-    beats() {
-        http_get "$pa" /metrics &&
-            awk '$1 ~ /^singleton_lock_heartbeat_duration_seconds_count[{ ]/ { print $2 }' <<<"$HTTP_BODY"
-    }
+    pa=$(port_of a)
+    beats() { metric "$pa" singleton_lock_heartbeat_duration_seconds_count; }
     yes "NOTIFY singleton_lock, '$NAME';" | PGOPTIONS= psql -X -q -U "$role" >/dev/null 2>"$TMP/spam.log" &
     spammer=$!; PIDS+=("$spammer")
     sleep 0.5
