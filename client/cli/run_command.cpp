@@ -11,6 +11,7 @@
 #include "commands.hpp"
 #include "exit_codes.hpp"
 #include "log.hpp"
+#include "open_files.hpp"
 #include "reaper.hpp"
 #include "runner.hpp"
 
@@ -41,6 +42,14 @@ int run_to_the_end(const RunArgs& args) {
     if (command.failure != 0) {
         log(command.error);
         return command.failure;
+    }
+    // Checked before the lease is taken too: with too few descriptors every
+    // connection attempt fails alike, and waiting would never end.
+    const std::string no_room = open_files::make_room(
+        open_files::needed_without_health + (args.health ? open_files::needed_for_health : 0));
+    if (!no_room.empty()) {
+        log(no_room);
+        return exit_code::error;
     }
     const int sfd = open_signalfd();
     if (sfd < 0) {

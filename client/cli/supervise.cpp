@@ -13,6 +13,7 @@
 #include <climits>
 #include <initializer_list>
 
+#include "open_files.hpp"
 #include "reaper.hpp"
 #include "supervisor_link.hpp"
 
@@ -47,6 +48,7 @@ std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::signal(SIGPIPE, SIG_DFL);
+    open_files::restore_for_command();
     ::execve(c.path, c.argv, c.envp);
     ::_exit(errno == ENOENT ? 127 : 126);
 }

@@ -502,6 +502,44 @@ closed_stdio)
     [ "$(lease_state)" = free ] || fail "lease not released: $(lease_state)"
     info "stderr on a full disk: COMMAND's status kept, lease released, exited after $(ms_since "$t0") ms: ok"
     ;;
+open_files)
+    # Too few descriptors (ulimit -n). Before: every connection attempt failed alike
+    # ("could not create socket: Too many open files") and a standby retried for
+    # ever, as if the database were down.
+    # 1. A hard limit below the need: exit 1 at once, saying so; nothing contended.
+    ( ulimit -n 7; exec "$SL" run --name "$NAME" -- "$TMP/worker.sh" "$TMP" a ) 2>"$TMP/a.log" &
+    PID_a=$!; PIDS+=("$PID_a")
+    wait_for 5 dead "$PID_a" || fail "still running 5 s after a start with ulimit -n 7: $(cat "$TMP/a.log")"
+    reap "$PID_a"
+    [ "$RC" = 1 ] || fail "ulimit -n 7: exit $RC, expected 1"
+    logged a "the limit on open files is 7 (ulimit -n; hard limit 7): singleton-lock run needs 16" ||
+        fail "no reason given: $(cat "$TMP/a.log")"
+    logged a "waiting as" && fail "contended with ulimit -n 7"
+    started a && fail "COMMAND ran with ulimit -n 7"
+    info "hard limit 7: $(sed 's/.*]: //' "$TMP/a.log")"
+    # 2. The health endpoint needs room for its connections too.
+    ( ulimit -n 40; exec "$SL" run --name "$NAME" --health-addr 127.0.0.1:0 -- \
+        "$TMP/worker.sh" "$TMP" b ) 2>"$TMP/b.log" &
+    PID_b=$!; PIDS+=("$PID_b")
+    wait_for 5 dead "$PID_b" || fail "still running 5 s after a start with ulimit -n 40 and --health-addr"
+    reap "$PID_b"
+    [ "$RC" = 1 ] || fail "ulimit -n 40 with --health-addr: exit $RC, expected 1"
+    logged b "singleton-lock run needs 50" || fail "no reason given: $(cat "$TMP/b.log")"
+    started b && fail "COMMAND ran with ulimit -n 40 and --health-addr"
+    # 3. Only the soft limit low: raised for singleton-lock, which leads; COMMAND
+    #    runs with the limit it was started with (its output: no redirection of its
+    #    own, for which sh would need a descriptor above 9).
+    ( ulimit -Sn 7; exec "$SL" run --name "$NAME" --health-addr 127.0.0.1:0 -- sh -c 'ulimit -Sn' ) \
+        >"$TMP/c.nofile" 2>"$TMP/c.log" &
+    PID_c=$!; PIDS+=("$PID_c")
+    wait_for 20 dead "$PID_c" || fail "ulimit -Sn 7: still running after 20 s: $(cat "$TMP/c.log")"
+    reap "$PID_c"
+    [ "$RC" = 0 ] || fail "ulimit -Sn 7: exit $RC: $(cat "$TMP/c.log")"
+    [ "$(cat "$TMP/c.nofile" 2>/dev/null)" = 7 ] ||
+        fail "COMMAND's soft limit is '$(cat "$TMP/c.nofile" 2>/dev/null)', expected the 7 it was started with"
+    [ "$(lease_state)" = free ] || fail "lease not released: $(lease_state)"
+    info "soft limit 7 (hard $(ulimit -Hn)): led, COMMAND ran with soft limit 7: ok"
+    ;;
 passed_signals)
     # SIGHUP, SIGUSR1, SIGUSR2 (a reload, a log reopen) are passed on to COMMAND; the
     # lease is unaffected. A standby without COMMAND ignores them. SIGQUIT kills this
