@@ -191,14 +191,56 @@ std::optional<std::size_t> ConnectParams::find_host(const std::string& host,
     return std::nullopt;
 }
 
+// The hosts from host `first` on, each name a lookup found given as one entry
+// per address; a name it found nothing for is left out while others remain
+// (libpq would only ask the resolver again, and wait as long again).
+std::vector<ConnectParams::Host> ConnectParams::hosts_to_try(std::size_t first) const {
+    std::vector<Host> rotated, out;
+    for (std::size_t i = 0; i < hosts_.size(); ++i) rotated.push_back(hosts_[(first + i) % hosts_.size()]);
+    for (const Host& h : rotated) {
+        const auto found = std::find_if(addresses_.begin(), addresses_.end(),
+                                        [&](const auto& a) { return a.first == h.host; });
+        if (!h.hostaddr.empty() || found == addresses_.end()) {
+            out.push_back(h);
+            continue;
+        }
+        for (const std::string& address : found->second) out.push_back({h.host, address, h.port});
+    }
+    return out.empty() ? rotated : out;
+}
+
+// libpq names a host given by hostaddr by its address alone: where the address
+// is one a lookup found for exactly one name (and not written in the DSN), its
+// message names the host as it does for a name it looked up itself.
+std::string ConnectParams::naming_addresses(std::string message) const {
+    const auto written = [&](const std::string& a) {
+        return std::any_of(hosts_.begin(), hosts_.end(),
+                           [&](const Host& h) { return h.host == a || h.hostaddr == a; });
+    };
+    for (const auto& [name, addresses] : addresses_)
+        for (const std::string& a : addresses) {
+            const auto owners = std::count_if(addresses_.begin(), addresses_.end(), [&](const auto& o) {
+                return std::find(o.second.begin(), o.second.end(), a) != o.second.end();
+            });
+            if (owners != 1 || written(a)) continue;
+            const std::string bare = "at \"" + a + "\", port ";
+            const std::string named = "at \"" + name + "\" (" + a + "), port ";
+            for (auto at = message.find(bare); at != std::string::npos;
+                 at = message.find(bare, at + named.size()))
+                message.replace(at, bare.size(), named);
+        }
+    return message;
+}
+
 ConnectParams ConnectParams::starting_at(std::size_t first) const {
     ConnectParams out;
     out.kw_ = kw_;
     out.val_ = val_;
-    if (hosts_.size() > 1 && first % hosts_.size() != 0) {
+    const bool rotated = hosts_.size() > 1 && first % hosts_.size() != 0;
+    if (rotated || !addresses_.empty()) {
         // After the dbname entry: later keywords override the expanded DSN.
         std::vector<std::string> hosts, addrs, ports;
-        for (const Host& h : hosts_) {
+        for (const Host& h : hosts_to_try(first)) {
             hosts.push_back(h.host);
             addrs.push_back(h.hostaddr);
             ports.push_back(h.port);
@@ -208,15 +250,15 @@ ConnectParams ConnectParams::starting_at(std::size_t first) const {
         };
         if (any(hosts)) {
             out.kw_.emplace_back("host");
-            out.val_.push_back(joined(hosts, first));
+            out.val_.push_back(joined(hosts, 0));
         }
         if (any(addrs)) {
             out.kw_.emplace_back("hostaddr");
-            out.val_.push_back(joined(addrs, first));
+            out.val_.push_back(joined(addrs, 0));
         }
-        if (per_host_ports_) {
+        if (per_host_ports_) {  // (else one port, or none, applies to every entry)
             out.kw_.emplace_back("port");
-            out.val_.push_back(joined(ports, first));
+            out.val_.push_back(joined(ports, 0));
         }
     }
     out.build_pointers();
@@ -268,8 +310,10 @@ Connection::Progress Connection::advance() {
             if (PQsetnonblocking(conn_.get(), 1) != 0)
                 throw ConnectionError(trimmed(PQerrorMessage(conn_.get())));
             return Progress::ready;
-        default:
-            throw ConnectionError(trimmed(PQerrorMessage(conn_.get())));
+        default: {
+            const std::string why = trimmed(PQerrorMessage(conn_.get()));
+            throw ConnectionError(params_ ? params_->naming_addresses(why) : why);
+        }
     }
 }
 

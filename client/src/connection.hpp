@@ -79,6 +79,16 @@ class ConnectParams {
         bool only_names = false;  // every host is one of them (there is no other way in)
     };
     HostNames names_to_look_up() const;
+    // What a lookup of those names found (name -> numeric addresses; none when
+    // it failed). Connects then give libpq each address as an entry of its own
+    // (host=NAME hostaddr=ADDRESS: TLS, Kerberos and the password file still
+    // see the name), so that libpq, whose lookup blocks, does not ask the
+    // resolver again. Empty (the default): libpq looks the names up itself.
+    using Addresses = std::vector<std::pair<std::string, std::vector<std::string>>>;
+    void use_addresses(Addresses found) { addresses_ = std::move(found); }
+    // libpq's message with such addresses named as libpq names a host it
+    // looked up itself ("db.test" (10.0.0.1)).
+    std::string naming_addresses(std::string message) const;
 
   private:
     struct Host {
@@ -86,10 +96,12 @@ class ConnectParams {
     };
     ConnectParams() = default;
     void parse_hosts(PQconninfoOption* parsed);  // the parsed DSN (never null: refused first)
+    std::vector<Host> hosts_to_try(std::size_t first) const;
     void build_pointers();
     std::vector<std::string> kw_, val_;
     std::vector<const char*> kw_ptrs_, val_ptrs_;
     std::vector<Host> hosts_;
+    Addresses addresses_;
     std::string dsn_connect_timeout_;
     bool per_host_ports_ = false;
     std::size_t first_ = 0;

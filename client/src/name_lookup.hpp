@@ -2,19 +2,20 @@
 // libpq's non-blocking connect still calls getaddrinfo synchronously, so a DNS
 // server that never answers held the caller's loop for the resolver's whole
 // timeout (a standby exited 8.0 s after SIGTERM). The session now waits for
-// this lookup's fd among its other events, then connects; by then the
-// resolver has answered once, so libpq's own lookup of the same names is
-// normally quick. When every host of the DSN is a name and none could be
-// looked up, the session fails the attempt itself, in libpq's words, instead
-// of letting libpq ask the silent resolver again. (A resolver that answers
-// slowly each time still stalls libpq's lookup; a service file's hosts are not
-// seen here.)
+// this lookup's fd among its other events, then connects to the addresses it
+// found (ConnectParams::use_addresses), so that libpq does not ask the
+// resolver again (a resolver slow to answer stalled libpq's lookup as long
+// again, in the caller's loop). When every host of the DSN is a name and none
+// could be looked up, the session fails the attempt itself, in libpq's words.
+// (A service file's hosts are not seen here: libpq looks those up.)
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "connection.hpp"
 
 namespace singleton_lock {
 
@@ -30,11 +31,17 @@ class NameLookup {
 
     int fd() const;     // readable once every name has been looked up
     bool done() const;
+    // Once done: each name with its numeric addresses (none when it failed).
+    pq::ConnectParams::Addresses found() const;
     // Once done: when no name could be looked up, libpq's words for the first
     // failure ("could not translate host name ...").
     std::optional<std::string> all_failed() const;
+    // Once done: libpq's words for each name that could not be looked up, one
+    // per line ("" when none failed).
+    std::string failures() const;
 
   private:
+    std::string failure(std::size_t i) const;
     struct Shared;
     std::shared_ptr<Shared> shared_;
 };

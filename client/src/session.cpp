@@ -33,6 +33,8 @@ void Session::connect(pq::ConnectParams& params, std::chrono::milliseconds per_h
 }
 
 void Session::start_connect() {
+    params_->use_addresses(lookup_ ? lookup_->found() : pq::ConnectParams::Addresses{});
+    not_found_ = lookup_ ? lookup_->failures() : std::string();
     lookup_.reset();
     status_ = Status::closed;  // until libpq has begun (it throws when it cannot)
     conn_ = pq::Connection::start(*params_);
@@ -90,7 +92,7 @@ Session::Event Session::on_ready(short revents) {
         case Status::connecting:
             if (lookup_) {
                 if (!lookup_->done()) return Event::none;
-                // (libpq would ask the resolver again, and wait as long again)
+                // (libpq is not made to ask the resolver again, and wait as long again)
                 if (auto failed = lookup_->all_failed(); failed && only_names_) {
                     close();
                     throw ConnectionError(*failed);
@@ -98,7 +100,12 @@ Session::Event Session::on_ready(short revents) {
                 start_connect();
                 return Event::none;
             }
-            return advance_connect();
+            try {
+                return advance_connect();
+            } catch (const ConnectionError& e) {  // (libpq says nothing of the hosts left out)
+                if (not_found_.empty()) throw;
+                throw ConnectionError(std::string(e.what()) + "\n" + not_found_);
+            }
         case Status::idle:
             conn_.read_input();  // throws when the connection closed
             return Event::none;

@@ -116,6 +116,7 @@ class Session {
     pq::ConnectParams* params_ = nullptr;  // of the connect in progress
     std::unique_ptr<NameLookup> lookup_;  // while connecting: the names not yet looked up
     bool only_names_ = false;             // and no host of the DSN is reached without them
+    std::string not_found_;  // names this attempt left out, in libpq's words (for its error)
     Status status_ = Status::closed;
     pq::Connection::Progress progress_ = pq::Connection::Progress::want_write;
     TimePoint deadline_ = TimePoint::max();

@@ -117,13 +117,67 @@ TEST_F(ConnectParamsTest, NamesToLookUp) {
     EXPECT_EQ(ConnectParams("dbname=app", {}).names_to_look_up().names, (Names{"env.test"}));
 }
 
-// A lookup signals its fd when done (localhost: from /etc/hosts, no DNS).
+// A lookup signals its fd when done (localhost: from /etc/hosts; "" fails at
+// once: no DNS either way), and hands over the numeric addresses it found.
 TEST(NameLookup, SignalsItsFdWhenDone) {
-    NameLookup lookup({"localhost"});
+    NameLookup lookup({"localhost", ""});
     pollfd p{lookup.fd(), POLLIN, 0};
     ASSERT_EQ(::poll(&p, 1, 10000), 1);
     EXPECT_TRUE(lookup.done());
     EXPECT_FALSE(lookup.all_failed().has_value());
+    const auto found = lookup.found();
+    ASSERT_EQ(found.size(), 2u);
+    EXPECT_EQ(found[0].first, "localhost");
+    ASSERT_FALSE(found[0].second.empty());
+    for (const auto& a : found[0].second)
+        EXPECT_TRUE(a == "127.0.0.1" || a == "::1") << a;
+    EXPECT_EQ(found[1].first, "");
+    EXPECT_TRUE(found[1].second.empty());
+    EXPECT_EQ(lookup.failures().rfind("could not translate host name \"\" to address: ", 0), 0u)
+        << lookup.failures();
+    EXPECT_EQ(lookup.failures().find('\n'), std::string::npos);  // (localhost is not among them)
+}
+
+// After a lookup, libpq is given every address as an entry of its own (and
+// so never asks the resolver again), the name kept for TLS, Kerberos and the
+// password file; a name that was not found is left out while others remain.
+TEST_F(ConnectParamsTest, ConnectsToTheAddressesALookupFound) {
+    ConnectParams p("host=db.test,/tmp,gone.test port=1,2,3 dbname=app", {});
+    p.use_addresses({{"db.test", {"10.0.0.1", "fd00::1"}}, {"gone.test", {}}});
+    const ConnectParams r = p.starting_at(0);
+    EXPECT_EQ(last(r, "host"), "db.test,db.test,/tmp");
+    EXPECT_EQ(last(r, "hostaddr"), "10.0.0.1,fd00::1,");
+    EXPECT_EQ(last(r, "port"), "1,1,2");
+    EXPECT_EQ(last(p.starting_at(1), "host"), "/tmp,db.test,db.test");  // rotated, then expanded
+    EXPECT_EQ(p.find_host("db.test", "1"), 0u);  // (libpq reports the name: PQhost)
+    // One common port stays one; a name given a hostaddr in the DSN is kept as written.
+    ConnectParams q("host=db.test,other.test hostaddr=,10.0.0.9 port=5433", {});
+    q.use_addresses({{"db.test", {"10.0.0.1"}}});
+    EXPECT_EQ(last(q.starting_at(0), "host"), "db.test,other.test");
+    EXPECT_EQ(last(q.starting_at(0), "hostaddr"), "10.0.0.1,10.0.0.9");
+    EXPECT_EQ(last(q.starting_at(0), "port"), "<unset>");
+    // Nothing found for any name: the list as written (the session fails such an
+    // attempt itself when names are the only way in).
+    ConnectParams n("host=gone.test", {});
+    n.use_addresses({{"gone.test", {}}});
+    EXPECT_EQ(last(n.starting_at(0), "host"), "gone.test");
+    EXPECT_EQ(last(n.starting_at(0), "hostaddr"), "<unset>");
+    n.use_addresses({});
+    EXPECT_EQ(last(n.starting_at(0), "host"), "<unset>");  // no lookup: the DSN as written
+}
+
+// libpq names a host given by hostaddr by its address alone; errors name it as
+// libpq does for a name it looked up itself, where that is unambiguous.
+TEST_F(ConnectParamsTest, ErrorsNameTheAddressesALookupFound) {
+    ConnectParams p("host=db.test,alias.test,other.test,10.0.0.9", {});
+    p.use_addresses({{"db.test", {"10.0.0.1", "10.0.0.2"}},
+                     {"alias.test", {"10.0.0.2"}},
+                     {"other.test", {"10.0.0.9"}}});
+    EXPECT_EQ(p.naming_addresses("connection to server at \"10.0.0.1\", port 5432 failed: x"),
+              "connection to server at \"db.test\" (10.0.0.1), port 5432 failed: x");
+    // (two names for one address, or an address the DSN itself gives: left as libpq says)
+    EXPECT_EQ(p.naming_addresses("at \"10.0.0.2\", port 1"), "at \"10.0.0.2\", port 1");
+    EXPECT_EQ(p.naming_addresses("at \"10.0.0.9\", port 1"), "at \"10.0.0.9\", port 1");
 }
 
 TEST_F(ConnectParamsTest, FindsTheSilentHostAndRotatesPastIt) {
