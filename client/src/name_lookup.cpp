@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <new>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <new>
 #include <system_error>
 #include <thread>
 
