@@ -5,7 +5,7 @@
 // touching its libraries costs each standby about 0.3 MiB (PSS), the margin
 // of its memory target. Where the host shows no sign of Kerberos the probe
 // cannot succeed, so the elector's connections skip it (gssencmode=disable)
-// unless the DSN, its service or PGGSSENCMODE chooses (connection.hpp). Any
+// unless the DSN, its service or PGGSSENCMODE chooses (connect_params.hpp). Any
 // sign counts: MIT Kerberos' environment (KRB5_CONFIG, KRB5CCNAME,
 // KRB5_CLIENT_KTNAME) or GSS-Proxy's (GSS_USE_PROXY, GSS_MECH_CONFIG); a
 // configuration (/etc/krb5.conf, which is where any other credential cache,

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "connection.hpp"
+#include "connect_params.hpp"
 
 namespace singleton_lock {
 

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "connection.hpp"
+#include "connect_params.hpp"
 #include "name_lookup.hpp"
 #include "singleton_lock/errors.hpp"
 
