@@ -101,7 +101,7 @@ std::optional<std::chrono::milliseconds> ConnectParams::connect_timeout() const 
     return std::chrono::seconds(std::max(seconds, 2L));  // libpq's floor
 }
 
-// Only what is needed to rotate the host list; lists that do not line up are
+// Only what is needed to reorder the host list; lists that do not line up are
 // refused by check_fixed_values, or left to libpq where it cannot tell (a
 // service file).
 void ConnectParams::parse_hosts(PQconninfoOption* parsed) {
@@ -137,23 +137,22 @@ ConnectParams::HostNames ConnectParams::names_to_look_up() const {
     return out;
 }
 
-std::optional<std::size_t> ConnectParams::find_host(const std::string& host,
-                                                    const std::string& port) const {
-    for (std::size_t i = 0; i < hosts_.size(); ++i) {
-        const Host& h = hosts_[i];
-        const bool same_host = h.host == host || (h.host.empty() && h.hostaddr == host);
-        if (same_host && (h.port.empty() || h.port == port)) return i;
-    }
-    return std::nullopt;
+// Whether libpq, reporting host, hostaddr and port (PQhost, PQhostaddr,
+// PQport), was trying this entry.
+bool ConnectParams::Host::tried_as(const std::string& h, const std::string& a,
+                                   const std::string& p) const {
+    const bool same_host = host.empty() ? hostaddr == h : host == h;
+    return same_host && (hostaddr.empty() || host.empty() || hostaddr == a) &&
+           (port.empty() || port == p);
 }
 
-// The hosts from host `first` on, each name a lookup found given as one entry
-// per address; a name it found nothing for is left out while others remain
-// (libpq would only ask the resolver again, and wait as long again).
-std::vector<ConnectParams::Host> ConnectParams::hosts_to_try(std::size_t first) const {
-    std::vector<Host> rotated, out;
-    for (std::size_t i = 0; i < hosts_.size(); ++i) rotated.push_back(hosts_[(first + i) % hosts_.size()]);
-    for (const Host& h : rotated) {
+// The DSN's hosts, each name a lookup found given as one entry per address (a
+// name it found nothing for is left out while others remain: libpq would only
+// ask the resolver again, and wait as long again); entries set aside go last,
+// the one set aside longest ago first.
+std::vector<ConnectParams::Host> ConnectParams::hosts_to_try() const {
+    std::vector<Host> out;
+    for (const Host& h : hosts_) {
         const auto found = std::find_if(addresses_.begin(), addresses_.end(),
                                         [&](const auto& a) { return a.first == h.host; });
         if (!h.hostaddr.empty() || found == addresses_.end()) {
@@ -162,7 +161,31 @@ std::vector<ConnectParams::Host> ConnectParams::hosts_to_try(std::size_t first) 
         }
         for (const std::string& address : found->second) out.push_back({h.host, address, h.port});
     }
-    return out.empty() ? rotated : out;
+    if (out.empty()) out = hosts_;
+    std::vector<Host> ready, later;
+    for (const Host& h : out)
+        (std::find(set_aside_.begin(), set_aside_.end(), h) == set_aside_.end() ? ready : later)
+            .push_back(h);
+    for (const Host& h : set_aside_)
+        if (std::find(later.begin(), later.end(), h) != later.end()) ready.push_back(h);
+    return ready;
+}
+
+std::size_t ConnectParams::entry_count() const { return hosts_to_try().size(); }
+
+void ConnectParams::set_aside(const std::string& host, const std::string& hostaddr,
+                              const std::string& port) {
+    const std::vector<Host> entries = hosts_to_try();
+    if (entries.empty()) return;
+    const auto tried = std::find_if(entries.begin(), entries.end(), [&](const Host& e) {
+        return e.tried_as(host, hostaddr, port);
+    });
+    // (not found, should libpq report what no entry says: the first one, which
+    // it began with, so that the next attempt begins elsewhere)
+    const Host silent = tried != entries.end() ? *tried : entries.front();
+    set_aside_.erase(std::remove(set_aside_.begin(), set_aside_.end(), silent), set_aside_.end());
+    set_aside_.push_back(silent);
+    if (set_aside_.size() > kMostSetAside) set_aside_.erase(set_aside_.begin());
 }
 
 // libpq names a host given by hostaddr by its address alone: where the address
@@ -188,15 +211,14 @@ std::string ConnectParams::naming_addresses(std::string message) const {
     return message;
 }
 
-ConnectParams ConnectParams::starting_at(std::size_t first) const {
+ConnectParams ConnectParams::for_libpq() const {
     ConnectParams out;
     out.kw_ = kw_;
     out.val_ = val_;
-    const bool rotated = hosts_.size() > 1 && first % hosts_.size() != 0;
-    if (rotated || !addresses_.empty()) {
+    if (!set_aside_.empty() || !addresses_.empty()) {
         // After the dbname entry: later keywords override the expanded DSN.
         std::vector<std::string> hosts, addrs, ports;
-        for (const Host& h : hosts_to_try(first)) {
+        for (const Host& h : hosts_to_try()) {
             hosts.push_back(h.host);
             addrs.push_back(h.hostaddr);
             ports.push_back(h.port);

@@ -1,6 +1,6 @@
 // The parameters a connect hands to libpq: our defaults, the user's DSN, and
-// the host list as the client tries it (rotated past a host that never
-// answered; names given as the addresses a lookup found).
+// the host list as the client tries it (names as the addresses a lookup
+// found; entries that never answered set aside).
 #pragma once
 
 #include <libpq-fe.h>
@@ -19,12 +19,15 @@ namespace singleton_lock::pq {
 // so anything the DSN says wins. A default is also skipped when its PG*
 // environment variable is set.
 //
-// Several hosts (host=a,b,c): libpq tries them in turn and moves on by itself
-// from a host that refuses or is not what target_session_attrs asks for, but
-// its non-blocking connect applies no connect_timeout, so one host that never
-// answers (a machine gone from the network) would stall every attempt. The
-// caller gives each host its own time (Connection::next_host); a host that
-// timed out goes to the back of the list for later attempts too.
+// Several hosts (host=a,b,c), or a name with several addresses: libpq tries
+// them in turn and moves on by itself from one that refuses or is not what
+// target_session_attrs asks for, but its non-blocking connect applies no
+// connect_timeout, so one that never answers (a machine gone from the
+// network) would stall every attempt. The caller gives each entry (a host, or
+// one address of a name) its own time (Connection::next_host); an entry that
+// timed out goes to the back of the list for later attempts too. (Before the
+// names were given as addresses, a name whose first address never answered
+// was set aside whole: no attempt reached its other addresses.)
 class ConnectParams {
   public:
     ConnectParams(const std::string& dsn,
@@ -33,15 +36,13 @@ class ConnectParams {
     const char* const* values() const { return val_ptrs_.data(); }
 
     std::size_t host_count() const { return hosts_.size(); }
-    // Where attempts start; rotate_after(i) makes it the host after host i.
-    std::size_t first_host() const { return first_; }
-    void rotate_after(std::size_t host) {
-        first_ = (host + 1) % std::max<std::size_t>(1, hosts_.size());
-    }
-    // Index of the host libpq reports (PQhost, PQport) in the DSN's list.
-    std::optional<std::size_t> find_host(const std::string& host, const std::string& port) const;
-    // These parameters with the host list starting at host `first`.
-    ConnectParams starting_at(std::size_t first) const;
+    // The entries the next connect tries (hosts, names as their addresses).
+    std::size_t entry_count() const;
+    // The entry libpq reports trying (PQhost, PQhostaddr, PQport) never
+    // answered: it goes behind the others, for this attempt and later ones.
+    void set_aside(const std::string& host, const std::string& hostaddr, const std::string& port);
+    // These parameters as the next connect gives them to libpq.
+    ConnectParams for_libpq() const;
     // The connect_timeout libpq would use (at least 2 s); nullopt: none.
     std::optional<std::chrono::milliseconds> connect_timeout() const;
     // The host names a connect would look up (name_lookup.hpp): not a Unix
@@ -66,18 +67,23 @@ class ConnectParams {
   private:
     struct Host {
         std::string host, hostaddr, port;
+        bool operator==(const Host& o) const {
+            return host == o.host && hostaddr == o.hostaddr && port == o.port;
+        }
+        bool tried_as(const std::string& h, const std::string& a, const std::string& p) const;
     };
+    static constexpr std::size_t kMostSetAside = 64;
     ConnectParams() = default;
     void parse_hosts(PQconninfoOption* parsed);  // the parsed DSN (never null: refused first)
-    std::vector<Host> hosts_to_try(std::size_t first) const;
+    std::vector<Host> hosts_to_try() const;
     void build_pointers();
     std::vector<std::string> kw_, val_;
     std::vector<const char*> kw_ptrs_, val_ptrs_;
     std::vector<Host> hosts_;
     Addresses addresses_;
+    std::vector<Host> set_aside_;  // entries that never answered, the latest last
     std::string dsn_connect_timeout_;
     bool per_host_ports_ = false;
-    std::size_t first_ = 0;
 };
 
 }  // namespace singleton_lock::pq

@@ -71,19 +71,19 @@ ConnPtr Connection::start_conn(const ConnectParams& params) {
 }
 
 Connection Connection::start(ConnectParams& params) {
-    Connection c(start_conn(params.starting_at(params.first_host())));
+    Connection c(start_conn(params.for_libpq()));
     c.params_ = &params;
     return c;
 }
 
 bool Connection::next_host() {
-    if (!conn_ || !params_ || hosts_skipped_ + 1 >= params_->host_count()) return false;
+    if (!conn_ || !params_ || hosts_skipped_ + 1 >= params_->entry_count()) return false;
     const char* host = PQhost(conn_.get());
+    const char* addr = PQhostaddr(conn_.get());
     const char* port = PQport(conn_.get());
-    const auto silent = params_->find_host(host ? host : "", port ? port : "");
-    params_->rotate_after(silent.value_or(params_->first_host()));
+    params_->set_aside(host ? host : "", addr ? addr : "", port ? port : "");
     ++hosts_skipped_;
-    conn_ = start_conn(params_->starting_at(params_->first_host()));
+    conn_ = start_conn(params_->for_libpq());
     in_flight_ = false;
     return true;
 }

@@ -53,12 +53,13 @@ class Connection {
     // Blocking connect (admin commands). Throws ConnectionError.
     static Connection open(const ConnectParams& params);
     // Non-blocking connect: start, then call advance() when fd() is ready.
-    // Starts at params.first_host(); params must outlive the connection attempt.
+    // Entries set aside go last; params must outlive the connection attempt.
     static Connection start(ConnectParams& params);
     Progress advance();  // throws ConnectionError
-    // The host being tried did not answer in time: start over from the DSN's
-    // next host (and remember to start there next time). False when every host
-    // has had its turn in this attempt. Throws ConnectionError.
+    // The entry being tried (a host, or one address of a name) did not answer
+    // in time: set it aside (ConnectParams::set_aside) and start over with the
+    // others. False when every entry has had its turn in this attempt. Throws
+    // ConnectionError.
     bool next_host();
 
     int fd() const { return conn_ ? PQsocket(conn_.get()) : -1; }

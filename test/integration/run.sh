@@ -926,6 +926,58 @@ DNS
     logged e '"db-ok.test" (127.0.0.1), port 1 failed' || fail "libpq's own error is lost: $(cat "$TMP/e.log")"
     kill -TERM "$PID_e" || fail "could not send SIGTERM to e"; reap "$PID_e"
     info "a name not found among others: $(grep -m1 -o 'database unavailable.*' "$TMP/e.log")"
+    # 6. A name with two addresses, the first a member gone from the network (the
+    #    connection is accepted, nothing ever comes back), the second the server:
+    #    after its connect time the silent address is set aside and the next one
+    #    tried. Before: the whole name was set aside, and with one host in the DSN
+    #    every attempt began again at the silent address: never led.
+    cat >"$TMP/two_addresses.py" <<'PY'
+import socket, sys, threading
+port, ready = int(sys.argv[1]), sys.argv[2]
+def listener(address):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((address, port))
+    s.listen(64)
+    return s
+silent = listener("127.0.0.2")  # accepts (in the kernel), never answers
+forward = listener("127.0.0.3")  # to the server on 127.0.0.1
+def pipe(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+open(ready, "w").close()
+while True:
+    client, _ = forward.accept()
+    server = socket.create_connection(("127.0.0.1", port))
+    threading.Thread(target=pipe, args=(client, server), daemon=True).start()
+    threading.Thread(target=pipe, args=(server, client), daemon=True).start()
+PY
+    python3 "$TMP/two_addresses.py" "${PGPORT:-5432}" "$TMP/two.ready" 2>"$TMP/two.log" & PIDS+=($!)
+    wait_for 10 test -e "$TMP/two.ready" || fail "cannot listen on 127.0.0.2 and 127.0.0.3: $(cat "$TMP/two.log")"
+    printf '127.0.0.2 db-two.test\n127.0.0.3 db-two.test\n' >>"$TMP/hosts"
+    cp -a /etc "$TMP/order.etc" 2>/dev/null; rm -f "$TMP/order.etc/hosts"; cp "$TMP/hosts" "$TMP/order.etc/hosts"
+    order=$(unshare -m bash -c 'mount --bind "$1" /etc && getent ahosts db-two.test' _ "$TMP/order.etc" |
+            awk '$2 == "STREAM" { printf "%s ", $1 }')
+    [ "$order" = "127.0.0.2 127.0.0.3 " ] ||
+        fail "the resolver orders db-two.test as '$order', not silent address first: the fault would not apply"
+    t0=$(now_ns)
+    isolated f "timeout:1 attempts:1" "host=db-two.test"
+    wait_for 30 started f || fail "f (host=db-two.test, first address silent) never led: $(cat "$TMP/f.log")"
+    led_ms=$(ms_since "$t0")
+    kill -TERM "$PID_f" || fail "could not send SIGTERM to f"; reap "$PID_f"
+    [ "$RC" = 0 ] || fail "f exited $RC"
+    info "a name whose first address never answers: led through its second after $led_ms ms"
     ;;
 notify_spam)
     # Any role may NOTIFY the channel singleton_lock. A loop of NOTIFYs naming the

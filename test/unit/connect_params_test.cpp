@@ -1,4 +1,4 @@
-// ConnectParams: the DSN's host list, rotated past a host that never answered,
+// ConnectParams: the DSN's host list, entries that never answered set aside,
 // and the connect_timeout each host gets. No server needed.
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -66,11 +66,12 @@ TEST_F(ConnectParamsTest, SkippingTheGssProbeYieldsToTheUser) {
     EXPECT_EQ(last(own, "dbname"), "host=a gssencmode=require");
 }
 
-TEST_F(ConnectParamsTest, RotatesHostsAndPerHostPorts) {
+TEST_F(ConnectParamsTest, SetsASilentHostAsideWithItsPort) {
     ConnectParams p("host=a,b,c port=1,2,3 dbname=app target_session_attrs=read-write", {});
     ASSERT_EQ(p.host_count(), 3u);
-    EXPECT_EQ(last(p.starting_at(0), "host"), "<unset>");  // the DSN as written
-    const ConnectParams r = p.starting_at(1);
+    EXPECT_EQ(last(p.for_libpq(), "host"), "<unset>");  // the DSN as written
+    p.set_aside("a", "10.0.0.1", "1");  // (PQhostaddr: the address libpq found for a)
+    const ConnectParams r = p.for_libpq();
     EXPECT_EQ(last(r, "host"), "b,c,a");
     EXPECT_EQ(last(r, "port"), "2,3,1");
     EXPECT_EQ(last(r, "dbname"),
@@ -79,19 +80,21 @@ TEST_F(ConnectParamsTest, RotatesHostsAndPerHostPorts) {
 
 TEST_F(ConnectParamsTest, OneCommonPortIsLeftAlone) {
     ConnectParams p("host=a,b port=5432", {});
-    EXPECT_EQ(last(p.starting_at(1), "host"), "b,a");
-    EXPECT_EQ(last(p.starting_at(1), "port"), "<unset>");
+    p.set_aside("a", "", "5432");
+    EXPECT_EQ(last(p.for_libpq(), "host"), "b,a");
+    EXPECT_EQ(last(p.for_libpq(), "port"), "<unset>");
 }
 
 TEST_F(ConnectParamsTest, UriAndHostaddrLists) {
     ConnectParams uri("postgresql://a:1,b:2/app", {});
     ASSERT_EQ(uri.host_count(), 2u);
-    EXPECT_EQ(last(uri.starting_at(1), "host"), "b,a");
-    EXPECT_EQ(last(uri.starting_at(1), "port"), "2,1");
+    uri.set_aside("a", "", "1");
+    EXPECT_EQ(last(uri.for_libpq(), "host"), "b,a");
+    EXPECT_EQ(last(uri.for_libpq(), "port"), "2,1");
     ConnectParams addr("hostaddr=10.0.0.1,10.0.0.2", {});
-    EXPECT_EQ(last(addr.starting_at(1), "hostaddr"), "10.0.0.2,10.0.0.1");
-    EXPECT_EQ(last(addr.starting_at(1), "host"), "<unset>");
-    EXPECT_EQ(addr.find_host("10.0.0.2", "5432"), 1u);
+    addr.set_aside("10.0.0.1", "10.0.0.1", "5432");  // (PQhost reports the hostaddr)
+    EXPECT_EQ(last(addr.for_libpq(), "hostaddr"), "10.0.0.2,10.0.0.1");
+    EXPECT_EQ(last(addr.for_libpq(), "host"), "<unset>");
 }
 
 // The names a connect would look up (on the session's thread, name_lookup.hpp):
@@ -144,26 +147,25 @@ TEST(NameLookup, SignalsItsFdWhenDone) {
 TEST_F(ConnectParamsTest, ConnectsToTheAddressesALookupFound) {
     ConnectParams p("host=db.test,/tmp,gone.test port=1,2,3 dbname=app", {});
     p.use_addresses({{"db.test", {"10.0.0.1", "fd00::1"}}, {"gone.test", {}}});
-    const ConnectParams r = p.starting_at(0);
+    const ConnectParams r = p.for_libpq();
     EXPECT_EQ(last(r, "host"), "db.test,db.test,/tmp");
     EXPECT_EQ(last(r, "hostaddr"), "10.0.0.1,fd00::1,");
     EXPECT_EQ(last(r, "port"), "1,1,2");
-    EXPECT_EQ(last(p.starting_at(1), "host"), "/tmp,db.test,db.test");  // rotated, then expanded
-    EXPECT_EQ(p.find_host("db.test", "1"), 0u);  // (libpq reports the name: PQhost)
+    EXPECT_EQ(p.entry_count(), 3u);
     // One common port stays one; a name given a hostaddr in the DSN is kept as written.
     ConnectParams q("host=db.test,other.test hostaddr=,10.0.0.9 port=5433", {});
     q.use_addresses({{"db.test", {"10.0.0.1"}}});
-    EXPECT_EQ(last(q.starting_at(0), "host"), "db.test,other.test");
-    EXPECT_EQ(last(q.starting_at(0), "hostaddr"), "10.0.0.1,10.0.0.9");
-    EXPECT_EQ(last(q.starting_at(0), "port"), "<unset>");
+    EXPECT_EQ(last(q.for_libpq(), "host"), "db.test,other.test");
+    EXPECT_EQ(last(q.for_libpq(), "hostaddr"), "10.0.0.1,10.0.0.9");
+    EXPECT_EQ(last(q.for_libpq(), "port"), "<unset>");
     // Nothing found for any name: the list as written (the session fails such an
     // attempt itself when names are the only way in).
     ConnectParams n("host=gone.test", {});
     n.use_addresses({{"gone.test", {}}});
-    EXPECT_EQ(last(n.starting_at(0), "host"), "gone.test");
-    EXPECT_EQ(last(n.starting_at(0), "hostaddr"), "<unset>");
+    EXPECT_EQ(last(n.for_libpq(), "host"), "gone.test");
+    EXPECT_EQ(last(n.for_libpq(), "hostaddr"), "<unset>");
     n.use_addresses({});
-    EXPECT_EQ(last(n.starting_at(0), "host"), "<unset>");  // no lookup: the DSN as written
+    EXPECT_EQ(last(n.for_libpq(), "host"), "<unset>");  // no lookup: the DSN as written
 }
 
 // libpq names a host given by hostaddr by its address alone; errors name it as
@@ -180,24 +182,41 @@ TEST_F(ConnectParamsTest, ErrorsNameTheAddressesALookupFound) {
     EXPECT_EQ(p.naming_addresses("at \"10.0.0.9\", port 1"), "at \"10.0.0.9\", port 1");
 }
 
-TEST_F(ConnectParamsTest, FindsTheSilentHostAndRotatesPastIt) {
+// An entry that never answered goes last, for later attempts too; entries set
+// aside come back in the order they were set aside (the longest ago first).
+TEST_F(ConnectParamsTest, SetsSilentEntriesAsideInTurn) {
     ConnectParams p("host=h,h,k port=1,2,1", {});
-    EXPECT_EQ(p.find_host("h", "2"), 1u);
-    EXPECT_EQ(p.find_host("k", "1"), 2u);
-    EXPECT_EQ(p.find_host("x", "1"), std::nullopt);
-    EXPECT_EQ(p.first_host(), 0u);
-    p.rotate_after(1);
-    EXPECT_EQ(p.first_host(), 2u);
-    p.rotate_after(2);
-    EXPECT_EQ(p.first_host(), 0u);
+    p.set_aside("h", "10.0.0.5", "2");
+    EXPECT_EQ(last(p.for_libpq(), "port"), "1,1,2");  // h:1, k:1, h:2
+    p.set_aside("h", "10.0.0.5", "1");
+    EXPECT_EQ(last(p.for_libpq(), "port"), "1,2,1");  // k:1, h:2, h:1
+    p.set_aside("x", "", "9");  // (reported as no entry says: the first one goes last)
+    EXPECT_EQ(last(p.for_libpq(), "host"), "h,h,k");
+    EXPECT_EQ(last(p.for_libpq(), "port"), "2,1,1");
+}
+
+// A name with several addresses: one that never answers is set aside alone,
+// so the next try is the name's next address. (Before, the whole name was set
+// aside: with one host in the DSN, every attempt began again at the silent
+// address and never reached the other.)
+TEST_F(ConnectParamsTest, SetsASilentAddressOfANameAside) {
+    ConnectParams p("host=db.test", {});
+    p.use_addresses({{"db.test", {"10.0.0.1", "10.0.0.2"}}});
+    ASSERT_EQ(p.entry_count(), 2u);
+    p.set_aside("db.test", "10.0.0.1", "5432");
+    EXPECT_EQ(last(p.for_libpq(), "hostaddr"), "10.0.0.2,10.0.0.1");
+    EXPECT_EQ(last(p.for_libpq(), "host"), "db.test,db.test");
+    p.use_addresses({{"db.test", {"10.0.0.1", "10.0.0.2"}}});  // (the next attempt's lookup)
+    EXPECT_EQ(last(p.for_libpq(), "hostaddr"), "10.0.0.2,10.0.0.1");
 }
 
 // With a service file (whose host and port lists it cannot see) the lists'
-// lengths are left to libpq, and nothing is rotated.
+// lengths are left to libpq, and nothing is set aside.
 TEST_F(ConnectParamsTest, ListsThatDoNotLineUpUnderAServiceAreLeftToLibpq) {
     ConnectParams p("service=prod host=a,b port=1,2,3", {});
     EXPECT_EQ(p.host_count(), 0u);
-    EXPECT_EQ(last(p.starting_at(1), "host"), "<unset>");
+    p.set_aside("a", "", "1");
+    EXPECT_EQ(last(p.for_libpq(), "host"), "<unset>");
 }
 
 TEST_F(ConnectParamsTest, ConnectTimeoutAsLibpqWouldUseIt) {
