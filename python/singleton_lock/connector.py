@@ -7,14 +7,21 @@ connect_timeout to the whole attempt (libpq's blocking connect would apply it
 per host), so with `host=a,b` and a first host that never answers (a dead
 machine, a hung server) every attempt ended with "connection timeout expired"
 and the second host was never tried. We try the hosts one by one instead,
-each with the DSN's connect_timeout, as the C++ client does.
+each with the DSN's connect_timeout, as the C++ client does. A host name is
+looked up here (asynchronously, as psycopg would) and each of its addresses
+tried as a host of its own (host=NAME hostaddr=ADDRESS): psycopg gives libpq
+every address of a name in one attempt, so a name whose first address never
+answered (a member gone from the network) timed out every attempt the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
+import socket
 import time
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -77,34 +84,44 @@ def _where(params: Mapping[str, Any]) -> str:
     return f"{host}:{port}" if port else str(host)
 
 
+def _is_name(host: str) -> bool:
+    """A host libpq would look up: not a socket directory (or @abstract), not
+    a numeric address, not a list."""
+    if not host or host[0] in "/@" or "," in host:
+        return False
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return False
+    except ValueError:
+        return True
+
+
 class _Target(NamedTuple):
     where: str  # host:port, for messages
     conninfo: str
 
 
 class Connector:
-    """Opens Links for one conninfo, keeping the order of its hosts across calls."""
+    """Opens Links for one conninfo, keeping hosts that never answered last
+    across calls."""
 
     def __init__(self, conninfo: str, fallback_timeout: float, env: Mapping[str, str]) -> None:
         params = conninfo_to_dict(conninfo)
-        self._targets = [_Target(_where(a), make_conninfo(**a)) for a in per_host(params, env)]
+        self._env = env
+        self._hosts = per_host(params, env)
+        self._aside: List[str] = []  # conninfos that never answered, the latest last
         self.host_timeout = host_timeout(params, env, fallback_timeout)
 
-    @property
-    def hosts(self) -> List[str]:
-        """host:port of each host, in the order the next open() tries them."""
-        return [t.where for t in self._targets]
-
     async def open(self, limit: Optional[float] = None) -> Link:
-        """A connection to the first host that accepts one, each tried for at
-        most host_timeout (and all of them within `limit`, if given). A host
-        that did not answer in time goes to the back of the list. Raises
-        DatabaseUnavailableError (with every host's failure)."""
+        """A connection to the first host (or address of a host name) that
+        accepts one, each tried for at most host_timeout (and all of them within
+        `limit`, if given). One that did not answer in time goes to the back of
+        the list. Raises DatabaseUnavailableError (with every failure)."""
         give_up_at = None if limit is None else time.monotonic() + limit
-        if len(self._targets) == 1:
-            return await Link.open(self._targets[0].conninfo, self._timeout(give_up_at))
-        failures: List[str] = []
-        for target in list(self._targets):
+        targets, failures = await self._targets(give_up_at)
+        if len(targets) == 1 and not failures:
+            return await Link.open(targets[0].conninfo, self._timeout(give_up_at))
+        for target in targets:
             timeout = self._timeout(give_up_at)
             if timeout <= 0:
                 failures.append(f"{target.where}: not tried (out of time)")
@@ -112,14 +129,53 @@ class Connector:
             try:
                 return await Link.open(target.conninfo, timeout)
             except ConnectTimeout as error:
-                self._targets.remove(target)  # silent: try it last from now on
-                self._targets.append(target)
+                if target.conninfo in self._aside:
+                    self._aside.remove(target.conninfo)
+                self._aside = (self._aside + [target.conninfo])[-64:]  # silent: try it last
                 failures.append(f"{target.where}: {error}")
-                log.warning("%s did not answer within %g s; hosts are tried in this order now: %s",
-                            target.where, timeout, ", ".join(self.hosts))
+                log.warning("%s did not answer within %g s; it is tried last from now on",
+                            target.where, timeout)
             except DatabaseUnavailableError as error:
                 failures.append(str(error))
         raise DatabaseUnavailableError("; ".join(failures))
+
+    async def _targets(self, give_up_at: Optional[float]) -> Tuple[List[_Target], List[str]]:
+        """What to try, in order (those set aside last, the one set aside
+        longest ago first), and the host names that could not be looked up."""
+        targets: List[_Target] = []
+        failures: List[str] = []
+        for params in self._hosts:
+            try:
+                targets += await self._addresses(params, give_up_at)
+            except DatabaseUnavailableError as error:
+                failures.append(str(error))
+        if not targets:
+            raise DatabaseUnavailableError("; ".join(failures))
+        ready = [t for t in targets if t.conninfo not in self._aside]
+        later = {t.conninfo: t for t in targets if t.conninfo in self._aside}
+        return ready + [later[c] for c in self._aside if c in later], failures
+
+    async def _addresses(self, params: Dict[str, Any],
+                         give_up_at: Optional[float]) -> List[_Target]:
+        """One host's targets: a host name as each of its addresses."""
+        hosts = listed_setting(params, "host", self._env, "PGHOST")
+        addrs = listed_setting(params, "hostaddr", self._env, "PGHOSTADDR")
+        if len(hosts) != 1 or addrs or not _is_name(hosts[0]):
+            return [_Target(_where(params), make_conninfo(**params))]
+        name = hosts[0]
+        try:
+            found = await asyncio.wait_for(
+                asyncio.get_running_loop().getaddrinfo(name, None, type=socket.SOCK_STREAM),
+                max(self._timeout(give_up_at), 0.001))
+        except (OSError, asyncio.TimeoutError) as error:
+            why = getattr(error, "strerror", None) or "timed out"
+            raise DatabaseUnavailableError(
+                f'could not translate host name "{name}" to address: {why}') from None
+        port = params.get("port") or self._env.get("PGPORT")
+        suffix = f":{port}" if port else ""
+        return [_Target(f"{name} ({address}){suffix}",
+                        make_conninfo(**dict(params, host=name, hostaddr=address)))
+                for address in dict.fromkeys(info[4][0] for info in found)]
 
     def _timeout(self, give_up_at: Optional[float]) -> float:
         if give_up_at is None:

@@ -361,9 +361,11 @@ class SilentHost:
     (its accept queue is full and it never accepts: SYNs go unanswered, like a
     dead machine). `accepted` counts the connections that reached it."""
 
-    def __init__(self, accept: bool = True) -> None:
+    def __init__(self, accept: bool = True, address: str = "127.0.0.1", port: int = 0) -> None:
+        self._address = address
         self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((address, port))
         self._listener.listen(0)
         self.port = self._listener.getsockname()[1]
         self.accepted = 0
@@ -379,7 +381,7 @@ class SilentHost:
             filler = socket.socket()
             filler.setblocking(False)
             try:
-                filler.connect(("127.0.0.1", self.port))
+                filler.connect((self._address, self.port))
             except BlockingIOError:
                 pass
             self._held.append(filler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -466,6 +467,50 @@ async def test_a_silent_first_host_does_not_stall_every_attempt(accepts):
         assert lease.held
         if accepts:
             assert silent.accepted == 1, "the silent host was tried first again"
+    finally:
+        await elector.aclose()
+        silent.close()
+
+
+async def test_a_silent_first_address_of_a_name_does_not_stall_every_attempt(monkeypatch):
+    """host=NAME, whose first address is a member gone from the network (it
+    accepts and never answers) and whose second is the server. psycopg gives
+    libpq every address of a name in one attempt under one timeout, so every
+    attempt timed out at the first address and the second was never tried.
+    Now each address is tried alone and the silent one is set aside. (The
+    name's addresses come from the event loop's resolver, which psycopg and
+    the library both ask, answering here as a hosts file would.)"""
+    name = unique("lib_addrs")
+    port = int(os.environ["PGPORT"])
+    silent = SilentHost(accept=True, address="127.0.0.2", port=port)
+    loop = asyncio.get_running_loop()
+    real_lookup = loop.getaddrinfo
+
+    async def lookup(host, service, *args, **kwargs):
+        if host != "db-two.test":
+            return await real_lookup(host, service, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (a, service or 0))
+                for a in ("127.0.0.2", "127.0.0.1")]
+
+    monkeypatch.setattr(loop, "getaddrinfo", lookup)
+    elector = singleton_lock.AsyncElector(name, ttl="5s", wait="15s",
+                                          dsn=tcp_dsn(host="db-two.test", connect_timeout="2"))
+    try:
+        t0 = time.monotonic()
+        lease = await elector.acquire()
+        assert elector.state is State.LEADER
+        assert silent.accepted >= 1, "the silent address was never tried: the fault did not apply"
+        print(f"\n[library] leader through the second address of a name, the first silent "
+              f"(connect_timeout 2s): {ms(time.monotonic() - t0)}")
+        with admin() as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (lease_state(name)[1],))
+        assert await lease.wait_lost() is LossReason.CONNECTION_LOST
+        tried = silent.accepted
+        t0 = time.monotonic()
+        lease = await elector.acquire()
+        assert lease.held
+        assert silent.accepted == tried, "the silent address was tried first again"
+        print(f"[library] leader again after its connection was killed: {ms(time.monotonic() - t0)}")
     finally:
         await elector.aclose()
         silent.close()
