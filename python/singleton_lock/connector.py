@@ -171,11 +171,14 @@ class Connector:
             why = getattr(error, "strerror", None) or "timed out"
             raise DatabaseUnavailableError(
                 f'could not translate host name "{name}" to address: {why}') from None
+        addresses = list(dict.fromkeys(info[4][0] for info in found))
+        if not addresses:
+            raise DatabaseUnavailableError(f'could not translate host name "{name}" to address')
         port = params.get("port") or self._env.get("PGPORT")
         suffix = f":{port}" if port else ""
         return [_Target(f"{name} ({address}){suffix}",
                         make_conninfo(**dict(params, host=name, hostaddr=address)))
-                for address in dict.fromkeys(info[4][0] for info in found)]
+                for address in addresses]
 
     def _timeout(self, give_up_at: Optional[float]) -> float:
         if give_up_at is None:
