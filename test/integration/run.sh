@@ -830,13 +830,14 @@ DNS
     wait_for 10 test -e "$TMP/queries.ready" || fail "the silent DNS server could not bind 127.0.0.9:53"
     printf 'hosts: files dns\n' >"$TMP/nsswitch.conf"
     printf '127.0.0.1 localhost\n127.0.0.1 db-ok.test\n' >"$TMP/hosts"
+    printf 'multi on\n' >"$TMP/host.conf"  # (every address of a name in the hosts file, step 6)
     isolated() {  # isolated LABEL RESOLV_OPTIONS DSN [ARGS]: singleton-lock run with our resolver files
         local etc="$TMP/$1.etc"
         cp -a /etc "$etc" 2>/dev/null; [ -d "$etc" ] || fail "cannot copy /etc"
         # (removed first: in the copy they may be symbolic links to the machine's own files)
-        rm -f "$etc/resolv.conf" "$etc/nsswitch.conf" "$etc/hosts"
+        rm -f "$etc/resolv.conf" "$etc/nsswitch.conf" "$etc/hosts" "$etc/host.conf"
         printf 'nameserver %s\noptions %s\n' "${NAMESERVER:-127.0.0.9}" "$2" >"$etc/resolv.conf"
-        cp "$TMP/nsswitch.conf" "$TMP/hosts" "$etc/" || fail "cannot write $etc"
+        cp "$TMP/nsswitch.conf" "$TMP/hosts" "$TMP/host.conf" "$etc/" || fail "cannot write $etc"
         unshare -m bash -c 'mount --bind "$2/$1.etc" /etc || exit 1
                             exec "$3" run --name "$4" --dsn "$5" "${@:6}" -- "$2/worker.sh" "$2" "$1"' \
             isolated "$1" "$TMP" "$SL" "$NAME" "$3" "${@:4}" 2>"$TMP/$1.log" &
@@ -966,7 +967,8 @@ PY
     python3 "$TMP/two_addresses.py" "${PGPORT:-5432}" "$TMP/two.ready" 2>"$TMP/two.log" & PIDS+=($!)
     wait_for 10 test -e "$TMP/two.ready" || fail "cannot listen on 127.0.0.2 and 127.0.0.3: $(cat "$TMP/two.log")"
     printf '127.0.0.2 db-two.test\n127.0.0.3 db-two.test\n' >>"$TMP/hosts"
-    cp -a /etc "$TMP/order.etc" 2>/dev/null; rm -f "$TMP/order.etc/hosts"; cp "$TMP/hosts" "$TMP/order.etc/hosts"
+    cp -a /etc "$TMP/order.etc" 2>/dev/null; rm -f "$TMP/order.etc/hosts" "$TMP/order.etc/host.conf"
+    cp "$TMP/hosts" "$TMP/host.conf" "$TMP/order.etc/" || fail "cannot write $TMP/order.etc"
     order=$(unshare -m bash -c 'mount --bind "$1" /etc && getent ahosts db-two.test' _ "$TMP/order.etc" |
             awk '$2 == "STREAM" { printf "%s ", $1 }')
     [ "$order" = "127.0.0.2 127.0.0.3 " ] ||
