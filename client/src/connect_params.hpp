@@ -35,7 +35,6 @@ class ConnectParams {
     const char* const* keywords() const { return kw_ptrs_.data(); }
     const char* const* values() const { return val_ptrs_.data(); }
 
-    std::size_t host_count() const { return hosts_.size(); }
     // The entries the next connect tries (hosts, names as their addresses).
     std::size_t entry_count() const;
     // The entry libpq reports trying (PQhost, PQhostaddr, PQport) never

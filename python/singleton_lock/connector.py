@@ -174,9 +174,7 @@ class Connector:
         addresses = list(dict.fromkeys(info[4][0] for info in found))
         if not addresses:
             raise DatabaseUnavailableError(f'could not translate host name "{name}" to address')
-        port = params.get("port") or self._env.get("PGPORT")
-        suffix = f":{port}" if port else ""
-        return [_Target(f"{name} ({address}){suffix}",
+        return [_Target(_where(dict(params, host=f"{name} ({address})")),
                         make_conninfo(**dict(params, host=name, hostaddr=address)))
                 for address in addresses]
 

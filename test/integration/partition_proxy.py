@@ -4,9 +4,10 @@ partition does: nothing is forwarded any more, nothing is closed (no FIN, no
 RST), so the client waits for replies that never come and the server's
 backends wait for requests that never come.
 
-    partition_proxy.py UPSTREAM_UNIX_SOCKET STATE_FILE
+    partition_proxy.py UPSTREAM_UNIX_SOCKET STATE_FILE [ADDRESS:PORT]
 
-Listens on a free port of 127.0.0.1, which it writes to STATE_FILE.port.
+Listens on ADDRESS:PORT (default 127.0.0.1 and a free port), and writes the
+port to STATE_FILE.port.
 SIGUSR1 cuts the path (for the connections there are and for new ones: those
 are left unaccepted), SIGUSR2 heals it. STATE_FILE says "ready N" once
 listening, "cut N" once a cut is in force for N connections (every pump has
@@ -21,6 +22,7 @@ import threading
 import time
 
 UPSTREAM, STATE = sys.argv[1], sys.argv[2]
+LISTEN_ADDRESS, _, LISTEN_PORT = (sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1:0").rpartition(":")
 cut = threading.Event()
 lock = threading.Lock()
 pairs = []
@@ -75,7 +77,7 @@ def on_signal(signum, _frame):
 def main():
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
+    listener.bind((LISTEN_ADDRESS, int(LISTEN_PORT)))
     listener.listen(64)
     write_file(STATE + ".port", f"{listener.getsockname()[1]}\n")
     listener.settimeout(0.05)

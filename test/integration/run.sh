@@ -831,13 +831,15 @@ DNS
     printf 'hosts: files dns\n' >"$TMP/nsswitch.conf"
     printf '127.0.0.1 localhost\n127.0.0.1 db-ok.test\n' >"$TMP/hosts"
     printf 'multi on\n' >"$TMP/host.conf"  # (every address of a name in the hosts file, step 6)
-    isolated() {  # isolated LABEL RESOLV_OPTIONS DSN [ARGS]: singleton-lock run with our resolver files
-        local etc="$TMP/$1.etc"
-        cp -a /etc "$etc" 2>/dev/null; [ -d "$etc" ] || fail "cannot copy /etc"
+    our_etc() {  # our_etc DIR RESOLV_OPTIONS: a copy of /etc with the case's resolver files
+        cp -a /etc "$1" 2>/dev/null; [ -d "$1" ] || fail "cannot copy /etc"
         # (removed first: in the copy they may be symbolic links to the machine's own files)
-        rm -f "$etc/resolv.conf" "$etc/nsswitch.conf" "$etc/hosts" "$etc/host.conf"
-        printf 'nameserver %s\noptions %s\n' "${NAMESERVER:-127.0.0.9}" "$2" >"$etc/resolv.conf"
-        cp "$TMP/nsswitch.conf" "$TMP/hosts" "$TMP/host.conf" "$etc/" || fail "cannot write $etc"
+        rm -f "$1/resolv.conf" "$1/nsswitch.conf" "$1/hosts" "$1/host.conf"
+        printf 'nameserver %s\noptions %s\n' "${NAMESERVER:-127.0.0.9}" "$2" >"$1/resolv.conf"
+        cp "$TMP/nsswitch.conf" "$TMP/hosts" "$TMP/host.conf" "$1/" || fail "cannot write $1"
+    }
+    isolated() {  # isolated LABEL RESOLV_OPTIONS DSN [ARGS]: singleton-lock run with our resolver files
+        our_etc "$TMP/$1.etc" "$2"
         unshare -m bash -c 'mount --bind "$2/$1.etc" /etc || exit 1
                             exec "$3" run --name "$4" --dsn "$5" "${@:6}" -- "$2/worker.sh" "$2" "$1"' \
             isolated "$1" "$TMP" "$SL" "$NAME" "$3" "${@:4}" 2>"$TMP/$1.log" &
@@ -932,43 +934,17 @@ DNS
     #    after its connect time the silent address is set aside and the next one
     #    tried. Before: the whole name was set aside, and with one host in the DSN
     #    every attempt began again at the silent address: never led.
-    cat >"$TMP/two_addresses.py" <<'PY'
-import socket, sys, threading
-port, ready = int(sys.argv[1]), sys.argv[2]
-def listener(address):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((address, port))
-    s.listen(64)
-    return s
-silent = listener("127.0.0.2")  # accepts (in the kernel), never answers
-forward = listener("127.0.0.3")  # to the server on 127.0.0.1
-def pipe(a, b):
-    try:
-        while True:
-            data = a.recv(65536)
-            if not data:
-                break
-            b.sendall(data)
-    except OSError:
-        pass
-    for s in (a, b):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-open(ready, "w").close()
-while True:
-    client, _ = forward.accept()
-    server = socket.create_connection(("127.0.0.1", port))
-    threading.Thread(target=pipe, args=(client, server), daemon=True).start()
-    threading.Thread(target=pipe, args=(server, client), daemon=True).start()
-PY
-    python3 "$TMP/two_addresses.py" "${PGPORT:-5432}" "$TMP/two.ready" 2>"$TMP/two.log" & PIDS+=($!)
-    wait_for 10 test -e "$TMP/two.ready" || fail "cannot listen on 127.0.0.2 and 127.0.0.3: $(cat "$TMP/two.log")"
+    # (the silent member: connections accepted by the kernel, never read)
+    python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.2", int(sys.argv[1]))); s.listen(64); open(sys.argv[2], "w").close()
+time.sleep(3600)' "${PGPORT:-5432}" "$TMP/silent.ready" 2>"$TMP/silent.log" & PIDS+=($!)
+    /usr/bin/python3 "$(dirname "$0")/partition_proxy.py" "$PGHOST/.s.PGSQL.${PGPORT:-5432}" "$TMP/two" \
+        "127.0.0.3:${PGPORT:-5432}" 2>"$TMP/two.log" & PIDS+=($!)
+    wait_for 10 test -e "$TMP/silent.ready" || fail "cannot listen on 127.0.0.2: $(cat "$TMP/silent.log")"
+    wait_for 10 grep -q ready "$TMP/two" 2>/dev/null || fail "cannot listen on 127.0.0.3: $(cat "$TMP/two.log")"
     printf '127.0.0.2 db-two.test\n127.0.0.3 db-two.test\n' >>"$TMP/hosts"
-    cp -a /etc "$TMP/order.etc" 2>/dev/null; rm -f "$TMP/order.etc/hosts" "$TMP/order.etc/host.conf"
-    cp "$TMP/hosts" "$TMP/host.conf" "$TMP/order.etc/" || fail "cannot write $TMP/order.etc"
+    our_etc "$TMP/order.etc" "timeout:1 attempts:1"
     order=$(unshare -m bash -c 'mount --bind "$1" /etc && getent ahosts db-two.test' _ "$TMP/order.etc" |
             awk '$2 == "STREAM" { printf "%s ", $1 }')
     [ "$order" = "127.0.0.2 127.0.0.3 " ] ||

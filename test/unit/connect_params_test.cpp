@@ -68,7 +68,7 @@ TEST_F(ConnectParamsTest, SkippingTheGssProbeYieldsToTheUser) {
 
 TEST_F(ConnectParamsTest, SetsASilentHostAsideWithItsPort) {
     ConnectParams p("host=a,b,c port=1,2,3 dbname=app target_session_attrs=read-write", {});
-    ASSERT_EQ(p.host_count(), 3u);
+    ASSERT_EQ(p.entry_count(), 3u);
     EXPECT_EQ(last(p.for_libpq(), "host"), "<unset>");  // the DSN as written
     p.set_aside("a", "10.0.0.1", "1");  // (PQhostaddr: the address libpq found for a)
     const ConnectParams r = p.for_libpq();
@@ -87,7 +87,7 @@ TEST_F(ConnectParamsTest, OneCommonPortIsLeftAlone) {
 
 TEST_F(ConnectParamsTest, UriAndHostaddrLists) {
     ConnectParams uri("postgresql://a:1,b:2/app", {});
-    ASSERT_EQ(uri.host_count(), 2u);
+    ASSERT_EQ(uri.entry_count(), 2u);
     uri.set_aside("a", "", "1");
     EXPECT_EQ(last(uri.for_libpq(), "host"), "b,a");
     EXPECT_EQ(last(uri.for_libpq(), "port"), "2,1");
@@ -214,7 +214,7 @@ TEST_F(ConnectParamsTest, SetsASilentAddressOfANameAside) {
 // lengths are left to libpq, and nothing is set aside.
 TEST_F(ConnectParamsTest, ListsThatDoNotLineUpUnderAServiceAreLeftToLibpq) {
     ConnectParams p("service=prod host=a,b port=1,2,3", {});
-    EXPECT_EQ(p.host_count(), 0u);
+    EXPECT_EQ(p.entry_count(), 0u);
     p.set_aside("a", "", "1");
     EXPECT_EQ(last(p.for_libpq(), "host"), "<unset>");
 }
