@@ -1,4 +1,8 @@
 #include "call_context.hpp"
+#include "client_socket.hpp"
+
+#include <cerrno>
+#include <sys/socket.h>
 
 extern "C" {
 #include "access/htup_details.h"
@@ -43,8 +47,29 @@ ApiCall begin_call(FunctionCallInfo fcinfo, const char* fn, Access access) {
     return call;
 }
 
+namespace {
+
+// What one non-blocking peek at the client's socket tells for certain.
+enum class Peek { connected, closed, unsure };
+
+// Nothing to read and no end of stream: the client is there. The end of the
+// stream with nothing before it: gone. Anything else (pending bytes, which
+// may be a Terminate message followed by the close; an error) is left to
+// PostgreSQL's own check. One syscall instead of its three on the common path.
+Peek peek_client() {
+    char byte;
+    ssize_t n = recv(client_socket(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return Peek::closed;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Peek::connected;
+    return Peek::unsure;
+}
+
+}  // namespace
+
 void require_client_connected() {
-    if (MyProcPort == nullptr || pq_check_connection()) return;
+    if (client_socket() == PGINVALID_SOCKET) return;
+    Peek seen = peek_client();
+    if (seen == Peek::connected || (seen == Peek::unsure && pq_check_connection())) return;
     ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
                     errmsg("singleton_lock: the client has disconnected; nothing was changed")));
 }

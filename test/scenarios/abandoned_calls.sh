@@ -75,6 +75,62 @@ late_call_changes_nothing admin "SELECT singleton_force_release('admin')"
 late_call_changes_nothing admin "SELECT singleton_pause('admin', 'maintenance')"
 q "SELECT singleton_pause('admin', 'maintenance')" >/dev/null
 late_call_changes_nothing admin "SELECT singleton_resume('admin')"
+# The same with a client that closes properly (libpq sends Terminate, then
+# the close): bytes wait unread on the socket when the call looks at it. And
+# a live client that pipelined its next statement behind the call: it also
+# left bytes there, and its call must act.
+late_call_of_python_client() {
+  local lease=$1 call=$2 how=$3
+  psql -X -qAt -c "BEGIN" -c "SELECT 1 FROM singleton_lock_leases WHERE name = '$lease' FOR UPDATE" \
+    -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null &
+  local locker=$!
+  sleep 0.3
+  /usr/bin/python3 - "$call" "$how" <<'PY' || fail "$how client: $call"
+import sys, time, psycopg
+from psycopg import pq
+call, how = sys.argv[1], sys.argv[2]
+with psycopg.connect(autocommit=True) as observer:
+    pg = psycopg.connect(autocommit=True).pgconn
+    pid = pg.backend_pid
+    pg.enter_pipeline_mode()
+    pg.send_query_params(call.encode(), None)
+    pg.pipeline_sync()
+    pg.flush()
+    deadline = time.monotonic() + 10
+    while observer.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                           (pid,)).fetchone()[0] != "Lock":
+        assert time.monotonic() < deadline, "the call never waited on the row lock"
+        time.sleep(0.02)
+    if how == "closing":
+        pg.finish()  # Terminate, then the close
+        sys.exit(0)
+    pg.send_query_params(b"SELECT 1", None)
+    pg.pipeline_sync()
+    pg.flush()
+    r = None
+    while r is None:
+        r = pg.get_result()
+    assert r.status == pq.ExecStatus.TUPLES_OK, r.error_message
+    print(f"ok: the call of a live client with a statement pipelined behind it acted: {r.get_value(0, 0).decode()}")
+PY
+  wait "$locker" || fail "the locking transaction failed"
+}
+q "SELECT singleton_release('closing', token) FROM singleton_acquire('closing', '1 min', 'someone')" >/dev/null
+before=$(lease_row closing)
+late_call_of_python_client closing "SELECT acquired FROM singleton_acquire('closing', '1 min', 'ghost')" closing
+for _ in $(seq 1 100); do
+  [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%''ghost''%' AND pid <> pg_backend_pid()")" = 0 ] && break
+  sleep 0.05
+done
+after=$(lease_row closing)
+[ "$before" = "$after" ] || fail "the late call of a client that closed properly changed the lease: '$before' -> '$after'"
+echo "ok: a late acquire from a client that closed properly changed nothing ($after)"; checks=$((checks + 1))
+q "SELECT singleton_release('piped-live', token) FROM singleton_acquire('piped-live', '1 min', 'someone')" >/dev/null
+late_call_of_python_client piped-live "SELECT acquired FROM singleton_acquire('piped-live', '1 min', 'live')" live
+[ "$(q "SELECT holder FROM singleton_lock_leases WHERE name = 'piped-live'")" = live ] \
+  || fail "the live client's call did not take the lease"
+echo "ok: and it holds the lease"; checks=$((checks + 1))
+
 # A session sleeping in the extension's wait ends as soon as its client is
 # killed: a waiting acquire (its waiter registration goes with it) and a
 # holder's singleton_watch (its binding goes with it: the lease is orphaned
