@@ -1563,6 +1563,49 @@ warm_examples)
         info "examples/warm/warm_service.$kind: booted as standby, led with token $tok after kill -9 of the leader: ok"
     done
     ;;
+reconnects)
+    # Sessions that end and are made again leave no descriptor behind: a
+    # standby may wait through months of database restarts. Each round the
+    # standby's session (over TCP, so that its sessions can be told apart
+    # from the leader's) is terminated and it waits on. (A leader whose
+    # session ends has lost its lease, as documented: it reconnects as a new
+    # process's standby would.) Descriptors of both processes of the standby
+    # are counted after round 2 and after round 12.
+    start a --ttl 5s
+    wait_for 20 started a || fail "first instance never started COMMAND"
+    PGHOST=127.0.0.1 start b --ttl 5s
+    wait_for 20 logged b "standby, held by" || fail "second instance never reported standby"
+    child=$(cat "$TMP/a.child")
+    sessions() {  # WHERE: how many of the wrappers' sessions match
+        "${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'singleton-lock' AND $1"
+    }
+    standby_fds() {  # the descriptors of b and of its supervising process (forked in advance)
+        local sup; sup=$(children_of "$PID_b" | head -n1)
+        [ -n "$sup" ] || fail "the standby has no supervising process"
+        echo "$(ls "/proc/$PID_b/fd" | wc -l) $(ls "/proc/$sup/fd" | wc -l)"
+    }
+    waiting="client_addr IS NOT NULL AND wait_event_type = 'Extension'"
+    settled() { [ "$(sessions "$waiting")" = 1 ]; }
+    wait_for 10 settled || fail "the standby never waited in the server over TCP"
+    before=""
+    for round in $(seq 1 12); do
+        ended=$("${PSQL[@]}" -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE application_name = 'singleton-lock' AND client_addr IS NOT NULL")
+        [ "$ended" -ge 1 ] || fail "round $round: no session of the standby to terminate"
+        sleep 0.3
+        wait_for 15 settled || fail "round $round: the standby did not reconnect"
+        alive "$child" || fail "round $round: the leader's COMMAND stopped"
+        started b && fail "round $round: the standby's COMMAND started"
+        [ "$round" = 2 ] && { sleep 0.5; before=$(standby_fds); }
+    done
+    sleep 0.5
+    after=$(standby_fds)
+    [ "$(grep -c "database unavailable" "$TMP/b.log")" -ge 1 ] || fail "the standby never noticed its session end"
+    info "descriptors of the standby and its supervising process after round 2: $before; after round 12: $after"
+    [ "$before" = "$after" ] || fail "descriptors grew over 10 reconnects: $before -> $after"
+    logged a LOST && fail "the leader lost its lease"
+    kill -TERM "$PID_a" "$PID_b"; reap "$PID_a"; reap "$PID_b"
+    ;;
 *)
     echo "unknown case $CASE"; exit 2 ;;
 esac
