@@ -786,3 +786,43 @@ async def test_notify_spam_is_heeded_at_most_every_100_ms(monkeypatch):
         with admin() as conn:
             conn.execute(f"DROP OWNED BY {role}")  # (its grants)
             conn.execute(f"DROP ROLE {role}")
+
+
+async def test_reconnects_of_a_standby_leave_no_descriptor_behind():
+    """A standby may wait through months of database restarts: each of 12
+    terminations of its session is followed by a reconnect, and the process's
+    descriptors after round 12 are those after round 2."""
+    name = unique("lib_fds")
+    with admin() as conn:
+        conn.execute("SET singleton_lock.bind_session = off")
+        conn.execute("SELECT singleton_acquire(%s, '1 h', 'someone-else')", (name,))
+
+    def waiting_backend():
+        with admin() as conn:
+            row = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
+                " AND application_name = 'singleton_lock.py' AND query LIKE 'SELECT%%'"
+                " AND pid <> pg_backend_pid()").fetchall()
+        return row[0][0] if len(row) == 1 else None
+
+    elector = singleton_lock.AsyncElector(name, ttl="10s")
+    standby = asyncio.ensure_future(elector.acquire())
+    loop = asyncio.get_running_loop()
+    before = None
+    try:
+        for round_ in range(1, 13):
+            assert await wait_until_async(waiting_backend), f"round {round_}: not waiting"
+            pid = await loop.run_in_executor(None, waiting_backend)
+            with admin() as conn:
+                assert conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+            assert await wait_until_async(lambda: waiting_backend() not in (None, pid)), \
+                f"round {round_}: the standby did not wait again after its session ended"
+            if round_ == 2:
+                before = sorted(os.listdir("/proc/self/fd"))
+        after = sorted(os.listdir("/proc/self/fd"))
+        assert not standby.done(), "the standby stopped waiting"
+        print(f"\n[library] descriptors after round 2: {len(before)}, after round 12: {len(after)}")
+        assert len(after) <= len(before), f"descriptors grew: {before} -> {after}"
+    finally:
+        standby.cancel()
+        await elector.aclose()
