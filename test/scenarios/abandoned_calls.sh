@@ -85,28 +85,20 @@ late_call_of_python_client() {
     -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null &
   local locker=$!
   sleep 0.3
-  /usr/bin/python3 - "$call" "$how" <<'PY' || fail "$how client: $call"
-import sys, time, psycopg
+  PYTHONPATH="$ROOT/test/scenarios" /usr/bin/python3 - "$call" "$how" <<'PY' || fail "$how client: $call"
+import sys, psycopg
 from psycopg import pq
+from piped_client import send_piped, wait_until_waiting
 call, how = sys.argv[1], sys.argv[2]
 with psycopg.connect(autocommit=True) as observer:
     pg = psycopg.connect(autocommit=True).pgconn
-    pid = pg.backend_pid
     pg.enter_pipeline_mode()
-    pg.send_query_params(call.encode(), None)
-    pg.pipeline_sync()
-    pg.flush()
-    deadline = time.monotonic() + 10
-    while observer.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
-                           (pid,)).fetchone()[0] != "Lock":
-        assert time.monotonic() < deadline, "the call never waited on the row lock"
-        time.sleep(0.02)
+    send_piped(pg, call.encode())
+    wait_until_waiting(observer, pg.backend_pid, "Lock", "the call")
     if how == "closing":
         pg.finish()  # Terminate, then the close
         sys.exit(0)
-    pg.send_query_params(b"SELECT 1", None)
-    pg.pipeline_sync()
-    pg.flush()
+    send_piped(pg, b"SELECT 1")
     r = None
     while r is None:
         r = pg.get_result()
@@ -169,9 +161,10 @@ echo "ok: and its lease is orphaned at once"; checks=$((checks + 1))
 # 'held' and the release goes through well within those 20 s. (A statement
 # that reaches the server in the same read as the watch is noticed only when
 # the watch ends: see docs/sql-reference.md, singleton_watch.)
-/usr/bin/python3 - <<'PY' || fail "a queued statement did not end the watch"
+PYTHONPATH="$ROOT/test/scenarios" /usr/bin/python3 - <<'PY' || fail "a queued statement did not end the watch"
 import time, psycopg
 from psycopg import pq
+from piped_client import send_piped, wait_until_waiting
 
 def results(pg, syncs):
     """The first value of every statement's result up to the `syncs`th
@@ -193,18 +186,10 @@ with psycopg.connect(autocommit=True) as conn, psycopg.connect(autocommit=True) 
     token = conn.execute("SELECT token FROM singleton_acquire('piped', '1 h', 'holder')").fetchone()[0]
     pid, pg = conn.info.backend_pid, conn.pgconn
     pg.enter_pipeline_mode()
-    pg.send_query_params(b"SELECT singleton_watch('piped', $1, '20 s')", [str(token).encode()])
-    pg.pipeline_sync()
-    pg.flush()
-    deadline = time.monotonic() + 10
-    while observer.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
-                           (pid,)).fetchone()[0] != "Extension":
-        assert time.monotonic() < deadline, "the watch never slept in the extension's wait"
-        time.sleep(0.02)
+    send_piped(pg, b"SELECT singleton_watch('piped', $1, '20 s')", [str(token).encode()])
+    wait_until_waiting(observer, pid, "Extension", "the watch")
     started = time.monotonic()
-    pg.send_query_params(b"SELECT singleton_release('piped', $1)", [str(token).encode()])
-    pg.pipeline_sync()
-    pg.flush()
+    send_piped(pg, b"SELECT singleton_release('piped', $1)", [str(token).encode()])
     outcome, released = results(pg, 2)
     took = time.monotonic() - started
     assert outcome == "held" and released == "t" and took < 10, (outcome, released, took)
