@@ -1,5 +1,6 @@
 #include "command.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,13 +30,39 @@ ResolvedCommand failed(int err, const std::string& what) {
             what + (missing ? ": not found" : std::string(": ") + std::strerror(err))};
 }
 
+// The interpreter a script's first line names (#!), as the kernel reads it
+// (its first 256 bytes); "" for anything else, or a file we cannot read.
+std::string interpreter_of(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return "";
+    char buf[256];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    ::close(fd);
+    if (n < 2 || buf[0] != '#' || buf[1] != '!') return "";
+    ssize_t i = 2;
+    while (i < n && (buf[i] == ' ' || buf[i] == '\t')) ++i;
+    const ssize_t from = i;
+    while (i < n && buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' && buf[i] != '\0') ++i;
+    return std::string(buf + from, static_cast<std::size_t>(i - from));
+}
+
+// An executable found: a script whose interpreter is missing would fail only
+// at execve, after the lease was taken; said now, as a shell would.
+ResolvedCommand found(const std::string& path, const std::string& what) {
+    const std::string interpreter = interpreter_of(path);
+    if (interpreter.empty()) return {path, 0, ""};
+    const int err = check_executable(interpreter);
+    if (err == 0) return {path, 0, ""};
+    return failed(err, what + ": its interpreter " + interpreter + " (#! line)");
+}
+
 }  // namespace
 
 ResolvedCommand resolve_command(const std::string& command) {
     if (command.empty()) return failed(ENOENT, "COMMAND ''");
     if (command.find('/') != std::string::npos) {
         const int err = check_executable(command);
-        return err == 0 ? ResolvedCommand{command, 0, ""} : failed(err, "COMMAND " + command);
+        return err == 0 ? found(command, "COMMAND " + command) : failed(err, "COMMAND " + command);
     }
     const char* env = std::getenv("PATH");
     const std::string path = env && *env ? env : "/usr/local/bin:/usr/bin:/bin";
@@ -45,7 +72,7 @@ ResolvedCommand resolve_command(const std::string& command) {
         std::string dir = path.substr(start, end == std::string::npos ? end : end - start);
         const std::string candidate = (dir.empty() ? "." : dir) + "/" + command;
         const int err = check_executable(candidate);
-        if (err == 0) return {candidate, 0, ""};
+        if (err == 0) return found(candidate, "COMMAND " + candidate);
         if (err != ENOENT && err != ENOTDIR && first_error == ENOENT) first_error = err;
         if (end == std::string::npos) break;
         start = end + 1;

@@ -14,7 +14,7 @@ struct ResolvedCommand {
 };
 
 // Like execvp: a name without '/' is searched in PATH; a path must exist and be
-// an executable regular file.
+// an executable regular file, and a script's #! interpreter must be one too.
 ResolvedCommand resolve_command(const std::string& command);
 
 // The current environment without SINGLETON_LOCK_*, plus SINGLETON_LOCK_NAME and

@@ -1,6 +1,8 @@
 // The Runner's transitions and the elector's events (see runner.hpp).
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 
@@ -25,6 +27,16 @@ std::string describe(const CommandReport& r) {
     return s;
 }
 
+// COMMAND was checked before the lease was taken; its execve can still fail:
+// a script's #! interpreter (or a program's ELF loader) missing, the file
+// gone or changed since, E2BIG, ENOMEM. Said as a shell would say it.
+std::string exec_failure(const std::string& path, const CommandReport& r) {
+    std::string s = path + " could not be started: " + std::strerror(r.exec_errno);
+    if (r.exec_errno == ENOENT && ::access(path.c_str(), F_OK) == 0)
+        s += " (the interpreter its #! line names, or the loader it needs, is missing)";
+    return s + "; exit status " + std::to_string(exit_code_of(r.status));
+}
+
 std::string backends(const std::vector<int>& pids) {
     std::string s;
     for (int p : pids) s += (s.empty() ? "" : ", ") + std::to_string(p);
@@ -47,7 +59,8 @@ ElectorEvents Runner::elector_events() {
                : "release not confirmed (the lease ends with its sessions or its TTL)");
     };
     ev.on_wait_expired = [this] {
-        log(args_.warm ? "--wait ran out; stopping the warm COMMAND" : "--wait ran out; COMMAND not started");
+        log(args_.warm ? "--wait ran out; stopping the warm COMMAND"
+                       : "--wait ran out; COMMAND not started");
     };
     ev.on_retry = [this](const std::string& e, Duration in) { on_retry(e, in); };
     ev.on_failed = [this](const std::string& e) { log("giving up: " + e); };
@@ -81,7 +94,8 @@ void Runner::on_lost(LossReason reason, const std::string& detail) {
 void Runner::on_step_down_requested() {
     if (phase_ != Phase::running) return;  // already stopping: the release follows anyway
     log("a standby of higher priority asks for the lease: stopping COMMAND (SIGTERM now, SIGKILL "
-        "in " + format_duration(elector_->timing().grace) + "), then handing the lease over");
+        "in " +
+        format_duration(elector_->timing().grace) + "), then handing the lease over");
     stepping_aside_ = true;
     begin_stopping(SIGTERM);
 }
@@ -127,7 +141,8 @@ void Runner::begin_stopping(int sig) {
 
 // COMMAND and every process of its tree are gone: only now may the lease go.
 void Runner::on_command_ended(const CommandReport& report) {
-    log("COMMAND " + describe(report));
+    log("COMMAND " +
+        (report.exec_errno != 0 ? exec_failure(command_path_, report) : describe(report)));
     if (!led_) {  // a warm standby's COMMAND: nothing to release
         elector_->stop();
         fallback_kill_at_ = TimePoint::max();

@@ -32,7 +32,9 @@ std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
 }
 
 // SINGLETON_LOCK_TOKEN goes into this process's own copy of the environment, then exec.
-[[noreturn]] void exec_command(const CommandImage& c, std::int64_t token) {
+// A vforked child leaves execve's errno in *failed (the parent's memory) when it fails.
+[[noreturn]] void exec_command(const CommandImage& c, std::int64_t token,
+                               volatile int* failed = nullptr) {
     if (c.token_slot != nullptr) {
         char digits[token_digits];
         unsigned n = 0;
@@ -50,7 +52,9 @@ std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
     ::signal(SIGPIPE, SIG_DFL);
     open_files::restore_for_command();
     ::execve(c.path, c.argv, c.envp);
-    ::_exit(errno == ENOENT ? 127 : 126);
+    const int error = errno;
+    if (failed != nullptr) *failed = error;
+    ::_exit(error == ENOENT ? 127 : 126);
 }
 
 // Closes every descriptor >= 3 but the three given ones (-1: none).
@@ -111,8 +115,8 @@ void SupervisingProcess::run(int gate_r, int gate_w) {
     close_all_but(link_, gate_r, gate_w);
     sigset_t set;
     sigemptyset(&set);
-    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGTSTP, SIGTTIN,
-                  SIGTTOU})
+    for (int s :
+         {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGTSTP, SIGTTIN, SIGTTOU})
         sigaddset(&set, s);
     ::sigprocmask(SIG_BLOCK, &set, nullptr);  // signals meant for COMMAND: read and ignored
     sfd_ = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -177,18 +181,20 @@ void SupervisingProcess::on_start(const link::Message& m) {
     if (child_ > 0) return;  // a warm COMMAND: singleton-lock has written its line
     // vfork: this process waits until the child has exec'd (or _exit'ed); the
     // child only writes the token into its environment (prepared before the
-    // fork of this process) and makes syscalls.
+    // fork of this process), makes syscalls and, if execve fails, writes its
+    // errno into exec_failed (which singleton-lock then names in its log).
+    volatile int exec_failed = 0;
     child_ = ::vfork();
     if (child_ == 0) {
         ::setpgid(0, 0);
-        exec_command(command_, m.a);
+        exec_command(command_, m.a, &exec_failed);
     }
     if (child_ < 0) {
         (void)link::send(link_, {link::Kind::ended, 126 << 8, 0, 0});  // as if exited 126
         end(false);
     }
     ::setpgid(child_, child_);
-    (void)link::send(link_, {link::Kind::child, child_, 0, 0});
+    (void)link::send(link_, {link::Kind::child, child_, exec_failed, 0});
 }
 
 void SupervisingProcess::on_stop(int sig) {
@@ -240,8 +246,8 @@ void SupervisingProcess::end(bool report) {
 
 }  // namespace
 
-void supervise(int link, int gate_r, int gate_w, const CommandImage& command,
-               std::int64_t grace_ns, bool warm) {
+void supervise(int link, int gate_r, int gate_w, const CommandImage& command, std::int64_t grace_ns,
+               bool warm) {
     SupervisingProcess(link, command, grace_ns, warm).run(gate_r, gate_w);
 }
 

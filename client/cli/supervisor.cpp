@@ -101,6 +101,7 @@ void Supervisor::prepare(const std::string& path, const std::vector<std::string>
                                            : "the supervising process could not fork COMMAND");
     }
     command_pid_ = child;
+    exec_errno_ = 0;
 }
 
 bool Supervisor::start(std::int64_t token, TimePoint watchdog_deadline,
@@ -161,6 +162,7 @@ Supervisor::Event Supervisor::on_readable() {
     if (r < 0 && (errno == EAGAIN || errno == EINTR)) return Event::none;
     if (r == 1 && m.kind == link::Kind::child) {
         command_pid_ = m.value;
+        exec_errno_ = static_cast<int>(m.a);
         return Event::none;
     }
     if (prepared() && !warm_) {  // it died before COMMAND ever started
@@ -187,6 +189,7 @@ CommandReport Supervisor::read_report(int received, const link::Message& m) cons
         rep.leftovers = static_cast<int>(m.a);
         rep.grace_ran_out = (m.b & link::killed_at_grace_end) != 0;
         rep.watchdog_fired = (m.b & link::watchdog_fired) != 0;
+        rep.exec_errno = exec_errno_;
     } else {
         rep.status = SIGKILL;  // "killed by signal 9": it died without a report
         rep.supervisor_lost = true;

@@ -54,6 +54,7 @@ struct CommandReport {
     bool grace_ran_out = false;    // still running at the end of the grace: SIGKILLed
     bool watchdog_fired = false;   // the supervisor acted on its own deadline
     bool supervisor_lost = false;  // the supervisor died without a report
+    int exec_errno = 0;            // COMMAND's execve failed (its status is then 126 or 127)
 };
 
 class Supervisor {
@@ -111,6 +112,7 @@ class Supervisor {
     CommandReport read_report(int received, const link::Message& m) const;
     pid_t pid_ = -1;  // the supervising process
     pid_t command_pid_ = 0;
+    int exec_errno_ = 0;  // what the child's execve failed with (0: it did not fail)
     int link_ = -1;
     int gate_ = -1;  // --warm: write end of COMMAND's SINGLETON_LOCK_LEADER_FD, until start()
     pid_t exiting_pid_ = -1;  // a supervising process that reported: reaped before the next fork

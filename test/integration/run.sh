@@ -629,8 +629,34 @@ exit_status)
     [ "$rc" = 126 ] || fail "exit code $rc for a COMMAND that is not executable, expected 126"
     sl_alone run --name "$NAME" -- "$TMP" 2>"$TMP/f.log"; rc=$?
     [ "$rc" = 126 ] || fail "exit code $rc for a directory as COMMAND, expected 126"
+    # A script whose #! interpreter is missing (or not executable) fails at execve.
+    printf '#!/nonexistent/interpreter\necho ran\n' >"$TMP/bad-interpreter"
+    printf '#! %s -x\necho ran\n' "$TMP/not-executable" >"$TMP/bad-interpreter-2"
+    chmod +x "$TMP/bad-interpreter" "$TMP/bad-interpreter-2"
+    sl_alone run --name "$NAME" -- "$TMP/bad-interpreter" 2>"$TMP/c2.log"; rc=$?
+    [ "$rc" = 127 ] || fail "exit code $rc for a script whose interpreter is missing, expected 127"
+    grep -q "its interpreter /nonexistent/interpreter (#! line): not found" "$TMP/c2.log" ||
+        fail "no clear error for a missing interpreter: $(cat "$TMP/c2.log")"
+    sl_alone run --name "$NAME" -- "$TMP/bad-interpreter-2" 2>"$TMP/c3.log"; rc=$?
+    [ "$rc" = 126 ] || fail "exit code $rc for a script whose interpreter is not executable, expected 126"
     [ "$(transitions)" = "$before" ] || fail "a COMMAND that cannot run took the lease"
     grep -q "not found" "$TMP/c.log" || fail "no clear error for a missing COMMAND: $(cat "$TMP/c.log")"
+    # Checked before the lease, gone by the time it leads (a deploy removed the
+    # old release while its standby waited): execve fails after all; the lease
+    # goes back at once, the exit is 127 and the log says why.
+    cp /bin/true "$TMP/removed-later"
+    "${PSQL[@]}" -c "SET singleton_lock.bind_session = off; SELECT acquired FROM singleton_acquire('$NAME', '1 h', 'keeper')" >/dev/null
+    "$SL" run --name "$NAME" -- "$TMP/removed-later" 2>"$TMP/c4.log" &
+    late=$!
+    wait_for 20 grep -q "standby, held by keeper" "$TMP/c4.log" || fail "the standby never waited: $(cat "$TMP/c4.log")"
+    rm "$TMP/removed-later"
+    "${PSQL[@]}" -c "SELECT singleton_force_release('$NAME')" >/dev/null
+    reap "$late"
+    [ "$RC" = 127 ] || fail "exit code $RC for a COMMAND removed while standby, expected 127: $(cat "$TMP/c4.log")"
+    grep -q "COMMAND $TMP/removed-later could not be started: No such file or directory; exit status 127" "$TMP/c4.log" ||
+        fail "no clear error for a COMMAND removed while standby: $(cat "$TMP/c4.log")"
+    [ "$(lease_state)" = free ] || fail "the lease was not released after COMMAND could not start: $(lease_state)"
+    before=$(transitions)
     "$SL" run --name "$NAME" --ttl 99999999999h -- true 2>"$TMP/g.log"; rc=$?
     [ "$rc" = 2 ] || fail "exit code $rc for --ttl 99999999999h, expected usage error 2"
     grep -q "too long" "$TMP/g.log" || fail "no clear error for --ttl 99999999999h: $(cat "$TMP/g.log")"
@@ -686,7 +712,7 @@ exit_status)
     # ...and the longest name they allow is one the server takes (255 characters, 2 bytes each).
     longest="${NAME:0:10}$(printf '\303\274%.0s' $(seq 245))"
     "$SL" run --name "$longest" -- true 2>"$TMP/j.log" || fail "a 255-character name: $(cat "$TMP/j.log")"
-    info "exit statuses 7 and 138 (no process of COMMAND's left), 127, 126, and 2 for an overflowing ttl, for names and holder ids the server would refuse and for a DSN libpq cannot parse; a COMMAND that cannot run never took the lease: ok"
+    info "exit statuses 7 and 138 (no process of COMMAND's left), 127, 126 (a missing or not executable COMMAND or #! interpreter, checked before the lease; a COMMAND removed while standby, said after), and 2 for an overflowing ttl, for names and holder ids the server would refuse and for a DSN libpq cannot parse; a COMMAND that cannot run never took the lease: ok"
     ;;
 admin)
     start a --ttl 5s --holder "admin-test-holder"
