@@ -94,6 +94,14 @@ children_of() {  # PID: its children, from /proc (no procps needed)
     { cat /proc/[0-9]*/stat 2>/dev/null || :; } |  # (past processes that just ended)
         awk -v parent="$1" '{ pid = $1; sub(/.*\) /, ""); if ($2 == parent) print pid }'
 }
+fd_count() { ls "/proc/$1/fd" | wc -l; }  # PID: its open descriptors
+# wrapper_fds PID: the descriptors of singleton-lock process PID and of its
+# supervising process (its first child); fails (status 1) when it has none.
+wrapper_fds() {
+    local sup; sup=$(children_of "$1" | head -n1)
+    [ -n "$sup" ] || { echo "singleton-lock $1 has no supervising process" >&2; return 1; }
+    echo "$(fd_count "$1") $(fd_count "$sup")"
+}
 lease_state() { "${PSQL[@]}" -c "SELECT state FROM singleton_leases WHERE name = '$NAME'"; }
 token_of() { cut -d' ' -f2 <"$TMP/$1.env"; }
 # backend_of LABEL N: the pid of its Nth session's backend, from its leader line
@@ -1246,7 +1254,7 @@ prefork)
         # (its own group: a stop or SIGKILL of singleton-lock's group must not reach it; job_control)
         [ "$(pgid_of "$2")" = "$2" ] && [ "$(pgid_of "$wrapper")" != "$2" ] ||
             fail "$1: the supervisor does not lead a process group of its own"
-        n=$(ls "/proc/$2/fd" | wc -l)
+        n=$(fd_count "$2")
         [ "$n" -le 6 ] || fail "$1: helper $2 holds $n descriptors: $(ls -l "/proc/$2/fd")"
         [ "$(readlink "/proc/$2/exe")" = "$(readlink -f "$SL")" ] || fail "$1: helper $2 exec'd"
         HELPERS="$2"
@@ -1605,11 +1613,6 @@ reconnects)
     sessions() {  # WHERE: how many of the wrappers' sessions match
         "${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'singleton-lock' AND $1"
     }
-    standby_fds() {  # the descriptors of b and of its supervising process (forked in advance)
-        local sup; sup=$(children_of "$PID_b" | head -n1)
-        [ -n "$sup" ] || fail "the standby has no supervising process"
-        echo "$(ls "/proc/$PID_b/fd" | wc -l) $(ls "/proc/$sup/fd" | wc -l)"
-    }
     waiting="client_addr IS NOT NULL AND wait_event_type = 'Extension'"
     settled() { [ "$(sessions "$waiting")" = 1 ]; }
     wait_for 10 settled || fail "the standby never waited in the server over TCP"
@@ -1622,10 +1625,10 @@ reconnects)
         wait_for 15 settled || fail "round $round: the standby did not reconnect"
         alive "$child" || fail "round $round: the leader's COMMAND stopped"
         started b && fail "round $round: the standby's COMMAND started"
-        [ "$round" = 2 ] && { sleep 0.5; before=$(standby_fds); }
+        [ "$round" = 2 ] && { sleep 0.5; before=$(wrapper_fds "$PID_b") || fail "round 2: no count"; }
     done
     sleep 0.5
-    after=$(standby_fds)
+    after=$(wrapper_fds "$PID_b") || fail "no count after round 12"
     [ "$(grep -c "database unavailable" "$TMP/b.log")" -ge 1 ] || fail "the standby never noticed its session end"
     info "descriptors of the standby and its supervising process after round 2: $before; after round 12: $after"
     [ "$before" = "$after" ] || fail "descriptors grew over 10 reconnects: $before -> $after"
@@ -1646,12 +1649,9 @@ step_down_cycles)
     # exit changes a's exit status.
     start a --ttl 5s --priority 1
     wait_for 20 started a || fail "a never started COMMAND"
-    counts() {
-        local kids sup
-        kids=$(children_of "$PID_a")
-        sup=$(echo "$kids" | head -n1)
-        [ -n "$sup" ] || fail "a has no supervising process"
-        echo "$(ls "/proc/$PID_a/fd" | wc -l) fds, $(echo "$kids" | wc -l) children, supervisor $(ls "/proc/$sup/fd" | wc -l) fds"
+    counts() {  # a's and its supervising process's descriptors, and a's child processes
+        local fds; fds=$(wrapper_fds "$PID_a") || return 1
+        echo "descriptors $fds, $(children_of "$PID_a" | wc -l) children"
     }
     before=""
     for round in $(seq 1 8); do
@@ -1670,9 +1670,9 @@ step_down_cycles)
         wait_for 10 restarted || fail "round $round: a's COMMAND did not start again"
         no_overlap a
         sleep 0.2
-        [ "$round" = 2 ] && before=$(counts)
+        [ "$round" = 2 ] && { before=$(counts) || fail "round 2: no count"; }
     done
-    after=$(counts)
+    after=$(counts) || fail "no count after round 8"
     info "after round 2: $before; after round 8: $after"
     [ "$before" = "$after" ] || fail "a grew over 6 step-downs: $before -> $after"
     kill -TERM "$PID_a"; reap "$PID_a"

@@ -25,33 +25,73 @@ lease_row() {
             || '/' || paused FROM singleton_lock_leases WHERE name = '$1'"
 }
 
-# $1 lease, $2 the late call; the lease row is locked while the call arrives.
-late_call_changes_nothing() {
-  local lease=$1 call=$2 before after
-  before=$(lease_row "$lease")
-  psql -X -qAt -c "BEGIN" -c "SELECT 1 FROM singleton_lock_leases WHERE name = '$lease' FOR UPDATE" \
+# Locks lease $1's row for 2 s in a transaction of its own, in the
+# background (LOCKER: its pid), and returns once it holds the lock.
+lock_row_for_a_while() {
+  psql -X -qAt -c "BEGIN" -c "SELECT 1 FROM singleton_lock_leases WHERE name = '$1' FOR UPDATE" \
     -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null &
-  local locker=$!
+  LOCKER=$!
   sleep 0.3
-  psql -X -qAt -c "$call" >/dev/null 2>&1 &
-  local client=$!
-  # Wait until the late call's backend waits on the row lock, then kill its client.
-  local waiting=0
-  for _ in $(seq 1 100); do
-    waiting=$(q "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query = \$q\$$call\$q\$")
-    [ "$waiting" = 1 ] && break; sleep 0.05
-  done
-  [ "$waiting" = 1 ] || fail "the call never waited on the row lock"
-  kill -9 "$client"; wait "$client" 2>/dev/null || true
-  kill -0 "$client" 2>/dev/null && fail "client $client still alive"
-  wait "$locker" || fail "the locking transaction failed"
+}
+
+# A client in Python that sends call $1 in pipeline mode and, once its
+# backend waits on the row lock, either closes properly ($2 = closing:
+# libpq's Terminate, then the close) or pipelines its next statement behind
+# it ($2 = live) and checks that the call returned a row.
+python_client() {
+  PYTHONPATH="$ROOT/test/scenarios" /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys, psycopg
+from psycopg import pq
+from piped_client import send_piped, wait_until_waiting
+call, how = sys.argv[1], sys.argv[2]
+with psycopg.connect(autocommit=True) as observer:
+    pg = psycopg.connect(autocommit=True).pgconn
+    pg.enter_pipeline_mode()
+    send_piped(pg, call.encode())
+    wait_until_waiting(observer, pg.backend_pid, "Lock", "the call")
+    if how == "closing":
+        pg.finish()  # Terminate, then the close
+        sys.exit(0)
+    send_piped(pg, b"SELECT 1")
+    r = None
+    while r is None:
+        r = pg.get_result()
+    assert r.status == pq.ExecStatus.TUPLES_OK, r.error_message
+    print(f"ok: the call of a live client with a statement pipelined behind it acted: {r.get_value(0, 0).decode()}")
+PY
+}
+
+# $1 lease, $2 the late call, $3 how its client goes: killed (kill -9, the
+# default) or closing (it closes properly: its Terminate waits unread on
+# the socket when the call looks at it). The lease row is locked while the
+# call arrives.
+late_call_changes_nothing() {
+  local lease=$1 call=$2 how=${3:-killed} before after
+  before=$(lease_row "$lease")
+  lock_row_for_a_while "$lease"
+  if [ "$how" = closing ]; then
+    python_client "$call" closing || fail "the closing client of '$call' failed"
+  else
+    psql -X -qAt -c "$call" >/dev/null 2>&1 &
+    local client=$!
+    # Wait until the late call's backend waits on the row lock, then kill its client.
+    local waiting=0
+    for _ in $(seq 1 100); do
+      waiting=$(q "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query = \$q\$$call\$q\$")
+      [ "$waiting" = 1 ] && break; sleep 0.05
+    done
+    [ "$waiting" = 1 ] || fail "the call never waited on the row lock"
+    kill -9 "$client"; wait "$client" 2>/dev/null || true
+    kill -0 "$client" 2>/dev/null && fail "client $client still alive"
+  fi
+  wait "$LOCKER" || fail "the locking transaction failed"
   # The backend runs on once the lock goes; give it time to finish.
   for _ in $(seq 1 100); do
     [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE query = \$q\$$call\$q\$")" = 0 ] && break; sleep 0.05
   done
   after=$(lease_row "$lease")
   [ "$before" = "$after" ] || fail "late call changed lease $lease: '$before' -> '$after'"
-  echo "ok: a late '$call' from a gone client changed nothing ($after)"; checks=$((checks + 1))
+  echo "ok: a late '$call' from a $how client changed nothing ($after)"; checks=$((checks + 1))
 }
 
 # A free lease: the late acquire must not take it.
@@ -75,50 +115,16 @@ late_call_changes_nothing admin "SELECT singleton_force_release('admin')"
 late_call_changes_nothing admin "SELECT singleton_pause('admin', 'maintenance')"
 q "SELECT singleton_pause('admin', 'maintenance')" >/dev/null
 late_call_changes_nothing admin "SELECT singleton_resume('admin')"
-# The same with a client that closes properly (libpq sends Terminate, then
-# the close): bytes wait unread on the socket when the call looks at it. And
-# a live client that pipelined its next statement behind the call: it also
-# left bytes there, and its call must act.
-late_call_of_python_client() {
-  local lease=$1 call=$2 how=$3
-  psql -X -qAt -c "BEGIN" -c "SELECT 1 FROM singleton_lock_leases WHERE name = '$lease' FOR UPDATE" \
-    -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null &
-  local locker=$!
-  sleep 0.3
-  PYTHONPATH="$ROOT/test/scenarios" /usr/bin/python3 - "$call" "$how" <<'PY' || fail "$how client: $call"
-import sys, psycopg
-from psycopg import pq
-from piped_client import send_piped, wait_until_waiting
-call, how = sys.argv[1], sys.argv[2]
-with psycopg.connect(autocommit=True) as observer:
-    pg = psycopg.connect(autocommit=True).pgconn
-    pg.enter_pipeline_mode()
-    send_piped(pg, call.encode())
-    wait_until_waiting(observer, pg.backend_pid, "Lock", "the call")
-    if how == "closing":
-        pg.finish()  # Terminate, then the close
-        sys.exit(0)
-    send_piped(pg, b"SELECT 1")
-    r = None
-    while r is None:
-        r = pg.get_result()
-    assert r.status == pq.ExecStatus.TUPLES_OK, r.error_message
-    print(f"ok: the call of a live client with a statement pipelined behind it acted: {r.get_value(0, 0).decode()}")
-PY
-  wait "$locker" || fail "the locking transaction failed"
-}
+# The same with a client that closes properly; and a live client that
+# pipelined its next statement behind the call left bytes there too: its
+# call must act.
 q "SELECT singleton_release('closing', token) FROM singleton_acquire('closing', '1 min', 'someone')" >/dev/null
-before=$(lease_row closing)
-late_call_of_python_client closing "SELECT acquired FROM singleton_acquire('closing', '1 min', 'ghost')" closing
-for _ in $(seq 1 100); do
-  [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%''ghost''%' AND pid <> pg_backend_pid()")" = 0 ] && break
-  sleep 0.05
-done
-after=$(lease_row closing)
-[ "$before" = "$after" ] || fail "the late call of a client that closed properly changed the lease: '$before' -> '$after'"
-echo "ok: a late acquire from a client that closed properly changed nothing ($after)"; checks=$((checks + 1))
+late_call_changes_nothing closing "SELECT acquired FROM singleton_acquire('closing', '1 min', 'ghost')" closing
 q "SELECT singleton_release('piped-live', token) FROM singleton_acquire('piped-live', '1 min', 'someone')" >/dev/null
-late_call_of_python_client piped-live "SELECT acquired FROM singleton_acquire('piped-live', '1 min', 'live')" live
+lock_row_for_a_while piped-live
+python_client "SELECT acquired FROM singleton_acquire('piped-live', '1 min', 'live')" live \
+  || fail "the live client's call failed"
+wait "$LOCKER" || fail "the locking transaction failed"
 [ "$(q "SELECT holder FROM singleton_lock_leases WHERE name = 'piped-live'")" = live ] \
   || fail "the live client's call did not take the lease"
 echo "ok: and it holds the lease"; checks=$((checks + 1))
