@@ -56,9 +56,9 @@ enum class Peek { connected, closed, unsure };
 // stream with nothing before it: gone. Anything else (pending bytes, which
 // may be a Terminate message followed by the close; an error) is left to
 // PostgreSQL's own check. One syscall instead of its three on the common path.
-Peek peek_client() {
+Peek peek_client(pgsocket sock) {
     char byte;
-    ssize_t n = recv(client_socket(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(sock, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0) return Peek::closed;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Peek::connected;
     return Peek::unsure;
@@ -67,8 +67,9 @@ Peek peek_client() {
 }  // namespace
 
 void require_client_connected() {
-    if (client_socket() == PGINVALID_SOCKET) return;
-    Peek seen = peek_client();
+    pgsocket sock = client_socket();
+    if (sock == PGINVALID_SOCKET) return;
+    Peek seen = peek_client(sock);
     if (seen == Peek::connected || (seen == Peek::unsure && pq_check_connection())) return;
     ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
                     errmsg("singleton_lock: the client has disconnected; nothing was changed")));
