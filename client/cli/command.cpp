@@ -1,6 +1,7 @@
 #include "command.hpp"
 
-#include <fcntl.h>
+#include "program_interpreter.hpp"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,30 +31,23 @@ ResolvedCommand failed(int err, const std::string& what) {
             what + (missing ? ": not found" : std::string(": ") + std::strerror(err))};
 }
 
-// The interpreter a script's first line names (#!), as the kernel reads it
-// (its first 256 bytes); "" for anything else, or a file we cannot read.
-std::string interpreter_of(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return "";
-    char buf[256];
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    ::close(fd);
-    if (n < 2 || buf[0] != '#' || buf[1] != '!') return "";
-    ssize_t i = 2;
-    while (i < n && (buf[i] == ' ' || buf[i] == '\t')) ++i;
-    const ssize_t from = i;
-    while (i < n && buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' && buf[i] != '\0') ++i;
-    return std::string(buf + from, static_cast<std::size_t>(i - from));
-}
-
-// An executable found: a script whose interpreter is missing would fail only
-// at execve, after the lease was taken; said now, as a shell would.
+// An executable found: a script whose interpreter is missing, or a binary
+// whose dynamic loader is, would fail only at execve, after the lease was
+// taken; said now, as a shell would. The chain is followed as the kernel does
+// (a script's interpreter is itself a script or a binary), to its depth limit.
 ResolvedCommand found(const std::string& path, const std::string& what) {
-    const std::string interpreter = interpreter_of(path);
-    if (interpreter.empty()) return {path, 0, ""};
-    const int err = check_executable(interpreter);
-    if (err == 0) return {path, 0, ""};
-    return failed(err, what + ": its interpreter " + interpreter + " (#! line)");
+    std::string current = path;
+    for (int depth = 0; depth < 5; ++depth) {
+        const ProgramInterpreter interpreter = interpreter_of(current);
+        if (interpreter.path.empty()) break;
+        const int err = check_executable(interpreter.path);
+        if (err != 0)
+            return failed(err, what + ": its interpreter " + interpreter.path + " (" +
+                                   interpreter.how + (current == path ? "" : " of " + current) +
+                                   ")");
+        current = interpreter.path;
+    }
+    return {path, 0, ""};
 }
 
 }  // namespace

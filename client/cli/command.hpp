@@ -14,7 +14,8 @@ struct ResolvedCommand {
 };
 
 // Like execvp: a name without '/' is searched in PATH; a path must exist and be
-// an executable regular file, and a script's #! interpreter must be one too.
+// an executable regular file, and so must the interpreter the kernel would load
+// for it (a script's #! line, an ELF binary's dynamic loader).
 ResolvedCommand resolve_command(const std::string& command);
 
 // The current environment without SINGLETON_LOCK_*, plus SINGLETON_LOCK_NAME and

@@ -647,6 +647,38 @@ exit_status)
         fail "no clear error for a missing interpreter: $(cat "$TMP/c2.log")"
     sl_alone run --name "$NAME" -- "$TMP/bad-interpreter-2" 2>"$TMP/c3.log"; rc=$?
     [ "$rc" = 126 ] || fail "exit code $rc for a script whose interpreter is not executable, expected 126"
+    # A binary whose dynamic loader (ELF PT_INTERP) is missing fails at execve
+    # too, with ENOENT although the file is there; also as a script's #! interpreter.
+    /usr/bin/python3 - /bin/true "$TMP/no-loader" <<'PY' || fail "could not make a binary with a missing loader"
+import struct, sys
+elf = bytearray(open(sys.argv[1], "rb").read())
+assert elf[:4] == b"\x7fELF" and elf[4] == 2 and elf[5] == 1, "not a 64-bit little-endian ELF"
+phoff, = struct.unpack_from("<Q", elf, 0x20)
+phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+for i in range(phnum):
+    ph = phoff + i * phentsize
+    if struct.unpack_from("<I", elf, ph)[0] == 3:  # PT_INTERP
+        offset, = struct.unpack_from("<Q", elf, ph + 8)
+        size, = struct.unpack_from("<Q", elf, ph + 32)
+        elf[offset:offset + size - 1] = b"/nonexistent/ld".ljust(size - 1, b"x")
+        break
+else:
+    sys.exit("no PT_INTERP in " + sys.argv[1])
+open(sys.argv[2], "wb").write(elf)
+PY
+    chmod +x "$TMP/no-loader"
+    "$TMP/no-loader" 2>/dev/null; rc=$?
+    [ "$rc" = 127 ] || fail "the patched binary did not fail to start (exit $rc): the fault was not applied"
+    sl_alone run --name "$NAME" -- "$TMP/no-loader" 2>"$TMP/c5.log"; rc=$?
+    [ "$rc" = 127 ] || fail "exit code $rc for a binary whose loader is missing, expected 127: $(cat "$TMP/c5.log")"
+    grep -q "its interpreter /nonexistent/ldx* (ELF PT_INTERP): not found" "$TMP/c5.log" ||
+        fail "no clear error for a binary whose loader is missing: $(cat "$TMP/c5.log")"
+    printf '#!%s\necho ran\n' "$TMP/no-loader" >"$TMP/bad-interpreter-3"
+    chmod +x "$TMP/bad-interpreter-3"
+    sl_alone run --name "$NAME" -- "$TMP/bad-interpreter-3" 2>"$TMP/c6.log"; rc=$?
+    [ "$rc" = 127 ] || fail "exit code $rc for a script whose interpreter's loader is missing, expected 127"
+    grep -q "(ELF PT_INTERP of $TMP/no-loader): not found" "$TMP/c6.log" ||
+        fail "no clear error for a script whose interpreter's loader is missing: $(cat "$TMP/c6.log")"
     [ "$(transitions)" = "$before" ] || fail "a COMMAND that cannot run took the lease"
     grep -q "not found" "$TMP/c.log" || fail "no clear error for a missing COMMAND: $(cat "$TMP/c.log")"
     # Checked before the lease, gone by the time it leads (a deploy removed the
@@ -720,7 +752,7 @@ exit_status)
     # ...and the longest name they allow is one the server takes (255 characters, 2 bytes each).
     longest="${NAME:0:10}$(printf '\303\274%.0s' $(seq 245))"
     "$SL" run --name "$longest" -- true 2>"$TMP/j.log" || fail "a 255-character name: $(cat "$TMP/j.log")"
-    info "exit statuses 7 and 138 (no process of COMMAND's left), 127, 126 (a missing or not executable COMMAND or #! interpreter, checked before the lease; a COMMAND removed while standby, said after), and 2 for an overflowing ttl, for names and holder ids the server would refuse and for a DSN libpq cannot parse; a COMMAND that cannot run never took the lease: ok"
+    info "exit statuses 7 and 138 (no process of COMMAND's left), 127, 126 (a missing or not executable COMMAND, #! interpreter or ELF loader, checked before the lease; a COMMAND removed while standby, said after), and 2 for an overflowing ttl, for names and holder ids the server would refuse and for a DSN libpq cannot parse; a COMMAND that cannot run never took the lease: ok"
     ;;
 admin)
     start a --ttl 5s --holder "admin-test-holder"
