@@ -36,22 +36,35 @@ lock_row_for_a_while() {
 
 # A client in Python that sends call $1 in pipeline mode and, once its
 # backend waits on the row lock, either closes properly ($2 = closing:
-# libpq's Terminate, then the close) or pipelines its next statement behind
+# libpq's Terminate, then the close), resets its connection ($2 = reset-tcp,
+# reset-unix: it exits with a result unread, over TCP with SO_LINGER 0 as
+# well, so that the backend's socket sees ECONNRESET, not the end of the
+# stream) or pipelines its next statement behind
 # it ($2 = live) and checks that the call returned a row.
 python_client() {
   PYTHONPATH="$ROOT/test/scenarios" /usr/bin/python3 - "$1" "$2" <<'PY'
-import sys, psycopg
+import fcntl, os, socket, struct, sys, termios, psycopg
 from psycopg import pq
 from piped_client import send_piped, wait_until_waiting
 call, how = sys.argv[1], sys.argv[2]
 with psycopg.connect(autocommit=True) as observer:
-    pg = psycopg.connect(autocommit=True).pgconn
+    pg = psycopg.connect(autocommit=True, **({"host": "127.0.0.1"} if how == "reset-tcp" else {})).pgconn
     pg.enter_pipeline_mode()
+    if how.startswith("reset"):
+        send_piped(pg, b"SELECT 1")  # its result stays unread
     send_piped(pg, call.encode())
     wait_until_waiting(observer, pg.backend_pid, "Lock", "the call")
     if how == "closing":
         pg.finish()  # Terminate, then the close
         sys.exit(0)
+    if how.startswith("reset"):
+        sock = socket.socket(fileno=os.dup(pg.socket))
+        if how == "reset-tcp":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            assert struct.unpack("ii", sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)) == (1, 0)
+        unread = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+        assert unread > 0, "no unread result: the close would not reset the connection"
+        os._exit(0)  # the kernel closes both descriptors: a reset
     send_piped(pg, b"SELECT 1")
     r = None
     while r is None:
@@ -62,8 +75,9 @@ PY
 }
 
 # $1 lease, $2 the late call, $3 how its client goes: killed (kill -9, the
-# default) or closing (it closes properly: its Terminate waits unread on
-# the socket when the call looks at it). The lease row is locked while the
+# default), closing (it closes properly: its Terminate waits unread on
+# the socket when the call looks at it) or reset-tcp / reset-unix (see
+# python_client). The lease row is locked while the
 # call arrives.
 late_call_changes_nothing() {
   local lease=$1 call=$2 how=${3:-killed} before after
@@ -71,6 +85,11 @@ late_call_changes_nothing() {
   lock_row_for_a_while "$lease"
   if [ "$how" = closing ]; then
     python_client "$call" closing || fail "the closing client of '$call' failed"
+  elif [ "${how%-*}" = reset ]; then
+    # (The server's log cannot tell a reset from a close: "could not send data
+    # to client: Broken pipe" either way. The client asserts what makes the
+    # kernel reset the connection: a result unread at the close, SO_LINGER 0.)
+    python_client "$call" "$how" >/dev/null || fail "the $how client of '$call' failed"
   else
     psql -X -qAt -c "$call" >/dev/null 2>&1 &
     local client=$!
@@ -120,6 +139,14 @@ late_call_changes_nothing admin "SELECT singleton_resume('admin')"
 # call must act.
 q "SELECT singleton_release('closing', token) FROM singleton_acquire('closing', '1 min', 'someone')" >/dev/null
 late_call_changes_nothing closing "SELECT acquired FROM singleton_acquire('closing', '1 min', 'ghost')" closing
+# A client whose connection was reset (the backend's recv fails with
+# ECONNRESET: over TCP an RST, over a Unix socket a close with data unread).
+for how in reset-tcp reset-unix; do
+  q "SELECT singleton_release('$how', token) FROM singleton_acquire('$how', '1 min', 'someone')" >/dev/null
+  late_call_changes_nothing "$how" "SELECT acquired FROM singleton_acquire('$how', '1 min', 'ghost')" "$how"
+  q "SET singleton_lock.bind_session = off; SELECT acquired FROM singleton_acquire('$how', '1 h', 'holder')" >/dev/null
+  late_call_changes_nothing "$how" "SELECT singleton_force_release('$how')" "$how"
+done
 q "SELECT singleton_release('piped-live', token) FROM singleton_acquire('piped-live', '1 min', 'someone')" >/dev/null
 lock_row_for_a_while piped-live
 python_client "SELECT acquired FROM singleton_acquire('piped-live', '1 min', 'live')" live \
