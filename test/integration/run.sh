@@ -1270,6 +1270,48 @@ db_restart)
     info "standby took over $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms after the restart began"
     kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
+restart_cycles)
+    # A standby waits through database restarts, fast and immediate (a crash
+    # and its recovery), and keeps its descriptors and processes: a lease held
+    # unbound by another holder for an hour outlives each restart, so the
+    # standby reconnects and waits again every round. Counted after round 2
+    # and round 8; then the lease is freed and the standby leads at once.
+    [ -n "${SL_IT_RESTART:-}" ] || { echo "SKIP: set SL_IT_RESTART to a command restarting the server"; exit 77; }
+    "${PSQL[@]}" -c "SET singleton_lock.bind_session = off; SELECT acquired FROM singleton_acquire('$NAME', '1 h', 'keeper')" >/dev/null
+    start b --ttl 5s
+    wait_for 20 logged b "standby, held by keeper" || fail "b never waited as a standby"
+    waiting() { [ "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity
+                     WHERE application_name = 'singleton-lock' AND wait_event_type = 'Extension'")" = 1 ]; }
+    counts() {  # b's and its supervising process's descriptors, and b's child processes
+        local fds; fds=$(wrapper_fds "$PID_b") || return 1
+        echo "descriptors $fds, $(children_of "$PID_b" | wc -l) children"
+    }
+    before=""
+    for round in $(seq 1 8); do
+        mode=fast restart=$SL_IT_RESTART
+        [ $((round % 2)) = 1 ] && { mode=immediate restart=${SL_IT_RESTART/%fast/immediate}; }
+        was=$("${PSQL[@]}" -c 'SELECT pg_postmaster_start_time()') || fail "round $round: server not reachable"
+        $restart >/dev/null 2>&1 || fail "round $round: the $mode restart command failed"
+        [ "$("${PSQL[@]}" -c 'SELECT pg_postmaster_start_time()')" != "$was" ] ||
+            fail "round $round: the server did not restart"
+        wait_for 30 waiting || fail "round $round ($mode): b did not wait in the server again"
+        alive "$PID_b" || fail "round $round: b exited"
+        started b && fail "round $round: b's COMMAND started while keeper holds the lease"
+        sleep 0.3
+        [ "$round" = 2 ] && { before=$(counts) || fail "round 2: no count"; }
+    done
+    after=$(counts) || fail "no count after round 8"
+    noticed=$(grep -c "database unavailable" "$TMP/b.log")
+    [ "$noticed" -ge 8 ] || fail "b noticed $noticed of 8 restarts"
+    info "through 8 restarts (4 fast, 4 immediate; $noticed outages logged): after round 2: $before; after round 8: $after"
+    [ "$before" = "$after" ] || fail "b grew over 6 restarts: $before -> $after"
+    [ "$("${PSQL[@]}" -c "SELECT holder FROM singleton_leases WHERE name = '$NAME'")" = keeper ] ||
+        fail "the keeper's lease did not outlive the restarts"
+    "${PSQL[@]}" -c "SELECT singleton_force_release('$NAME')" >/dev/null
+    wait_for 10 started b || fail "b did not lead once the lease was freed"
+    kill -TERM "$PID_b"; reap "$PID_b"
+    [ "$RC" = 0 ] || fail "b exited $RC after SIGTERM, expected its COMMAND's 0: $(tail -3 "$TMP/b.log")"
+    ;;
 prefork)
     # A standby forks COMMAND's supervising process in advance (it vforks COMMAND
     # only at leadership); it never runs COMMAND while standby, goes away with the
