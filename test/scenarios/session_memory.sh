@@ -29,7 +29,8 @@ q "SET singleton_lock.bind_session = off; SELECT acquired FROM singleton_acquire
 # this name released it), a heartbeat with a new ttl, a bind, an assert in a
 # transaction, a release; every 10th also a wait that runs out (a waiter
 # registered and gone), a watch, the view, an error caught inside a function
-# call (a subtransaction rolled back), and a pause, resume and force release.
+# call (a subtransaction rolled back), a wait cancelled by statement_timeout,
+# and a pause, resume and force release.
 iteration() {
   local i=$1 n="mem-$(($1 % 50))"
   cat <<SQL
@@ -46,6 +47,11 @@ SQL
 SELECT acquired FROM singleton_acquire('mem-busy', '1 min', 'waiter', '1 ms') \\gset
 SELECT token FROM singleton_acquire('$n', '1 hour', 'holder') \\gset
 SELECT singleton_watch('$n', :token, '1 ms') AS ok \\gset
+SELECT set_config('sl_test.token', :'token', false) AS ok \\gset
+SET statement_timeout = '20ms';
+DO \$\$ BEGIN PERFORM $(cancelled_call "$n" "$i"); EXCEPTION WHEN query_canceled THEN
+  PERFORM set_config('sl_test.cancels', (current_setting('sl_test.cancels')::int + 1)::text, false); END \$\$;
+RESET statement_timeout;
 SELECT count(*) AS ok FROM singleton_leases \\gset
 DO \$\$ BEGIN PERFORM singleton_acquire('', '1 s'); EXCEPTION WHEN invalid_parameter_value THEN NULL; END \$\$;
 SELECT singleton_pause('$n', 'maintenance') AS ok \\gset
@@ -53,14 +59,25 @@ SELECT singleton_resume('$n') AS ok \\gset
 SELECT singleton_force_release('$n') AS ok \\gset
 SQL
 }
+# A wait cancelled by statement_timeout, caught (alternately a waiting
+# acquire of a busy lease and a holder's watch): its registration and its
+# subtransaction must go; every one is counted as cancelled. (psql does not
+# substitute variables inside the DO block: the token goes through a setting.)
+cancelled_call() {
+  if [ $(($2 % 20)) = 0 ]; then echo "singleton_acquire('mem-busy', '1 min', 'waiter', '10 s')"
+  else echo "singleton_watch('$1', current_setting('sl_test.token')::bigint, '10 s')"; fi
+}
 memory="SELECT sum(total_bytes) AS bytes FROM pg_backend_memory_contexts \\gset"
 {
   echo "\\set QUIET on"
+  echo "SELECT set_config('sl_test.cancels', '0', false) AS ok \\gset"
   for round in 1 2 3; do
     count=1000; [ "$round" = 3 ] && count=3000
     for i in $(seq 1 "$count"); do iteration "$i"; done
     echo "$memory"
     echo "\\echo round $round :bytes"
+    echo "SELECT current_setting('sl_test.cancels') AS cancels \\gset"
+    echo "\\echo cancels :cancels"
     echo "SELECT name, sum(total_bytes) FROM pg_backend_memory_contexts GROUP BY name ORDER BY name \\g $WORK/contexts.$round"
   done
 } >"$WORK/calls.sql"
@@ -70,6 +87,8 @@ bytes() { sed -n "s/^round $1 \\([0-9]*\\)$/\\1/p" "$WORK/out"; }
 r2=$(bytes 2); r3=$(bytes 3)
 [ -n "$r2" ] && [ -n "$r3" ] || fail "no memory figures: $(cat "$WORK/out")"
 grep -q "client has disconnected\|ERROR" "$WORK/out" && fail "an error reached the session: $(cat "$WORK/out")"
+cancels=$(sed -n 's/^cancels //p' "$WORK/out" | tail -n1)
+[ "$cancels" = 500 ] || fail "$cancels of 500 waits were cancelled by statement_timeout"
 echo "backend memory after round 1: $(bytes 1) bytes; round 2 (1000 iterations): $r2; round 3 (3000 more): $r3"
 if [ $((r3 - r2)) -gt 8192 ]; then
   diff "$WORK/contexts.2" "$WORK/contexts.3" >&2 || true
