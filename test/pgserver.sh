@@ -14,7 +14,8 @@
 # PostgreSQL refuses to run as root, so as root the server runs as the
 # `postgres` system user (created by the postgresql-common package).
 # Settings: SL_PGPORT (default 25329), SL_PGDIR (default /tmp/singleton_lock_pg.$SL_PGPORT),
-# SL_PG_FSYNC (on|off, default on).
+# SL_PG_FSYNC (on|off, default on), SL_PG_TLS (1: TLS on, with a self-signed
+# certificate made at initdb; clients choose it with sslmode=require).
 set -euo pipefail
 
 # The default and every scenario's port lie below the kernel's ephemeral range
@@ -53,6 +54,16 @@ print_env() {
   echo "export PGHOST=$SOCKDIR PGPORT=$PORT PGUSER=$(owner_name) PGDATABASE=postgres"
 }
 
+# A self-signed certificate for the server (openssl: a dependency of the
+# postgresql package, through ssl-cert), and ssl = on.
+tls_on() {
+  as_owner openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -keyout "$DIR/data/server.key" -out "$DIR/data/server.crt" >"$DIR/openssl.log" 2>&1 ||
+    { echo "could not make a certificate: $(cat "$DIR/openssl.log")" >&2; return 1; }
+  as_owner chmod 600 "$DIR/data/server.key"
+  echo "ssl = on" >>"$DIR/data/postgresql.conf"
+}
+
 start() {
   if [ ! -f "$DIR/data/PG_VERSION" ]; then
     mkdir -p "$DIR"
@@ -72,6 +83,7 @@ tcp_keepalives_idle = 10
 tcp_keepalives_interval = 5
 tcp_keepalives_count = 3
 EOF
+    if [ "${SL_PG_TLS:-0}" = 1 ]; then tls_on || { echo false; exit 1; }; fi
   fi
   if ! as_owner "$BINDIR/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
     pg_start || { echo false; exit 1; }

@@ -11,6 +11,7 @@ export SL_PGPORT=25362
 # Its own cluster directory too: an inherited SL_PGDIR names the caller's, which
 # stopping this server would delete.
 export SL_PGDIR=/tmp/singleton_lock_pg.$SL_PGPORT
+export SL_PG_TLS=1  # (clients over TCP choose: sslmode=require or disable)
 cleanup() { set +e; kill $(jobs -p) 2>/dev/null; "$ROOT/test/pgserver.sh" stop; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -35,12 +36,13 @@ lock_row_for_a_while() {
 }
 
 # A client in Python that sends call $1 in pipeline mode and, once its
-# backend waits on the row lock, either closes properly ($2 = closing:
-# libpq's Terminate, then the close), resets its connection ($2 = reset-tcp,
-# reset-unix: it exits with a result unread, over TCP with SO_LINGER 0 as
-# well, so that the backend's socket sees ECONNRESET, not the end of the
-# stream) or pipelines its next statement behind
-# it ($2 = live) and checks that the call returned a row.
+# backend waits on the row lock, either closes properly ($2 = closing,
+# closing-tls: libpq's Terminate, then the close), resets its connection
+# ($2 = reset-tcp, reset-unix, reset-tls: it exits with a result unread, over
+# TCP with SO_LINGER 0 as well, so that the backend's socket sees ECONNRESET,
+# not the end of the stream) or pipelines its next statement behind it
+# ($2 = live) and checks that the call returned a row. -tls: over TCP with
+# sslmode=require (checked in use), -tcp: without TLS, else a Unix socket.
 python_client() {
   PYTHONPATH="$ROOT/test/scenarios" /usr/bin/python3 - "$1" "$2" <<'PY'
 import fcntl, os, socket, struct, sys, termios, psycopg
@@ -48,18 +50,22 @@ from psycopg import pq
 from piped_client import send_piped, wait_until_waiting
 call, how = sys.argv[1], sys.argv[2]
 with psycopg.connect(autocommit=True) as observer:
-    pg = psycopg.connect(autocommit=True, **({"host": "127.0.0.1"} if how == "reset-tcp" else {})).pgconn
+    transport = how.rsplit("-", 1)[-1]
+    over = {"tcp": {"host": "127.0.0.1", "sslmode": "disable"},
+            "tls": {"host": "127.0.0.1", "sslmode": "require"}}.get(transport, {})
+    pg = psycopg.connect(autocommit=True, **over).pgconn
+    assert pg.ssl_in_use == (transport == "tls"), f"TLS in use: {pg.ssl_in_use}"
     pg.enter_pipeline_mode()
     if how.startswith("reset"):
         send_piped(pg, b"SELECT 1")  # its result stays unread
     send_piped(pg, call.encode())
     wait_until_waiting(observer, pg.backend_pid, "Lock", "the call")
-    if how == "closing":
-        pg.finish()  # Terminate, then the close
+    if how.startswith("closing"):
+        pg.finish()  # Terminate (and TLS's close_notify), then the close
         sys.exit(0)
     if how.startswith("reset"):
         sock = socket.socket(fileno=os.dup(pg.socket))
-        if how == "reset-tcp":
+        if transport in ("tcp", "tls"):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             assert struct.unpack("ii", sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)) == (1, 0)
         unread = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
@@ -75,16 +81,16 @@ PY
 }
 
 # $1 lease, $2 the late call, $3 how its client goes: killed (kill -9, the
-# default), closing (it closes properly: its Terminate waits unread on
-# the socket when the call looks at it) or reset-tcp / reset-unix (see
-# python_client). The lease row is locked while the
+# default), closing / closing-tls (it closes properly: its Terminate waits
+# unread on the socket when the call looks at it) or reset-tcp / reset-unix /
+# reset-tls (see python_client). The lease row is locked while the
 # call arrives.
 late_call_changes_nothing() {
   local lease=$1 call=$2 how=${3:-killed} before after
   before=$(lease_row "$lease")
   lock_row_for_a_while "$lease"
-  if [ "$how" = closing ]; then
-    python_client "$call" closing || fail "the closing client of '$call' failed"
+  if [ "${how%-*}" = closing ]; then
+    python_client "$call" "$how" || fail "the $how client of '$call' failed"
   elif [ "${how%-*}" = reset ]; then
     # (The server's log cannot tell a reset from a close: "could not send data
     # to client: Broken pipe" either way. The client asserts what makes the
@@ -141,20 +147,28 @@ q "SELECT singleton_release('closing', token) FROM singleton_acquire('closing', 
 late_call_changes_nothing closing "SELECT acquired FROM singleton_acquire('closing', '1 min', 'ghost')" closing
 # A client whose connection was reset (the backend's recv fails with
 # ECONNRESET: over TCP an RST, over a Unix socket a close with data unread).
-for how in reset-tcp reset-unix; do
+# Over TLS the closing client's Terminate and close_notify are encrypted
+# records waiting unread: the same.
+q "SELECT singleton_release('closing-tls', token) FROM singleton_acquire('closing-tls', '1 min', 'someone')" >/dev/null
+late_call_changes_nothing closing-tls "SELECT acquired FROM singleton_acquire('closing-tls', '1 min', 'ghost')" closing-tls
+for how in reset-tcp reset-unix reset-tls; do
   q "SELECT singleton_release('$how', token) FROM singleton_acquire('$how', '1 min', 'someone')" >/dev/null
   late_call_changes_nothing "$how" "SELECT acquired FROM singleton_acquire('$how', '1 min', 'ghost')" "$how"
   q "SET singleton_lock.bind_session = off; SELECT acquired FROM singleton_acquire('$how', '1 h', 'holder')" >/dev/null
   late_call_changes_nothing "$how" "SELECT singleton_force_release('$how')" "$how"
 done
-q "SELECT singleton_release('piped-live', token) FROM singleton_acquire('piped-live', '1 min', 'someone')" >/dev/null
-lock_row_for_a_while piped-live
-python_client "SELECT acquired FROM singleton_acquire('piped-live', '1 min', 'live')" live \
-  || fail "the live client's call failed"
-wait "$LOCKER" || fail "the locking transaction failed"
-[ "$(q "SELECT holder FROM singleton_lock_leases WHERE name = 'piped-live'")" = live ] \
-  || fail "the live client's call did not take the lease"
-echo "ok: and it holds the lease"; checks=$((checks + 1))
+# The live client with a statement pipelined behind its call, over a Unix
+# socket and over TLS (its next statement is an encrypted record there).
+for how in live live-tls; do
+  q "SELECT singleton_release('piped-$how', token) FROM singleton_acquire('piped-$how', '1 min', 'someone')" >/dev/null
+  lock_row_for_a_while "piped-$how"
+  python_client "SELECT acquired FROM singleton_acquire('piped-$how', '1 min', 'live')" "$how" \
+    || fail "the $how client's call failed"
+  wait "$LOCKER" || fail "the locking transaction failed"
+  [ "$(q "SELECT holder FROM singleton_lock_leases WHERE name = 'piped-$how'")" = live ] \
+    || fail "the $how client's call did not take the lease"
+  echo "ok: and it holds the lease"; checks=$((checks + 1))
+done
 
 # A session sleeping in the extension's wait ends as soon as its client is
 # killed: a waiting acquire (its waiter registration goes with it) and a
