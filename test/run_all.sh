@@ -84,6 +84,7 @@ run_suite install-and-pkg-config test/packaging/install_test.sh
 run_suite versions-agree test/packaging/version_test.sh build/client/client/singleton-lock
 run_suite restart-and-promotion-tokens test/scenarios/restart_tokens.sh
 run_suite abandoned-calls test/scenarios/abandoned_calls.sh
+run_suite tls test/scenarios/tls.sh
 run_suite session-memory test/scenarios/session_memory.sh
 run_suite rolling-deploy test/scenarios/rolling_deploy.sh
 run_suite rolling-upgrade-priorities test/scenarios/rolling_upgrade.sh
