@@ -1095,6 +1095,48 @@ hung_backend)
     kill -CONT "$backend" || fail "could not resume backend $backend"
     kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
     ;;
+server_frozen)
+    # The whole database server hangs longer than the ttl (every process of it
+    # SIGSTOPped: a frozen VM, storage that stopped answering). Nobody hears
+    # from it and nothing is closed. The leader must stop COMMAND by its own
+    # deadline (SIGKILL after --grace: COMMAND ignores SIGTERM) while the
+    # server is still frozen; once it resumes exactly one leads: the standby,
+    # with a larger token, after every process of the old COMMAND is gone; the
+    # old leader exits 3. Needs a private server (SL_IT_RESTART set: nobody
+    # else uses it) that this user may signal.
+    [ -n "${SL_IT_RESTART:-}" ] || { echo "SKIP: set SL_IT_RESTART (a private server this case may freeze)"; exit 77; }
+    datadir=$("${PSQL[@]}" -c "SHOW data_directory") || fail "server not reachable"
+    postmaster=$(head -n1 "$datadir/postmaster.pid" 2>/dev/null) && kill -0 "$postmaster" 2>/dev/null ||
+        { echo "SKIP: cannot signal the server's postmaster (${postmaster:-no postmaster.pid})"; exit 77; }
+    WORKER_MODE=ignore_term leader_and_standby --ttl 2s --grace 300ms
+    child=$(cat "$TMP/a.child")
+    server=""
+    trap 'kill -CONT $server $postmaster 2>/dev/null; cleanup' EXIT
+    t0=$(now_ns)
+    kill -STOP "$postmaster" || fail "could not stop the postmaster"
+    # (After the postmaster: it forks no child that would escape.)
+    server=$(children_of "$postmaster" | tr '\n' ' ')
+    # shellcheck disable=SC2086  # (a list of pids)
+    kill -STOP $server || fail "could not stop the server's processes"
+    for p in $postmaster $server; do wait_for 5 stopped "$p" || fail "server process $p did not stop"; done
+    info "froze the server: the postmaster and $(echo $server | wc -w) processes stopped"
+    wait_for 10 dead "$child" || fail "the leader's COMMAND still ran 10 s into the freeze (ttl 2s)"
+    info "the leader's COMMAND was stopped $(ms_since "$t0") ms into the freeze (ttl 2s, grace 300ms)"
+    logged a "no heartbeat confirmed in time\|heartbeat not confirmed in time" || fail "no deadline log line"
+    for p in $postmaster $server; do stopped "$p" || fail "server process $p ran during the freeze"; done
+    started b && fail "b led while the server was frozen"
+    while [ "$(ms_since "$t0")" -lt 4000 ]; do sleep 0.1; done  # 2 x ttl
+    # shellcheck disable=SC2086
+    kill -CONT $server "$postmaster" || fail "could not resume the server"
+    t1=$(now_ns)
+    wait_for 30 started b || fail "the standby never led after the server resumed"
+    no_overlap b
+    [ "$(token_of b)" -gt "$(token_of a)" ] || fail "token $(token_of b) after $(token_of a)"
+    info "the standby led $(( ($(cat "$TMP/b.started") - t1) / 1000000 )) ms after the server resumed; no overlap; token $(token_of a) -> $(token_of b)"
+    reap "$PID_a"; [ "$RC" = 3 ] || fail "the old leader exited $RC, expected 3 (lease lost)"
+    [ "$(lease_state)" = held ] || fail "the lease is $(lease_state) with b leading"
+    kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; kill -KILL "$(cat "$TMP/b.child")" 2>/dev/null; reap "$PID_b"
+    ;;
 partition)
     # A dead network path between the leader and the server (a partition, a
     # firewall dropping packets, a pulled cable): nothing arrives either way and
