@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 
 namespace singleton_lock::cli {
@@ -45,12 +46,39 @@ std::string script_interpreter(const char* buf, std::size_t n) {
     return std::string(buf + from, i - from);
 }
 
+bool file_machine(const ReadOnlyFile& file, Elf64_Half* machine) {
+    static_assert(offsetof(Elf32_Ehdr, e_machine) == offsetof(Elf64_Ehdr, e_machine));
+    return file.read_at(machine, sizeof *machine, offsetof(Elf64_Ehdr, e_machine));
+}
+
+bool native_byte_order(unsigned char ei_data) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return ei_data == ELFDATA2LSB;
+#else
+    return ei_data == ELFDATA2MSB;
+#endif
+}
+
+// The machine (e_machine) singleton-lock itself was built for: that of its
+// own executable. 0 when unknown.
+unsigned native_machine() {
+    static const unsigned machine = [] {
+        Elf64_Half m = 0;  // (e_machine: the same offset and size in Elf32 and Elf64)
+        const ReadOnlyFile self("/proc/self/exe");
+        return file_machine(self, &m) ? unsigned{m} : 0u;
+    }();
+    return machine;
+}
+
 // The PT_INTERP path of an ELF file of this machine's byte order; Ehdr and
-// Phdr are Elf32_* or Elf64_*.
+// Phdr are Elf32_* or Elf64_*. Only for binaries of singleton-lock's own
+// machine: a foreign one may run through binfmt_misc (qemu-user), whose
+// loader need not be where the file says.
 template <typename Ehdr, typename Phdr>
 std::string elf_interpreter(const ReadOnlyFile& file) {
     Ehdr header;
     if (!file.read_at(&header, sizeof header, 0) || header.e_phentsize != sizeof(Phdr)) return "";
+    if (header.e_machine != native_machine()) return "";
     for (unsigned i = 0; i < header.e_phnum && i < 4096; ++i) {
         Phdr ph;
         if (!file.read_at(&ph, sizeof ph, header.e_phoff + std::uint64_t{i} * sizeof ph)) return "";
@@ -62,14 +90,6 @@ std::string elf_interpreter(const ReadOnlyFile& file) {
         return path;
     }
     return "";  // statically linked
-}
-
-bool native_byte_order(unsigned char ei_data) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return ei_data == ELFDATA2LSB;
-#else
-    return ei_data == ELFDATA2MSB;
-#endif
 }
 
 }  // namespace

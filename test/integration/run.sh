@@ -680,6 +680,23 @@ PY
     grep -q "(ELF PT_INTERP of $TMP/no-loader): not found" "$TMP/c6.log" ||
         fail "no clear error for a script whose interpreter's loader is missing: $(cat "$TMP/c6.log")"
     [ "$(transitions)" = "$before" ] || fail "a COMMAND that cannot run took the lease"
+    # A binary of another machine is left to execve (binfmt_misc may run it
+    # with qemu-user, whose loader need not be where the file says): no
+    # refusal before the lease, whatever execve then says.
+    /usr/bin/python3 - "$TMP/no-loader" "$TMP/foreign" <<'PY' || fail "could not make a foreign binary"
+import struct, sys
+elf = bytearray(open(sys.argv[1], "rb").read())
+machine, = struct.unpack_from("<H", elf, 0x12)
+struct.pack_into("<H", elf, 0x12, 183 if machine == 62 else 62)  # EM_AARCH64, EM_X86_64
+open(sys.argv[2], "wb").write(elf)
+PY
+    chmod +x "$TMP/foreign"
+    sl_alone run --name "$NAME" -- "$TMP/foreign" 2>"$TMP/c7.log"; rc=$?
+    grep -q "its interpreter" "$TMP/c7.log" && fail "a binary of another machine was refused: $(cat "$TMP/c7.log")"
+    grep -q "could not be started" "$TMP/c7.log" || [ "$rc" = 0 ] ||
+        fail "a binary of another machine: exit $rc without a clear error: $(cat "$TMP/c7.log")"
+    [ "$(transitions)" != "$before" ] || fail "a binary of another machine never took the lease"
+    before=$(transitions)
     grep -q "not found" "$TMP/c.log" || fail "no clear error for a missing COMMAND: $(cat "$TMP/c.log")"
     # Checked before the lease, gone by the time it leads (a deploy removed the
     # old release while its standby waited): execve fails after all; the lease
