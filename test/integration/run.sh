@@ -1329,6 +1329,46 @@ db_restart)
     info "standby took over $(( ($(cat "$TMP/b.started") - t0) / 1000000 )) ms after the restart began"
     kill -TERM "$PID_b" || fail "could not send SIGTERM to b"; reap "$PID_b"
     ;;
+heartbeat_memory)
+    # A leader heartbeats for months and a standby waits as long: neither may
+    # grow. With a 250 ms ttl (a heartbeat every ~80 ms) both run 40 s; the
+    # anonymous memory (RssAnon) of each and of its supervising process is
+    # read after 10 s and after 40 s and may grow by at most 2 pages in each
+    # (a leak of 32 bytes per heartbeat would show). Under the sanitizers,
+    # whose quarantine keeps freed memory resident, the growth is not judged:
+    # LeakSanitizer judges at exit (the exit status).
+    start a --ttl 250ms
+    wait_for 20 started a || fail "a never started COMMAND"
+    start b --ttl 250ms
+    wait_for 20 logged b "standby, held by" || fail "b never waited as a standby"
+    anon() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status"; }
+    counts() {  # kB: a, a's supervising process, b, b's
+        local sa sb; sa=$(children_of "$PID_a" | head -n1); sb=$(children_of "$PID_b" | head -n1)
+        [ -n "$sa" ] && [ -n "$sb" ] || return 1
+        echo "$(anon "$PID_a") $(anon "$sa") $(anon "$PID_b") $(anon "$sb")"
+    }
+    sleep 8
+    before=$(counts) || fail "no supervising process to measure"
+    sleep 30
+    after=$(counts) || fail "no supervising process to measure after 40 s"
+    lasted=$("${PSQL[@]}" -c "SELECT extract(epoch FROM renewed_at - acquired_at)::int
+                                FROM singleton_lock_leases WHERE name = '$NAME'")
+    [ "${lasted:-0}" -ge 35 ] || fail "the tenure lasted ${lasted:-?} s, expected one 250 ms tenure renewed for 38 s"
+    started b && fail "the standby led"
+    info "RssAnon (kB) of a, its supervisor, b, its supervisor after 10 s: $before; after 40 s: $after (one tenure renewed for $lasted s, ~$((lasted * 12)) heartbeats)"
+    if grep -qa __asan_init "$SL"; then
+        info "(built with the sanitizers: growth not judged, LeakSanitizer judges at exit)"
+    else
+        read -r -a b4 <<<"$before"; read -r -a af <<<"$after"
+        for i in 0 1 2 3; do
+            [ $((af[i] - b4[i])) -le 8 ] || fail "process $i grew by $((af[i] - b4[i])) kB in 30 s: $before -> $after"
+        done
+    fi
+    kill -TERM "$PID_b"; reap "$PID_b"
+    [ "$RC" = 143 ] || fail "the standby exited $RC after SIGTERM, expected 143"
+    kill -TERM "$PID_a"; reap "$PID_a"
+    [ "$RC" = 0 ] || fail "a exited $RC after SIGTERM, expected its COMMAND's 0: $(tail -3 "$TMP/a.log")"
+    ;;
 restart_cycles)
     # A standby waits through database restarts, fast and immediate (a crash
     # and its recovery), and keeps its descriptors and processes: a lease held
