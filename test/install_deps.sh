@@ -40,9 +40,10 @@ CLIENT=(libpq-dev meson ninja-build pkg-config libcli11-dev libmicrohttpd-dev li
 # (iproute2), curl (health endpoints), awk, git; Python tests and examples
 # (psycopg, pytest; pip for the offline install test), Node examples (node, npm
 # fetching `pg` over https), a real PgBouncer, Patroni + etcd for the failover
-# tests, HAProxy (PgBouncer in front of Patroni), gnuplot for the benchmark plot.
+# tests, HAProxy (PgBouncer in front of Patroni), gnuplot for the benchmark plot,
+# openssl (the TLS tests' certificate).
 TOOLS=(procps iproute2 curl gawk git ca-certificates python3 python3-psycopg python3-pytest
-       python3-pip nodejs npm pgbouncer patroni etcd-server etcd-client haproxy gnuplot-nox)
+       python3-pip nodejs npm pgbouncer patroni etcd-server etcd-client haproxy gnuplot-nox openssl)
 # Debian packages: dpkg-buildpackage (dpkg-dev, build-essential), debhelper, pg_buildext.
 PACKAGING=(build-essential debhelper dpkg-dev postgresql-server-dev-all)
 

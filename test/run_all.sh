@@ -24,7 +24,7 @@ mkdir -p "$LOGDIR"
 # instead of making some check silently vacuous.
 missing_commands=()
 for c in make g++ meson pkg-config psql pg_config pgrep pkill ps ss curl awk git python3 node npm \
-         pgbouncer patroni etcd etcdctl haproxy runuser setsid timeout; do
+         pgbouncer patroni etcd etcdctl haproxy runuser setsid timeout openssl; do
   command -v "$c" >/dev/null || missing_commands+=("$c")
 done
 if [ ${#missing_commands[@]} -gt 0 ]; then
