@@ -826,3 +826,71 @@ async def test_reconnects_of_a_standby_leave_no_descriptor_behind():
     finally:
         standby.cancel()
         await elector.aclose()
+
+
+def postmaster_pid() -> int:
+    """The local server's postmaster (from its data directory's postmaster.pid)."""
+    with admin() as conn:
+        datadir = conn.execute("SHOW data_directory").fetchone()[0]
+    with open(os.path.join(datadir, "postmaster.pid")) as f:
+        return int(f.readline())
+
+
+def children_of(parent: int) -> list:
+    """Its child processes, from /proc (no database connection: the server may be stopped)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == parent:
+                        children.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass  # (ended meanwhile)
+    return children
+
+
+def process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+async def test_a_frozen_server_ends_the_tenure_by_the_deadline_and_a_standby_leads_after():
+    """The whole server hangs (every process SIGSTOPped: a frozen VM, storage
+    that stopped answering) for 2 x ttl: the leader's tenure ends by its own
+    deadline while the server is still frozen; once it resumes the standby
+    leads, with a larger token."""
+    if not os.environ.get("SL_IT_RESTART"):
+        pytest.skip("needs a private server (SL_IT_RESTART set, as test/run_all.sh does)")
+    name = unique("lib_frozen")
+    async with singleton_lock.AsyncElector(name, ttl="2s", grace="500ms") as leader, \
+            singleton_lock.AsyncElector(name, ttl="2s", grace="500ms") as standby:
+        lease = await leader.acquire()
+        waiting = asyncio.ensure_future(standby.acquire())
+        await asyncio.sleep(0.5)
+        assert not waiting.done(), "the standby led while the leader held the lease"
+        postmaster = postmaster_pid()
+        os.kill(postmaster, signal.SIGSTOP)  # first: it forks no child that would escape
+        frozen = [postmaster]
+        try:
+            frozen += children_of(postmaster)
+            for pid in frozen[1:]:
+                os.kill(pid, signal.SIGSTOP)
+            assert wait_until(lambda: all(process_state(p) == "T" for p in frozen), 5), \
+                "the server's processes did not all stop"
+            t0 = time.monotonic()
+            reason = await asyncio.wait_for(lease.wait_lost(), WAIT)
+            lost_after = time.monotonic() - t0
+            assert reason is LossReason.DEADLINE, reason
+            assert all(process_state(p) == "T" for p in frozen), "the server ran during the freeze"
+            assert not waiting.done(), "the standby led while the server was frozen"
+            await asyncio.sleep(max(0.0, 4.0 - (time.monotonic() - t0)))
+        finally:
+            for pid in reversed(frozen):  # the postmaster last
+                os.kill(pid, signal.SIGCONT)
+        t1 = time.monotonic()
+        taken = await asyncio.wait_for(waiting, WAIT)
+        print(f"\n[library] server frozen -> leader's tenure ended {ms(lost_after)} in "
+              f"(ttl 2s, grace 500ms); resumed -> standby led {ms(time.monotonic() - t1)} later")
+        assert taken.token > lease.token
+        await standby.release()
