@@ -95,12 +95,23 @@ children_of() {  # PID: its children, from /proc (no procps needed)
         awk -v parent="$1" '{ pid = $1; sub(/.*\) /, ""); if ($2 == parent) print pid }'
 }
 fd_count() { ls "/proc/$1/fd" | wc -l; }  # PID: its open descriptors
-# wrapper_fds PID: the descriptors of singleton-lock process PID and of its
-# supervising process (its first child); fails (status 1) when it has none.
-wrapper_fds() {
+# supervisor_of PID: the supervising process of singleton-lock process PID
+# (its first child); fails (status 1) when it has none.
+supervisor_of() {
     local sup; sup=$(children_of "$1" | head -n1)
     [ -n "$sup" ] || { echo "singleton-lock $1 has no supervising process" >&2; return 1; }
+    echo "$sup"
+}
+# wrapper_fds PID: the descriptors of singleton-lock process PID and of its
+# supervising process; fails (status 1) when it has none.
+wrapper_fds() {
+    local sup; sup=$(supervisor_of "$1") || return 1
     echo "$(fd_count "$1") $(fd_count "$sup")"
+}
+# wrapper_counts PID: those descriptors and PID's child processes.
+wrapper_counts() {
+    local fds; fds=$(wrapper_fds "$1") || return 1
+    echo "descriptors $fds, $(children_of "$1" | wc -l) children"
 }
 lease_state() { "${PSQL[@]}" -c "SELECT state FROM singleton_leases WHERE name = '$NAME'"; }
 token_of() { cut -d' ' -f2 <"$TMP/$1.env"; }
@@ -1343,8 +1354,7 @@ heartbeat_memory)
     wait_for 20 logged b "standby, held by" || fail "b never waited as a standby"
     anon() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status"; }
     counts() {  # kB: a, a's supervising process, b, b's
-        local sa sb; sa=$(children_of "$PID_a" | head -n1); sb=$(children_of "$PID_b" | head -n1)
-        [ -n "$sa" ] && [ -n "$sb" ] || return 1
+        local sa sb; sa=$(supervisor_of "$PID_a") && sb=$(supervisor_of "$PID_b") || return 1
         echo "$(anon "$PID_a") $(anon "$sa") $(anon "$PID_b") $(anon "$sb")"
     }
     sleep 3
@@ -1381,10 +1391,6 @@ restart_cycles)
     wait_for 20 logged b "standby, held by keeper" || fail "b never waited as a standby"
     waiting() { [ "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity
                      WHERE application_name = 'singleton-lock' AND wait_event_type = 'Extension'")" = 1 ]; }
-    counts() {  # b's and its supervising process's descriptors, and b's child processes
-        local fds; fds=$(wrapper_fds "$PID_b") || return 1
-        echo "descriptors $fds, $(children_of "$PID_b" | wc -l) children"
-    }
     before=""
     for round in $(seq 1 8); do
         mode=fast restart=$SL_IT_RESTART
@@ -1397,9 +1403,9 @@ restart_cycles)
         alive "$PID_b" || fail "round $round: b exited"
         started b && fail "round $round: b's COMMAND started while keeper holds the lease"
         sleep 0.3
-        [ "$round" = 2 ] && { before=$(counts) || fail "round 2: no count"; }
+        [ "$round" = 2 ] && { before=$(wrapper_counts "$PID_b") || fail "round 2: no count"; }
     done
-    after=$(counts) || fail "no count after round 8"
+    after=$(wrapper_counts "$PID_b") || fail "no count after round 8"
     noticed=$(grep -c "database unavailable" "$TMP/b.log")
     [ "$noticed" -ge 8 ] || fail "b noticed $noticed of 8 restarts"
     info "through 8 restarts (4 fast, 4 immediate; $noticed outages logged): after round 2: $before; after round 8: $after"
@@ -1822,10 +1828,6 @@ step_down_cycles)
     # exit changes a's exit status.
     start a --ttl 5s --priority 1
     wait_for 20 started a || fail "a never started COMMAND"
-    counts() {  # a's and its supervising process's descriptors, and a's child processes
-        local fds; fds=$(wrapper_fds "$PID_a") || return 1
-        echo "descriptors $fds, $(children_of "$PID_a" | wc -l) children"
-    }
     before=""
     for round in $(seq 1 8); do
         start "c$round" --ttl 5s --priority 2
@@ -1843,9 +1845,9 @@ step_down_cycles)
         wait_for 10 restarted || fail "round $round: a's COMMAND did not start again"
         no_overlap a
         sleep 0.2
-        [ "$round" = 2 ] && { before=$(counts) || fail "round 2: no count"; }
+        [ "$round" = 2 ] && { before=$(wrapper_counts "$PID_a") || fail "round 2: no count"; }
     done
-    after=$(counts) || fail "no count after round 8"
+    after=$(wrapper_counts "$PID_a") || fail "no count after round 8"
     info "after round 2: $before; after round 8: $after"
     [ "$before" = "$after" ] || fail "a grew over 6 step-downs: $before -> $after"
     kill -TERM "$PID_a"; reap "$PID_a"

@@ -140,25 +140,23 @@ late_call_changes_nothing admin "SELECT singleton_force_release('admin')"
 late_call_changes_nothing admin "SELECT singleton_pause('admin', 'maintenance')"
 q "SELECT singleton_pause('admin', 'maintenance')" >/dev/null
 late_call_changes_nothing admin "SELECT singleton_resume('admin')"
-# The same with a client that closes properly; and a live client that
-# pipelined its next statement behind the call left bytes there too: its
-# call must act.
-q "SELECT singleton_release('closing', token) FROM singleton_acquire('closing', '1 min', 'someone')" >/dev/null
-late_call_changes_nothing closing "SELECT acquired FROM singleton_acquire('closing', '1 min', 'ghost')" closing
+# The same with a client that closes properly (over TLS its Terminate and
+# close_notify wait unread as encrypted records: the same).
+for how in closing closing-tls; do
+  q "SELECT singleton_release('$how', token) FROM singleton_acquire('$how', '1 min', 'someone')" >/dev/null
+  late_call_changes_nothing "$how" "SELECT acquired FROM singleton_acquire('$how', '1 min', 'ghost')" "$how"
+done
 # A client whose connection was reset (the backend's recv fails with
 # ECONNRESET: over TCP an RST, over a Unix socket a close with data unread).
-# Over TLS the closing client's Terminate and close_notify are encrypted
-# records waiting unread: the same.
-q "SELECT singleton_release('closing-tls', token) FROM singleton_acquire('closing-tls', '1 min', 'someone')" >/dev/null
-late_call_changes_nothing closing-tls "SELECT acquired FROM singleton_acquire('closing-tls', '1 min', 'ghost')" closing-tls
 for how in reset-tcp reset-unix reset-tls; do
   q "SELECT singleton_release('$how', token) FROM singleton_acquire('$how', '1 min', 'someone')" >/dev/null
   late_call_changes_nothing "$how" "SELECT acquired FROM singleton_acquire('$how', '1 min', 'ghost')" "$how"
   q "SET singleton_lock.bind_session = off; SELECT acquired FROM singleton_acquire('$how', '1 h', 'holder')" >/dev/null
   late_call_changes_nothing "$how" "SELECT singleton_force_release('$how')" "$how"
 done
-# The live client with a statement pipelined behind its call, over a Unix
-# socket and over TLS (its next statement is an encrypted record there).
+# A live client that pipelined its next statement behind the call left
+# bytes there too: its call must act. Over a Unix socket and over TLS (its
+# next statement is an encrypted record there).
 for how in live live-tls; do
   q "SELECT singleton_release('piped-$how', token) FROM singleton_acquire('piped-$how', '1 min', 'someone')" >/dev/null
   lock_row_for_a_while "piped-$how"
