@@ -31,13 +31,17 @@ ResolvedCommand failed(int err, const std::string& what) {
             what + (missing ? ": not found" : std::string(": ") + std::strerror(err))};
 }
 
+// The kernel runs at most 4 nested interpreters (BINPRM_MAX_RECURSION), then
+// the loader of the last one.
+constexpr int kInterpreterChainLimit = 5;
+
 // An executable found: a script whose interpreter is missing, or a binary
 // whose dynamic loader is, would fail only at execve, after the lease was
 // taken; said now, as a shell would. The chain is followed as the kernel does
-// (a script's interpreter is itself a script or a binary), to its depth limit.
+// (a script's interpreter is itself a script or a binary).
 ResolvedCommand found(const std::string& path, const std::string& what) {
     std::string current = path;
-    for (int depth = 0; depth < 5; ++depth) {
+    for (int depth = 0; depth < kInterpreterChainLimit; ++depth) {
         const ProgramInterpreter interpreter = interpreter_of(current);
         if (interpreter.path.empty()) break;
         const int err = check_executable(interpreter.path);
