@@ -12,7 +12,8 @@ export SL_PGPORT=25362
 # stopping this server would delete.
 export SL_PGDIR=/tmp/singleton_lock_pg.$SL_PGPORT
 export SL_PG_TLS=1  # (clients over TCP choose: sslmode=require or disable)
-cleanup() { set +e; kill $(jobs -p) 2>/dev/null; "$ROOT/test/pgserver.sh" stop; }
+WORK=$(mktemp -d /tmp/sl-abandoned.XXXXXX)
+cleanup() { set +e; exec 9>&-; kill $(jobs -p) 2>/dev/null; "$ROOT/test/pgserver.sh" stop; rm -rf "$WORK"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 eval "$("$ROOT/test/pgserver.sh" start)"  # (on failure it evaluates to `false`: set -e stops here)
@@ -26,13 +27,25 @@ lease_row() {
             || '/' || paused FROM singleton_lock_leases WHERE name = '$1'"
 }
 
-# Locks lease $1's row for 2 s in a transaction of its own, in the
-# background (LOCKER: its pid), and returns once it holds the lock.
-lock_row_for_a_while() {
-  psql -X -qAt -c "BEGIN" -c "SELECT 1 FROM singleton_lock_leases WHERE name = '$1' FOR UPDATE" \
-    -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null &
+# Locks lease $1's row in a transaction of its own, in the background
+# (LOCKER: its psql's pid, fed through descriptor 9), and returns once the
+# row is locked; unlock_row commits it (now, or after $1 seconds).
+lock_row() {
+  rm -f "$WORK/locker.in" "$WORK/locker.out" && mkfifo "$WORK/locker.in"
+  psql -X -qAt -v ON_ERROR_STOP=1 <"$WORK/locker.in" >"$WORK/locker.out" 2>&1 &
   LOCKER=$!
-  sleep 0.3
+  exec 9>"$WORK/locker.in"
+  echo "BEGIN; SELECT 'locked' FROM singleton_lock_leases WHERE name = '$1' FOR UPDATE;" >&9
+  for _ in $(seq 1 200); do
+    grep -qx locked "$WORK/locker.out" && return 0
+    kill -0 "$LOCKER" 2>/dev/null || break
+    sleep 0.05
+  done
+  fail "could not lock lease $1's row: $(cat "$WORK/locker.out")"
+}
+unlock_row() {
+  if [ -n "${1:-}" ]; then (sleep "$1"; echo "COMMIT;" >&9) & else echo "COMMIT;" >&9; fi
+  exec 9>&-
 }
 
 # A client in Python that sends call $1 in pipeline mode and, once its
@@ -88,7 +101,7 @@ PY
 late_call_changes_nothing() {
   local lease=$1 call=$2 how=${3:-killed} before after
   before=$(lease_row "$lease")
-  lock_row_for_a_while "$lease"
+  lock_row "$lease"
   if [ "${how%-*}" = closing ]; then
     python_client "$call" "$how" || fail "the $how client of '$call' failed"
   elif [ "${how%-*}" = reset ]; then
@@ -109,6 +122,7 @@ late_call_changes_nothing() {
     kill -9 "$client"; wait "$client" 2>/dev/null || true
     kill -0 "$client" 2>/dev/null && fail "client $client still alive"
   fi
+  unlock_row
   wait "$LOCKER" || fail "the locking transaction failed"
   # The backend runs on once the lock goes; give it time to finish.
   for _ in $(seq 1 100); do
@@ -159,7 +173,8 @@ done
 # next statement is an encrypted record there).
 for how in live live-tls; do
   q "SELECT singleton_release('piped-$how', token) FROM singleton_acquire('piped-$how', '1 min', 'someone')" >/dev/null
-  lock_row_for_a_while "piped-$how"
+  lock_row "piped-$how"
+  unlock_row 2  # (its client waits for the call's result: the lock goes while it does)
   python_client "SELECT acquired FROM singleton_acquire('piped-$how', '1 min', 'live')" "$how" \
     || fail "the $how client's call failed"
   wait "$LOCKER" || fail "the locking transaction failed"
