@@ -76,10 +76,12 @@ export SL_IT_RESTART="$ROOT/test/pgserver.sh restart fast"
 # One line per suite (name, then the command); add new suites here.
 run_suite extension-regress-isolation extension_checks
 run_suite unit-lease-rules make -s unit-extension
-run_suite client-unit-integration meson_no_skips -C build/client --print-errorlogs --num-processes 1
+# Two tests at a time: most wait on the server, not a core; the ones that load
+# every core, restart or stop the server run alone (is_parallel in meson.build).
+run_suite client-unit-integration meson_no_skips -C build/client --print-errorlogs --num-processes 2
 # (the 30-round kill -9 exclusion test runs in full above; under the sanitizers
 # 5 rounds exercise the same code and keep the suite's time down)
-SL_IT_ROUNDS=5 run_suite client-asan-ubsan meson_no_skips -C build/asan --print-errorlogs --num-processes 1
+SL_IT_ROUNDS=5 run_suite client-asan-ubsan meson_no_skips -C build/asan --print-errorlogs --num-processes 2
 run_suite install-and-pkg-config test/packaging/install_test.sh
 run_suite versions-agree test/packaging/version_test.sh build/client/client/singleton-lock
 run_suite restart-and-promotion-tokens test/scenarios/restart_tokens.sh
