@@ -439,7 +439,11 @@ fork_storm)
         p=$!; sleep 1.5; kill -TERM $p; wait $p' bash "$SL" "$NAME" "$TMP"; rc=$?
     [ "$rc" = 137 ] || fail "exit $rc, expected 137 (COMMAND SIGKILLed at the end of --grace; 99: a process outlived the wrapper)"
     killed=$(grep -o "[0-9]* more of its processes killed" "$TMP/a.log" | cut -d' ' -f1)
-    [ "${killed:-0}" -ge 20 ] || fail "only ${killed:-no} processes of the storm were killed: $(tail -n 3 "$TMP/a.log")"
+    [ -n "$killed" ] || fail "no count of the storm's processes killed: $(tail -n 3 "$TMP/a.log")"
+    # (Where singleton-lock had to kill its supervising process, see below, it
+    # counts only what that process had not killed yet: 6 on a loaded CI host.)
+    grep -q "its supervising process died" "$TMP/a.log" || [ "$killed" -ge 20 ] ||
+        fail "only $killed processes of the storm were killed: $(tail -n 3 "$TMP/a.log")"
     # Killed at the end of --grace by the supervising process, or, should its kill loop
     # outlast grace + slack (ASan, hundreds of processes), by singleton-lock, which then
     # kills its supervising process and adopts and kills the rest: either way before the release.
